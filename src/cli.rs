@@ -1,0 +1,250 @@
+//! Command-line definitions (clap derive). Definitions only: no behaviour lives here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// ferry: testbed-as-code for live-migration research.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version = crate::VERSION_LONG, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run playbooks against an inventory over SSH.
+    Run(RunArgs),
+    /// Load and validate inventory, variables, templates and playbooks; connect nowhere.
+    Check(CheckArgs),
+    /// Show the resolved inventory (as ansible-inventory does).
+    Inventory(InventoryArgs),
+    /// Run one ad-hoc command on the hosts matching a pattern.
+    Exec(ExecArgs),
+    /// Gather and print host facts as JSON.
+    Facts(FactsArgs),
+    /// The built-in lab: a local test cluster of network namespaces.
+    #[command(subcommand)]
+    Lab(LabCommand),
+    /// Benchmarks that print figures.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// Options shared by every command that reads an inventory.
+#[derive(Debug, Args, Clone, Default)]
+pub struct InventoryOpts {
+    /// Inventory file or directory (repeatable; merged in order).
+    #[arg(short = 'i', long = "inventory", value_name = "INV")]
+    pub inventory: Vec<PathBuf>,
+    /// Extra variables, `k=v`, YAML/JSON, or `@file.yml` (repeatable; wins over every other layer).
+    #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
+    pub extra_vars: Vec<String>,
+    /// Limit the selected hosts to a pattern.
+    #[arg(short = 'l', long = "limit", value_name = "PATTERN")]
+    pub limit: Option<String>,
+}
+
+/// Options for reaching hosts.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ConnectOpts {
+    /// Private key for SSH (when the inventory does not name one).
+    #[arg(long = "private-key", value_name = "FILE")]
+    pub private_key: Option<PathBuf>,
+    /// Extra known_hosts file (repeatable).
+    #[arg(long = "known-hosts", value_name = "FILE")]
+    pub known_hosts: Vec<PathBuf>,
+    /// Record unknown host keys (never changed ones).
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// Hosts worked on at once.
+    #[arg(short = 'f', long, value_name = "N")]
+    pub forks: Option<usize>,
+    /// SSH connect timeout in seconds.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub connect_timeout: u64,
+    /// Ask for the become (sudo) password.
+    #[arg(short = 'K', long = "ask-become-pass")]
+    pub ask_become_pass: bool,
+    /// SSH user when neither inventory nor ssh config says.
+    #[arg(short = 'u', long = "user")]
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub inv: InventoryOpts,
+    #[command(flatten)]
+    pub connect: ConnectOpts,
+    /// Playbook files.
+    #[arg(required = true, value_name = "PLAYBOOK")]
+    pub playbooks: Vec<PathBuf>,
+    /// Run every check, change nothing.
+    #[arg(short = 'C', long)]
+    pub check: bool,
+    /// Show what changes (or would change) as unified diffs.
+    #[arg(short = 'D', long)]
+    pub diff: bool,
+    /// Only tasks with these tags (comma separated, repeatable).
+    #[arg(short = 't', long, value_delimiter = ',')]
+    pub tags: Vec<String>,
+    /// Skip tasks with these tags.
+    #[arg(long, value_delimiter = ',')]
+    pub skip_tags: Vec<String>,
+    /// Start at the first task with this name.
+    #[arg(long, value_name = "NAME")]
+    pub start_at_task: Option<String>,
+    /// Strategy: linear (a task on all hosts before the next) or free.
+    #[arg(long, default_value = "linear")]
+    pub strategy: String,
+    /// Run notified handlers even when a host failed.
+    #[arg(long)]
+    pub force_handlers: bool,
+    /// Write every event as JSON lines to this file.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+    /// More output (-v, -vv, -vvv shows the commands sent).
+    #[arg(short = 'v', long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub inv: InventoryOpts,
+    /// Playbook files.
+    #[arg(required = true, value_name = "PLAYBOOK")]
+    pub playbooks: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    #[command(flatten)]
+    pub inv: InventoryOpts,
+    /// Print the whole inventory as JSON (ansible-inventory --list shape).
+    #[arg(long, conflicts_with_all = ["host", "graph"])]
+    pub list: bool,
+    /// Print one host's merged variables.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Print the group tree.
+    #[arg(long)]
+    pub graph: bool,
+    /// With --host: say which layer and file:line set VAR, and what it overrode.
+    #[arg(long, value_name = "VAR", requires = "host")]
+    pub explain: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub inv: InventoryOpts,
+    #[command(flatten)]
+    pub connect: ConnectOpts,
+    /// Host pattern.
+    pub pattern: String,
+    /// Run through the become method (sudo).
+    #[arg(short = 'b', long = "become")]
+    pub become_: bool,
+    /// Command timeout in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// The command (after `--`).
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FactsArgs {
+    #[command(flatten)]
+    pub inv: InventoryOpts,
+    #[command(flatten)]
+    pub connect: ConnectOpts,
+    /// Host pattern (default: all).
+    #[arg(default_value = "all")]
+    pub pattern: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Create (or repair, grow, shrink) a lab; the last line printed is its inventory path.
+    Up(LabUpArgs),
+    /// Remove every trace of a lab: processes, namespaces, links, mounts, state.
+    Down(LabNameArgs),
+    /// List hosts, addresses, link rates, sshd PIDs and whether each answers.
+    Status(LabNameArgs),
+    /// Run a command inside a lab host (namespaces entered directly, not over SSH).
+    Exec(LabExecArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LabNameArgs {
+    /// Lab name.
+    #[arg(long, default_value = "ferry")]
+    pub name: String,
+    /// Lab state directory (default /var/lib/ferry/lab/NAME).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LabUpArgs {
+    #[command(flatten)]
+    pub lab: LabNameArgs,
+    /// Number of hosts.
+    #[arg(long, default_value_t = 3)]
+    pub hosts: u32,
+    /// Shape every migration link to this rate (e.g. 100mbit, 1gbit, 10gbit); unshaped when absent.
+    #[arg(long, value_name = "RATE")]
+    pub link_rate: Option<String>,
+    /// MTU of the migration network.
+    #[arg(long, value_name = "M")]
+    pub mtu: Option<u32>,
+    /// Private IPv4 range the lab takes its addresses from (a /16 or larger is split into networks).
+    #[arg(long, value_name = "CIDR")]
+    pub range: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LabExecArgs {
+    #[command(flatten)]
+    pub lab: LabNameArgs,
+    /// Host name (e.g. ferry-1) or index (1-based).
+    pub host: String,
+    /// The command (after `--`).
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Provision W tasks on N hosts twice (from nothing, then nothing to change); print wall time, tasks/s, RSS, CPU.
+    Provision(BenchProvisionArgs),
+    /// Time `ferry check` on a generated 200-host inventory and 500-task playbook.
+    Check(BenchCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchProvisionArgs {
+    /// Hosts in the lab made for the benchmark.
+    #[arg(long, default_value_t = 10)]
+    pub hosts: u32,
+    /// Tasks per host.
+    #[arg(long, default_value_t = 20)]
+    pub tasks: u32,
+    /// Use this inventory instead of making a lab.
+    #[arg(short = 'i', long = "inventory")]
+    pub inventory: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchCheckArgs {
+    /// Hosts in the generated inventory.
+    #[arg(long, default_value_t = 200)]
+    pub hosts: u32,
+    /// Tasks in the generated playbook.
+    #[arg(long, default_value_t = 500)]
+    pub tasks: u32,
+}

@@ -1,0 +1,4 @@
+//! Runs plays: hosts in parallel, tasks in order, handlers, failures; emits events.
+
+pub mod bench;
+pub mod command;

@@ -1,0 +1,3 @@
+//! The built-in local lab: hosts as network namespaces with their own root and sshd.
+
+pub mod command;

@@ -1,0 +1,1 @@
+//! Operations: one file per op, each with its schema, check, apply and diff.

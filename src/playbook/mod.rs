@@ -1,0 +1,4 @@
+//! Playbook model and its loader/validator with file:line:col errors.
+
+pub mod bench;
+pub mod command;

@@ -1,0 +1,1 @@
+//! Event consumers: progress bars, recap, JSON lines log.

@@ -1,0 +1,1 @@
+//! The one minijinja Environment (strict undefined, Ansible filters).

@@ -1,0 +1,1 @@
+//! Transport trait; ssh (russh), local; known_hosts.

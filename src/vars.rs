@@ -1,0 +1,1 @@
+//! Variable layers and precedence, in one place.
