@@ -2,3 +2,6 @@
 
 pub mod bench;
 pub mod command;
+pub mod model;
+
+pub use model::*;
