@@ -4,5 +4,7 @@ use crate::CmdResult;
 use crate::cli::BenchProvisionArgs;
 
 pub fn provision(_args: BenchProvisionArgs) -> CmdResult {
-    Err(miette::miette!("`ferry bench provision` is not implemented yet"))
+    Err(miette::miette!(
+        "`ferry bench provision` is not implemented yet"
+    ))
 }

@@ -4,5 +4,7 @@ use crate::CmdResult;
 use crate::cli::BenchCheckArgs;
 
 pub fn check(_args: BenchCheckArgs) -> CmdResult {
-    Err(miette::miette!("`ferry bench check` is not implemented yet"))
+    Err(miette::miette!(
+        "`ferry bench check` is not implemented yet"
+    ))
 }

@@ -1,1 +1,125 @@
 //! Transport trait; ssh (russh), local; known_hosts.
+//!
+//! An op never knows which transport it runs on. A transport carries shell
+//! command lines (with stdin), whole files (written atomically), and stats.
+//! Aim: one round trip per call, over one connection per host.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+/// Run a command as another user (sudo).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Become {
+    /// Target user (default root).
+    pub user: Option<String>,
+    /// sudo password, from the `-K` prompt only; never written anywhere.
+    pub password: Option<String>,
+}
+
+/// A command to run on a host: a shell command line given to `/bin/sh -c`.
+#[derive(Debug, Clone, Default)]
+pub struct CommandSpec {
+    pub cmd: String,
+    pub stdin: Option<Vec<u8>>,
+    pub cwd: Option<String>,
+    pub env: Vec<(String, String)>,
+    pub timeout: Option<Duration>,
+    pub become_: Option<Become>,
+}
+
+impl CommandSpec {
+    pub fn new(cmd: impl Into<String>) -> Self {
+        Self {
+            cmd: cmd.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// What a command did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CommandOutput {
+    /// Exit status; -1 when killed by a signal or at its timeout.
+    pub rc: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub timed_out: bool,
+}
+
+/// A whole file to place on a host, atomically (temp file + fsync + rename).
+#[derive(Debug, Clone, Default)]
+pub struct FileSpec {
+    pub path: String,
+    pub content: Vec<u8>,
+    pub mode: Option<u32>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub become_: Option<Become>,
+}
+
+/// What `stat` finds at a path (links are not followed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FileStat {
+    pub exists: bool,
+    pub is_dir: bool,
+    pub is_file: bool,
+    pub is_link: bool,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub owner: String,
+    pub group: String,
+    pub size: u64,
+    pub mtime: i64,
+    /// sha256 of the content, regular files only.
+    pub checksum: Option<String>,
+    pub link_target: Option<String>,
+}
+
+/// Why a transport call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The host could not be reached or authenticated: the engine marks it unreachable.
+    #[error("{host}: unreachable: {reason}")]
+    Unreachable { host: String, reason: String },
+    /// The host key is unknown or changed.
+    #[error("{host}: host key {problem}: {fingerprint}{hint}")]
+    HostKey {
+        host: String,
+        problem: String,
+        fingerprint: String,
+        hint: String,
+    },
+    /// The connection broke during a call.
+    #[error("{host}: connection lost: {reason}")]
+    Lost { host: String, reason: String },
+    #[error("{host}: {reason}")]
+    Other { host: String, reason: String },
+}
+
+impl TransportError {
+    /// Whether the engine should count the host as unreachable (rather than failed).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            TransportError::Unreachable { .. }
+                | TransportError::HostKey { .. }
+                | TransportError::Lost { .. }
+        )
+    }
+}
+
+/// One host's connection.
+#[async_trait]
+pub trait Transport: Send + Sync {
+    /// The inventory name of the host this transport reaches.
+    fn host(&self) -> &str;
+    async fn run(&self, spec: &CommandSpec) -> Result<CommandOutput, TransportError>;
+    async fn put_file(&self, spec: &FileSpec) -> Result<(), TransportError>;
+    async fn get_file(&self, path: &str) -> Result<Vec<u8>, TransportError>;
+    async fn stat(&self, path: &str) -> Result<FileStat, TransportError>;
+    /// Close every channel and the connection, waiting until they are closed.
+    async fn close(&self);
+}
