@@ -191,3 +191,37 @@ pub async fn write_content(
     .await?;
     Ok(w)
 }
+
+/// The common tail of the text-editing ops: write `edit` over `before`
+/// (when it changed anything) and report like Ansible does.
+#[allow(clippy::too_many_arguments)]
+pub async fn apply_edit(
+    t: &dyn Transport,
+    path: &str,
+    st: &FileStat,
+    before: &[u8],
+    edit: &super::lineinfile::Edit,
+    attrs: &FileAttrs,
+    opts: &WriteOpts,
+    env: &OpEnv<'_>,
+) -> Result<super::outcome::OpReport, OpError> {
+    let content: Vec<u8> = if edit.changed {
+        edit.content.as_bytes().to_vec()
+    } else {
+        before.to_vec()
+    };
+    let w = write_content(t, path, st, Some(before), &content, attrs, opts, env).await?;
+    let mut r = super::outcome::OpReport::new(w.changed);
+    r.diff = w.diff;
+    let msg = if edit.changed {
+        edit.msg.clone()
+    } else if w.changed {
+        "ownership, perms or SE linux context changed".to_string()
+    } else {
+        String::new()
+    };
+    r.msg = (!msg.is_empty()).then_some(msg);
+    r.set("backup", w.backup_file.clone().unwrap_or_default());
+    super::attrs::stat_result(&mut r, path, st);
+    Ok(r)
+}

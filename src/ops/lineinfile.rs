@@ -3,8 +3,8 @@
 
 use regex::Regex;
 
-use super::attrs::{FileAttrs, stat_result};
-use super::content::{WriteOpts, check_validate, write_content};
+use super::attrs::FileAttrs;
+use super::content::{WriteOpts, apply_edit, check_validate};
 use super::outcome::{Args, OpEnv, OpError, OpReport};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
@@ -345,42 +345,15 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
     } else {
         absent(p, &text)
     };
-    let content = if edit.changed {
-        edit.content.into_bytes()
-    } else {
-        before.clone()
-    };
-    let force = WriteOpts {
+    let opts = WriteOpts {
         backup: p.backup,
         validate: p.validate.clone(),
         force: true,
     };
-    let w = write_content(
-        t,
-        &p.path,
-        &st,
-        Some(&before),
-        &content,
-        &p.attrs,
-        &force,
-        env,
-    )
-    .await?;
-    let mut r = OpReport::new(w.changed);
-    r.diff = w.diff;
-    let msg = if edit.changed {
-        edit.msg
-    } else if w.changed {
-        "ownership, perms or SE linux context changed".to_string()
-    } else {
-        String::new()
-    };
-    r.msg = (!msg.is_empty()).then_some(msg);
+    let mut r = apply_edit(t, &p.path, &st, &before, &edit, &p.attrs, &opts, env).await?;
     if !p.state_present {
         r.set("found", edit.found);
     }
-    r.set("backup", w.backup_file.clone().unwrap_or_default());
-    stat_result(&mut r, &p.path, &st);
     Ok(r)
 }
 

@@ -1,6 +1,9 @@
 //! Operations: one file per op, each with its schema, check, apply and diff.
 
 pub mod attrs;
+pub mod blockinfile;
 pub mod content;
+pub mod ini_file;
 pub mod lineinfile;
 pub mod outcome;
+pub mod replace;
