@@ -164,22 +164,21 @@ impl FileAttrs {
         let mut cmds = Vec::new();
         let r = if recurse { "-R " } else { "" };
         let q = sh_quote(path);
-        if let Some(o) = &self.owner {
-            if !name_matches(o, &st.owner, st.uid) || recurse {
-                cmds.push(format!("chown -h {r}{} {q}", sh_quote(o)));
-            }
+        if let Some(o) = &self.owner
+            && (!name_matches(o, &st.owner, st.uid) || recurse)
+        {
+            cmds.push(format!("chown -h {r}{} {q}", sh_quote(o)));
         }
-        if let Some(g) = &self.group {
-            if !name_matches(g, &st.group, st.gid) || recurse {
-                cmds.push(format!("chgrp -h {r}{} {q}", sh_quote(g)));
-            }
+        if let Some(g) = &self.group
+            && (!name_matches(g, &st.group, st.gid) || recurse)
+        {
+            cmds.push(format!("chgrp -h {r}{} {q}", sh_quote(g)));
         }
-        if !st.is_link {
-            if let Some(m) = self.wanted_mode(st)? {
-                if m != st.mode & 0o7777 {
-                    cmds.push(format!("chmod {m:o} {q}"));
-                }
-            }
+        if !st.is_link
+            && let Some(m) = self.wanted_mode(st)?
+            && m != st.mode & 0o7777
+        {
+            cmds.push(format!("chmod {m:o} {q}"));
         }
         Ok((!cmds.is_empty()).then(|| cmds.join(" && ")))
     }

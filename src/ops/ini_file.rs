@@ -66,11 +66,11 @@ pub fn edit(p: &Params, content: &str) -> Edit {
     let mut ini = split_lines(content);
     let mut changed = false;
     let mut msg = "OK".to_string();
-    if let Some(last) = ini.last_mut() {
-        if !last.ends_with('\n') {
-            last.push('\n');
-            changed = true;
-        }
+    if let Some(last) = ini.last_mut()
+        && !last.ends_with('\n')
+    {
+        last.push('\n');
+        changed = true;
     }
     ini.insert(0, format!("[{FAKE}]\n"));
     ini.push("[".into());

@@ -76,10 +76,11 @@ impl Params {
             ("insertafter", &p.insertafter),
             ("insertbefore", &p.insertbefore),
         ] {
-            if let Some(v) = v {
-                if v != "BOF" && v != "EOF" {
-                    compile(&Args::new("lineinfile", args), name, v)?;
-                }
+            if let Some(v) = v
+                && v != "BOF"
+                && v != "EOF"
+            {
+                compile(&Args::new("lineinfile", args), name, v)?;
             }
         }
         Ok(p)
@@ -256,10 +257,10 @@ pub fn present(p: &Params, content: &str) -> Edit {
         msg = "line added";
         changed = true;
     } else if insertafter == Some("EOF") || index[1] == -1 {
-        if let Some(last) = lines.last() {
-            if !last.ends_with(['\n', '\r']) {
-                lines.push("\n".into());
-            }
+        if let Some(last) = lines.last()
+            && !last.ends_with(['\n', '\r'])
+        {
+            lines.push("\n".into());
         }
         lines.push(nl(line));
         msg = "line added";

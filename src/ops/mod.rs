@@ -3,7 +3,12 @@
 pub mod attrs;
 pub mod blockinfile;
 pub mod content;
+pub mod copy;
+pub mod file;
 pub mod ini_file;
 pub mod lineinfile;
 pub mod outcome;
 pub mod replace;
+pub mod slurp;
+pub mod stat;
+pub mod template;
