@@ -1,0 +1,557 @@
+//! The file and system ops against real files on this machine, through a
+//! small local `Transport` (sh -c + atomic puts) so the tests need no sshd.
+//! Every op: first run changed, second run unchanged with content, mtime and
+//! inode untouched, and check mode predicting the first run while touching
+//! nothing.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use ferry::ops::outcome::{OpEnv, OpError, OpReport};
+use ferry::playbook::model::Vars;
+use ferry::transport::{CommandOutput, CommandSpec, FileSpec, FileStat, Transport, TransportError};
+use serde_json::{Value, json};
+use sha2::Digest;
+
+/// A Transport on this machine: `sh -c` and std::fs, puts are temp+fsync+rename.
+struct Local;
+
+fn err(e: impl std::fmt::Display) -> TransportError {
+    TransportError::Other {
+        host: "localhost".into(),
+        reason: e.to_string(),
+    }
+}
+
+#[async_trait]
+impl Transport for Local {
+    fn host(&self) -> &str {
+        "localhost"
+    }
+    async fn run(&self, spec: &CommandSpec) -> Result<CommandOutput, TransportError> {
+        use tokio::io::AsyncWriteExt;
+        let mut c = tokio::process::Command::new("/bin/sh");
+        c.arg("-c").arg(&spec.cmd);
+        if let Some(d) = &spec.cwd {
+            c.current_dir(d);
+        }
+        for (k, v) in &spec.env {
+            c.env(k, v);
+        }
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().map_err(err)?;
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(i) = &spec.stdin {
+            stdin.write_all(i).await.map_err(err)?;
+        }
+        drop(stdin);
+        let out = child.wait_with_output().await.map_err(err)?;
+        Ok(CommandOutput {
+            rc: out.status.code().unwrap_or(-1),
+            stdout: out.stdout,
+            stderr: out.stderr,
+            timed_out: false,
+        })
+    }
+    async fn put_file(&self, spec: &FileSpec) -> Result<(), TransportError> {
+        use std::io::Write;
+        let path = Path::new(&spec.path);
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        let tmp = dir.join(format!(
+            ".{}.ferry-tmp.{}",
+            path.file_name().unwrap().to_string_lossy(),
+            std::process::id()
+        ));
+        let mut f = std::fs::File::create(&tmp).map_err(err)?;
+        f.write_all(&spec.content).map_err(err)?;
+        f.sync_all().map_err(err)?;
+        std::fs::set_permissions(
+            &tmp,
+            std::fs::Permissions::from_mode(spec.mode.unwrap_or(0o644)),
+        )
+        .map_err(err)?;
+        let uid = spec.owner.as_ref().map(|o| match o.parse::<u32>() {
+            Ok(n) => nix::unistd::Uid::from_raw(n),
+            Err(_) => nix::unistd::User::from_name(o).unwrap().unwrap().uid,
+        });
+        let gid = spec.group.as_ref().map(|o| match o.parse::<u32>() {
+            Ok(n) => nix::unistd::Gid::from_raw(n),
+            Err(_) => nix::unistd::Group::from_name(o).unwrap().unwrap().gid,
+        });
+        nix::unistd::chown(&tmp, uid, gid).map_err(err)?;
+        std::fs::rename(&tmp, path).map_err(err)?;
+        Ok(())
+    }
+    async fn get_file(&self, path: &str) -> Result<Vec<u8>, TransportError> {
+        std::fs::read(path).map_err(err)
+    }
+    async fn stat(&self, path: &str) -> Result<FileStat, TransportError> {
+        let m = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileStat::default()),
+            Err(e) => return Err(err(e)),
+        };
+        let ft = m.file_type();
+        let owner = nix::unistd::User::from_uid(m.uid().into())
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_default();
+        let group = nix::unistd::Group::from_gid(m.gid().into())
+            .ok()
+            .flatten()
+            .map(|g| g.name)
+            .unwrap_or_default();
+        Ok(FileStat {
+            exists: true,
+            is_dir: ft.is_dir(),
+            is_file: ft.is_file(),
+            is_link: ft.is_symlink(),
+            mode: m.mode() & 0o7777,
+            uid: m.uid(),
+            gid: m.gid(),
+            owner,
+            group,
+            size: m.size(),
+            mtime: m.mtime(),
+            checksum: ft
+                .is_file()
+                .then(|| hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))),
+            link_target: ft.is_symlink().then(|| {
+                std::fs::read_link(path)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            }),
+        })
+    }
+    async fn close(&self) {}
+}
+
+/// Everything a user could check about a tree: per path, inode, mtime (ns),
+/// mode, owner, content hash or link target.
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    fn walk(p: &Path, root: &Path, out: &mut BTreeMap<PathBuf, String>) {
+        let m = std::fs::symlink_metadata(p).unwrap();
+        let what = if m.file_type().is_symlink() {
+            format!("link->{}", std::fs::read_link(p).unwrap().display())
+        } else if m.is_file() {
+            hex::encode(sha2::Sha256::digest(std::fs::read(p).unwrap()))
+        } else {
+            "dir".into()
+        };
+        out.insert(
+            p.strip_prefix(root).unwrap().to_path_buf(),
+            format!(
+                "ino={} mtime={}.{} mode={:o} uid={} {what}",
+                m.ino(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.mode(),
+                m.uid()
+            ),
+        );
+        if m.is_dir() {
+            for e in std::fs::read_dir(p).unwrap() {
+                walk(&e.unwrap().path(), root, out);
+            }
+        }
+    }
+    walk(root, root, &mut out);
+    out
+}
+
+fn args(v: Value) -> Vars {
+    serde_json::from_value(v).unwrap()
+}
+
+type RunFn = fn(
+    &'static str,
+    Vars,
+    OpEnv<'static>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<OpReport, OpError>>>>;
+
+macro_rules! op {
+    ($m:ident) => {{
+        fn f(
+            _n: &'static str,
+            a: Vars,
+            env: OpEnv<'static>,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<OpReport, OpError>>>>
+        {
+            Box::pin(async move {
+                let p = ferry::ops::$m::Params::parse(&a)?;
+                ferry::ops::$m::run(&Local, &p, &env).await
+            })
+        }
+        f as RunFn
+    }};
+}
+
+fn render_fn() -> &'static (dyn Fn(&str, &Path) -> Result<String, String> + Send + Sync) {
+    &|src: &str, _p: &Path| Ok(src.replace("{{ port }}", "8080"))
+}
+
+fn env(check: bool, diff: bool, base: &Path) -> OpEnv<'static> {
+    OpEnv {
+        check,
+        diff,
+        base_dirs: vec![base.to_path_buf()],
+        render: Some(render_fn()),
+    }
+}
+
+/// check (predicts change, touches nothing) -> run (changed) -> run again
+/// (unchanged, nothing touched) -> check again (predicts no change).
+async fn idempotent(run: RunFn, a: Value, dir: &Path, ctl: &Path) -> (OpReport, OpReport) {
+    let a = args(a);
+    let s0 = snapshot(dir);
+    let c = run("", a.clone(), env(true, true, ctl)).await.unwrap();
+    assert!(c.changed, "check mode should predict a change: {c:?}");
+    assert_eq!(snapshot(dir), s0, "check mode touched files");
+    let r1 = run("", a.clone(), env(false, true, ctl)).await.unwrap();
+    assert!(r1.changed, "first run should change: {r1:?}");
+    assert_eq!(
+        c.diff, r1.diff,
+        "check mode diff differs from the real run's"
+    );
+    let s1 = snapshot(dir);
+    assert_ne!(s1, s0);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let r2 = run("", a.clone(), env(false, true, ctl)).await.unwrap();
+    assert!(!r2.changed, "second run should be ok: {r2:?}");
+    assert_eq!(snapshot(dir), s1, "second run touched files");
+    let c2 = run("", a, env(true, false, ctl)).await.unwrap();
+    assert!(!c2.changed);
+    (r1, r2)
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+#[tokio::test]
+async fn copy_content_then_unchanged() {
+    let d = tmp();
+    let dest = d.path().join("a.conf");
+    let (r1, _) = idempotent(
+        op!(copy),
+        json!({"content": "hello\n", "dest": dest, "mode": "0640"}),
+        d.path(),
+        d.path(),
+    )
+    .await;
+    assert_eq!(std::fs::read_to_string(&dest).unwrap(), "hello\n");
+    assert_eq!(std::fs::metadata(&dest).unwrap().mode() & 0o7777, 0o640);
+    let diff = r1.diff.unwrap().unified();
+    assert!(diff.contains("+hello"), "{diff}");
+}
+
+#[tokio::test]
+async fn copy_mode_only_change_is_changed_once() {
+    let d = tmp();
+    let dest = d.path().join("a");
+    std::fs::write(&dest, "x").unwrap();
+    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600)).unwrap();
+    idempotent(
+        op!(copy),
+        json!({"content": "x", "dest": dest, "mode": "u=rw,g=r,o=r"}),
+        d.path(),
+        d.path(),
+    )
+    .await;
+    assert_eq!(std::fs::metadata(&dest).unwrap().mode() & 0o7777, 0o644);
+}
+
+#[tokio::test]
+async fn copy_src_file_and_tree_from_files_dir() {
+    let ctl = tmp();
+    std::fs::create_dir_all(ctl.path().join("files/tree/sub")).unwrap();
+    std::fs::write(ctl.path().join("files/one.txt"), "one\n").unwrap();
+    std::fs::write(ctl.path().join("files/tree/a"), "a\n").unwrap();
+    std::fs::write(ctl.path().join("files/tree/sub/b"), "b\n").unwrap();
+    let d = tmp();
+    idempotent(
+        op!(copy),
+        json!({"src": "one.txt", "dest": format!("{}/", d.path().display())}),
+        d.path(),
+        ctl.path(),
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("one.txt")).unwrap(),
+        "one\n"
+    );
+    idempotent(
+        op!(copy),
+        json!({"src": "tree", "dest": d.path()}),
+        d.path(),
+        ctl.path(),
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("tree/sub/b")).unwrap(),
+        "b\n"
+    );
+    // the missing source fails and names itself
+    let e = op!(copy)(
+        "",
+        args(json!({"src": "nope", "dest": d.path()})),
+        env(false, false, ctl.path()),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("nope"), "{e}");
+}
+
+#[tokio::test]
+async fn copy_force_no_keeps_existing() {
+    let d = tmp();
+    let dest = d.path().join("a");
+    std::fs::write(&dest, "mine").unwrap();
+    let r = op!(copy)(
+        "",
+        args(json!({"content": "theirs", "dest": dest, "force": false})),
+        env(false, false, d.path()),
+    )
+    .await
+    .unwrap();
+    assert!(!r.changed);
+    assert_eq!(std::fs::read_to_string(&dest).unwrap(), "mine");
+}
+
+#[tokio::test]
+async fn failing_validate_leaves_old_file_and_backup_keeps_copy() {
+    let d = tmp();
+    let dest = d.path().join("sudoers");
+    std::fs::write(&dest, "old\n").unwrap();
+    let e = op!(copy)(
+        "",
+        args(json!({"content": "bad\n", "dest": dest, "validate": "grep -q good %s"})),
+        env(false, false, d.path()),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("validation"), "{e}");
+    assert_eq!(std::fs::read_to_string(&dest).unwrap(), "old\n");
+    assert_eq!(
+        std::fs::read_dir(d.path()).unwrap().count(),
+        1,
+        "temp file left behind"
+    );
+    let r = op!(copy)("", args(json!({"content": "good\n", "dest": dest, "validate": "grep -q good %s", "backup": true})), env(false, false, d.path()))
+        .await
+        .unwrap();
+    assert!(r.changed);
+    let b = r.result["backup_file"].as_str().unwrap().to_string();
+    assert_eq!(std::fs::read_to_string(&b).unwrap(), "old\n");
+    assert_eq!(std::fs::read_to_string(&dest).unwrap(), "good\n");
+}
+
+#[tokio::test]
+async fn template_renders_through_the_seam() {
+    let ctl = tmp();
+    std::fs::create_dir_all(ctl.path().join("templates")).unwrap();
+    std::fs::write(
+        ctl.path().join("templates/app.conf.j2"),
+        "port={{ port }}\n",
+    )
+    .unwrap();
+    let d = tmp();
+    let dest = d.path().join("app.conf");
+    idempotent(
+        op!(template),
+        json!({"src": "app.conf.j2", "dest": dest}),
+        d.path(),
+        ctl.path(),
+    )
+    .await;
+    assert_eq!(std::fs::read_to_string(&dest).unwrap(), "port=8080\n");
+}
+
+#[tokio::test]
+async fn file_directory_link_absent() {
+    let d = tmp();
+    let p = d.path().join("x/y/z");
+    idempotent(
+        op!(file),
+        json!({"path": p, "state": "directory", "mode": "0750"}),
+        d.path(),
+        d.path(),
+    )
+    .await;
+    assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o7777, 0o750);
+    assert_eq!(
+        std::fs::metadata(d.path().join("x")).unwrap().mode() & 0o7777,
+        0o750
+    );
+    let l = d.path().join("link");
+    idempotent(
+        op!(file),
+        json!({"path": l, "state": "link", "src": p}),
+        d.path(),
+        d.path(),
+    )
+    .await;
+    assert_eq!(std::fs::read_link(&l).unwrap(), p);
+    idempotent(
+        op!(file),
+        json!({"path": d.path().join("x"), "state": "directory", "recurse": true, "mode": "0700"}),
+        d.path(),
+        d.path(),
+    )
+    .await;
+    assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o7777, 0o700);
+    idempotent(
+        op!(file),
+        json!({"path": d.path().join("x"), "state": "absent"}),
+        d.path(),
+        d.path(),
+    )
+    .await;
+    assert!(!d.path().join("x").exists());
+    let e = op!(file)(
+        "",
+        args(json!({"path": d.path().join("nofile"), "state": "file"})),
+        env(false, false, d.path()),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("absent"));
+}
+
+#[tokio::test]
+async fn file_hard_link() {
+    let d = tmp();
+    let a = d.path().join("a");
+    std::fs::write(&a, "x").unwrap();
+    let b = d.path().join("b");
+    idempotent(
+        op!(file),
+        json!({"path": b, "state": "hard", "src": a}),
+        d.path(),
+        d.path(),
+    )
+    .await;
+    assert_eq!(
+        std::fs::metadata(&a).unwrap().ino(),
+        std::fs::metadata(&b).unwrap().ino()
+    );
+}
+
+#[tokio::test]
+async fn lineinfile_blockinfile_replace_ini_file() {
+    let d = tmp();
+    let f = d.path().join("sshd_config");
+    std::fs::write(&f, "Port 22\n#PermitRootLogin yes\n").unwrap();
+    let (r1, _) = idempotent(
+        op!(lineinfile),
+        json!({"path": f, "regexp": "^#?PermitRootLogin", "line": "PermitRootLogin no"}),
+        d.path(),
+        d.path(),
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(&f).unwrap(),
+        "Port 22\nPermitRootLogin no\n"
+    );
+    let u = r1.diff.unwrap().unified();
+    assert!(
+        u.contains("-#PermitRootLogin yes\n+PermitRootLogin no"),
+        "{u}"
+    );
+    idempotent(
+        op!(blockinfile),
+        json!({"path": f, "block": "Match User x\n  X11Forwarding no"}),
+        d.path(),
+        d.path(),
+    )
+    .await;
+    assert!(
+        std::fs::read_to_string(&f)
+            .unwrap()
+            .contains("# BEGIN ANSIBLE MANAGED BLOCK\nMatch User x\n")
+    );
+    idempotent(
+        op!(replace),
+        json!({"path": f, "regexp": "^Port (\\d+)$", "replace": "Port 2222"}),
+        d.path(),
+        d.path(),
+    )
+    .await;
+    assert!(
+        std::fs::read_to_string(&f)
+            .unwrap()
+            .starts_with("Port 2222\n")
+    );
+    let ini = d.path().join("nova.conf");
+    idempotent(op!(ini_file), json!({"path": ini, "section": "libvirt", "option": "virt_type", "value": "qemu", "mode": "0600"}), d.path(), d.path()).await;
+    assert_eq!(
+        std::fs::read_to_string(&ini).unwrap(),
+        "[libvirt]\nvirt_type = qemu\n"
+    );
+    assert_eq!(std::fs::metadata(&ini).unwrap().mode() & 0o7777, 0o600);
+    // lineinfile without create on a missing file fails and creates nothing
+    let missing = d.path().join("missing");
+    assert!(
+        op!(lineinfile)(
+            "",
+            args(json!({"path": missing, "line": "x"})),
+            env(false, false, d.path())
+        )
+        .await
+        .is_err()
+    );
+    assert!(!missing.exists());
+    idempotent(
+        op!(lineinfile),
+        json!({"path": missing, "line": "x", "create": true}),
+        d.path(),
+        d.path(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn stat_and_slurp_report_without_changing() {
+    let d = tmp();
+    let f = d.path().join("f");
+    std::fs::write(&f, "abc").unwrap();
+    let p =
+        ferry::ops::stat::Params::parse(&args(json!({"path": f, "checksum_algorithm": "sha256"})))
+            .unwrap();
+    let r = ferry::ops::stat::run(&Local, &p, &env(false, false, d.path()))
+        .await
+        .unwrap();
+    assert!(!r.changed);
+    assert_eq!(
+        r.result["stat"]["checksum"],
+        json!(hex::encode(sha2::Sha256::digest(b"abc")))
+    );
+    assert_eq!(r.result["stat"]["isreg"], json!(true));
+    let p = ferry::ops::stat::Params::parse(&args(json!({"path": f}))).unwrap();
+    let r = ferry::ops::stat::run(&Local, &p, &env(false, false, d.path()))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.result["stat"]["checksum"],
+        json!("a9993e364706816aba3e25717850c26c9cd0d89d")
+    );
+    let p = ferry::ops::stat::Params::parse(&args(json!({"path": d.path().join("none")}))).unwrap();
+    let r = ferry::ops::stat::run(&Local, &p, &env(false, false, d.path()))
+        .await
+        .unwrap();
+    assert_eq!(r.result["stat"]["exists"], json!(false));
+    let p = ferry::ops::slurp::Params::parse(&args(json!({"src": f}))).unwrap();
+    let r = ferry::ops::slurp::run(&Local, &p, &env(false, false, d.path()))
+        .await
+        .unwrap();
+    assert_eq!(r.result["content"], json!("YWJj"));
+}
