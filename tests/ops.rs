@@ -555,3 +555,117 @@ async fn stat_and_slurp_report_without_changing() {
         .unwrap();
     assert_eq!(r.result["content"], json!("YWJj"));
 }
+
+/// Build a tiny .deb (one file under /usr/share/ferry-test) with dpkg-deb.
+fn build_deb(dir: &Path, name: &str, version: &str) -> PathBuf {
+    let root = dir.join(format!("{name}-{version}"));
+    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(root.join(format!("usr/share/{name}"))).unwrap();
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        format!("Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: ferry <ferry@localhost>\nDescription: ferry test package\n"),
+    )
+    .unwrap();
+    std::fs::write(root.join(format!("usr/share/{name}/hello")), "hello\n").unwrap();
+    let deb = dir.join(format!("{name}_{version}.deb"));
+    let out = std::process::Command::new("dpkg-deb")
+        .args(["--build", "--root-owner-group"])
+        .arg(&root)
+        .arg(&deb)
+        .output()
+        .expect("dpkg-deb is needed for the apt tests (apt-get install dpkg)");
+    assert!(
+        out.status.success(),
+        "dpkg-deb: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    deb
+}
+
+fn dpkg_status(name: &str) -> String {
+    let out = std::process::Command::new("dpkg-query")
+        .args(["-W", "-f=${db:Status-Abbrev}${Version}", name])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn apt_deb_install_then_absent() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the apt test installs a package: run it as root"
+    );
+    let name = "ferry-test-pkg";
+    let ctl = tmp();
+    std::fs::create_dir_all(ctl.path().join("files")).unwrap();
+    let deb = build_deb(&ctl.path().join("files"), name, "1.0");
+    let file = format!("/usr/share/{name}/hello");
+    let e = |check| env(check, false, ctl.path());
+    let run = op!(apt);
+    // check mode predicts the install and installs nothing
+    let c = run(
+        "",
+        args(json!({"deb": deb.file_name().unwrap().to_str().unwrap()})),
+        e(true),
+    )
+    .await
+    .unwrap();
+    assert!(c.changed);
+    assert_eq!(dpkg_status(name), "");
+    let r1 = run("", args(json!({"deb": deb})), e(false)).await.unwrap();
+    assert!(r1.changed, "{r1:?}");
+    assert_eq!(dpkg_status(name), "ii 1.0");
+    let mtime = std::fs::metadata(&file).unwrap().mtime_nsec();
+    let r2 = run("", args(json!({"deb": deb})), e(false)).await.unwrap();
+    assert!(!r2.changed, "{r2:?}");
+    assert_eq!(std::fs::metadata(&file).unwrap().mtime_nsec(), mtime);
+    // by name: present is ok, absent removes (check first)
+    assert!(
+        !run("", args(json!({"name": name})), e(false))
+            .await
+            .unwrap()
+            .changed
+    );
+    assert!(
+        run(
+            "",
+            args(json!({"name": [name], "state": "absent"})),
+            e(true)
+        )
+        .await
+        .unwrap()
+        .changed
+    );
+    assert_eq!(dpkg_status(name), "ii 1.0");
+    assert!(
+        run(
+            "",
+            args(json!({"name": [name], "state": "absent", "purge": true})),
+            e(false)
+        )
+        .await
+        .unwrap()
+        .changed
+    );
+    assert!(!Path::new(&file).exists());
+    assert!(
+        !run(
+            "",
+            args(json!({"name": [name], "state": "absent"})),
+            e(false)
+        )
+        .await
+        .unwrap()
+        .changed
+    );
+    // a fresh cache is not updated again
+    let r = run(
+        "",
+        args(json!({"update_cache": true, "cache_valid_time": 100000000})),
+        e(true),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.result["cache_updated"], json!(false));
+}

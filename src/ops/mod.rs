@@ -1,5 +1,6 @@
 //! Operations: one file per op, each with its schema, check, apply and diff.
 
+pub mod apt;
 pub mod attrs;
 pub mod blockinfile;
 pub mod content;
