@@ -669,3 +669,86 @@ async fn apt_deb_install_then_absent() {
     .unwrap();
     assert_eq!(r.result["cache_updated"], json!(false));
 }
+
+fn pid_alive(pidfile: &Path) -> bool {
+    let Ok(p) = std::fs::read_to_string(pidfile) else {
+        return false;
+    };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.trim().parse().unwrap()), None).is_ok()
+}
+
+#[tokio::test]
+async fn service_by_start_command_and_pidfile() {
+    let d = tmp();
+    let pf = d.path().join("svc.pid");
+    let base =
+        json!({"name": "ferry-test-sleeper", "start_command": "exec sleep 1000", "pidfile": pf});
+    let with = |state: &str| {
+        let mut v = base.clone();
+        v["state"] = json!(state);
+        args(v)
+    };
+    let run = op!(service);
+    let e = |check| env(check, false, d.path());
+    assert!(run("", with("started"), e(true)).await.unwrap().changed);
+    assert!(!pf.exists(), "check mode started something");
+    assert!(run("", with("started"), e(false)).await.unwrap().changed);
+    assert!(pid_alive(&pf));
+    let pid = std::fs::read_to_string(&pf).unwrap();
+    assert!(!run("", with("started"), e(false)).await.unwrap().changed);
+    assert_eq!(
+        std::fs::read_to_string(&pf).unwrap(),
+        pid,
+        "second start restarted it"
+    );
+    assert!(run("", with("restarted"), e(false)).await.unwrap().changed);
+    assert_ne!(std::fs::read_to_string(&pf).unwrap(), pid);
+    let pid2 = std::fs::read_to_string(&pf).unwrap();
+    assert!(run("", with("stopped"), e(true)).await.unwrap().changed);
+    assert!(pid_alive(&pf));
+    assert!(run("", with("stopped"), e(false)).await.unwrap().changed);
+    assert!(!pf.exists());
+    let gone = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid2.trim().parse().unwrap()),
+        None,
+    );
+    assert!(gone.is_err(), "the daemon still runs");
+    assert!(!run("", with("stopped"), e(false)).await.unwrap().changed);
+}
+
+#[tokio::test]
+async fn service_by_init_script_without_systemd() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the init-script test writes /etc/init.d: run it as root"
+    );
+    assert!(
+        !Path::new("/run/systemd/system").exists(),
+        "this test needs a host without systemd running"
+    );
+    let d = tmp();
+    let name = format!("ferry-test-{}", std::process::id());
+    let script = PathBuf::from(format!("/etc/init.d/{name}"));
+    let pf = d.path().join("init.pid");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nPF={pf}\ncase \"$1\" in\n start) setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $! > $PF ;;\n stop) kill $(cat $PF) && rm -f $PF ;;\n restart) $0 stop; $0 start ;;\n status) [ -f $PF ] && kill -0 $(cat $PF) ;;\nesac\n",
+            pf = pf.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = op!(service);
+    let e = |check| env(check, false, d.path());
+    let a = |s: &str| args(json!({"name": name, "state": s}));
+    let r1 = run("", a("started"), e(false)).await;
+    let r2 = run("", a("started"), e(false)).await;
+    let r3 = run("", a("stopped"), e(false)).await;
+    let alive_after_stop = pid_alive(&pf);
+    std::fs::remove_file(&script).unwrap();
+    assert!(r1.unwrap().changed);
+    assert!(!r2.unwrap().changed);
+    assert!(r3.unwrap().changed);
+    assert!(!alive_after_stop);
+}

@@ -10,6 +10,7 @@ pub mod ini_file;
 pub mod lineinfile;
 pub mod outcome;
 pub mod replace;
+pub mod service;
 pub mod slurp;
 pub mod stat;
 pub mod template;
