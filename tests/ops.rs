@@ -752,3 +752,170 @@ async fn service_by_init_script_without_systemd() {
     assert!(r3.unwrap().changed);
     assert!(!alive_after_stop);
 }
+
+#[tokio::test]
+async fn sysctl_file_and_reload_with_the_current_value() {
+    let d = tmp();
+    let f = d.path().join("99-ferry.conf");
+    let cur = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .unwrap()
+        .trim()
+        .to_string();
+    std::fs::write(&f, "# ferry test\n").unwrap();
+    let (r1, _) = idempotent(
+        op!(sysctl),
+        json!({"name": "kernel.pid_max", "value": cur, "sysctl_file": f}),
+        d.path(),
+        d.path(),
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(&f).unwrap(),
+        format!("# ferry test\nkernel.pid_max={cur}\n")
+    );
+    assert!(
+        r1.diff
+            .unwrap()
+            .unified()
+            .contains(&format!("+kernel.pid_max={cur}"))
+    );
+    idempotent(
+        op!(sysctl),
+        json!({"name": "kernel.pid_max", "state": "absent", "sysctl_file": f, "reload": false}),
+        d.path(),
+        d.path(),
+    )
+    .await;
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), "# ferry test\n");
+}
+
+#[tokio::test]
+async fn modprobe_sees_loaded_and_builtin_modules() {
+    // /sys/module/kernel always exists (built-in parameters): present is ok, nothing run.
+    let r = op!(modprobe)(
+        "",
+        args(json!({"name": "kernel"})),
+        env(false, false, Path::new("/")),
+    )
+    .await
+    .unwrap();
+    assert!(!r.changed);
+    let r = op!(modprobe)(
+        "",
+        args(json!({"name": "kernel", "state": "absent"})),
+        env(true, false, Path::new("/")),
+    )
+    .await
+    .unwrap();
+    assert!(
+        r.changed,
+        "check mode should predict unloading a loaded module"
+    );
+}
+
+fn getent(db: &str, key: &str) -> String {
+    let out = std::process::Command::new("getent")
+        .args([db, key])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test]
+async fn user_group_authorized_key() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the user/group test adds accounts: run it as root"
+    );
+    let n = format!("fy{}", std::process::id() % 100000);
+    let g = format!("{n}g");
+    let d = tmp();
+    let e = |check| env(check, false, d.path());
+    let (grp, usr, key) = (op!(group), op!(user), op!(authorized_key));
+    let step = async |run: RunFn, a: Value| -> (bool, bool, bool) {
+        let c = run("", args(a.clone()), e(true)).await.unwrap().changed;
+        let r1 = run("", args(a.clone()), e(false)).await.unwrap().changed;
+        let r2 = run("", args(a), e(false)).await.unwrap().changed;
+        (c, r1, r2)
+    };
+    let home = d.path().join("home");
+    let k = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFerryTestKey test@ferry";
+    let results = vec![
+        step(grp, json!({"name": g, "gid": 43210})).await,
+        step(usr, json!({"name": n, "groups": [g], "shell": "/bin/sh", "home": home, "comment": "ferry test"})).await,
+        step(key, json!({"user": n, "key": k})).await,
+    ];
+    let passwd = getent("passwd", &n);
+    let group = getent("group", &g);
+    let keys = std::fs::read_to_string(home.join(".ssh/authorized_keys")).unwrap_or_default();
+    let ssh_mode = std::fs::metadata(home.join(".ssh"))
+        .map(|m| m.mode() & 0o7777)
+        .unwrap_or(0);
+    let removed = vec![
+        step(usr, json!({"name": n, "state": "absent", "remove": true})).await,
+        step(grp, json!({"name": g, "state": "absent"})).await,
+    ];
+    for r in results.iter().chain(&removed) {
+        assert_eq!(
+            *r,
+            (true, true, false),
+            "check, first run, second run: {results:?} {removed:?}"
+        );
+    }
+    assert!(
+        passwd.contains(":ferry test:") && passwd.ends_with(":/bin/sh"),
+        "{passwd}"
+    );
+    assert!(group.starts_with(&format!("{g}:x:43210:{n}")), "{group}");
+    assert_eq!(keys, format!("{k}\n"));
+    assert_eq!(ssh_mode, 0o700);
+    assert_eq!(getent("passwd", &n), "");
+}
+
+#[tokio::test]
+async fn wait_for_port_path_and_timeout() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let d = tmp();
+    let e = || env(false, false, d.path());
+    let run = op!(wait_for);
+    let r = run("", args(json!({"port": port, "timeout": 5})), e())
+        .await
+        .unwrap();
+    assert!(!r.changed);
+    drop(l);
+    run(
+        "",
+        args(json!({"port": port, "state": "stopped", "timeout": 5})),
+        e(),
+    )
+    .await
+    .unwrap();
+    let f = d.path().join("log");
+    std::fs::write(&f, "starting\n").unwrap();
+    let f2 = f.clone();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        std::fs::write(&f2, "starting\nready on 5900\n").unwrap();
+    });
+    let r = run(
+        "",
+        args(json!({"path": f, "search_regex": "ready on [0-9]+", "timeout": 10})),
+        e(),
+    )
+    .await
+    .unwrap();
+    writer.join().unwrap();
+    assert!(r.result["elapsed"].as_u64().unwrap() >= 1, "{r:?}");
+    let err = run(
+        "",
+        args(json!({"path": d.path().join("never"), "timeout": 1})),
+        e(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("Timeout when waiting for"),
+        "{err}"
+    );
+}

@@ -2,11 +2,13 @@
 
 pub mod apt;
 pub mod attrs;
+pub mod authorized_key;
 pub mod blockinfile;
 pub mod content;
 pub mod copy;
 pub mod file;
 pub mod group;
+pub mod hostname;
 pub mod ini_file;
 pub mod lineinfile;
 pub mod modprobe;
@@ -18,3 +20,4 @@ pub mod stat;
 pub mod sysctl;
 pub mod template;
 pub mod user;
+pub mod wait_for;

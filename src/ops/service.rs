@@ -108,13 +108,13 @@ pub enum Manager {
 /// prints `MANAGER RUNNING ENABLED` (0/1).
 fn probe(p: &Params) -> String {
     let n = sh_quote(&p.name);
-    if let Some(pf) = &p.pidfile {
-        if p.start_command.is_some() {
-            let pf = sh_quote(pf);
-            return format!(
-                "if [ -f {pf} ] && kill -0 \"$(cat {pf})\" 2>/dev/null; then echo pidfile 1 0; else echo pidfile 0 0; fi"
-            );
-        }
+    if let Some(pf) = &p.pidfile
+        && p.start_command.is_some()
+    {
+        let pf = sh_quote(pf);
+        return format!(
+            "if [ -f {pf} ] && kill -0 \"$(cat {pf})\" 2>/dev/null; then echo pidfile 1 0; else echo pidfile 0 0; fi"
+        );
     }
     format!(
         "if [ -d /run/systemd/system ]; then m=systemd; systemctl is-active --quiet {n} && r=1 || r=0; \

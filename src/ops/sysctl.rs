@@ -59,8 +59,7 @@ pub fn file_value(content: &str, name: &str) -> Option<String> {
     content
         .lines()
         .filter_map(kv)
-        .filter(|(k, _)| *k == name)
-        .last()
+        .rfind(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
 }
 
@@ -92,7 +91,7 @@ pub fn fix_lines(content: &str, p: &Params) -> String {
             }
         }
     }
-    if p.state_present && !seen.iter().any(|s| *s == p.name) {
+    if p.state_present && !seen.contains(&p.name) {
         out.push_str(&format!(
             "{}={}\n",
             p.name,

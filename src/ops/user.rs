@@ -126,10 +126,10 @@ pub fn plan(p: &Params, cur: Option<&Current>) -> Option<String> {
             if let Some(g) = &p.group {
                 c.push(format!("-g {}", q(g)));
             }
-            if let Some(gs) = &p.groups {
-                if !gs.is_empty() {
-                    c.push(format!("-G {}", q(&gs.join(","))));
-                }
+            if let Some(gs) = &p.groups
+                && !gs.is_empty()
+            {
+                c.push(format!("-G {}", q(&gs.join(","))));
             }
             if let Some(s) = &p.shell {
                 c.push(format!("-s {}", q(s)));
@@ -156,15 +156,16 @@ pub fn plan(p: &Params, cur: Option<&Current>) -> Option<String> {
         }
         (Some(cur), true) => {
             let mut c = vec!["usermod".to_string()];
-            if let Some(u) = p.uid {
-                if u != cur.uid {
-                    c.push(format!("-u {u}"));
-                }
+            if let Some(u) = p.uid
+                && u != cur.uid
+            {
+                c.push(format!("-u {u}"));
             }
-            if let Some(g) = &p.group {
-                if *g != cur.group && g.parse::<u64>().ok() != Some(cur.gid) {
-                    c.push(format!("-g {}", q(g)));
-                }
+            if let Some(g) = &p.group
+                && *g != cur.group
+                && g.parse::<u64>().ok() != Some(cur.gid)
+            {
+                c.push(format!("-g {}", q(g)));
             }
             if let Some(gs) = &p.groups {
                 let missing = gs.iter().any(|g| !cur.groups.contains(g));
@@ -180,25 +181,25 @@ pub fn plan(p: &Params, cur: Option<&Current>) -> Option<String> {
                     c.push(format!("-G {}", q(&list.join(","))));
                 }
             }
-            if let Some(s) = &p.shell {
-                if *s != cur.shell {
-                    c.push(format!("-s {}", q(s)));
-                }
+            if let Some(s) = &p.shell
+                && *s != cur.shell
+            {
+                c.push(format!("-s {}", q(s)));
             }
-            if let Some(h) = &p.home {
-                if *h != cur.home {
-                    c.push(format!("-d {}", q(h)));
-                }
+            if let Some(h) = &p.home
+                && *h != cur.home
+            {
+                c.push(format!("-d {}", q(h)));
             }
-            if let Some(cm) = &p.comment {
-                if *cm != cur.comment {
-                    c.push(format!("-c {}", q(cm)));
-                }
+            if let Some(cm) = &p.comment
+                && *cm != cur.comment
+            {
+                c.push(format!("-c {}", q(cm)));
             }
-            if let Some(pw) = &p.password {
-                if *pw != cur.password {
-                    c.push(format!("-p {}", q(pw)));
-                }
+            if let Some(pw) = &p.password
+                && *pw != cur.password
+            {
+                c.push(format!("-p {}", q(pw)));
             }
             (c.len() > 1).then(|| {
                 c.push(n);
