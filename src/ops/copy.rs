@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::attrs::{FileAttrs, ModeSpec, stat_result};
 use super::content::{WriteOpts, check_validate, write_content};
-use super::outcome::{Args, OpEnv, OpError, OpReport, find_src, sh, sh_quote};
+use super::outcome::{Args, OpEnv, OpError, OpReport, find_src, sh, sh_ok, sh_quote};
 use crate::playbook::model::Vars;
 use crate::transport::{FileStat, Transport};
 
@@ -103,15 +103,21 @@ pub async fn place(
     env: &OpEnv<'_>,
 ) -> Result<OpReport, OpError> {
     let mut dest = dest.to_string();
-    let mut st = if dest.ends_with('/') {
-        FileStat {
+    let mut created_dir = false;
+    let mut st = t.stat(dest.trim_end_matches('/')).await?;
+    if dest.ends_with('/') && dest.len() > 1 && !st.exists {
+        // As Ansible: a dest ending in `/` is a directory, created when missing.
+        created_dir = true;
+        if !env.check {
+            let q = sh_quote(&dest);
+            sh_ok(t, format!("mkdir -p -- {q}"), &format!("creating {dest}")).await?;
+        }
+        st = FileStat {
             exists: true,
             is_dir: true,
             ..FileStat::default()
-        }
-    } else {
-        t.stat(&dest).await?
-    };
+        };
+    }
     if st.is_dir {
         let Some(name) = name else {
             return Err(OpError::failed(format!(
@@ -119,9 +125,13 @@ pub async fn place(
             )));
         };
         dest = format!("{}/{}", dest.trim_end_matches('/'), name);
-        st = t.stat(&dest).await?;
+        st = if created_dir {
+            FileStat::default()
+        } else {
+            t.stat(&dest).await?
+        };
     }
-    if !st.exists {
+    if !st.exists && !created_dir {
         let parent = match dest.rsplit_once('/') {
             Some(("", _)) => "/".to_string(),
             Some((d, _)) => d.to_string(),
