@@ -919,3 +919,93 @@ async fn wait_for_port_path_and_timeout() {
         "{err}"
     );
 }
+
+fn git(dir: &Path, a: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=ferry",
+            "-c",
+            "user.email=ferry@localhost",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(a)
+        .output()
+        .expect("git is needed for the git/build tests");
+    assert!(
+        out.status.success(),
+        "git {a:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A git repo holding a tiny configure/make project that installs bin/hello.
+fn source_repo(dir: &Path) -> PathBuf {
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    git(&src, &["init", "-q"]);
+    std::fs::write(
+        src.join("configure"),
+        "#!/bin/sh\nfor a; do case $a in --prefix=*) P=${a#--prefix=};; --greeting=*) G=${a#--greeting=};; esac; done\nprintf 'PREFIX=%s\\nG=%s\\n' \"$P\" \"${G:-hello}\" > config.mk\necho configured >> ../build.log\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        src.join("configure"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("Makefile"),
+        "include config.mk\nall: hello\nhello: main.txt\n\tprintf '#!/bin/sh\\necho $(G) ' > hello; cat main.txt >> hello\ninstall:\n\tmkdir -p $(PREFIX)/bin && cp hello $(PREFIX)/bin/hello && chmod 755 $(PREFIX)/bin/hello\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("main.txt"), "v1\n").unwrap();
+    std::fs::write(src.join(".gitignore"), "config.mk\nhello\n.ferry-build\n").unwrap();
+    git(&src, &["add", "."]);
+    git(&src, &["commit", "-qm", "v1"]);
+    src
+}
+
+#[tokio::test]
+async fn build_runs_once_per_commit_and_flags() {
+    let d = tmp();
+    let src = source_repo(d.path());
+    let prefix = d.path().join("prefix");
+    let run = op!(build);
+    let e = |check| env(check, false, d.path());
+    let a = |flags: &str| {
+        args(json!({"src": src, "prefix": prefix, "configure_flags": flags, "jobs": 1}))
+    };
+    let log = || {
+        std::fs::read_to_string(d.path().join("build.log"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    assert!(run("", a(""), e(true)).await.unwrap().changed);
+    assert!(!prefix.exists(), "check mode built something");
+    assert!(run("", a(""), e(false)).await.unwrap().changed);
+    let hello = prefix.join("bin/hello");
+    let out = std::process::Command::new(&hello).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hello v1");
+    let m = std::fs::metadata(&hello).unwrap().mtime_nsec();
+    assert!(!run("", a(""), e(false)).await.unwrap().changed);
+    assert_eq!(std::fs::metadata(&hello).unwrap().mtime_nsec(), m);
+    assert_eq!(log(), 1);
+    // new flags: rebuild
+    assert!(run("", a("--greeting=hi"), e(false)).await.unwrap().changed);
+    assert_eq!(log(), 2);
+    // new commit: rebuild
+    std::fs::write(src.join("main.txt"), "v2\n").unwrap();
+    git(&src, &["commit", "-qam", "v2"]);
+    assert!(run("", a("--greeting=hi"), e(true)).await.unwrap().changed);
+    assert!(run("", a("--greeting=hi"), e(false)).await.unwrap().changed);
+    let out = std::process::Command::new(&hello).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hi v2");
+    assert!(!run("", a("--greeting=hi"), e(false)).await.unwrap().changed);
+    assert_eq!(log(), 3);
+}

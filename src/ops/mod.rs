@@ -4,6 +4,7 @@ pub mod apt;
 pub mod attrs;
 pub mod authorized_key;
 pub mod blockinfile;
+pub mod build;
 pub mod content;
 pub mod copy;
 pub mod file;
