@@ -1009,3 +1009,85 @@ async fn build_runs_once_per_commit_and_flags() {
     assert!(!run("", a("--greeting=hi"), e(false)).await.unwrap().changed);
     assert_eq!(log(), 3);
 }
+
+#[tokio::test]
+async fn git_checkout_by_host_git_and_by_controller_sync() {
+    let d = tmp();
+    let src = source_repo(d.path());
+    let url = format!("file://{}", src.display());
+    let v1 = git(&src, &["rev-parse", "HEAD"]);
+    git(&src, &["tag", "-a", "v1", "-m", "v1"]);
+    let run = op!(git);
+    let e = |check| env(check, false, d.path());
+    for via in ["host", "controller"] {
+        let dest = d.path().join(format!("co-{via}"));
+        let a = |version: &str| {
+            args(json!({"repo": url, "dest": dest, "version": version, "via": via}))
+        };
+        let c = run("", a("main"), e(true)).await.unwrap();
+        assert!(c.changed && !dest.exists(), "{via}: check mode cloned");
+        let r1 = run("", a("main"), e(false)).await.unwrap();
+        assert!(r1.changed, "{via}");
+        assert_eq!(r1.result["after"], json!(v1));
+        assert_eq!(
+            std::fs::read_to_string(dest.join("main.txt")).unwrap(),
+            "v1\n"
+        );
+        assert_eq!(
+            std::fs::metadata(dest.join("configure")).unwrap().mode() & 0o111,
+            0o111,
+            "{via}: exec bit"
+        );
+        let snap = snapshot(&dest);
+        assert!(
+            !run("", a("main"), e(false)).await.unwrap().changed,
+            "{via}"
+        );
+        assert_eq!(
+            snapshot(&dest),
+            snap,
+            "{via}: second run touched the checkout"
+        );
+        // a tag naming the same commit (annotated: peeled) changes nothing either
+        assert!(!run("", a("v1"), e(false)).await.unwrap().changed, "{via}");
+    }
+    std::fs::write(src.join("main.txt"), "v2\n").unwrap();
+    git(&src, &["commit", "-qam", "v2"]);
+    let v2 = git(&src, &["rev-parse", "HEAD"]);
+    for via in ["host", "controller"] {
+        let dest = d.path().join(format!("co-{via}"));
+        let a = |version: &str| {
+            args(json!({"repo": url, "dest": dest, "version": version, "via": via}))
+        };
+        assert!(run("", a("main"), e(true)).await.unwrap().changed, "{via}");
+        assert_eq!(
+            std::fs::read_to_string(dest.join("main.txt")).unwrap(),
+            "v1\n"
+        );
+        let r = run("", a("main"), e(false)).await.unwrap();
+        assert_eq!((r.changed, &r.result["after"]), (true, &json!(v2)), "{via}");
+        assert_eq!(
+            std::fs::read_to_string(dest.join("main.txt")).unwrap(),
+            "v2\n"
+        );
+        let r = run("", a(&v1), e(false)).await.unwrap();
+        assert!(r.changed, "{via}");
+        assert_eq!(
+            std::fs::read_to_string(dest.join("main.txt")).unwrap(),
+            "v1\n"
+        );
+    }
+    // local modifications stop the host checkout unless force
+    let dest = d.path().join("co-host");
+    std::fs::write(dest.join("main.txt"), "local edit\n").unwrap();
+    let a = |force: bool| {
+        args(json!({"repo": url, "dest": dest, "version": "main", "via": "host", "force": force}))
+    };
+    let err = run("", a(false), e(false)).await.unwrap_err();
+    assert!(err.to_string().contains("Local modifications"), "{err}");
+    assert!(run("", a(true), e(false)).await.unwrap().changed);
+    assert_eq!(
+        std::fs::read_to_string(dest.join("main.txt")).unwrap(),
+        "v2\n"
+    );
+}

@@ -63,7 +63,7 @@ fn identity(p: &Params) -> String {
     let m = sh_quote(&p.marker);
     format!(
         "cd {s} || exit 3; if git rev-parse HEAD >/dev/null 2>&1; then c=$(git rev-parse HEAD); \
-         d=$(git status --porcelain --untracked-files=no | head -c1); \
+         d=$(git --no-optional-locks status --porcelain --untracked-files=no | head -c1); \
          if [ -n \"$d\" ]; then c=\"$c+dirty-$(git diff HEAD | sha256sum | cut -c1-16)\"; fi; echo \"$c\"; \
          else echo \"tree-$(find . -type f ! -path ./{base} -printf '%P %s %T@\\n' | sort | sha256sum | cut -c1-32)\"; fi; \
          echo ---; cat {m} 2>/dev/null; true",

@@ -8,6 +8,8 @@ pub mod build;
 pub mod content;
 pub mod copy;
 pub mod file;
+pub mod git;
+pub mod git_sync;
 pub mod group;
 pub mod hostname;
 pub mod ini_file;
