@@ -1091,3 +1091,63 @@ async fn git_checkout_by_host_git_and_by_controller_sync() {
         "v2\n"
     );
 }
+
+/// The engine runs hosts in parallel tasks: every op's future must be Send.
+/// (A compile-time check; the function is never called.)
+#[allow(dead_code, unreachable_code, unused_variables)]
+fn every_op_future_is_send(t: &'static dyn Transport, env: &'static OpEnv<'static>) {
+    fn send<T: Send>(_: T) {}
+    macro_rules! s {
+        ($($m:ident),*) => {$(
+            let p: &'static ferry::ops::$m::Params = Box::leak(Box::new(ferry::ops::$m::Params::parse(&Vars::new()).unwrap()));
+            send(ferry::ops::$m::run(t, p, env));
+        )*};
+    }
+    return;
+    s!(
+        apt,
+        authorized_key,
+        blockinfile,
+        build,
+        copy,
+        file,
+        git,
+        group,
+        hostname,
+        ini_file,
+        lineinfile,
+        modprobe,
+        replace,
+        service,
+        slurp,
+        stat,
+        sysctl,
+        template,
+        user,
+        wait_for
+    );
+}
+
+#[tokio::test]
+async fn diff_output_snapshot() {
+    let d = tmp();
+    let f = d.path().join("nova.conf");
+    std::fs::write(
+        &f,
+        "[DEFAULT]\nverbose = true\n\n[libvirt]\nvirt_type = kvm\ncpu_mode = none\n",
+    )
+    .unwrap();
+    let r = op!(ini_file)(
+        "",
+        args(json!({"path": f, "section": "libvirt", "option": "virt_type", "value": "qemu"})),
+        env(true, true, d.path()),
+    )
+    .await
+    .unwrap();
+    let u = r
+        .diff
+        .unwrap()
+        .unified()
+        .replace(&d.path().display().to_string(), "TMP");
+    insta::assert_snapshot!(u);
+}

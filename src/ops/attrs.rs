@@ -22,8 +22,18 @@ impl ModeSpec {
     /// loaders drop the leading zero.
     pub fn parse(v: &Value) -> Result<ModeSpec, String> {
         let s = match v {
-            Value::Number(n) => n.to_string(),
-            Value::String(s) => s.trim().to_string(),
+            // serde-saphyr reads `0644` as the float 644.0: take its digits.
+            Value::Number(n) => match (n.as_u64(), n.as_f64()) {
+                (Some(u), _) => u.to_string(),
+                (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 && f < 1e6 => {
+                    (f as u64).to_string()
+                }
+                _ => return Err(format!("mode {n} is not an octal number")),
+            },
+            Value::String(s) => {
+                let s = s.trim();
+                s.strip_prefix("0o").unwrap_or(s).to_string()
+            }
             other => return Err(format!("mode must be a string or number, got {other}")),
         };
         if s == "preserve" {
