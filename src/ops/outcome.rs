@@ -306,6 +306,51 @@ pub fn parse_bool(v: &Value) -> Option<bool> {
     }
 }
 
+/// A transport that runs every command and writes every file as the task's
+/// `become` user: ops build their `CommandSpec`/`FileSpec` without `become_`,
+/// and the engine wraps the host's transport in this for a `become: true` task.
+pub struct BecomeTransport<'a> {
+    pub inner: &'a dyn Transport,
+    pub become_: crate::transport::Become,
+}
+
+#[async_trait::async_trait]
+impl Transport for BecomeTransport<'_> {
+    fn host(&self) -> &str {
+        self.inner.host()
+    }
+    async fn run(&self, spec: &CommandSpec) -> Result<CommandOutput, TransportError> {
+        let mut s = spec.clone();
+        s.become_.get_or_insert_with(|| self.become_.clone());
+        self.inner.run(&s).await
+    }
+    async fn put_file(&self, spec: &crate::transport::FileSpec) -> Result<(), TransportError> {
+        let mut s = spec.clone();
+        s.become_.get_or_insert_with(|| self.become_.clone());
+        self.inner.put_file(&s).await
+    }
+    async fn get_file(&self, path: &str) -> Result<Vec<u8>, TransportError> {
+        // Reading as another user needs a command; the trait's get_file has no become.
+        let out = self
+            .run(&CommandSpec::new(format!("cat -- {}", sh_quote(path))))
+            .await?;
+        if out.rc != 0 {
+            return Err(TransportError::Other {
+                host: self.host().to_string(),
+                reason: format!(
+                    "reading {path}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            });
+        }
+        Ok(out.stdout)
+    }
+    async fn stat(&self, path: &str) -> Result<crate::transport::FileStat, TransportError> {
+        self.inner.stat(path).await
+    }
+    async fn close(&self) {}
+}
+
 /// Quote a string for `/bin/sh`.
 pub fn sh_quote(s: &str) -> String {
     if !s.is_empty()
