@@ -225,3 +225,20 @@ pub async fn apply_edit(
     super::attrs::stat_result(&mut r, path, st);
     Ok(r)
 }
+
+/// Create the missing parent directories of a file about to be created
+/// (as lineinfile/blockinfile/ini_file with `create` do); not in check mode.
+pub async fn ensure_parent(t: &dyn Transport, path: &str, check: bool) -> Result<(), OpError> {
+    let Some((dir, _)) = path.rsplit_once('/') else {
+        return Ok(());
+    };
+    if dir.is_empty() || check {
+        return Ok(());
+    }
+    let q = sh_quote(dir);
+    let out = sh(t, format!("[ -d {q} ] || mkdir -p -- {q}")).await?;
+    if out.rc != 0 {
+        return Err(OpError::command(format!("creating {dir}"), &out));
+    }
+    Ok(())
+}

@@ -223,6 +223,9 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
     if !st.exists && !p.state_present {
         return Ok(OpReport::new(false).msg("OK").with("path", p.path.clone()));
     }
+    if !st.exists {
+        super::content::ensure_parent(t, &p.path, env.check).await?;
+    }
     let before = if st.exists {
         t.get_file(&p.path).await?
     } else {

@@ -335,6 +335,9 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
             )));
         }
     }
+    if !st.exists {
+        super::content::ensure_parent(t, &p.path, env.check).await?;
+    }
     let before = if st.exists {
         t.get_file(&p.path).await?
     } else {
