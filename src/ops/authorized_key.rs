@@ -1,0 +1,211 @@
+//! `authorized_key`: SSH public keys in a user's authorized_keys.
+
+use super::attrs::FileAttrs;
+use super::content::{WriteOpts, apply_edit};
+use super::lineinfile::{Edit, split_lines, strip_eol};
+use super::outcome::{Args, OpEnv, OpError, OpReport, sh, sh_quote};
+use crate::playbook::model::Vars;
+use crate::transport::{FileStat, Transport};
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub user: String,
+    /// One key per line.
+    pub keys: Vec<String>,
+    pub state_present: bool,
+    pub path: Option<String>,
+    pub manage_dir: bool,
+    pub exclusive: bool,
+}
+
+impl Params {
+    pub fn parse(args: &Vars) -> Result<Params, OpError> {
+        let a = Args::new("authorized_key", args);
+        let key = a.req_str(&["key"])?;
+        let p = Params {
+            user: a.req_str(&["user"])?,
+            keys: key
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string)
+                .collect(),
+            state_present: a.choice(&["state"], &["present", "absent"], "present")? == "present",
+            path: a.str(&["path"])?,
+            manage_dir: a.bool_or(&["manage_dir"], true)?,
+            exclusive: a.bool_or(&["exclusive"], false)?,
+        };
+        a.finish()?;
+        super::user::check_name("authorized_key", &p.user)?;
+        for k in &p.keys {
+            if blob(k).is_none() {
+                return Err(OpError::params(
+                    "authorized_key",
+                    format!("`{k}` is not an SSH public key (TYPE BASE64 [COMMENT])"),
+                ));
+            }
+        }
+        Ok(p)
+    }
+}
+
+fn is_type(s: &str) -> bool {
+    s.starts_with("ssh-") || s.starts_with("ecdsa-") || s.starts_with("sk-")
+}
+
+/// The key material of a line (after any options), which identifies it.
+pub fn blob(line: &str) -> Option<&str> {
+    let t: Vec<&str> = line.split_whitespace().collect();
+    let i = t.iter().position(|w| is_type(w))?;
+    t.get(i + 1).copied()
+}
+
+/// The authorized_keys content with `p`'s keys present or absent.
+pub fn edit(p: &Params, content: &str) -> Edit {
+    let mut lines = split_lines(content);
+    if let Some(last) = lines.last_mut()
+        && !last.ends_with('\n')
+    {
+        last.push('\n');
+    }
+    let wanted: Vec<&str> = p.keys.iter().filter_map(|k| blob(k)).collect();
+    if p.state_present {
+        for k in &p.keys {
+            let b = blob(k);
+            match lines.iter().position(|l| blob(l) == b) {
+                Some(i) => {
+                    if strip_eol(&lines[i]) != k {
+                        lines[i] = format!("{k}\n");
+                    }
+                }
+                None => lines.push(format!("{k}\n")),
+            }
+        }
+        if p.exclusive {
+            lines.retain(|l| blob(l).is_none_or(|b| wanted.contains(&b)));
+        }
+    } else {
+        lines.retain(|l| blob(l).is_none_or(|b| !wanted.contains(&b)));
+    }
+    let out = lines.concat();
+    let changed = out != content;
+    Edit {
+        msg: if changed {
+            "keys updated".into()
+        } else {
+            String::new()
+        },
+        content: out,
+        changed,
+        found: 0,
+    }
+}
+
+pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+    let out = sh(t, format!("getent passwd {}", sh_quote(&p.user))).await?;
+    let pw = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let f: Vec<&str> = pw.split(':').collect();
+    if out.rc != 0 || f.len() < 7 {
+        return Err(OpError::failed(format!("user {} does not exist", p.user)));
+    }
+    let (gid, home) = (f[3].to_string(), f[5].to_string());
+    let path = p
+        .path
+        .clone()
+        .unwrap_or_else(|| format!("{home}/.ssh/authorized_keys"));
+    let dir = path
+        .rsplit_once('/')
+        .map(|(d, _)| d.to_string())
+        .unwrap_or(".".into());
+    let mut dir_changed = false;
+    if p.state_present && p.manage_dir {
+        let ds = t.stat(&dir).await?;
+        if !ds.is_dir {
+            dir_changed = true;
+            if !env.check {
+                let q = sh_quote(&dir);
+                let cmd = format!(
+                    "mkdir -p {q} && chown {}:{gid} {q} && chmod 700 {q}",
+                    sh_quote(&p.user)
+                );
+                let out = sh(t, cmd).await?;
+                if out.rc != 0 {
+                    return Err(OpError::command(format!("creating {dir}"), &out));
+                }
+            }
+        }
+    }
+    let st = if dir_changed {
+        FileStat::default()
+    } else {
+        t.stat(&path).await?
+    };
+    if !st.exists && !p.state_present {
+        return Ok(OpReport::new(false)
+            .with("user", p.user.clone())
+            .with("path", path));
+    }
+    let before = if st.exists {
+        t.get_file(&path).await?
+    } else {
+        Vec::new()
+    };
+    let e = edit(p, &String::from_utf8_lossy(&before));
+    let mut e = e;
+    if !st.exists {
+        e.changed = true;
+    }
+    let attrs = FileAttrs {
+        mode: Some(super::attrs::ModeSpec::Octal(0o600)),
+        owner: Some(p.user.clone()),
+        group: Some(gid),
+    };
+    let mut r = apply_edit(t, &path, &st, &before, &e, &attrs, &WriteOpts::new(), env).await?;
+    r.changed |= dir_changed;
+    r.set("user", p.user.clone());
+    r.set("key", p.keys.join("\n"));
+    r.set("exclusive", p.exclusive);
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const A: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAA alice@x";
+    const B: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAB bob@y";
+
+    fn p(v: serde_json::Value) -> Params {
+        Params::parse(&serde_json::from_value(v).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn adds_updates_removes_keys() {
+        let e = edit(&p(json!({"user": "u", "key": A})), &format!("{B}\n"));
+        assert_eq!(e.content, format!("{B}\n{A}\n"));
+        assert!(!edit(&p(json!({"user": "u", "key": A})), &e.content).changed);
+        // same key, new comment/options: replaced in place
+        let e2 = edit(
+            &p(json!({"user": "u", "key": format!("from=\"10.0.0.1\" {A}")})),
+            &e.content,
+        );
+        assert_eq!(e2.content, format!("{B}\nfrom=\"10.0.0.1\" {A}\n"));
+        let e3 = edit(
+            &p(json!({"user": "u", "key": A, "exclusive": true})),
+            &e.content,
+        );
+        assert_eq!(e3.content, format!("{A}\n"));
+        let e4 = edit(
+            &p(json!({"user": "u", "key": B, "state": "absent"})),
+            &e.content,
+        );
+        assert_eq!(e4.content, format!("{A}\n"));
+        assert!(
+            Params::parse(
+                &serde_json::from_value(json!({"user": "u", "key": "nonsense"})).unwrap()
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,140 @@
+//! `build` (ferry-specific): `configure && make && make install` in a source
+//! tree on the host, skipped when a marker file on the host records that
+//! this very commit was built with these flags.
+
+use super::outcome::{Args, OpEnv, OpError, OpReport, sh, sh_quote};
+use crate::playbook::model::Vars;
+use crate::transport::{CommandSpec, Transport};
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// The source tree on the host.
+    pub src: String,
+    pub configure_flags: Vec<String>,
+    /// Target for the build step (default: make's default target).
+    pub make_target: Option<String>,
+    pub prefix: String,
+    /// Where the record of the last build lives (default SRC/.ferry-build).
+    pub marker: String,
+    /// `make -jN` (default: the host's CPU count).
+    pub jobs: Option<u64>,
+}
+
+impl Params {
+    pub fn parse(args: &Vars) -> Result<Params, OpError> {
+        let a = Args::new("build", args);
+        let src = a.req_str(&["src", "chdir"])?;
+        let configure_flags = match a.value(&["configure_flags"])? {
+            None => Vec::new(),
+            Some(serde_json::Value::String(s)) => {
+                s.split_whitespace().map(str::to_string).collect()
+            }
+            Some(_) => a.list(&["configure_flags"])?.unwrap_or_default(),
+        };
+        let p = Params {
+            marker: a
+                .str(&["marker"])?
+                .unwrap_or_else(|| format!("{}/.ferry-build", src.trim_end_matches('/'))),
+            src,
+            configure_flags,
+            make_target: a.str(&["make_target"])?,
+            prefix: a.str(&["prefix"])?.unwrap_or_else(|| "/usr/local".into()),
+            jobs: a.u64(&["jobs"])?,
+        };
+        a.finish()?;
+        Ok(p)
+    }
+
+    /// The marker's content for a build of `commit`.
+    pub fn record(&self, commit: &str) -> String {
+        format!(
+            "commit={commit}\nconfigure_flags={}\nprefix={}\nmake_target={}\n",
+            self.configure_flags.join(" "),
+            self.prefix,
+            self.make_target.as_deref().unwrap_or("")
+        )
+    }
+}
+
+/// Shell printing the tree's identity: its git commit (with `+dirty` and a
+/// hash of the diff when modified), else a hash of its file list.
+fn identity(p: &Params) -> String {
+    let s = sh_quote(&p.src);
+    let m = sh_quote(&p.marker);
+    format!(
+        "cd {s} || exit 3; if git rev-parse HEAD >/dev/null 2>&1; then c=$(git rev-parse HEAD); \
+         d=$(git --no-optional-locks status --porcelain --untracked-files=no | head -c1); \
+         if [ -n \"$d\" ]; then c=\"$c+dirty-$(git diff HEAD | sha256sum | cut -c1-16)\"; fi; echo \"$c\"; \
+         else echo \"tree-$(find . -type f ! -path ./{base} -printf '%P %s %T@\\n' | sort | sha256sum | cut -c1-32)\"; fi; \
+         echo ---; cat {m} 2>/dev/null; true",
+        base = p.marker.rsplit('/').next().unwrap_or("")
+    )
+}
+
+pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+    let out = sh(t, identity(p)).await?;
+    if out.rc == 3 {
+        return Err(OpError::failed(format!(
+            "source tree {} does not exist on the host",
+            p.src
+        )));
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (commit, marker) = text.split_once("---\n").unwrap_or((&text, ""));
+    let commit = commit.trim();
+    let want = p.record(commit);
+    let mut r = OpReport::new(marker != want)
+        .with("commit", commit.to_string())
+        .with("marker", p.marker.clone());
+    if !r.changed || env.check {
+        return Ok(r);
+    }
+    let mut flags = vec![format!("--prefix={}", sh_quote(&p.prefix))];
+    flags.extend(p.configure_flags.iter().map(|f| sh_quote(f)));
+    let jobs = p
+        .jobs
+        .map(|j| j.to_string())
+        .unwrap_or_else(|| "$(nproc)".into());
+    let target = p.make_target.as_deref().map(sh_quote).unwrap_or_default();
+    let cmd = format!(
+        "set -e; cd {}; ./configure {}; make -j{jobs} {target}; make install; printf '%s' {} > {}",
+        sh_quote(&p.src),
+        flags.join(" "),
+        sh_quote(&want),
+        sh_quote(&p.marker)
+    );
+    let out = t
+        .run(&CommandSpec {
+            timeout: Some(std::time::Duration::from_secs(6 * 3600)),
+            ..CommandSpec::new(cmd)
+        })
+        .await?;
+    if out.rc != 0 {
+        return Err(OpError::command(format!("building {}", p.src), &out));
+    }
+    r.set("stdout", String::from_utf8_lossy(&out.stdout).into_owned());
+    r.msg = Some(format!("built {commit}"));
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn params_and_record() {
+        let p = Params::parse(&serde_json::from_value(json!({"src": "/s/qemu/", "configure_flags": "--enable-kvm --target-list=x86_64-softmmu"})).unwrap()).unwrap();
+        assert_eq!(p.marker, "/s/qemu/.ferry-build");
+        assert_eq!(
+            p.record("abc"),
+            "commit=abc\nconfigure_flags=--enable-kvm --target-list=x86_64-softmmu\nprefix=/usr/local\nmake_target=\n"
+        );
+        let q = Params::parse(
+            &serde_json::from_value(json!({"src": "/s", "configure_flags": ["--a", "--b"]}))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(q.configure_flags, vec!["--a", "--b"]);
+    }
+}

@@ -1,0 +1,244 @@
+//! The one path by which ops write a file's content: compare checksums
+//! first, never rewrite an unchanged file, validate on a temp file, keep a
+//! backup when asked, then one atomic `put_file` carrying mode and owner.
+
+use super::attrs::{FileAttrs, ensure_attrs};
+use super::outcome::{FileDiff, OpEnv, OpError, sh, sh_quote, sha256_hex};
+use crate::transport::{FileSpec, FileStat, Transport};
+
+/// Files larger than this are not read back for `--diff`.
+const DIFF_MAX: u64 = 1 << 20;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteOpts {
+    /// Keep a timestamped copy (`PATH.PID.YYYY-MM-DD@HH:MM:SS~`) before replacing.
+    pub backup: bool,
+    /// Command run on a temp file holding the new content (`%s` = its path);
+    /// the file is replaced only when it exits 0.
+    pub validate: Option<String>,
+    /// Replace an existing file whose content differs (copy's `force`).
+    pub force: bool,
+}
+
+impl WriteOpts {
+    pub fn new() -> Self {
+        Self {
+            force: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// What `write_content` did.
+#[derive(Debug, Clone, Default)]
+pub struct Written {
+    pub changed: bool,
+    pub content_changed: bool,
+    pub backup_file: Option<String>,
+    pub diff: Option<FileDiff>,
+    /// The path written (a symlink at the dest is followed).
+    pub path: String,
+    pub checksum: String,
+}
+
+/// Check that a `validate:` command names the file.
+pub fn check_validate(op: &'static str, v: &Option<String>) -> Result<(), OpError> {
+    match v {
+        Some(v) if !v.contains("%s") => Err(OpError::params(
+            op,
+            format!("validate `{v}` must contain %s (the file to check)"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Read a file's text when it exists and is small enough to diff.
+pub async fn read_for_diff(
+    t: &dyn Transport,
+    path: &str,
+    st: &FileStat,
+) -> Result<String, OpError> {
+    if !st.exists || !st.is_file {
+        return Ok(String::new());
+    }
+    if st.size > DIFF_MAX {
+        return Ok(format!("(file of {} bytes, not shown)\n", st.size));
+    }
+    let b = t.get_file(path).await?;
+    Ok(String::from_utf8(b).unwrap_or_else(|_| "(binary file, not shown)\n".to_string()))
+}
+
+/// Make `path` (currently `st`) hold `content` with `attrs`.
+/// `before` is the current content when the caller already read it.
+#[allow(clippy::too_many_arguments)]
+pub async fn write_content(
+    t: &dyn Transport,
+    path: &str,
+    st: &FileStat,
+    before: Option<&[u8]>,
+    content: &[u8],
+    attrs: &FileAttrs,
+    opts: &WriteOpts,
+    env: &OpEnv<'_>,
+) -> Result<Written, OpError> {
+    let mut path = path.to_string();
+    let mut st = st.clone();
+    if st.is_link {
+        // Write through the link, as Ansible does, so /etc/resolv.conf-style
+        // links stay links.
+        let out = sh(t, format!("readlink -f {}", sh_quote(&path))).await?;
+        let target = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.rc == 0 && !target.is_empty() {
+            path = target;
+            st = t.stat(&path).await?;
+        }
+    }
+    if st.is_dir {
+        return Err(OpError::failed(format!("{path} is a directory")));
+    }
+    let checksum = sha256_hex(content);
+    let content_changed =
+        !st.exists || (opts.force && st.checksum.as_deref() != Some(checksum.as_str()));
+    let mut w = Written {
+        path: path.clone(),
+        checksum,
+        content_changed,
+        ..Written::default()
+    };
+    if !content_changed {
+        w.changed = ensure_attrs(t, &path, &st, attrs, env.check).await?;
+        return Ok(w);
+    }
+    w.changed = true;
+    if env.diff {
+        let before = match before {
+            Some(b) => String::from_utf8_lossy(b).into_owned(),
+            None => read_for_diff(t, &path, &st).await?,
+        };
+        let after = match std::str::from_utf8(content) {
+            Ok(s) if content.len() as u64 <= DIFF_MAX => s.to_string(),
+            _ => "(binary or large content, not shown)\n".to_string(),
+        };
+        w.diff = Some(FileDiff {
+            path: path.clone(),
+            before,
+            after,
+        });
+    }
+    if env.check {
+        return Ok(w);
+    }
+    let (dir, base) = match path.rsplit_once('/') {
+        Some((d, b)) => (if d.is_empty() { "/" } else { d }, b),
+        None => (".", path.as_str()),
+    };
+    if let Some(v) = &opts.validate {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let tmp = format!("{dir}/.ferry-validate.{base}.{nanos}");
+        t.put_file(&FileSpec {
+            path: tmp.clone(),
+            content: content.to_vec(),
+            mode: Some(0o600),
+            ..FileSpec::default()
+        })
+        .await?;
+        let qt = sh_quote(&tmp);
+        let cmd = format!("{}; rc=$?; rm -f {qt}; exit $rc", v.replace("%s", &qt));
+        let out = sh(t, cmd).await?;
+        if out.rc != 0 {
+            return Err(OpError::command(
+                format!("validation of {path} failed, file left unchanged: {v}"),
+                &out,
+            ));
+        }
+    }
+    if opts.backup && st.exists {
+        let cmd = format!(
+            "b={}.$$.$(date +%Y-%m-%d@%H:%M:%S)~; cp -p {} \"$b\" && printf %s \"$b\"",
+            sh_quote(&path),
+            sh_quote(&path)
+        );
+        let out = sh(t, cmd).await?;
+        if out.rc != 0 {
+            return Err(OpError::command(format!("backing up {path}"), &out));
+        }
+        w.backup_file = Some(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    let mode = if st.exists {
+        Some(attrs.wanted_mode(&st)?.unwrap_or(st.mode & 0o7777))
+    } else {
+        let fresh = FileStat {
+            mode: 0o644,
+            ..FileStat::default()
+        };
+        attrs.wanted_mode(&fresh)?
+    };
+    let keep = |want: &Option<String>, cur: &str| {
+        want.clone()
+            .or_else(|| (st.exists && !cur.is_empty()).then(|| cur.to_string()))
+    };
+    t.put_file(&FileSpec {
+        path: path.clone(),
+        content: content.to_vec(),
+        mode,
+        owner: keep(&attrs.owner, &st.owner),
+        group: keep(&attrs.group, &st.group),
+        become_: None,
+    })
+    .await?;
+    Ok(w)
+}
+
+/// The common tail of the text-editing ops: write `edit` over `before`
+/// (when it changed anything) and report like Ansible does.
+#[allow(clippy::too_many_arguments)]
+pub async fn apply_edit(
+    t: &dyn Transport,
+    path: &str,
+    st: &FileStat,
+    before: &[u8],
+    edit: &super::lineinfile::Edit,
+    attrs: &FileAttrs,
+    opts: &WriteOpts,
+    env: &OpEnv<'_>,
+) -> Result<super::outcome::OpReport, OpError> {
+    let content: Vec<u8> = if edit.changed {
+        edit.content.as_bytes().to_vec()
+    } else {
+        before.to_vec()
+    };
+    let w = write_content(t, path, st, Some(before), &content, attrs, opts, env).await?;
+    let mut r = super::outcome::OpReport::new(w.changed);
+    r.diff = w.diff;
+    let msg = if edit.changed {
+        edit.msg.clone()
+    } else if w.changed {
+        "ownership, perms or SE linux context changed".to_string()
+    } else {
+        String::new()
+    };
+    r.msg = (!msg.is_empty()).then_some(msg);
+    r.set("backup", w.backup_file.clone().unwrap_or_default());
+    super::attrs::stat_result(&mut r, path, st);
+    Ok(r)
+}
+
+/// Create the missing parent directories of a file about to be created
+/// (as lineinfile/blockinfile/ini_file with `create` do); not in check mode.
+pub async fn ensure_parent(t: &dyn Transport, path: &str, check: bool) -> Result<(), OpError> {
+    let Some((dir, _)) = path.rsplit_once('/') else {
+        return Ok(());
+    };
+    if dir.is_empty() || check {
+        return Ok(());
+    }
+    let q = sh_quote(dir);
+    let out = sh(t, format!("[ -d {q} ] || mkdir -p -- {q}")).await?;
+    if out.rc != 0 {
+        return Err(OpError::command(format!("creating {dir}"), &out));
+    }
+    Ok(())
+}

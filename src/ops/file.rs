@@ -1,0 +1,355 @@
+//! `file`: a path's state (file, directory, link, hard, touch, absent) and
+//! its mode/owner/group, optionally recursively.
+
+use super::attrs::{FileAttrs, ModeSpec, ensure_attrs, stat_result};
+use super::outcome::{Args, OpEnv, OpError, OpReport, sh, sh_ok, sh_quote};
+use crate::playbook::model::Vars;
+use crate::transport::{FileSpec, FileStat, Transport};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    File,
+    Directory,
+    Link,
+    Hard,
+    Touch,
+    Absent,
+}
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub path: String,
+    /// None: keep whatever the path is (Ansible's default).
+    pub state: Option<State>,
+    pub src: Option<String>,
+    pub recurse: bool,
+    pub force: bool,
+    pub attrs: FileAttrs,
+}
+
+impl Params {
+    pub fn parse(args: &Vars) -> Result<Params, OpError> {
+        let a = Args::new("file", args);
+        let path = a.req_str(&["path", "dest", "name"])?;
+        let state = match a.str(&["state"])?.as_deref() {
+            None => None,
+            Some("file") => Some(State::File),
+            Some("directory") => Some(State::Directory),
+            Some("link") => Some(State::Link),
+            Some("hard") => Some(State::Hard),
+            Some("touch") => Some(State::Touch),
+            Some("absent") => Some(State::Absent),
+            Some(o) => {
+                return Err(a.err(format!(
+                    "`state` must be one of file, directory, link, hard, touch, absent, got `{o}`"
+                )));
+            }
+        };
+        let p = Params {
+            path,
+            state,
+            src: a.str(&["src"])?,
+            recurse: a.bool_or(&["recurse"], false)?,
+            force: a.bool_or(&["force"], false)?,
+            attrs: FileAttrs::parse(&a)?,
+        };
+        a.finish()?;
+        if matches!(p.state, Some(State::Link | State::Hard)) && p.src.is_none() {
+            return Err(OpError::params(
+                "file",
+                "src is required for state=link and state=hard",
+            ));
+        }
+        if p.recurse && p.state != Some(State::Directory) {
+            return Err(OpError::params("file", "recurse requires state=directory"));
+        }
+        if p.recurse && matches!(p.attrs.mode, Some(ModeSpec::Symbolic(_))) {
+            return Err(OpError::params(
+                "file",
+                "ferry supports recurse with an octal mode only (symbolic modes differ per file)",
+            ));
+        }
+        Ok(p)
+    }
+}
+
+fn report(changed: bool, path: &str, st: &FileStat) -> OpReport {
+    let mut r = OpReport::new(changed);
+    stat_result(&mut r, path, st);
+    r
+}
+
+pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+    let path = p.path.as_str();
+    let q = sh_quote(path);
+    let st = t.stat(path).await?;
+    let state = p.state.unwrap_or(if st.is_dir {
+        State::Directory
+    } else if st.is_link {
+        State::Link
+    } else {
+        State::File
+    });
+    match state {
+        State::Absent => {
+            if !st.exists && !st.is_link {
+                return Ok(OpReport::new(false)
+                    .with("path", path)
+                    .with("state", "absent"));
+            }
+            if !env.check {
+                sh_ok(t, format!("rm -rf -- {q}"), &format!("removing {path}")).await?;
+            }
+            Ok(OpReport::new(true)
+                .with("path", path)
+                .with("state", "absent"))
+        }
+        State::File => {
+            if !st.exists {
+                return Err(OpError::failed(format!(
+                    "file ({path}) is absent, cannot continue (use state=touch to create it)"
+                )));
+            }
+            if st.is_dir {
+                return Err(OpError::failed(format!(
+                    "{path} is a directory, not a file"
+                )));
+            }
+            let changed = ensure_attrs(t, path, &st, &p.attrs, env.check).await?;
+            Ok(report(changed, path, &st))
+        }
+        State::Touch => {
+            if !env.check {
+                if st.exists {
+                    sh_ok(t, format!("touch -- {q}"), &format!("touching {path}")).await?;
+                } else {
+                    let mode = p.attrs.wanted_mode(&FileStat {
+                        mode: 0o644,
+                        ..FileStat::default()
+                    })?;
+                    t.put_file(&FileSpec {
+                        path: path.to_string(),
+                        content: Vec::new(),
+                        mode,
+                        owner: p.attrs.owner.clone(),
+                        group: p.attrs.group.clone(),
+                        become_: None,
+                    })
+                    .await?;
+                }
+                if st.exists {
+                    ensure_attrs(t, path, &st, &p.attrs, false).await?;
+                }
+            }
+            Ok(report(true, path, &st).with("state", "file"))
+        }
+        State::Directory => {
+            if st.exists && !st.is_dir {
+                return Err(OpError::failed(format!(
+                    "{path} already exists as a {}",
+                    if st.is_link { "link" } else { "file" }
+                )));
+            }
+            if !st.exists {
+                if !env.check {
+                    // Create each missing component and give it the attributes, as Ansible does.
+                    let fresh = FileStat {
+                        mode: 0o755,
+                        is_dir: true,
+                        ..FileStat::default()
+                    };
+                    let fix = p
+                        .attrs
+                        .fix_command("$d", &fresh, false)?
+                        .unwrap_or_else(|| "true".into());
+                    let fix = fix.replace("'$d'", "\"$d\"");
+                    let cmd = format!(
+                        "p={q}; m=; while [ ! -e \"$p\" ]; do m=\"$p\n$m\"; p=$(dirname \"$p\"); done; \
+                         printf '%s' \"$m\" | while IFS= read -r d; do [ -n \"$d\" ] || continue; \
+                         mkdir \"$d\" && {fix} || exit 1; done"
+                    );
+                    sh_ok(t, cmd, &format!("creating directory {path}")).await?;
+                }
+                let mut r = OpReport::new(true)
+                    .with("path", path)
+                    .with("state", "directory");
+                if let Some(m) = p.attrs.wanted_mode(&FileStat {
+                    mode: 0o755,
+                    is_dir: true,
+                    ..FileStat::default()
+                })? {
+                    r.set("mode", format!("{m:04o}"));
+                }
+                return Ok(r);
+            }
+            let mut changed = ensure_attrs(t, path, &st, &p.attrs, env.check).await?;
+            if p.recurse {
+                changed |= recurse(t, path, &p.attrs, env.check).await?;
+            }
+            Ok(report(changed, path, &st))
+        }
+        State::Link => {
+            let src = p.src.clone().unwrap_or_default();
+            if st.is_link && st.link_target.as_deref() == Some(src.as_str()) {
+                let changed = ensure_attrs(t, path, &st, &p.attrs, env.check).await?;
+                return Ok(report(changed, path, &st).with("src", src));
+            }
+            if st.exists && !st.is_link {
+                if st.is_dir {
+                    let out = sh(t, format!("ls -A -- {q} | head -c1")).await?;
+                    if !out.stdout.is_empty() {
+                        return Err(OpError::failed(format!(
+                            "refusing to replace non-empty directory {path} with a link"
+                        )));
+                    }
+                }
+                if !p.force {
+                    return Err(OpError::failed(format!(
+                        "refusing to convert from {} to symlink for {path} (use force: true)",
+                        if st.is_dir { "directory" } else { "file" }
+                    )));
+                }
+            }
+            if !env.check {
+                let tmp = sh_quote(&format!("{path}.ferry-link.tmp"));
+                let rmdir = if st.is_dir {
+                    format!("rmdir -- {q} && ")
+                } else {
+                    String::new()
+                };
+                let mut cmd = format!(
+                    "{rmdir}ln -sfn -- {} {tmp} && mv -Tf -- {tmp} {q}",
+                    sh_quote(&src)
+                );
+                if let Some(o) = &p.attrs.owner {
+                    cmd.push_str(&format!(" && chown -h {} {q}", sh_quote(o)));
+                }
+                if let Some(g) = &p.attrs.group {
+                    cmd.push_str(&format!(" && chgrp -h {} {q}", sh_quote(g)));
+                }
+                sh_ok(t, cmd, &format!("linking {path} -> {src}")).await?;
+            }
+            Ok(OpReport::new(true)
+                .with("path", path)
+                .with("src", src)
+                .with("state", "link"))
+        }
+        State::Hard => {
+            let src = p.src.clone().unwrap_or_default();
+            let qs = sh_quote(&src);
+            let out = sh(
+                t,
+                format!("[ -e {qs} ] || exit 3; [ {q} -ef {qs} ] && exit 0; exit 1"),
+            )
+            .await?;
+            match out.rc {
+                3 => Err(OpError::failed(format!("src file {src} does not exist"))),
+                0 => {
+                    let changed = ensure_attrs(t, path, &st, &p.attrs, env.check).await?;
+                    Ok(report(changed, path, &st).with("src", src))
+                }
+                _ => {
+                    if st.exists && !p.force {
+                        return Err(OpError::failed(format!(
+                            "refusing to replace {path} with a hard link (use force: true)"
+                        )));
+                    }
+                    if !env.check {
+                        sh_ok(
+                            t,
+                            format!("ln -f -- {qs} {q}"),
+                            &format!("hard-linking {path}"),
+                        )
+                        .await?;
+                        let nst = t.stat(path).await?;
+                        ensure_attrs(t, path, &nst, &p.attrs, false).await?;
+                    }
+                    Ok(OpReport::new(true)
+                        .with("path", path)
+                        .with("src", src)
+                        .with("state", "hard"))
+                }
+            }
+        }
+    }
+}
+
+/// Owner/group/octal mode on everything below a directory; changed when
+/// `find` sees any entry that differs.
+async fn recurse(
+    t: &dyn Transport,
+    path: &str,
+    attrs: &FileAttrs,
+    check: bool,
+) -> Result<bool, OpError> {
+    let q = sh_quote(path);
+    let mut tests = Vec::new();
+    let mut fixes = Vec::new();
+    if let Some(o) = &attrs.owner {
+        tests.push(format!("! -user {}", sh_quote(o)));
+        fixes.push(format!("chown -hR {} {q}", sh_quote(o)));
+    }
+    if let Some(g) = &attrs.group {
+        tests.push(format!("! -group {}", sh_quote(g)));
+        fixes.push(format!("chgrp -hR {} {q}", sh_quote(g)));
+    }
+    if let Some(ModeSpec::Octal(m)) = &attrs.mode {
+        tests.push(format!("\\( ! -type l ! -perm {m:04o} \\)"));
+        fixes.push(format!("find {q} ! -type l -exec chmod {m:o} {{}} +"));
+    }
+    if tests.is_empty() {
+        return Ok(false);
+    }
+    let probe = format!("find {q} \\( {} \\) -print | head -n1", tests.join(" -o "));
+    let out = sh_ok(t, probe, &format!("inspecting {path}")).await?;
+    if out.stdout.is_empty() {
+        return Ok(false);
+    }
+    if !check {
+        sh_ok(
+            t,
+            fixes.join(" && "),
+            &format!("setting attributes below {path}"),
+        )
+        .await?;
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: serde_json::Value) -> Result<Params, OpError> {
+        Params::parse(&serde_json::from_value(v).unwrap())
+    }
+
+    #[test]
+    fn params() {
+        assert_eq!(
+            parse(json!({"path": "/x", "state": "directory", "mode": "0755"}))
+                .unwrap()
+                .state,
+            Some(State::Directory)
+        );
+        assert!(
+            parse(json!({"path": "/x", "state": "link"}))
+                .unwrap_err()
+                .to_string()
+                .contains("src is required")
+        );
+        assert!(parse(json!({"path": "/x", "state": "bogus"})).is_err());
+        assert!(parse(json!({"path": "/x", "recurse": true})).is_err());
+        assert!(
+            parse(json!({"path": "/x", "state": "directory", "recurse": true, "mode": "u+x"}))
+                .is_err()
+        );
+        assert!(
+            parse(json!({"path": "/x", "modification_time": "now"}))
+                .unwrap_err()
+                .to_string()
+                .contains("modification_time")
+        );
+    }
+}

@@ -1,0 +1,104 @@
+//! `hostname`: the running hostname and `/etc/hostname`.
+
+use super::attrs::FileAttrs;
+use super::content::{WriteOpts, write_content};
+use super::outcome::{Args, OpEnv, OpError, OpReport, sh, sh_quote};
+use crate::playbook::model::Vars;
+use crate::transport::Transport;
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub name: String,
+}
+
+impl Params {
+    pub fn parse(args: &Vars) -> Result<Params, OpError> {
+        let a = Args::new("hostname", args);
+        let p = Params {
+            name: a.req_str(&["name"])?,
+        };
+        // `use` picks Ansible's strategy; ferry always does what `debian` does.
+        if let Some(u) = a.str(&["use"])?
+            && !matches!(u.as_str(), "debian" | "systemd" | "generic")
+        {
+            return Err(a.err(format!(
+                "`use: {u}` is not supported (debian, systemd, generic)"
+            )));
+        }
+        a.finish()?;
+        if p.name.is_empty()
+            || !p
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            return Err(OpError::params(
+                "hostname",
+                format!("bad hostname `{}`", p.name),
+            ));
+        }
+        Ok(p)
+    }
+}
+
+/// (set the running name, rewrite /etc/hostname) given what the host has.
+pub fn plan(p: &Params, running: &str, etc: Option<&str>) -> (bool, bool) {
+    (
+        running.trim() != p.name,
+        etc.map(str::trim) != Some(p.name.as_str()),
+    )
+}
+
+pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+    let out = sh(t, "hostname").await?;
+    let running = String::from_utf8_lossy(&out.stdout).into_owned();
+    let st = t.stat("/etc/hostname").await?;
+    let etc = if st.exists {
+        Some(String::from_utf8_lossy(&t.get_file("/etc/hostname").await?).into_owned())
+    } else {
+        None
+    };
+    let (set_running, write) = plan(p, &running, etc.as_deref());
+    if !env.check {
+        if write {
+            let content = format!("{}\n", p.name);
+            write_content(
+                t,
+                "/etc/hostname",
+                &st,
+                etc.as_deref().map(str::as_bytes),
+                content.as_bytes(),
+                &FileAttrs::default(),
+                &WriteOpts::new(),
+                env,
+            )
+            .await?;
+        }
+        if set_running {
+            let out = sh(t, format!("hostname {}", sh_quote(&p.name))).await?;
+            if out.rc != 0 {
+                return Err(OpError::command("setting the hostname", &out));
+            }
+        }
+    }
+    Ok(OpReport::new(set_running || write).with("name", p.name.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn plans() {
+        let p = Params::parse(&serde_json::from_value(json!({"name": "node1"})).unwrap()).unwrap();
+        assert_eq!(plan(&p, "node1\n", Some("node1\n")), (false, false));
+        assert_eq!(plan(&p, "old\n", Some("node1\n")), (true, false));
+        assert_eq!(plan(&p, "node1\n", None), (false, true));
+        assert!(Params::parse(&serde_json::from_value(json!({"name": "a b"})).unwrap()).is_err());
+        assert!(
+            Params::parse(&serde_json::from_value(json!({"name": "a", "use": "alpine"})).unwrap())
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,63 @@
+//! `modprobe`: a kernel module loaded (with parameters) or unloaded.
+
+use super::outcome::{Args, OpEnv, OpError, OpReport, sh, sh_quote};
+use crate::playbook::model::Vars;
+use crate::transport::Transport;
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub name: String,
+    pub state_present: bool,
+    pub params: String,
+}
+
+impl Params {
+    pub fn parse(args: &Vars) -> Result<Params, OpError> {
+        let a = Args::new("modprobe", args);
+        let p = Params {
+            name: a.req_str(&["name"])?,
+            state_present: a.choice(&["state"], &["present", "absent"], "present")? == "present",
+            params: a.str(&["params"])?.unwrap_or_default(),
+        };
+        a.finish()?;
+        if !p
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(OpError::params(
+                "modprobe",
+                format!("bad module name `{}`", p.name),
+            ));
+        }
+        Ok(p)
+    }
+}
+
+pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+    // /sys/module lists loaded and built-in modules, with `_` for `-`.
+    let sysname = p.name.replace('-', "_");
+    let out = sh(
+        t,
+        format!("[ -d /sys/module/{sysname} ] && echo loaded || echo absent"),
+    )
+    .await?;
+    let loaded = String::from_utf8_lossy(&out.stdout).trim() == "loaded";
+    let changed = loaded != p.state_present;
+    if changed && !env.check {
+        let cmd = if p.state_present {
+            let params: Vec<String> = p.params.split_whitespace().map(sh_quote).collect();
+            format!("modprobe {} {}", sh_quote(&p.name), params.join(" "))
+        } else {
+            format!("modprobe -r {}", sh_quote(&p.name))
+        };
+        let out = sh(t, cmd).await?;
+        if out.rc != 0 {
+            return Err(OpError::command(format!("modprobe {}", p.name), &out));
+        }
+    }
+    Ok(OpReport::new(changed)
+        .with("name", p.name.clone())
+        .with("params", p.params.clone())
+        .with("state", if p.state_present { "present" } else { "absent" }))
+}

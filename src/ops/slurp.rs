@@ -1,0 +1,44 @@
+//! `slurp`: a file's content, base64-encoded (never changes anything).
+
+use base64::Engine;
+
+use super::outcome::{Args, OpEnv, OpError, OpReport};
+use crate::playbook::model::Vars;
+use crate::transport::Transport;
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub src: String,
+}
+
+impl Params {
+    pub fn parse(args: &Vars) -> Result<Params, OpError> {
+        let a = Args::new("slurp", args);
+        let p = Params {
+            src: a.req_str(&["src", "path"])?,
+        };
+        a.finish()?;
+        Ok(p)
+    }
+}
+
+pub async fn run(t: &dyn Transport, p: &Params, _env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+    let st = t.stat(&p.src).await?;
+    if !st.exists {
+        return Err(OpError::failed(format!("file not found: {}", p.src)));
+    }
+    if st.is_dir {
+        return Err(OpError::failed(format!(
+            "source is a directory and must be a file: {}",
+            p.src
+        )));
+    }
+    let data = t.get_file(&p.src).await?;
+    Ok(OpReport::new(false)
+        .with(
+            "content",
+            base64::engine::general_purpose::STANDARD.encode(data),
+        )
+        .with("encoding", "base64")
+        .with("source", p.src.clone()))
+}

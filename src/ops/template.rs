@@ -1,0 +1,90 @@
+//! `template`: render a controller-side template with the host's variables
+//! (through `OpEnv::render`) and place it like `copy`.
+
+use std::path::PathBuf;
+
+use super::attrs::FileAttrs;
+use super::content::{WriteOpts, check_validate};
+use super::copy::{place, search_list};
+use super::outcome::{Args, OpEnv, OpError, OpReport, find_src};
+use crate::playbook::model::Vars;
+use crate::transport::Transport;
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub src: String,
+    pub dest: String,
+    pub backup: bool,
+    pub force: bool,
+    pub validate: Option<String>,
+    pub attrs: FileAttrs,
+}
+
+impl Params {
+    pub fn parse(args: &Vars) -> Result<Params, OpError> {
+        let a = Args::new("template", args);
+        let p = Params {
+            src: a.req_str(&["src"])?,
+            dest: a.req_str(&["dest"])?,
+            backup: a.bool_or(&["backup"], false)?,
+            force: a.bool_or(&["force"], true)?,
+            validate: a.str(&["validate"])?,
+            attrs: FileAttrs::parse(&a)?,
+        };
+        a.finish()?;
+        check_validate("template", &p.validate)?;
+        Ok(p)
+    }
+
+    /// Find the template on the controller (templates/ below each base dir).
+    pub fn resolve_src(&self, env: &OpEnv<'_>) -> Result<PathBuf, OpError> {
+        find_src(&self.src, "templates", env).ok_or_else(|| {
+            OpError::params(
+                "template",
+                format!(
+                    "Could not find template `{}` in {} (looked in templates/ below each and in each)",
+                    self.src,
+                    search_list(env)
+                ),
+            )
+        })
+    }
+}
+
+/// Render `src` with the engine's renderer.
+pub fn render(p: &Params, env: &OpEnv<'_>) -> Result<(PathBuf, String), OpError> {
+    let path = p.resolve_src(env)?;
+    let source = std::fs::read_to_string(&path)
+        .map_err(|e| OpError::failed(format!("reading template {}: {e}", path.display())))?;
+    let render = env
+        .render
+        .ok_or_else(|| OpError::failed("template: no template renderer was given to the op"))?;
+    let text = render(&source, &path)
+        .map_err(|e| OpError::failed(format!("rendering {}: {e}", path.display())))?;
+    Ok((path, text))
+}
+
+pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+    let (path, text) = render(p, env)?;
+    let opts = WriteOpts {
+        backup: p.backup,
+        validate: p.validate.clone(),
+        force: p.force,
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().trim_end_matches(".j2").to_string());
+    let mut r = place(
+        t,
+        "template",
+        &p.dest,
+        name.as_deref(),
+        text.as_bytes(),
+        &p.attrs,
+        &opts,
+        env,
+    )
+    .await?;
+    r.set("src", path.display().to_string());
+    Ok(r)
+}
