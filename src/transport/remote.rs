@@ -137,6 +137,16 @@ impl RemoteShell {
 
     /// Runs `spec` through the shell: one round trip.
     pub async fn run(&mut self, spec: &CommandSpec) -> Result<CommandOutput, TransportError> {
+        self.run_to(spec, None).await
+    }
+
+    /// As [`run`](Self::run), the shell writing stdin to `dest` itself
+    /// (when it can create it) instead of feeding it to the script.
+    async fn run_to(
+        &mut self,
+        spec: &CommandSpec,
+        dest: Option<&str>,
+    ) -> Result<CommandOutput, TransportError> {
         let script = command_script(spec);
         if script.contains('\0') {
             return Err(TransportError::Other {
@@ -171,10 +181,11 @@ impl RemoteShell {
             .map_or(0, |t| t.as_secs_f64().ceil().max(1.0) as u64);
         req.extend_from_slice(
             format!(
-                "R {id} {} {} {timeout} {}\n",
+                "R {id} {} {} {timeout} {}{}\n",
                 lines.len(),
                 stdin.len(),
-                u8::from(password.is_some())
+                u8::from(password.is_some()),
+                dest.map(|d| format!(" {d}")).unwrap_or_default()
             )
             .as_bytes(),
         );
@@ -315,11 +326,19 @@ pub async fn put_file(shell: &mut RemoteShell, spec: &FileSpec) -> Result<(), Tr
         dir.trim_end_matches('/'),
         random_hex(6)
     );
+    // Without become, the shell writes the content straight into the temp
+    // file (no copy); with it, the script (run by sudo) writes it.
+    let direct = spec.become_.is_none() && !tmp.contains(['\n', '\r']) && tmp.trim() == tmp;
     let p = sh_quote(path);
-    let mut s = format!(
-        "t={}\ntrap 'rm -f \"$t\"' EXIT\ndd of=\"$t\" bs=65536 conv=fsync status=none || exit 1\n",
-        sh_quote(&tmp)
-    );
+    let mut s = format!("t={}\ntrap 'rm -f \"$t\"' EXIT\n", sh_quote(&tmp));
+    if direct {
+        s.push_str(&format!(
+            "[ -f \"$t\" ] || {{ echo {} >&2; exit 1; }}\nsync \"$t\" 2>/dev/null\n",
+            sh_quote(&format!("cannot create a file in {dir}"))
+        ));
+    } else {
+        s.push_str("dd of=\"$t\" bs=65536 conv=fsync status=none || exit 1\n");
+    }
     match spec.mode {
         Some(m) => s.push_str(&format!("chmod {m:o} \"$t\" || exit 1\n")),
         None => s.push_str(&format!(
@@ -342,7 +361,7 @@ pub async fn put_file(shell: &mut RemoteShell, spec: &FileSpec) -> Result<(), Tr
         become_: spec.become_.clone(),
         ..Default::default()
     };
-    let out = shell.run(&spec2).await?;
+    let out = shell.run_to(&spec2, direct.then_some(tmp.as_str())).await?;
     if out.rc != 0 {
         return Err(failed(shell, &format!("writing {path}"), &out));
     }
