@@ -735,15 +735,143 @@ async fn facts_through_sshd_match_this_machine() {
     assert!(matches!(f["ansible_default_ipv4"], Value::Object(_)));
 }
 
-/// Prints connect time and per-call latency: `cargo test --test transport latency -- --ignored --nocapture`.
+#[tokio::test]
+async fn the_ssh_agent_authenticates_when_no_key_file_does() {
+    let sshd = Sshd::start("");
+    let sock = sshd.path("agent.sock");
+    let mut agent = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&sock)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("ssh-agent starts (openssh-client)");
+    struct KillOnDrop(u32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.0 as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+    let _guard = KillOnDrop(agent.id());
+    let t0 = Instant::now();
+    while !sock.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "ssh-agent socket did not appear"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut p = sshd.params();
+    p.identity_files.clear();
+    p.agent_socket = Some(sock.clone());
+    // An empty agent: refused, and the error says what was tried.
+    let err = match ferry::transport::connect(&p).await {
+        Ok(_) => panic!("connected with an empty agent"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("authentication as root failed") && err.contains("ssh-agent"),
+        "{err}"
+    );
+    sh(&format!(
+        "SSH_AUTH_SOCK={} ssh-add -q {}",
+        sock.display(),
+        sshd.path("client_key").display()
+    ));
+    let t = ferry::transport::connect(&p)
+        .await
+        .expect("the agent's key is accepted");
+    assert_eq!(
+        t.run(&CommandSpec::new("echo via agent"))
+            .await
+            .unwrap()
+            .stdout,
+        b"via agent\n"
+    );
+    t.close().await;
+    drop(_guard);
+    let _ = agent.wait();
+}
+
+#[tokio::test]
+async fn a_silent_server_times_out_and_a_closed_port_is_unreachable() {
+    let sshd = Sshd::start("");
+    // Accepts TCP but never speaks SSH.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut p = sshd.params();
+    p.port = silent.local_addr().unwrap().port();
+    p.connect_timeout = Duration::from_millis(500);
+    let err = match ferry::transport::connect(&p).await {
+        Ok(_) => panic!("connected to a silent server"),
+        Err(e) => e,
+    };
+    assert!(
+        err.is_unreachable() && err.to_string().contains("timed out"),
+        "{err}"
+    );
+    drop(silent);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    p.port = closed;
+    let err = match ferry::transport::connect(&p).await {
+        Ok(_) => panic!("connected to a closed port"),
+        Err(e) => e,
+    };
+    assert!(
+        err.is_unreachable() && err.to_string().contains(&format!("127.0.0.1:{closed}")),
+        "{err}"
+    );
+}
+
+/// Prints connect time and per-call latency:
+/// `cargo test --test transport latency -- --ignored --nocapture`
+/// (as a /bin/sh user; `FERRY_BENCH_AS_ROOT=1` to measure as root).
 #[tokio::test]
 #[ignore = "a benchmark: prints figures"]
 async fn latency() {
-    let sshd = Sshd::start("");
-    let p = sshd.params();
+    let sshd = Sshd::start("MaxStartups 200\nMaxSessions 200");
+    // root's login shell here is bash, whose ~/.bashrc (pyenv init) costs
+    // ~0.6 s of CPU per session; a user with /bin/sh measures ferry instead.
+    let as_root = std::env::var("FERRY_BENCH_AS_ROOT").is_ok();
+    let _user = (!as_root).then(|| TestUser::create("ferrybench", "unused"));
+    let p = if as_root {
+        sshd.params()
+    } else {
+        sshd.params_with("ferrybench", sshd.known_hosts(), false, None)
+    };
+    let mut connects = Vec::new();
+    for _ in 0..10 {
+        let t0 = Instant::now();
+        let t = ferry::transport::connect(&p).await.unwrap();
+        connects.push(t0.elapsed());
+        t.close().await;
+    }
+    connects.sort();
     let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let p = p.clone();
+        tasks.push(tokio::spawn(async move {
+            let t = ferry::transport::connect(&p).await.unwrap();
+            assert_eq!(t.run(&CommandSpec::new("true")).await.unwrap().rc, 0);
+            t
+        }));
+    }
+    let mut opened = Vec::new();
+    for task in tasks {
+        opened.push(task.await.unwrap());
+    }
+    let parallel = t0.elapsed();
+    for t in opened {
+        t.close().await;
+    }
     let t = ferry::transport::connect(&p).await.unwrap();
-    let connect = t0.elapsed();
     let t1 = Instant::now();
     for _ in 0..50 {
         assert_eq!(t.run(&CommandSpec::new("true")).await.unwrap().rc, 0);
@@ -752,7 +880,7 @@ async fn latency() {
     let t2 = Instant::now();
     for i in 0..50 {
         t.put_file(&FileSpec {
-            path: format!("/tmp/ferry-latency-{}", i % 2),
+            path: format!("/tmp/ferry-latency-{}-{}", p.user, i % 2),
             content: vec![b'x'; 100],
             mode: Some(0o644),
             ..Default::default()
@@ -767,15 +895,25 @@ async fn latency() {
     }
     let stats = t3.elapsed();
     t.close().await;
-    let _ = std::fs::remove_file("/tmp/ferry-latency-0");
-    let _ = std::fs::remove_file("/tmp/ferry-latency-1");
+    let _ = std::fs::remove_file(format!("/tmp/ferry-latency-{}-0", p.user));
+    let _ = std::fs::remove_file(format!("/tmp/ferry-latency-{}-1", p.user));
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
-        "connect (handshake + auth + remote shell): {:.1} ms\n50 x run(true): {:.1} ms total, {:.2} ms/call\n\
-         50 x put_file(100 B): {:.2} ms/call\n50 x stat: {:.2} ms/call",
-        connect.as_secs_f64() * 1e3,
-        runs.as_secs_f64() * 1e3,
-        runs.as_secs_f64() * 1e3 / 50.0,
-        puts.as_secs_f64() * 1e3 / 50.0,
-        stats.as_secs_f64() * 1e3 / 50.0
+        "connect (handshake + auth + remote shell), 10 sequential: median {:.1} ms, min {:.1} ms\n\
+         50 connections at once, each running `true`: {:.0} ms\n\
+         50 x run(true): {:.1} ms total, {:.2} ms/call\n\
+         50 x put_file(100 B, mode): {:.2} ms/call\n50 x stat (with sha256): {:.2} ms/call\n\
+         (user {}, load average: {})",
+        ms(connects[5]),
+        ms(connects[0]),
+        ms(parallel),
+        ms(runs),
+        ms(runs) / 50.0,
+        ms(puts) / 50.0,
+        ms(stats) / 50.0,
+        p.user,
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
     );
 }

@@ -31,8 +31,11 @@ pub struct ConnectParams {
     pub host: String,
     pub port: u16,
     pub user: String,
-    /// Key files to try (after the SSH agent), in order.
+    /// Key files to try, in order (unencrypted ones before the agent,
+    /// encrypted ones after it).
     pub identity_files: Vec<PathBuf>,
+    /// The SSH agent's socket (`SSH_AUTH_SOCK`), if any.
+    pub agent_socket: Option<PathBuf>,
     pub known_hosts: KnownHosts,
     /// Jump host, outermost first (`-J a,b` reaches b through a, then the host through b).
     pub jump: Option<Box<ConnectParams>>,
@@ -343,6 +346,9 @@ impl ConnectParams {
             port,
             user,
             identity_files,
+            agent_socket: std::env::var_os("SSH_AUTH_SOCK")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
             known_hosts,
             jump,
             connect_timeout,

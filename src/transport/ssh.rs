@@ -217,8 +217,8 @@ async fn authenticate(
             Err(e) => tried.push(format!("{}: {e}", f.display())),
         }
     }
-    if std::env::var_os("SSH_AUTH_SOCK").is_some() {
-        match AgentClient::connect_env().await {
+    if let Some(sock) = &p.agent_socket {
+        match AgentClient::connect_uds(sock).await {
             Ok(mut agent) => {
                 let ids = agent.request_identities().await.unwrap_or_default();
                 for id in ids {
