@@ -341,6 +341,15 @@ async fn a_hanging_command_is_killed_at_its_timeout_and_the_next_call_works() {
         (out.stdout.as_slice(), out.rc, out.timed_out),
         (&b"fine\n"[..], 0, false)
     );
+    // A caller that gives up (its future dropped) does not garble the next answer.
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(200),
+        t.run(&CommandSpec::new("sleep 1; echo late")),
+    )
+    .await;
+    assert!(gave_up.is_err());
+    let out = t.run(&CommandSpec::new("echo next")).await.unwrap();
+    assert_eq!(out.stdout, b"next\n");
     t.close().await;
 }
 

@@ -48,12 +48,20 @@ pub struct RemoteShell {
     next_id: u64,
     /// The password the shell holds for sudo's askpass (sent once).
     password_sent: Option<String>,
+    /// A request whose answer was not read (its caller was cancelled):
+    /// read and dropped before the next one.
+    pending: Option<u64>,
+    /// A request was cut off while being sent: the shell cannot be trusted.
+    broken: bool,
+    /// The SSH user: become to this user needs no sudo.
+    login_user: String,
 }
 
 impl RemoteShell {
     /// Opens the exec channel and waits until the shell says it is ready.
     pub async fn start<H: russh::client::Handler>(
         name: &str,
+        login_user: &str,
         handle: &Handle<H>,
     ) -> Result<Self, TransportError> {
         let lost = |reason: String| TransportError::Unreachable {
@@ -80,6 +88,9 @@ impl RemoteShell {
             marker,
             next_id: 1,
             password_sent: None,
+            pending: None,
+            broken: false,
+            login_user: login_user.to_string(),
         };
         let ready = format!("{}ready\n", shell.marker);
         let mut out = Vec::new();
@@ -147,7 +158,14 @@ impl RemoteShell {
         spec: &CommandSpec,
         dest: Option<&str>,
     ) -> Result<CommandOutput, TransportError> {
-        let script = command_script(spec);
+        if self.broken {
+            return Err(self.lost("an earlier call was interrupted while sending"));
+        }
+        if let Some(prev) = self.pending {
+            self.collect(prev, None).await?;
+            self.pending = None;
+        }
+        let script = command_script(spec, &self.login_user);
         if script.contains('\0') {
             return Err(TransportError::Other {
                 host: self.name.clone(),
@@ -194,8 +212,25 @@ impl RemoteShell {
             req.push(b'\n');
         }
         req.extend_from_slice(stdin);
+        self.broken = true;
         self.send(&req).await?;
+        self.broken = false;
+        self.pending = Some(id);
+        // The shell kills the command at its timeout; this deadline only
+        // guards against a dead connection.
+        let out = self
+            .collect(id, spec.timeout.map(|t| t + Duration::from_secs(30)))
+            .await?;
+        self.pending = None;
+        Ok(out)
+    }
 
+    /// Reads the answer to request `id`.
+    async fn collect(
+        &mut self,
+        id: u64,
+        deadline: Option<Duration>,
+    ) -> Result<CommandOutput, TransportError> {
         let out_marker = format!("{}{id} ", self.marker).into_bytes();
         let err_marker = format!("{}{id}\n", self.marker).into_bytes();
         let mut out = Vec::new();
@@ -242,10 +277,8 @@ impl RemoteShell {
             }
             Ok(())
         };
-        let res = match spec.timeout {
-            // The shell kills the command at its timeout; this is only a
-            // guard against a dead connection.
-            Some(t) => tokio::time::timeout(t + Duration::from_secs(30), wait)
+        let res = match deadline {
+            Some(t) => tokio::time::timeout(t, wait)
                 .await
                 .unwrap_or_else(|_| Err("no answer from the remote shell".into())),
             None => wait.await,
@@ -277,8 +310,8 @@ impl RemoteShell {
 }
 
 /// The shell script a [`CommandSpec`] becomes: chdir, environment, command,
-/// wrapped in sudo when it runs as another user.
-pub fn command_script(spec: &CommandSpec) -> String {
+/// wrapped in sudo when it runs as another user than `login_user`.
+pub fn command_script(spec: &CommandSpec, login_user: &str) -> String {
     let mut inner = String::new();
     if let Some(cwd) = &spec.cwd {
         inner.push_str(&format!("cd {} || exit 1\n", sh_quote(cwd)));
@@ -288,8 +321,7 @@ pub fn command_script(spec: &CommandSpec) -> String {
     }
     inner.push_str(&spec.cmd);
     match &spec.become_ {
-        None => inner,
-        Some(b) => {
+        Some(b) if b.user.as_deref().unwrap_or("root") != login_user => {
             let user = b.user.as_deref().unwrap_or("root");
             let mode = if b.password.is_some() { "-A" } else { "-n" };
             format!(
@@ -298,6 +330,7 @@ pub fn command_script(spec: &CommandSpec) -> String {
                 sh_quote(&inner)
             )
         }
+        _ => inner,
     }
 }
 
@@ -457,7 +490,12 @@ mod tests {
             user: Some("www".into()),
             password: None,
         });
-        let s = command_script(&spec);
+        assert_eq!(
+            command_script(&spec, "www"),
+            "cd '/tmp' || exit 1\nid -un",
+            "already that user"
+        );
+        let s = command_script(&spec, "root");
         assert!(
             s.starts_with(
                 "exec sudo -n -H -u 'www' -- /bin/sh -c 'cd '\\''/tmp'\\'' || exit 1\nid -un'"

@@ -72,7 +72,7 @@ fn unreachable(name: &str, reason: impl std::fmt::Display) -> TransportError {
 /// starts the remote shell.
 pub async fn connect(p: &ConnectParams) -> Result<SshTransport, TransportError> {
     let (handle, jumps) = open(p).await?;
-    let shell = RemoteShell::start(&p.name, &handle).await?;
+    let shell = RemoteShell::start(&p.name, &p.user, &handle).await?;
     Ok(SshTransport {
         name: p.name.clone(),
         handle,
