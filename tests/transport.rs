@@ -542,8 +542,20 @@ impl TestUser {
 impl Drop for TestUser {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(format!("/etc/sudoers.d/{}", self.0));
+        // Its sshd session may still be exiting (userdel refuses then): retry.
+        for _ in 0..50 {
+            let removed = Command::new("userdel")
+                .args(["-r", self.0])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if removed {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = Command::new("userdel")
-            .args(["-r", self.0])
+            .args(["-r", "-f", self.0])
             .stderr(Stdio::null())
             .status();
     }
