@@ -4,10 +4,21 @@
 //! command lines (with stdin), whole files (written atomically), and stats.
 //! Aim: one round trip per call, over one connection per host.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
+
+pub mod known_hosts;
+pub mod params;
+pub mod prompt;
+pub mod remote;
+pub mod ssh;
+pub mod ssh_config;
+
+pub use known_hosts::{HostKeyPolicy, KnownHosts};
+pub use params::{ConnectParams, ConnectionKind};
 
 /// Run a command as another user (sudo).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -122,4 +133,17 @@ pub trait Transport: Send + Sync {
     async fn stat(&self, path: &str) -> Result<FileStat, TransportError>;
     /// Close every channel and the connection, waiting until they are closed.
     async fn close(&self);
+}
+
+/// Opens the connection `p` describes: SSH (through its jump hosts), or the
+/// local transport for `ansible_connection: local`.
+pub async fn connect(p: &ConnectParams) -> Result<Arc<dyn Transport>, TransportError> {
+    match p.kind {
+        ConnectionKind::Ssh => Ok(Arc::new(ssh::connect(p).await?)),
+        // TODO(merge): the engine helper's `transport::local::LocalTransport::new(host)`.
+        ConnectionKind::Local => Err(TransportError::Other {
+            host: p.name.clone(),
+            reason: "ansible_connection: local is not wired yet".into(),
+        }),
+    }
 }

@@ -1,0 +1,72 @@
+# ferry's remote shell: one per host, fed requests on stdin, answering on
+# stdout/stderr with end markers. Started as `/bin/sh -c SCRIPT ferry MARKER`.
+# Request:  R ID NLINES STDINLEN TIMEOUT BECOME [DEST]  then NLINES lines of
+#           script, then STDINLEN bytes of stdin (written to DEST when given,
+#           e.g. a file put's temp file, and read by the script otherwise).
+#           K  then one line: the become password (kept in memory only).
+#           Q  quit.
+# Reply:    the script's stdout then "MARKER<ID> RC TIMEDOUT\n" on stdout,
+#           the script's stderr then "MARKER<ID>\n" on stderr.
+# Scripts without a timeout run in a subshell (a fork, no exec); the
+# helper's own variables are prefixed _f_ and the password is cleared there.
+_f_M=$1
+set --
+_f_d=$(mktemp -d "${TMPDIR:-/tmp}/ferry.XXXXXXXX") || exit 97
+trap 'rm -rf "$_f_d"' EXIT
+trap 'exit 1' HUP TERM
+printf '#!/bin/sh\nprintf "%%s\\n" "$FERRY_BECOME_PW"\n' > "$_f_d/askpass" && chmod 700 "$_f_d/askpass" || exit 97
+_f_pw=
+printf '%sready\n' "$_f_M"
+while read -r _f_op _f_id _f_n _f_len _f_to _f_b _f_dest; do
+  case $_f_op in
+  R)
+    _f_s=
+    _f_i=0
+    while [ "$_f_i" -lt "$_f_n" ]; do
+      IFS= read -r _f_l || exit 0
+      _f_s="$_f_s$_f_l
+"
+      _f_i=$((_f_i + 1))
+    done
+    _f_in=/dev/null
+    if [ -n "$_f_dest" ]; then
+      # The script checks that DEST exists; stdin is consumed either way.
+      { true > "$_f_dest"; } 2> /dev/null || _f_dest=$_f_d/in
+      head -c "$_f_len" > "$_f_dest"
+    elif [ "$_f_len" -gt 0 ]; then
+      head -c "$_f_len" > "$_f_d/in"
+      _f_in=$_f_d/in
+    fi
+    rm -f "$_f_d/to"
+    if [ "$_f_b" = 1 ]; then
+      export FERRY_BECOME_PW="$_f_pw" SUDO_ASKPASS="$_f_d/askpass"
+    fi
+    if [ "$_f_to" -gt 0 ]; then
+      setsid /bin/sh -c "$_f_s" < "$_f_in" &
+      _f_p=$!
+      setsid /bin/sh -c 'sleep "$1"; : > "$2"; kill -TERM "-$3" || kill -TERM "$3"; sleep 2; kill -KILL "-$3"' w "$_f_to" "$_f_d/to" "$_f_p" < /dev/null > /dev/null 2>&1 &
+      _f_w=$!
+      wait "$_f_p" 2> /dev/null
+      _f_rc=$?
+      # The watchdog may not have made its own group yet: then kill it by pid.
+      kill -TERM "-$_f_w" 2> /dev/null || kill -TERM "$_f_w" 2> /dev/null
+      wait "$_f_w" 2> /dev/null
+    else
+      (_f_pw= ; trap - EXIT HUP TERM; eval "$_f_s") < "$_f_in"
+      _f_rc=$?
+    fi
+    unset FERRY_BECOME_PW SUDO_ASKPASS
+    _f_t=0
+    if [ -e "$_f_d/to" ]; then
+      _f_t=1
+      kill -KILL "-$_f_p" 2> /dev/null
+    fi
+    [ "$_f_len" -gt 0 ] && [ -z "$_f_dest" ] && : > "$_f_d/in"
+    printf '%s%s %s %s\n' "$_f_M" "$_f_id" "$_f_rc" "$_f_t"
+    printf '%s%s\n' "$_f_M" "$_f_id" >&2
+    ;;
+  K) IFS= read -r _f_pw || exit 0 ;;
+  Q) exit 0 ;;
+  *) printf '%sbad request: %s\n' "$_f_M" "$_f_op" >&2; exit 98 ;;
+  esac
+done
