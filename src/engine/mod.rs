@@ -793,13 +793,16 @@ impl Engine {
         } else {
             active.clone()
         };
-        self.emit(EventKind::TaskStart {
-            task: t.display_name(),
-            op: t.op.clone(),
-            loc: t.loc.to_string(),
-            handler,
-            hosts: targets.iter().map(|&h| pr.names[h].clone()).collect(),
-        });
+        let silent = ops::lookup(&t.op).is_some_and(|op| op.silent());
+        if !silent {
+            self.emit(EventKind::TaskStart {
+                task: t.display_name(),
+                op: t.op.clone(),
+                loc: t.loc.to_string(),
+                handler,
+                hosts: targets.iter().map(|&h| pr.names[h].clone()).collect(),
+            });
+        }
         let outs = join_all(targets.iter().map(|&h| async move {
             let _permit = self.forks.acquire().await.expect("forks semaphore closed");
             let out = self.run_on_host(pr, t, kw, h).await;
@@ -810,7 +813,13 @@ impl Engine {
                 .as_ref()
                 .map(|r| (r.clone(), Value::Object(out.result.clone())));
             let facts = out.facts.clone();
-            self.apply(pr, t, kw, rescuable, h, out);
+            if silent && !out.failed {
+                if out.control == Some(Control::EndHost) {
+                    pr.states[h].lock().unwrap().ended = true;
+                }
+            } else {
+                self.apply(pr, t, kw, rescuable, h, out);
+            }
             (control, newly_failed, register, facts)
         }))
         .await;
@@ -858,8 +867,12 @@ impl Engine {
             pr.ended.store(true, Ordering::SeqCst);
         }
         if controls.contains(&Control::FlushHandlers) && !handler {
-            let all: Vec<usize> = (0..pr.names.len()).collect();
-            Box::pin(self.flush_handlers(pr, &all)).await;
+            // Under `free`, each host flushes its own handlers when it gets there.
+            let which: Vec<usize> = match self.opts.strategy {
+                Strategy::Linear => (0..pr.names.len()).collect(),
+                Strategy::Free => active.clone(),
+            };
+            Box::pin(self.flush_handlers(pr, &which)).await;
         }
     }
 

@@ -58,7 +58,22 @@ fn single_expression(s: &str) -> Option<&str> {
     Some(inner.trim())
 }
 
+/// Render a string; a result that is itself a template (a variable holding
+/// `{{ ... }}`) is rendered again, as Ansible's lazy variables are.
 fn render_str(s: &str, ctx: &minijinja::Value) -> Result<Value, String> {
+    let mut v = render_once(s, ctx)?;
+    for _ in 0..10 {
+        match &v {
+            Value::String(r) if r != s && (r.contains("{{") || r.contains("{%")) => {
+                v = render_once(r, ctx)?;
+            }
+            _ => break,
+        }
+    }
+    Ok(v)
+}
+
+fn render_once(s: &str, ctx: &minijinja::Value) -> Result<Value, String> {
     if !s.contains("{{") && !s.contains("{%") {
         return Ok(Value::String(s.to_string()));
     }

@@ -14,6 +14,9 @@ impl Op for Meta {
     fn needs_connection(&self) -> bool {
         false
     }
+    fn silent(&self) -> bool {
+        true
+    }
     async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
         let what = ctx.arg_str("_raw_params").unwrap_or_default();
         let control = match what.trim() {

@@ -222,6 +222,10 @@ pub trait Op: Send + Sync {
     fn needs_connection(&self) -> bool {
         true
     }
+    /// Engine-control ops (`meta`) are neither shown nor counted in the recap.
+    fn silent(&self) -> bool {
+        false
+    }
     /// Arguments the engine must not render (they are expressions the op evaluates itself,
     /// like `assert`'s `that`).
     fn raw_args(&self) -> &'static [&'static str] {

@@ -14,7 +14,7 @@ use indexmap::IndexMap;
 
 use crate::engine::{Event, EventSink, Fanout, HostStats};
 
-pub use plain::PlainReporter;
+pub use plain::{AdhocReporter, PlainReporter};
 pub use terminal::TerminalReporter;
 
 /// `--events FILE`: every event as one JSON object per line, flushed as it goes.

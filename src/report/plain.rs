@@ -197,3 +197,57 @@ impl EventSink for PlainReporter {
         let _ = self.out.lock().unwrap().flush();
     }
 }
+
+/// `ferry exec`'s output, as `ansible PATTERN -a` prints it: `host | CHANGED | rc=0 >>` and the output.
+pub struct AdhocReporter {
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+impl AdhocReporter {
+    pub fn new(out: Box<dyn Write + Send>) -> Self {
+        Self {
+            out: Mutex::new(out),
+        }
+    }
+    pub fn stdout() -> Self {
+        Self::new(Box::new(std::io::stdout()))
+    }
+}
+
+impl EventSink for AdhocReporter {
+    fn emit(&self, ev: &Event) {
+        let mut out = self.out.lock().unwrap();
+        match &ev.kind {
+            EventKind::HostResult(r) => {
+                let state = match r.outcome {
+                    Outcome::Ok => "SUCCESS",
+                    Outcome::Changed => "CHANGED",
+                    Outcome::Skipped => "SKIPPED",
+                    Outcome::Failed => "FAILED",
+                    Outcome::Unreachable => "UNREACHABLE!",
+                };
+                let rc = r.rc.map(|rc| format!(" | rc={rc}")).unwrap_or_default();
+                let _ = writeln!(out, "{} | {state}{rc} >>", r.host);
+                for t in [&r.stdout, &r.stderr].into_iter().flatten() {
+                    if !t.is_empty() {
+                        let _ = writeln!(out, "{t}");
+                    }
+                }
+                if matches!(r.outcome, Outcome::Failed | Outcome::Unreachable)
+                    && let Some(m) = &r.msg
+                {
+                    let _ = writeln!(out, "{m}");
+                }
+            }
+            EventKind::Warning { host, msg } => {
+                let h = host
+                    .as_deref()
+                    .map(|h| format!("[{h}]: "))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "[WARNING]: {h}{msg}");
+            }
+            _ => {}
+        }
+        let _ = out.flush();
+    }
+}
