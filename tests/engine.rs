@@ -767,3 +767,133 @@ async fn interrupt_lets_running_tasks_finish_and_exits_130() {
     });
     assert_eq!(recap, Some((true, 130)));
 }
+
+#[tokio::test]
+async fn command_options_and_small_ops() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = inline(
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: stdin and chdir
+      command: cat
+      args: { stdin: hello, chdir: "{{ workdir }}" }
+      register: s
+    - name: pwd in chdir
+      shell: pwd
+      args: { chdir: "{{ workdir }}" }
+      register: p
+    - name: executable
+      shell: echo $0
+      args: { executable: /bin/bash }
+      register: e
+    - name: removes a missing file is ok
+      command: rm {{ workdir }}/missing
+      args: { removes: "{{ workdir }}/missing" }
+    - name: environment
+      shell: echo $FERRY_TEST
+      environment: { FERRY_TEST: "{{ inventory_hostname }}-env" }
+      register: envout
+    - { name: raw, raw: "echo raw-out", register: r }
+    - { name: ping, ping: }
+    - { name: debug var, debug: { var: s.stdout } }
+    - name: check results
+      assert:
+        that:
+          - s.stdout == 'hello'
+          - s.rc == 0
+          - p.stdout == workdir
+          - "'bash' in e.stdout"
+          - envout.stdout == inventory_hostname + '-env'
+          - r.stdout_lines == ['raw-out']
+    - name: a failing assert says its message
+      assert: { that: ["1 == 2"], fail_msg: "one is not two" }
+      ignore_errors: true
+      register: a
+    - name: its result
+      assert: { that: ["a.failed", "a.msg == 'one is not two'"] }
+    - name: until exhausted
+      command: "false"
+      register: u
+      until: u.rc == 0
+      retries: 1
+      delay: 0
+      ignore_errors: true
+    - { name: attempts counted, assert: { that: ["u.attempts == 2", "u is failed"] } }
+    - { name: end h2 here, meta: end_host, when: inventory_hostname == 'h2' }
+    - { name: only h1, command: "true" }
+"#,
+    );
+    let r = run(&pb, &["h1", "h2"], dir.path(), RunOptions::default()).await;
+    let failures: Vec<_> = r
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::HostResult(x) if x.outcome == Outcome::Failed && !x.ignored => {
+                Some(x.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(r.code, 0);
+    assert_eq!(
+        r.outcomes("only h1"),
+        vec![("h1".to_string(), Outcome::Changed)]
+    );
+    assert_eq!(r.stat("h1").ignored, 2);
+}
+
+#[tokio::test]
+async fn free_strategy_and_max_fail_percentage() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = r#"
+- hosts: all
+  gather_facts: false
+  max_fail_percentage: 30
+  tasks:
+    - { name: first, fail: { msg: x }, when: inventory_hostname == 'h1' }
+    - { name: second, command: "true" }
+"#;
+    // 1 of 3 failed = 33% > 30%: the play ends for everyone.
+    let r = run(
+        &inline(yaml),
+        &["h1", "h2", "h3"],
+        dir.path(),
+        RunOptions::default(),
+    )
+    .await;
+    assert_eq!(r.code, 2);
+    assert!(r.outcomes("second").is_empty());
+    // 1 of 4 = 25%: the others go on.
+    let r = run(
+        &inline(yaml),
+        &["h1", "h2", "h3", "h4"],
+        dir.path(),
+        RunOptions::default(),
+    )
+    .await;
+    assert_eq!(r.outcomes("second").len(), 3);
+
+    let pb = inline(
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - { name: slow on h1, shell: "sleep 0.5", when: inventory_hostname == 'h1' }
+    - { name: mark, shell: "echo {{ inventory_hostname }} >> {{ workdir }}/order" }
+"#,
+    );
+    let opts = RunOptions {
+        strategy: ferry::engine::Strategy::Free,
+        ..RunOptions::default()
+    };
+    let r = run(&pb, &["h1", "h2"], dir.path(), opts).await;
+    assert_eq!(r.code, 0);
+    // Under `free`, h2 does not wait for h1's slow task.
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("order")).unwrap(),
+        "h2\nh1\n"
+    );
+}
