@@ -1242,19 +1242,31 @@ impl Engine {
         } else {
             Arc::new(NoTransport(host.clone()))
         };
-        let mut args = Vars::new();
-        for (k, v) in &t.args {
-            if op.raw_args().contains(&k.as_str()) {
-                args.insert(k.clone(), v.clone());
-                continue;
+        // One render call for all arguments: the template context is built once.
+        let raw = op.raw_args();
+        let to_render: Map<String, Value> = t
+            .args
+            .iter()
+            .filter(|(k, _)| !raw.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut rendered = if to_render.is_empty() {
+            Map::new()
+        } else {
+            match self.render.render_value(&Value::Object(to_render), vars) {
+                Ok(Value::Object(m)) => m,
+                Ok(_) => Map::new(),
+                Err(e) => return TaskOutput::failed(format!("arguments: {e}")),
             }
-            match self.render.render_value(v, vars) {
-                Ok(r) => {
-                    args.insert(k.clone(), r);
-                }
-                Err(e) => return TaskOutput::failed(format!("argument `{k}`: {e}")),
-            }
-        }
+        };
+        let args: Vars = t
+            .args
+            .iter()
+            .map(|(k, v)| {
+                let v = rendered.remove(k).unwrap_or_else(|| v.clone());
+                (k.clone(), v)
+            })
+            .collect();
         let mut env = Vec::new();
         for (k, v) in &kw.environment {
             match self.render.render_value(v, vars) {
