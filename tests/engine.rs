@@ -897,3 +897,39 @@ async fn free_strategy_and_max_fail_percentage() {
         "h2\nh1\n"
     );
 }
+
+#[tokio::test]
+async fn exec_runs_one_command_and_prints_per_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = ferry::engine::command::adhoc_playbook(
+        "all",
+        &["echo".into(), "hi there".into()],
+        false,
+        Some(10),
+    );
+    let buf = Buf::default();
+    let r = run_with(
+        &pb,
+        &["h1", "h2"],
+        dir.path(),
+        RunOptions::default(),
+        local_connector(),
+        vec![Arc::new(ferry::report::AdhocReporter::new(Box::new(
+            buf.clone(),
+        )))],
+    )
+    .await;
+    assert_eq!(r.code, 0);
+    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "h1 | CHANGED | rc=0 >>",
+            "h2 | CHANGED | rc=0 >>",
+            "hi there",
+            "hi there"
+        ]
+    );
+}

@@ -81,7 +81,11 @@ fn render_once(s: &str, ctx: &minijinja::Value) -> Result<Value, String> {
         let e = env()
             .compile_expression(expr)
             .map_err(|e| format!("`{s}`: {e}"))?;
-        return to_json(e.eval(ctx).map_err(|e| format!("`{s}`: {e}"))?);
+        let v = e.eval(ctx).map_err(|e| format!("`{s}`: {e}"))?;
+        if v.is_undefined() {
+            return Err(format!("`{s}`: undefined value"));
+        }
+        return to_json(v);
     }
     env()
         .render_str(s, ctx)
@@ -116,6 +120,9 @@ pub fn eval_condition(expr: &str, vars: &Vars) -> Result<bool, String> {
     let v = e
         .eval(context(vars))
         .map_err(|e| format!("`{expr}`: {e}"))?;
+    if v.is_undefined() {
+        return Err(format!("`{expr}`: undefined value"));
+    }
     Ok(match v.as_str() {
         // Ansible treats the strings "false"/"no" coming from variables as false.
         Some(s) => !matches!(
@@ -132,10 +139,13 @@ pub fn eval_expr(expr: &str, vars: &Vars) -> Result<Value, String> {
     let e = env()
         .compile_expression(expr)
         .map_err(|e| format!("`{expr}`: {e}"))?;
-    to_json(
-        e.eval(context(vars))
-            .map_err(|e| format!("`{expr}`: {e}"))?,
-    )
+    let v = e
+        .eval(context(vars))
+        .map_err(|e| format!("`{expr}`: {e}"))?;
+    if v.is_undefined() {
+        return Err(format!("`{expr}`: undefined value"));
+    }
+    to_json(v)
 }
 
 /// The engine's renderer behind the [`Render`] seam.
@@ -150,5 +160,41 @@ impl Render for MiniRender {
     }
     fn eval_expr(&self, expr: &str, vars: &Vars) -> Result<Value, String> {
         eval_expr(expr, vars)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vars(v: Value) -> Vars {
+        v.as_object().unwrap().clone().into_iter().collect()
+    }
+
+    #[test]
+    fn keeps_native_types_and_renders_nested_variables() {
+        let v = vars(json!({"n": 2, "l": [1, 2], "base": "/srv", "dir": "{{ base }}/x"}));
+        assert_eq!(render_value(&json!("{{ n + 40 }}"), &v).unwrap(), json!(42));
+        assert_eq!(render_value(&json!("{{ l }}"), &v).unwrap(), json!([1, 2]));
+        assert_eq!(render_value(&json!("n={{ n }}"), &v).unwrap(), json!("n=2"));
+        assert_eq!(
+            render_value(&json!({"p": "{{ dir }}/f"}), &v).unwrap(),
+            json!({"p": "/srv/x/f"})
+        );
+        let err = render_value(&json!("{{ nope }}"), &v).unwrap_err();
+        assert!(err.contains("nope") || err.contains("undefined"), "{err}");
+    }
+
+    #[test]
+    fn conditions_and_result_tests() {
+        let v = vars(json!({"r": {"failed": false, "changed": true, "rc": 0}, "s": "no"}));
+        assert!(eval_condition("r is changed", &v).unwrap());
+        assert!(eval_condition("r is not failed", &v).unwrap());
+        assert!(eval_condition("r.rc == 0 and r is succeeded", &v).unwrap());
+        assert!(!eval_condition("s | bool", &v).unwrap());
+        assert!(!eval_condition("s", &v).unwrap());
+        assert!(eval_condition("missing is not defined", &v).unwrap());
+        assert!(eval_condition("missing", &v).is_err());
     }
 }
