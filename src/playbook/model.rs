@@ -116,6 +116,8 @@ pub struct TaskKeywords {
     pub run_once: Option<bool>,
     pub no_log: Option<bool>,
     pub any_errors_fatal: Option<bool>,
+    /// `timeout:` in seconds: the task is killed and fails after this long.
+    pub timeout: Option<f64>,
 }
 
 /// One task: exactly one op with its arguments, plus keywords.

@@ -1,1 +1,76 @@
-//! Event consumers: progress bars, recap, JSON lines log.
+//! Event consumers: the interactive terminal, plain lines, the JSON lines log, the recap.
+//!
+//! The engine emits [`Event`]s; everything a user sees is decided here.
+
+pub mod plain;
+pub mod terminal;
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use indexmap::IndexMap;
+
+use crate::engine::{Event, EventSink, Fanout, HostStats};
+
+pub use plain::{AdhocReporter, PlainReporter};
+pub use terminal::TerminalReporter;
+
+/// `--events FILE`: every event as one JSON object per line, flushed as it goes.
+pub struct JsonlReporter {
+    out: Mutex<BufWriter<File>>,
+}
+
+impl JsonlReporter {
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        Ok(Self {
+            out: Mutex::new(BufWriter::new(File::create(path)?)),
+        })
+    }
+}
+
+impl EventSink for JsonlReporter {
+    fn emit(&self, event: &Event) {
+        let mut out = self.out.lock().unwrap();
+        if let Ok(line) = serde_json::to_string(event) {
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+    }
+    fn finish(&self) {
+        let _ = self.out.lock().unwrap().flush();
+    }
+}
+
+/// The recap lines in Ansible's shape, host names padded to one width.
+pub fn recap_lines(hosts: &IndexMap<String, HostStats>) -> Vec<String> {
+    let width = hosts.keys().map(String::len).max().unwrap_or(0);
+    hosts
+        .iter()
+        .map(|(h, s)| {
+            format!(
+                "{h:<width$} : ok={} changed={} unreachable={} failed={} skipped={} rescued={} ignored={}",
+                s.ok, s.changed, s.unreachable, s.failed, s.skipped, s.rescued, s.ignored
+            )
+        })
+        .collect()
+}
+
+/// The reporter for stdout (interactive when stdout is a terminal, plain lines otherwise),
+/// plus the JSON lines log when `events` is given.
+pub fn for_run(verbosity: u8, events: Option<&Path>) -> std::io::Result<Arc<dyn EventSink>> {
+    let mut sinks: Vec<Arc<dyn EventSink>> = Vec::new();
+    if std::io::stdout().is_terminal() {
+        sinks.push(Arc::new(TerminalReporter::new(verbosity)));
+    } else {
+        sinks.push(Arc::new(PlainReporter::new(
+            Box::new(std::io::stdout()),
+            verbosity,
+        )));
+    }
+    if let Some(p) = events {
+        sinks.push(Arc::new(JsonlReporter::create(p)?));
+    }
+    Ok(Arc::new(Fanout(sinks)))
+}

@@ -4,6 +4,8 @@
 //! command lines (with stdin), whole files (written atomically), and stats.
 //! Aim: one round trip per call, over one connection per host.
 
+pub mod local;
+
 use std::sync::Arc;
 use std::time::Duration;
 

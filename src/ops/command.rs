@@ -1,0 +1,110 @@
+//! `command`: run a program on the host (creates, removes, chdir, stdin).
+//!
+//! Never "ok" unless guarded by `creates`/`removes` (or `changed_when` in the task);
+//! skipped in check mode unless a guard shows it would not run.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::{Op, OpContext, OpError, OpOutcome};
+use crate::transport::CommandSpec;
+
+pub struct Command;
+
+/// Quote one word for `/bin/sh`.
+pub fn shell_quote(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// The command line of a `command`/`shell` task: `_raw_params`, `cmd`, or `argv` (quoted).
+pub fn command_line(ctx: &OpContext<'_>) -> Result<String, OpError> {
+    if let Some(Value::Array(argv)) = ctx.args.get("argv") {
+        let words: Vec<String> = argv
+            .iter()
+            .map(|w| match w {
+                Value::String(s) => shell_quote(s),
+                other => shell_quote(&other.to_string()),
+            })
+            .collect();
+        return Ok(words.join(" "));
+    }
+    ctx.arg_str("_raw_params")
+        .or_else(|| ctx.arg_str("cmd"))
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| OpError::Args("no command given (free-form, `cmd:` or `argv:`)".into()))
+}
+
+/// Run a command line with the guards and options `command` and `shell` share.
+pub async fn run_guarded(ctx: &OpContext<'_>, cmdline: String) -> Result<OpOutcome, OpError> {
+    let t = &ctx.transport;
+    if let Some(creates) = ctx.arg_str("creates")
+        && t.stat(&creates).await?.exists
+    {
+        let mut o = OpOutcome::ok().with_msg(format!("skipped, since {creates} exists"));
+        o.result.insert("cmd".into(), cmdline.into());
+        o.result.insert("rc".into(), 0.into());
+        return Ok(o);
+    }
+    if let Some(removes) = ctx.arg_str("removes")
+        && !t.stat(&removes).await?.exists
+    {
+        let mut o = OpOutcome::ok().with_msg(format!("skipped, since {removes} does not exist"));
+        o.result.insert("cmd".into(), cmdline.into());
+        o.result.insert("rc".into(), 0.into());
+        return Ok(o);
+    }
+    if ctx.check {
+        return Ok(OpOutcome::skipped(
+            "Command would have run if not in check mode",
+        ));
+    }
+    let mut spec = CommandSpec::new(cmdline.clone());
+    spec.cwd = ctx.arg_str("chdir");
+    spec.env = ctx.env.clone();
+    spec.timeout = ctx.timeout;
+    spec.become_ = ctx.become_.clone();
+    if let Some(stdin) = ctx.arg_str("stdin") {
+        let add_nl = ctx.arg_bool("stdin_add_newline").map_err(OpError::Args)?;
+        let mut bytes = stdin.into_bytes();
+        if add_nl.unwrap_or(true) {
+            bytes.push(b'\n');
+        }
+        spec.stdin = Some(bytes);
+    }
+    let start = std::time::Instant::now();
+    let out = t.run(&spec).await?;
+    let mut o = OpOutcome::changed().with_command_output(&out);
+    o.result.insert("cmd".into(), cmdline.into());
+    o.result.insert(
+        "delta".into(),
+        format!("{:.6}", start.elapsed().as_secs_f64()).into(),
+    );
+    if out.timed_out {
+        o.failed = true;
+        let secs = ctx.timeout.map(|d| d.as_secs_f64()).unwrap_or_default();
+        o.msg = Some(format!("command timed out after {secs}s and was killed"));
+    } else if out.rc != 0 {
+        o.failed = true;
+        o.msg = Some("non-zero return code".into());
+    }
+    Ok(o)
+}
+
+#[async_trait]
+impl Op for Command {
+    fn name(&self) -> &'static str {
+        "command"
+    }
+    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+        let line = command_line(ctx)?;
+        run_guarded(ctx, line).await
+    }
+}

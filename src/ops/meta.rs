@@ -1,0 +1,38 @@
+//! `meta`: engine control (flush_handlers, end_play, end_host, noop).
+
+use async_trait::async_trait;
+
+use super::{Control, Op, OpContext, OpError, OpOutcome};
+
+pub struct Meta;
+
+#[async_trait]
+impl Op for Meta {
+    fn name(&self) -> &'static str {
+        "meta"
+    }
+    fn needs_connection(&self) -> bool {
+        false
+    }
+    fn silent(&self) -> bool {
+        true
+    }
+    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+        let what = ctx.arg_str("_raw_params").unwrap_or_default();
+        let control = match what.trim() {
+            "flush_handlers" => Control::FlushHandlers,
+            "end_play" => Control::EndPlay,
+            "end_host" => Control::EndHost,
+            "noop" => Control::Noop,
+            other => {
+                return Err(OpError::Args(format!(
+                    "meta: unknown action `{other}` (known: flush_handlers, end_play, end_host, noop)"
+                )));
+            }
+        };
+        Ok(OpOutcome {
+            control: Some(control),
+            ..OpOutcome::default()
+        })
+    }
+}

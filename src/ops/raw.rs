@@ -1,0 +1,46 @@
+//! `raw`: the command line as written, no guards; always changed, even in check mode it is not run.
+
+use async_trait::async_trait;
+
+use super::{Op, OpContext, OpError, OpOutcome};
+use crate::transport::CommandSpec;
+
+pub struct Raw;
+
+#[async_trait]
+impl Op for Raw {
+    fn name(&self) -> &'static str {
+        "raw"
+    }
+    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+        let line = ctx
+            .arg_str("_raw_params")
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| OpError::Args("raw needs a free-form command".into()))?;
+        if ctx.check {
+            return Ok(OpOutcome::skipped("raw commands are not run in check mode"));
+        }
+        let mut spec = CommandSpec::new(match ctx.arg_str("executable") {
+            Some(exe) => format!(
+                "{} -c {}",
+                super::command::shell_quote(&exe),
+                super::command::shell_quote(&line)
+            ),
+            None => line,
+        });
+        spec.timeout = ctx.timeout;
+        spec.become_ = ctx.become_.clone();
+        spec.env = ctx.env.clone();
+        let out = ctx.transport.run(&spec).await?;
+        let mut o = OpOutcome::changed().with_command_output(&out);
+        if out.timed_out || out.rc != 0 {
+            o.failed = true;
+            o.msg = Some(if out.timed_out {
+                "command timed out and was killed".into()
+            } else {
+                "non-zero return code".into()
+            });
+        }
+        Ok(o)
+    }
+}

@@ -1,0 +1,37 @@
+//! `set_fact`: set host variables for the rest of the run.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::{Op, OpContext, OpError, OpOutcome};
+
+pub struct SetFact;
+
+#[async_trait]
+impl Op for SetFact {
+    fn name(&self) -> &'static str {
+        "set_fact"
+    }
+    fn needs_connection(&self) -> bool {
+        false
+    }
+    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+        let mut o = OpOutcome::ok();
+        for (k, v) in ctx.args {
+            if k == "cacheable" || k == "_raw_params" {
+                continue;
+            }
+            o.facts.insert(k.clone(), v.clone());
+        }
+        if o.facts.is_empty() {
+            return Err(OpError::Args(
+                "set_fact needs at least one `name: value`".into(),
+            ));
+        }
+        o.result.insert(
+            "ansible_facts".into(),
+            Value::Object(o.facts.clone().into_iter().collect()),
+        );
+        Ok(o)
+    }
+}

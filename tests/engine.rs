@@ -1,0 +1,935 @@
+//! Engine tests on the local transport: Ansible's outcomes and recap counts,
+//! failures that stay on their host, timeouts, the plain output and the JSONL events.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use ferry::engine::{
+    ConnectFuture, Engine, EventKind, EventSink, Fanout, HostStats, Outcome, Recorder, RunOptions,
+    StaticHosts, local_connector,
+};
+use ferry::playbook::{Block, Play, Playbook, Task, TaskItem, TaskKeywords, Vars};
+use ferry::report::{JsonlReporter, PlainReporter};
+use ferry::transport::local::LocalTransport;
+use ferry::transport::{Transport, TransportError};
+use serde_json::{Value, json};
+
+// ---- a tiny YAML -> model reader for test fixtures (the real loader is `playbook::load_and_check`)
+
+fn strs(v: Option<&Value>) -> Vec<String> {
+    match v {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a.iter().map(text).collect(),
+        Some(other) => vec![text(other)],
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn vars(v: Option<&Value>) -> Vars {
+    match v {
+        Some(Value::Object(m)) => m.clone().into_iter().collect(),
+        _ => Vars::new(),
+    }
+}
+
+const KEYWORDS: &[&str] = &[
+    "name",
+    "when",
+    "tags",
+    "become",
+    "become_user",
+    "ignore_errors",
+    "vars",
+    "environment",
+    "delegate_to",
+    "run_once",
+    "no_log",
+    "any_errors_fatal",
+    "timeout",
+    "loop",
+    "with_items",
+    "loop_control",
+    "register",
+    "notify",
+    "listen",
+    "changed_when",
+    "failed_when",
+    "until",
+    "retries",
+    "delay",
+    "block",
+    "rescue",
+    "always",
+    "args",
+];
+
+fn keywords(m: &serde_json::Map<String, Value>) -> TaskKeywords {
+    let b = |k: &str| m.get(k).and_then(Value::as_bool);
+    TaskKeywords {
+        when: strs(m.get("when")),
+        tags: strs(m.get("tags")),
+        become_: b("become"),
+        become_user: m.get("become_user").map(text),
+        ignore_errors: b("ignore_errors"),
+        vars: vars(m.get("vars")),
+        environment: vars(m.get("environment")),
+        delegate_to: m.get("delegate_to").map(text),
+        run_once: b("run_once"),
+        no_log: b("no_log"),
+        any_errors_fatal: b("any_errors_fatal"),
+        timeout: m.get("timeout").and_then(Value::as_f64),
+    }
+}
+
+fn items(v: Option<&Value>) -> Vec<TaskItem> {
+    match v {
+        Some(Value::Array(a)) => a.iter().map(item).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn item(v: &Value) -> TaskItem {
+    let m = v.as_object().expect("a task is a mapping");
+    if m.contains_key("block") {
+        return TaskItem::Block(Block {
+            name: m.get("name").map(text),
+            block: items(m.get("block")),
+            rescue: items(m.get("rescue")),
+            always: items(m.get("always")),
+            keywords: keywords(m),
+            ..Block::default()
+        });
+    }
+    TaskItem::Task(task(m))
+}
+
+fn task(m: &serde_json::Map<String, Value>) -> Task {
+    let (op, raw) = m
+        .iter()
+        .find(|(k, _)| !KEYWORDS.contains(&k.as_str()))
+        .expect("a task has an op");
+    let mut args: Vars = match raw {
+        Value::Object(a) => a.clone().into_iter().collect(),
+        Value::Null => Vars::new(),
+        other => Vars::from_iter([("_raw_params".to_string(), Value::String(text(other)))]),
+    };
+    args.extend(vars(m.get("args")));
+    let lc = m.get("loop_control").and_then(Value::as_object);
+    Task {
+        name: m.get("name").map(text),
+        op: op.clone(),
+        args,
+        keywords: keywords(m),
+        loop_: m.get("loop").or_else(|| m.get("with_items")).cloned(),
+        loop_var: lc
+            .and_then(|l| l.get("loop_var"))
+            .map(text)
+            .unwrap_or_else(|| "item".into()),
+        loop_label: lc.and_then(|l| l.get("label")).map(text),
+        register: m.get("register").map(text),
+        notify: strs(m.get("notify")),
+        listen: strs(m.get("listen")),
+        changed_when: strs(m.get("changed_when")),
+        failed_when: strs(m.get("failed_when")),
+        until: m.get("until").map(text),
+        retries: m.get("retries").and_then(Value::as_u64).map(|r| r as u32),
+        delay: m.get("delay").and_then(Value::as_f64),
+        ..Task::default()
+    }
+}
+
+fn playbook(yaml: &str, path: &Path) -> Playbook {
+    let doc: Value = serde_saphyr::from_str(yaml).expect("fixture is YAML");
+    let plays = doc
+        .as_array()
+        .expect("a playbook is a list")
+        .iter()
+        .map(|p| {
+            let m = p.as_object().unwrap();
+            Play {
+                name: m.get("name").map(text),
+                hosts: text(&m["hosts"]),
+                gather_facts: m.get("gather_facts").and_then(Value::as_bool),
+                vars: vars(m.get("vars")),
+                serial: match m.get("serial") {
+                    None => Vec::new(),
+                    Some(Value::Array(a)) => a.clone(),
+                    Some(v) => vec![v.clone()],
+                },
+                max_fail_percentage: m.get("max_fail_percentage").and_then(Value::as_f64),
+                any_errors_fatal: m
+                    .get("any_errors_fatal")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                tags: strs(m.get("tags")),
+                pre_tasks: items(m.get("pre_tasks")),
+                tasks: items(m.get("tasks")),
+                post_tasks: items(m.get("post_tasks")),
+                handlers: m
+                    .get("handlers")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().map(|h| task(h.as_object().unwrap())).collect())
+                    .unwrap_or_default(),
+                base_dir: path.parent().unwrap().to_path_buf(),
+                ..Play::default()
+            }
+        })
+        .collect();
+    Playbook {
+        path: path.to_path_buf(),
+        plays,
+    }
+}
+
+fn fixture(name: &str) -> Playbook {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    playbook(&std::fs::read_to_string(&path).unwrap(), &path)
+}
+
+fn inline(yaml: &str) -> Playbook {
+    playbook(yaml, Path::new("inline.yml"))
+}
+
+// ---- running
+
+fn hosts(names: &[&str], workdir: &Path) -> Arc<StaticHosts> {
+    let mut h = StaticHosts::default();
+    for n in names {
+        let mut v = Vars::new();
+        v.insert("workdir".into(), workdir.display().to_string().into());
+        v.insert("ansible_connection".into(), "local".into());
+        h.hosts.insert(n.to_string(), v);
+    }
+    Arc::new(h)
+}
+
+struct Run {
+    code: u8,
+    stats: indexmap::IndexMap<String, HostStats>,
+    events: Vec<ferry::engine::Event>,
+    engine: Engine,
+}
+
+impl Run {
+    fn stat(&self, host: &str) -> HostStats {
+        self.stats[host]
+    }
+    /// Final outcomes of one task, per host.
+    fn outcomes(&self, task: &str) -> Vec<(String, Outcome)> {
+        self.events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::HostResult(r) if r.task == task => Some((r.host.clone(), r.outcome)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+async fn run_with(
+    pb: &Playbook,
+    names: &[&str],
+    workdir: &Path,
+    opts: RunOptions,
+    connector: Arc<dyn ferry::engine::Connector>,
+    extra: Vec<Arc<dyn EventSink>>,
+) -> Run {
+    let rec = Arc::new(Recorder::default());
+    let mut sinks: Vec<Arc<dyn EventSink>> = vec![rec.clone()];
+    sinks.extend(extra);
+    let engine = Engine::new(
+        opts,
+        hosts(names, workdir),
+        connector,
+        Arc::new(Fanout(sinks)),
+    );
+    let code = engine.run(std::slice::from_ref(pb)).await;
+    let events = rec.0.lock().unwrap().clone();
+    Run {
+        code,
+        stats: engine.stats(),
+        events,
+        engine,
+    }
+}
+
+async fn run(pb: &Playbook, names: &[&str], workdir: &Path, opts: RunOptions) -> Run {
+    run_with(pb, names, workdir, opts, local_connector(), Vec::new()).await
+}
+
+fn stats(
+    ok: u32,
+    changed: u32,
+    failed: u32,
+    skipped: u32,
+    rescued: u32,
+    ignored: u32,
+) -> HostStats {
+    HostStats {
+        ok,
+        changed,
+        unreachable: 0,
+        failed,
+        skipped,
+        rescued,
+        ignored,
+    }
+}
+
+#[tokio::test]
+async fn features_give_ansibles_outcomes() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = fixture("features.yml");
+    let r = run(&pb, &["h1", "h2", "h3"], dir.path(), RunOptions::default()).await;
+
+    // h2 failed one task and stopped; the others went on: exit 2.
+    assert_eq!(r.code, 2);
+    assert_eq!(r.stat("h1"), stats(15, 10, 0, 2, 1, 1));
+    assert_eq!(r.stat("h3"), stats(15, 10, 0, 2, 1, 1));
+    assert_eq!(r.stat("h2"), stats(14, 9, 1, 1, 1, 1));
+
+    for h in ["h1", "h2", "h3"] {
+        let out = dir.path().join(h);
+        assert_eq!(
+            std::fs::read_to_string(out.join("items")).unwrap(),
+            "a\nb\nc\n"
+        );
+        assert!(out.join("handled").exists(), "{h}: notified handler ran");
+        assert!(out.join("stack").exists(), "{h}: listening handler ran");
+        assert!(
+            !out.join("not-reached").exists(),
+            "{h}: block stopped at its failure"
+        );
+        assert!(
+            !out.join("never").exists(),
+            "{h}: `never` tag is not run by default"
+        );
+        assert_eq!(
+            out.join("after").exists(),
+            h != "h2",
+            "{h}: task after h2's failure"
+        );
+        assert_eq!(
+            std::fs::read_to_string(out.join("tries"))
+                .unwrap()
+                .lines()
+                .count(),
+            3
+        );
+    }
+    let facts = r.engine.host_facts("h1");
+    assert_eq!(facts["color"], json!("red"));
+    assert_eq!(facts["answer"], json!(42));
+    assert_eq!(r.engine.host_facts("h3")["color"], json!("blue"));
+    assert_eq!(facts["tries"]["attempts"], json!(3));
+    assert_eq!(facts["looped"]["results"].as_array().unwrap().len(), 3);
+    assert_eq!(facts["looped"]["changed"], json!(true));
+
+    // The failure inside the block is shown as failed, and counted as rescued.
+    let rescued: Vec<(String, bool)> = r
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::HostResult(x) if x.task == "fails on purpose" => {
+                Some((x.host.clone(), x.outcome == Outcome::Failed && x.rescued))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rescued.len(), 3);
+    assert!(rescued.iter().all(|(_, r)| *r), "{rescued:?}");
+    // Handlers ran once per host, at the flush, as handler events.
+    let handler_starts = r
+        .events
+        .iter()
+        .filter(|e| matches!(&e.kind, EventKind::TaskStart { handler: true, .. }))
+        .count();
+    assert_eq!(handler_starts, 2);
+}
+
+#[tokio::test]
+async fn tags_select_as_ansible_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = inline(
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - { name: untagged, debug: { msg: u } }
+    - { name: tag a, debug: { msg: a }, tags: [a] }
+    - { name: tag b, debug: { msg: b }, tags: [b] }
+    - { name: always, debug: { msg: always }, tags: [always] }
+    - { name: never, debug: { msg: never }, tags: [never, debugonly] }
+"#,
+    );
+    let ran = |r: &Run| -> Vec<String> {
+        r.events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::HostResult(x) => Some(x.task.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let r = run(&pb, &["h1"], dir.path(), RunOptions::default()).await;
+    assert_eq!(ran(&r), ["untagged", "tag a", "tag b", "always"]);
+    let opts = RunOptions {
+        tags: vec!["a".into()],
+        ..RunOptions::default()
+    };
+    let r = run(&pb, &["h1"], dir.path(), opts).await;
+    assert_eq!(ran(&r), ["tag a", "always"]);
+    let opts = RunOptions {
+        tags: vec!["debugonly".into()],
+        skip_tags: vec!["always".into()],
+        ..RunOptions::default()
+    };
+    let r = run(&pb, &["h1"], dir.path(), opts).await;
+    assert_eq!(ran(&r), ["never"]);
+    let opts = RunOptions {
+        skip_tags: vec!["b".into()],
+        start_at_task: Some("tag a".into()),
+        ..RunOptions::default()
+    };
+    let r = run(&pb, &["h1"], dir.path(), opts).await;
+    assert_eq!(ran(&r), ["tag a", "always"]);
+    assert_eq!(r.code, 0);
+}
+
+#[tokio::test]
+async fn hanging_command_is_killed_at_its_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = inline(
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: hang on h1
+      shell: "sleep 60; echo finished"
+      when: inventory_hostname == 'h1'
+      timeout: 1
+    - name: next
+      command: "true"
+"#,
+    );
+    let started = std::time::Instant::now();
+    let r = run(&pb, &["h1", "h2"], dir.path(), RunOptions::default()).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the run did not wait for `sleep 60`"
+    );
+    assert_eq!(r.code, 2);
+    assert_eq!(r.stat("h1"), stats(0, 0, 1, 0, 0, 0));
+    assert_eq!(r.stat("h2"), stats(1, 1, 0, 1, 0, 0));
+    let msg = r
+        .events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::HostResult(x) if x.host == "h1" => x.msg.clone(),
+            _ => None,
+        })
+        .unwrap();
+    assert!(msg.contains("timed out"), "{msg}");
+}
+
+#[tokio::test]
+async fn unreachable_host_is_marked_and_others_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = inline(
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - { name: one, command: "true" }
+    - { name: two, command: "true" }
+"#,
+    );
+    let connector: Arc<dyn ferry::engine::Connector> =
+        Arc::new(|host: &str, _: &Vars| -> ConnectFuture {
+            let host = host.to_string();
+            Box::pin(async move {
+                if host == "h3" {
+                    Err(TransportError::Unreachable {
+                        host,
+                        reason: "connection refused".into(),
+                    })
+                } else {
+                    Ok(Arc::new(LocalTransport::new(host)) as Arc<dyn Transport>)
+                }
+            })
+        });
+    let r = run_with(
+        &pb,
+        &["h1", "h2", "h3"],
+        dir.path(),
+        RunOptions::default(),
+        connector,
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(r.code, 4);
+    assert_eq!(r.stat("h1"), stats(2, 2, 0, 0, 0, 0));
+    assert_eq!(r.stat("h2"), stats(2, 2, 0, 0, 0, 0));
+    let h3 = r.stat("h3");
+    assert_eq!((h3.unreachable, h3.ok, h3.failed), (1, 0, 0));
+    assert_eq!(r.outcomes("two").len(), 2);
+}
+
+#[tokio::test]
+async fn run_once_delegate_serial_and_check_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = inline(
+        r#"
+- hosts: all
+  gather_facts: false
+  serial: 2
+  tasks:
+    - name: once
+      command: echo from {{ inventory_hostname }}
+      run_once: true
+      register: once
+    - name: every host sees the run_once result
+      assert:
+        that: once.stdout == 'from ' + ansible_play_hosts[0]
+    - name: delegated
+      command: echo {{ inventory_hostname }}
+      delegate_to: h1
+      register: d
+    - name: delegated ran with the host's own vars
+      assert:
+        that: d.stdout == inventory_hostname
+    - name: guarded command
+      command: touch {{ workdir }}/made
+      args:
+        creates: "{{ workdir }}/made"
+"#,
+    );
+    let r = run(&pb, &["h1", "h2", "h3"], dir.path(), RunOptions::default()).await;
+    assert_eq!(r.code, 0);
+    // serial 2: h1,h2 then h3; run_once once per batch.
+    assert_eq!(
+        r.outcomes("once")
+            .iter()
+            .map(|x| x.0.as_str())
+            .collect::<Vec<_>>(),
+        ["h1", "h3"]
+    );
+    let delegated: Vec<Option<String>> = r
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::HostResult(x) if x.task == "delegated" => Some(x.delegated_to.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delegated, vec![Some("h1".to_string()); 3]);
+    // `creates:` makes the command "ok" once the file exists (h1 and h2 race in batch 1).
+    let guarded = r.outcomes("guarded command");
+    assert!(
+        guarded.iter().any(|(_, o)| *o == Outcome::Ok),
+        "{guarded:?}"
+    );
+    assert!(dir.path().join("made").exists());
+
+    // Check mode: an unguarded command is skipped, nothing is made.
+    let dir2 = tempfile::tempdir().unwrap();
+    let pb2 = inline(
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - { name: would make, command: "touch {{ workdir }}/x" }
+"#,
+    );
+    let opts = RunOptions {
+        check: true,
+        ..RunOptions::default()
+    };
+    let r = run(&pb2, &["h1"], dir2.path(), opts).await;
+    assert_eq!(r.code, 0);
+    assert_eq!(r.stat("h1"), stats(0, 0, 0, 1, 0, 0));
+    assert!(!dir2.path().join("x").exists());
+}
+
+#[tokio::test]
+async fn force_handlers_and_any_errors_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - { name: change, command: "true", notify: note }
+    - { name: boom, fail: { msg: no }, when: inventory_hostname == 'h1' }
+  handlers:
+    - { name: note, command: "touch {{ workdir }}/{{ inventory_hostname }}-note" }
+"#;
+    let pb = inline(yaml);
+    let r = run(&pb, &["h1", "h2"], dir.path(), RunOptions::default()).await;
+    assert_eq!(r.code, 2);
+    assert!(
+        !dir.path().join("h1-note").exists(),
+        "no handlers on a failed host"
+    );
+    assert!(dir.path().join("h2-note").exists());
+
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RunOptions {
+        force_handlers: true,
+        ..RunOptions::default()
+    };
+    let r = run(&pb, &["h1", "h2"], dir.path(), opts).await;
+    assert_eq!(r.code, 2);
+    assert!(dir.path().join("h1-note").exists(), "--force-handlers");
+
+    let dir = tempfile::tempdir().unwrap();
+    let pb = inline(
+        r#"
+- hosts: all
+  gather_facts: false
+  any_errors_fatal: true
+  tasks:
+    - { name: boom, fail: { msg: no }, when: inventory_hostname == 'h1' }
+    - { name: later, command: "true" }
+"#,
+    );
+    let r = run(&pb, &["h1", "h2"], dir.path(), RunOptions::default()).await;
+    assert_eq!(r.code, 2);
+    assert!(
+        r.outcomes("later").is_empty(),
+        "any_errors_fatal ends the play for all"
+    );
+}
+
+/// A writer the test can read back.
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn plain_output_snapshot_and_events_match_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = fixture("features.yml");
+    let buf = Buf::default();
+    let events_path = dir.path().join("events.jsonl");
+    let sinks: Vec<Arc<dyn EventSink>> = vec![
+        Arc::new(PlainReporter::new(Box::new(buf.clone()), 0)),
+        Arc::new(JsonlReporter::create(&events_path).unwrap()),
+    ];
+    // One fork: hosts report in inventory order, so the output is stable.
+    let opts = RunOptions {
+        forks: 1,
+        ..RunOptions::default()
+    };
+    let r = run_with(
+        &pb,
+        &["h1", "h2", "h3"],
+        dir.path(),
+        opts,
+        local_connector(),
+        sinks,
+    )
+    .await;
+    assert_eq!(r.code, 2);
+    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert!(!out.contains('\x1b'), "no escape codes in plain output");
+    let masked = regex::Regex::new(r"\d+\.\d\ds\b")
+        .unwrap()
+        .replace_all(&out, "X.XXs");
+    let masked = masked.replace(&dir.path().display().to_string(), "WORKDIR");
+    insta::assert_snapshot!("plain_features", masked);
+
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/events.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let text = std::fs::read_to_string(&events_path).unwrap();
+    let mut kinds = std::collections::BTreeSet::new();
+    for (n, line) in text.lines().enumerate() {
+        let ev: Value = serde_json::from_str(line).unwrap();
+        let errors: Vec<String> = validator.iter_errors(&ev).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "line {}: {line}\n{errors:?}", n + 1);
+        kinds.insert(ev["event"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        [
+            "host_result",
+            "item_result",
+            "play_start",
+            "recap",
+            "run_start",
+            "task_start",
+            "warning"
+        ]
+    );
+    // The schema rejects what it should: an unknown event, a bad outcome.
+    assert!(!validator.is_valid(&json!({"ts": 1.0, "event": "nope"})));
+    let mut bad: Value =
+        serde_json::from_str(text.lines().find(|l| l.contains("host_result")).unwrap()).unwrap();
+    bad["outcome"] = json!("great");
+    assert!(!validator.is_valid(&bad));
+}
+
+#[tokio::test]
+async fn no_log_hides_output_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = inline(
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - { name: secret, shell: "echo s3cret-value; exit 3", no_log: true }
+"#,
+    );
+    let buf = Buf::default();
+    let r = run_with(
+        &pb,
+        &["h1"],
+        dir.path(),
+        RunOptions {
+            verbosity: 3,
+            ..RunOptions::default()
+        },
+        local_connector(),
+        vec![Arc::new(PlainReporter::new(Box::new(buf.clone()), 3))],
+    )
+    .await;
+    assert_eq!(r.code, 2);
+    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert!(!out.contains("s3cret"), "{out}");
+    let json = serde_json::to_string(
+        &r.events
+            .iter()
+            .map(|e| serde_json::to_value(e).unwrap())
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    assert!(!json.contains("s3cret"), "{json}");
+}
+
+#[tokio::test]
+async fn interrupt_lets_running_tasks_finish_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = inline(
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - { name: running, shell: "sleep 1; touch {{ workdir }}/{{ inventory_hostname }}-done" }
+    - { name: not started, command: "touch {{ workdir }}/never" }
+"#,
+    );
+    let rec = Arc::new(Recorder::default());
+    let engine = Engine::new(
+        RunOptions::default(),
+        hosts(&["h1", "h2"], dir.path()),
+        local_connector(),
+        rec.clone(),
+    );
+    let flag = engine.interrupt_flag();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let code = engine.run(std::slice::from_ref(&pb)).await;
+    assert_eq!(code, 130);
+    assert!(dir.path().join("h1-done").exists() && dir.path().join("h2-done").exists());
+    assert!(!dir.path().join("never").exists());
+    let recap = rec.0.lock().unwrap().iter().find_map(|e| match &e.kind {
+        EventKind::Recap {
+            interrupted,
+            exit_code,
+            ..
+        } => Some((*interrupted, *exit_code)),
+        _ => None,
+    });
+    assert_eq!(recap, Some((true, 130)));
+}
+
+#[tokio::test]
+async fn command_options_and_small_ops() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = inline(
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: stdin and chdir
+      command: cat
+      args: { stdin: hello, chdir: "{{ workdir }}" }
+      register: s
+    - name: pwd in chdir
+      shell: pwd
+      args: { chdir: "{{ workdir }}" }
+      register: p
+    - name: executable
+      shell: echo $0
+      args: { executable: /bin/bash }
+      register: e
+    - name: removes a missing file is ok
+      command: rm {{ workdir }}/missing
+      args: { removes: "{{ workdir }}/missing" }
+    - name: environment
+      shell: echo $FERRY_TEST
+      environment: { FERRY_TEST: "{{ inventory_hostname }}-env" }
+      register: envout
+    - { name: raw, raw: "echo raw-out", register: r }
+    - { name: ping, ping: }
+    - { name: debug var, debug: { var: s.stdout } }
+    - name: check results
+      assert:
+        that:
+          - s.stdout == 'hello'
+          - s.rc == 0
+          - p.stdout == workdir
+          - "'bash' in e.stdout"
+          - envout.stdout == inventory_hostname + '-env'
+          - r.stdout_lines == ['raw-out']
+    - name: a failing assert says its message
+      assert: { that: ["1 == 2"], fail_msg: "one is not two" }
+      ignore_errors: true
+      register: a
+    - name: its result
+      assert: { that: ["a.failed", "a.msg == 'one is not two'"] }
+    - name: until exhausted
+      command: "false"
+      register: u
+      until: u.rc == 0
+      retries: 1
+      delay: 0
+      ignore_errors: true
+    - { name: attempts counted, assert: { that: ["u.attempts == 2", "u is failed"] } }
+    - { name: end h2 here, meta: end_host, when: inventory_hostname == 'h2' }
+    - { name: only h1, command: "true" }
+"#,
+    );
+    let r = run(&pb, &["h1", "h2"], dir.path(), RunOptions::default()).await;
+    let failures: Vec<_> = r
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::HostResult(x) if x.outcome == Outcome::Failed && !x.ignored => {
+                Some(x.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(r.code, 0);
+    assert_eq!(
+        r.outcomes("only h1"),
+        vec![("h1".to_string(), Outcome::Changed)]
+    );
+    assert_eq!(r.stat("h1").ignored, 2);
+}
+
+#[tokio::test]
+async fn free_strategy_and_max_fail_percentage() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = r#"
+- hosts: all
+  gather_facts: false
+  max_fail_percentage: 30
+  tasks:
+    - { name: first, fail: { msg: x }, when: inventory_hostname == 'h1' }
+    - { name: second, command: "true" }
+"#;
+    // 1 of 3 failed = 33% > 30%: the play ends for everyone.
+    let r = run(
+        &inline(yaml),
+        &["h1", "h2", "h3"],
+        dir.path(),
+        RunOptions::default(),
+    )
+    .await;
+    assert_eq!(r.code, 2);
+    assert!(r.outcomes("second").is_empty());
+    // 1 of 4 = 25%: the others go on.
+    let r = run(
+        &inline(yaml),
+        &["h1", "h2", "h3", "h4"],
+        dir.path(),
+        RunOptions::default(),
+    )
+    .await;
+    assert_eq!(r.outcomes("second").len(), 3);
+
+    let pb = inline(
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - { name: slow on h1, shell: "sleep 0.5", when: inventory_hostname == 'h1' }
+    - { name: mark, shell: "echo {{ inventory_hostname }} >> {{ workdir }}/order" }
+"#,
+    );
+    let opts = RunOptions {
+        strategy: ferry::engine::Strategy::Free,
+        ..RunOptions::default()
+    };
+    let r = run(&pb, &["h1", "h2"], dir.path(), opts).await;
+    assert_eq!(r.code, 0);
+    // Under `free`, h2 does not wait for h1's slow task.
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("order")).unwrap(),
+        "h2\nh1\n"
+    );
+}
+
+#[tokio::test]
+async fn exec_runs_one_command_and_prints_per_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = ferry::engine::command::adhoc_playbook(
+        "all",
+        &["echo".into(), "hi there".into()],
+        false,
+        Some(10),
+    );
+    let buf = Buf::default();
+    let r = run_with(
+        &pb,
+        &["h1", "h2"],
+        dir.path(),
+        RunOptions::default(),
+        local_connector(),
+        vec![Arc::new(ferry::report::AdhocReporter::new(Box::new(
+            buf.clone(),
+        )))],
+    )
+    .await;
+    assert_eq!(r.code, 0);
+    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "h1 | CHANGED | rc=0 >>",
+            "h2 | CHANGED | rc=0 >>",
+            "hi there",
+            "hi there"
+        ]
+    );
+}
