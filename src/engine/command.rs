@@ -11,12 +11,12 @@ use std::time::Duration;
 use miette::{IntoDiagnostic, miette};
 use serde_json::Value;
 
-use super::{ConnectFuture, Connector, Engine, HostSource, RunOptions, Strategy, local_connector};
+use super::{ConnectFuture, Connector, Engine, HostSource, RunOptions, Strategy};
 use crate::CmdResult;
 use crate::cli::{ConnectOpts, ExecArgs, InventoryOpts, RunArgs};
 use crate::playbook::{Play, Playbook, Task, TaskItem, Vars};
 use crate::report;
-use crate::transport::TransportError;
+use crate::transport::{self, ConnectParams};
 
 /// SEAM(integration): `Inventory::load(&opts.inventory)` + `--limit`, as a [`HostSource`]
 /// (select = `Inventory::select` intersected with the limit, base vars = `crate::vars::inventory_vars`).
@@ -65,24 +65,18 @@ pub fn parse_extra_vars(items: &[String]) -> miette::Result<Vars> {
     Ok(vars)
 }
 
-/// SEAM(integration): SSH via `transport::connect(&ConnectParams::from_host_vars(name, vars, opts))`.
-/// Hosts with `ansible_connection: local` (and `localhost`) run locally already.
+/// Opens each host's transport from its variables: SSH (russh, one connection and
+/// one remote shell per host), or local for `ansible_connection: local` / `localhost`.
 pub(crate) fn connector(opts: &ConnectOpts) -> Arc<dyn Connector> {
-    let local = local_connector();
-    let _opts = opts.clone();
+    let opts = opts.clone();
     Arc::new(move |host: &str, vars: &Vars| -> ConnectFuture {
-        let is_local = vars.get("ansible_connection").and_then(Value::as_str) == Some("local")
-            || (host == "localhost" && !vars.contains_key("ansible_host"));
-        if is_local {
-            return local.connect(host, vars);
+        let mut vars = vars.clone();
+        if host == "localhost" && !vars.contains_key("ansible_host") {
+            vars.entry("ansible_connection".to_string())
+                .or_insert_with(|| Value::String("local".into()));
         }
-        let host = host.to_string();
-        Box::pin(async move {
-            Err(TransportError::Unreachable {
-                host,
-                reason: "the SSH transport is wired at integration".into(),
-            })
-        })
+        let params = ConnectParams::from_host_vars(host, &vars, &opts);
+        Box::pin(async move { transport::connect(&params?).await })
     })
 }
 
@@ -97,11 +91,9 @@ fn become_password(ask: bool) -> miette::Result<Option<String>> {
     if !ask {
         return Ok(None);
     }
-    eprint!("BECOME password: ");
-    let mut line = String::new();
-    // SEAM(integration): read without echo (rpassword or termios) once a crate is agreed on.
-    std::io::stdin().read_line(&mut line).into_diagnostic()?;
-    Ok(Some(line.trim_end_matches(['\r', '\n']).to_string()))
+    crate::transport::prompt::read_secret("BECOME password: ")
+        .map(Some)
+        .map_err(|e| miette!("-K: cannot read the become password: {e}"))
 }
 
 /// Run the engine with Ctrl-C handling: the first stops new tasks, the second exits at once.

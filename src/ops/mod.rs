@@ -29,6 +29,7 @@ pub mod modprobe;
 pub mod outcome;
 pub mod ping;
 pub mod raw;
+pub mod registry;
 pub mod replace;
 pub mod service;
 pub mod set_fact;
@@ -61,6 +62,14 @@ pub trait Render: Send + Sync {
     fn eval_condition(&self, expr: &str, vars: &Vars) -> Result<bool, String>;
     /// Evaluate a bare Jinja expression to a value (`debug: var=`).
     fn eval_expr(&self, expr: &str, vars: &Vars) -> Result<Value, String>;
+    /// Render a whole template file's text (`name` is for error messages) to text.
+    fn render_template(&self, source: &str, name: &str, vars: &Vars) -> Result<String, String> {
+        let _ = name;
+        match self.render_value(&Value::String(source.to_string()), vars)? {
+            Value::String(s) => Ok(s),
+            other => Ok(other.to_string()),
+        }
+    }
 }
 
 /// Everything an op gets to do its work on one host.
@@ -277,10 +286,15 @@ pub fn lookup(name: &str) -> Option<&'static dyn Op> {
         .strip_prefix("ansible.builtin.")
         .or_else(|| name.strip_prefix("ansible.legacy."))
         .unwrap_or(name);
-    OPS.iter().copied().find(|op| op.name() == name)
+    OPS.iter()
+        .chain(registry::HOST_OPS.iter())
+        .copied()
+        .find(|op| op.name() == name)
 }
 
 /// Every registered op name (for "did you mean" suggestions).
 pub fn names() -> impl Iterator<Item = &'static str> {
-    OPS.iter().map(|op| op.name())
+    OPS.iter()
+        .chain(registry::HOST_OPS.iter())
+        .map(|op| op.name())
 }

@@ -5,23 +5,19 @@ use serde_json::{Map, Value};
 
 use super::{Op, OpContext, OpError, OpOutcome};
 use crate::playbook::Vars;
-use crate::transport::{CommandSpec, Transport};
+use crate::transport::Transport;
 
 pub struct Setup;
 
-/// SEAM(integration): replace the body with `crate::facts::gather(t)` (written on the
-/// `transport` branch). This minimal version reads hostname, kernel and arch in one round trip.
+/// Every fact of the host in one round trip (`crate::facts::gather`), keyed
+/// as Ansible names its variables (`ansible_distribution`, ..., and ferry's own `ferry_nics`).
 async fn gather(t: &dyn Transport) -> Result<Map<String, Value>, OpError> {
-    let out = t
-        .run(&CommandSpec::new("hostname; uname -s; uname -r; uname -m"))
-        .await?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut lines = text.lines();
-    let mut facts = Map::new();
-    for key in ["hostname", "system", "kernel", "architecture"] {
-        facts.insert(key.into(), lines.next().unwrap_or("").trim().into());
+    match crate::facts::gather(t).await {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(other) => Err(OpError::Other(format!("facts are not a mapping: {other}"))),
+        Err(crate::facts::FactsError::Transport(e)) => Err(OpError::Transport(e)),
+        Err(e) => Err(OpError::Other(e.to_string())),
     }
-    Ok(facts)
 }
 
 #[async_trait]
@@ -33,12 +29,17 @@ impl Op for Setup {
         let facts = gather(ctx.transport.as_ref()).await?;
         let mut o = OpOutcome::ok();
         let mut set = Vars::new();
+        // Variables keep their names (`ansible_kernel`, `ferry_nics`); inside
+        // `ansible_facts` they lose the `ansible_` prefix, as in Ansible.
+        let mut short = Map::new();
         for (k, v) in &facts {
-            set.insert(format!("ansible_{k}"), v.clone());
+            set.insert(k.clone(), v.clone());
+            let key = k.strip_prefix("ansible_").unwrap_or(k);
+            short.insert(key.to_string(), v.clone());
         }
-        set.insert("ansible_facts".into(), Value::Object(facts.clone()));
+        set.insert("ansible_facts".into(), Value::Object(short.clone()));
         o.result
-            .insert("ansible_facts".into(), Value::Object(facts.clone()));
+            .insert("ansible_facts".into(), Value::Object(short));
         o.facts = set;
         Ok(o)
     }

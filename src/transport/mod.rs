@@ -142,10 +142,6 @@ pub trait Transport: Send + Sync {
 pub async fn connect(p: &ConnectParams) -> Result<Arc<dyn Transport>, TransportError> {
     match p.kind {
         ConnectionKind::Ssh => Ok(Arc::new(ssh::connect(p).await?)),
-        // TODO(merge): the engine helper's `transport::local::LocalTransport::new(host)`.
-        ConnectionKind::Local => Err(TransportError::Other {
-            host: p.name.clone(),
-            reason: "ansible_connection: local is not wired yet".into(),
-        }),
+        ConnectionKind::Local => Ok(Arc::new(local::LocalTransport::new(&p.name))),
     }
 }
