@@ -59,10 +59,16 @@ impl LabProcess {
         })
     }
 
-    /// Still the same live process (not a zombie, not a reused PID).
+    /// Still the same live process (not a zombie, not a reused PID: PID and
+    /// start time together name one process). Its command line is checked by
+    /// the callers that know what it should be (sshd rewrites its own title).
     pub fn alive(&self) -> bool {
         start_time(self.pid) == Some(self.start_time)
-            && cmdline(self.pid).as_deref() == Some(&self.cmdline)
+    }
+
+    /// Its command line now.
+    pub fn cmdline_now(&self) -> String {
+        cmdline(self.pid).unwrap_or_default()
     }
 }
 
@@ -226,7 +232,7 @@ pub fn start_anchor(
 /// Whether `p` is a live anchor of this lab (cmdline and root dir checked).
 pub fn is_anchor(p: &LabProcess, paths: &HostPaths) -> bool {
     p.alive()
-        && p.cmdline == ANCHOR_CMDLINE
+        && p.cmdline_now() == ANCHOR_CMDLINE
         && std::fs::read_link(format!("/proc/{}/root", p.pid)).ok() == Some(paths.root())
 }
 
@@ -341,10 +347,8 @@ pub fn start_sshd(
 
 /// Whether `p` is this host's live sshd.
 pub fn is_sshd(p: &LabProcess, paths: &HostPaths) -> bool {
-    p.alive()
-        && p.cmdline
-            .contains(&paths.sshd_config().display().to_string())
-        && p.cmdline.contains("sshd")
+    let now = p.cmdline_now();
+    p.alive() && now.contains(&paths.sshd_config().display().to_string()) && now.contains("sshd")
 }
 
 fn ns_inode(pid: u32, ns: &str) -> Option<std::path::PathBuf> {
@@ -366,7 +370,15 @@ pub fn lab_processes(
         }
     }
     let own_net = ns_inode(std::process::id(), "net");
-    let mut found: Vec<LabProcess> = recorded.iter().filter(|p| p.alive()).cloned().collect();
+    let hosts_dir_text = hosts_dir.display().to_string();
+    let mut found: Vec<LabProcess> = recorded
+        .iter()
+        .filter(|p| {
+            let now = p.cmdline_now();
+            p.alive() && (now == ANCHOR_CMDLINE || now.contains(&hosts_dir_text))
+        })
+        .cloned()
+        .collect();
     let me = std::process::id();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = entry
