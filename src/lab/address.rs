@@ -97,9 +97,7 @@ pub fn parse_range(text: &str) -> Result<Cidr, LabError> {
         return Err(bad("needs at least a /22 (three /24 networks)"));
     }
     if !cidr.is_private() {
-        return Err(bad(
-            "not a private range (use 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16)",
-        ));
+        return Err(bad("not private (use 10/8, 172.16/12 or 192.168/16)"));
     }
     Ok(cidr)
 }

@@ -46,25 +46,23 @@ pub const MAX_HOSTS: u32 = 250;
 pub enum LabError {
     #[error("ferry lab needs root (run it as root or with sudo)")]
     NotRoot,
-    #[error("`{tool}` not found in PATH; install {package} (apt-get install {package})")]
+    #[error("{tool} not found in PATH: apt-get install {package}")]
     MissingTool { tool: String, package: String },
-    #[error(
-        "invalid lab name {0:?}: use 1-32 characters from a-z, 0-9 and '-', starting with a letter or digit"
-    )]
+    #[error("invalid lab name {0:?}: use 1-32 of a-z, 0-9, '-' (not first or last)")]
     BadName(String),
     #[error("--hosts must be between 1 and {MAX_HOSTS}, got {0}")]
     BadHostCount(u32),
-    #[error("invalid --link-rate {0:?}: {1}")]
+    #[error("--link-rate {0}: {1}")]
     BadRate(String, String),
-    #[error("invalid --mtu {0}: use a value between 576 and 65535")]
+    #[error("--mtu {0}: use a value between 576 and 65535")]
     BadMtu(u32),
-    #[error("invalid --range {0:?}: {1}")]
+    #[error("--range {0}: {1}")]
     BadRange(String, String),
-    #[error("--range {range} overlaps {what} already on this machine; pick another range")]
+    #[error("--range {range} is in use here ({what})")]
     RangeInUse { range: String, what: String },
-    #[error("no free /16 left in 10.100.0.0-10.254.255.255 for a lab; give one with --range")]
+    #[error("no free /16 in 10.100-10.254.x.x for a lab; give one with --range")]
     NoFreeRange,
-    #[error("lab {name} already uses range {current}; take it down first to change the range")]
+    #[error("lab {name} uses range {current}; take it down to change it")]
     RangeChanged { name: String, current: String },
     #[error("no lab named {name} (no state in {dir})")]
     NoSuchLab { name: String, dir: PathBuf },

@@ -30,7 +30,7 @@ impl LinkRate {
         let lower = text.trim().to_ascii_lowercase();
         let split = lower
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| bad("give a unit, e.g. 100mbit, 1gbit, 10gbit"))?;
+            .ok_or_else(|| bad("no unit; try 100mbit, 1gbit or 10gbit"))?;
         let (num, unit) = lower.split_at(split);
         let factor = UNITS
             .iter()
@@ -38,15 +38,15 @@ impl LinkRate {
             .map(|(_, f)| *f)
             .ok_or_else(|| {
                 bad(&format!(
-                    "unknown unit {unit:?}; use bit, kbit, mbit, gbit, tbit or bps, kbps, mbps, gbps"
+                    "unknown unit {unit:?}; try 100mbit, 1gbit or 10gbit"
                 ))
             })?;
         let value: f64 = num
             .parse()
-            .map_err(|_| bad("the number before the unit is not a number"))?;
+            .map_err(|_| bad("not a number before the unit"))?;
         let bits = value * factor as f64;
         if !(8_000.0..=100e12).contains(&bits) {
-            return Err(bad("rate must be between 8kbit and 100tbit"));
+            return Err(bad("use a rate between 8kbit and 100tbit"));
         }
         Ok(LinkRate {
             text: text.trim().to_string(),
