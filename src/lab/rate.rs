@@ -36,11 +36,7 @@ impl LinkRate {
             .iter()
             .find(|(u, _)| *u == unit)
             .map(|(_, f)| *f)
-            .ok_or_else(|| {
-                bad(&format!(
-                    "unknown unit {unit:?}; try 100mbit, 1gbit or 10gbit"
-                ))
-            })?;
+            .ok_or_else(|| bad(&format!("unknown unit {unit:?} (try 1gbit, 100mbit)")))?;
         let value: f64 = num
             .parse()
             .map_err(|_| bad("not a number before the unit"))?;
