@@ -9,6 +9,7 @@
 //! itself. Every process of a host has its root directory under the lab's
 //! `hosts/` dir, which is how `down` finds them even after a crash.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -177,6 +178,27 @@ pub fn start_anchor(
     std::fs::create_dir_all(&etc).map_err(io_err(&etc))?;
     std::fs::write(etc.join("hostname"), format!("{name}\n"))
         .map_err(io_err(etc.join("hostname")))?;
+    // root's shell start files: the host's own, not this machine's (which may
+    // run slow tool setup, e.g. pyenv, on every SSH command). Kept once written.
+    let home = paths.upper().join("root");
+    if !home.exists() {
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&home)
+            .map_err(io_err(&home))?;
+    }
+    for (file, text) in [
+        (".bashrc", "# root's .bashrc on a ferry lab host\n"),
+        (
+            ".profile",
+            "# root's .profile on a ferry lab host\n[ -n \"$BASH\" ] && [ -f ~/.bashrc ] && . ~/.bashrc\n",
+        ),
+    ] {
+        let p = home.join(file);
+        if !p.exists() {
+            std::fs::write(&p, text).map_err(io_err(&p))?;
+        }
+    }
     let mut cmd = Command::new(&tools.unshare);
     cmd.args([
         "-n",
