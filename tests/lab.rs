@@ -439,3 +439,64 @@ fn bad_input_is_refused_in_one_line_and_creates_nothing() {
 fn lab_fixture_which(tool: &str) -> std::path::PathBuf {
     ferry::lab::tools::which(tool).unwrap_or_else(|| panic!("{tool} is needed by this test"))
 }
+
+/// `ferry lab down` cleans up after an `up` killed half-way.
+#[test]
+fn down_after_a_crash_half_way_through_up_leaves_nothing() {
+    require_root();
+    let name = unique_name("crash");
+    struct Down(String);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            let _ = Command::new(ferry_bin())
+                .args(["lab", "down", "--name", &self.0])
+                .output();
+        }
+    }
+    let _cleanup = Down(name.clone());
+    let state_dir = Path::new(ferry::lab::STATE_ROOT).join(&name);
+    let prefix = ferry::lab::network::IfNames::for_lab(&name).prefix;
+    let mut up = Command::new(ferry_bin())
+        .args(["lab", "up", "--name", &name, "--hosts", "12"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once some hosts exist but (almost surely) before it is done.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !state_dir.join("hosts/2/sshd.log").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "ferry lab up made no host in 30 s"
+        );
+        assert!(
+            up.try_wait().unwrap().is_none(),
+            "ferry lab up ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    up.kill().unwrap();
+    up.wait().unwrap();
+    assert!(!live_processes_mentioning(&state_dir.display().to_string()).is_empty());
+
+    let out = Command::new(ferry_bin())
+        .args(["lab", "down", "--name", &name])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let links: Vec<String> = machine_links()
+        .into_iter()
+        .filter(|l| l.starts_with(&prefix))
+        .collect();
+    assert!(links.is_empty(), "links left: {links:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = live_processes_mentioning(&state_dir.display().to_string());
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "processes left: {left:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!state_dir.exists(), "state dir left");
+}

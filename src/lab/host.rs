@@ -401,6 +401,8 @@ pub fn lab_processes(
         })
         .cloned()
         .collect();
+    found.sort_by_key(|p| p.pid);
+    found.dedup_by_key(|p| p.pid);
     let me = std::process::id();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = entry

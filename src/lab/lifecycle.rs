@@ -322,6 +322,7 @@ fn ensure_host(
             network::delete_links(&tools.ip, &links).map_err(fail(None))?;
             rec.sshd = None;
             let a = host::start_anchor(tools, &name, &paths, &lab.state_dir).map_err(fail(None))?;
+            let _ = lab.record(&format!("process {} {} {}", a.pid, a.start_time, a.cmdline));
             rec.anchor = Some(a.clone());
             let net = HostNet {
                 index,
@@ -356,6 +357,7 @@ fn ensure_host(
     if !sshd_ok {
         rec.sshd = None;
         let p = host::start_sshd(tools, &name, &anchor, &paths).map_err(fail(Some(rec.clone())))?;
+        let _ = lab.record(&format!("process {} {} {}", p.pid, p.start_time, p.cmdline));
         rec.sshd = Some(p);
     }
     Ok(rec)
@@ -408,6 +410,8 @@ pub fn down(name: &str, state_dir: Option<&Path>) -> Result<DownReport> {
         .flat_map(|h| h.anchor.iter())
         .cloned()
         .collect();
+    let mut recorded = recorded;
+    recorded.extend(state.iter().flat_map(|s| s.journal_processes()));
     let procs = host::lab_processes(&recorded, &anchors, &dir.join("hosts"));
     report.processes = procs.len();
     host::terminate(&procs, Duration::from_secs(3));

@@ -105,6 +105,22 @@ impl LabState {
             .map_err(io_err(&p))
     }
 
+    /// The processes the journal names (recorded as soon as they started).
+    pub fn journal_processes(&self) -> Vec<LabProcess> {
+        std::fs::read_to_string(self.journal())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.strip_prefix("process ")?.splitn(3, ' ');
+                Some(LabProcess {
+                    pid: f.next()?.parse().ok()?,
+                    start_time: f.next()?.parse().ok()?,
+                    cmdline: f.next()?.to_string(),
+                })
+            })
+            .collect()
+    }
+
     /// The links the journal names.
     pub fn journal_links(&self) -> Vec<String> {
         std::fs::read_to_string(self.journal())
