@@ -115,7 +115,12 @@ pub fn up(spec: &LabSpec) -> Result<LabState> {
     if spec.hosts == 0 || spec.hosts > MAX_HOSTS {
         return Err(LabError::BadHostCount(spec.hosts));
     }
-    let rate = spec.link_rate.as_deref().map(LinkRate::parse).transpose()?;
+    // None: keep what the lab has; Some(None): remove shaping ("none"/"unshaped").
+    let rate: Option<Option<LinkRate>> = match spec.link_rate.as_deref() {
+        None => None,
+        Some("none") | Some("unshaped") => Some(None),
+        Some(text) => Some(Some(LinkRate::parse(text)?)),
+    };
     if let Some(m) = spec.mtu
         && !(576..=65535).contains(&m)
     {
@@ -205,7 +210,10 @@ pub fn up(spec: &LabSpec) -> Result<LabState> {
             state_dir: dir.clone(),
             range,
             prefix: names.prefix.clone(),
-            link_rate: rate.clone(),
+            link_rate: match rate {
+                Some(r) => r,
+                None => existing.as_ref().and_then(|e| e.link_rate.clone()),
+            },
             mtu: spec
                 .mtu
                 .or(existing.as_ref().map(|e| e.mtu))

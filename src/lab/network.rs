@@ -61,6 +61,21 @@ impl IfNames {
             format!("{}g{index}", self.prefix),
         ]
     }
+    /// A fixed, locally administered MAC: `02:PP:PP:PP:NN:II` with PP the
+    /// prefix's hash bytes, NN the network (1 management, 2 migration, 3 guest)
+    /// and II the host index (0 for this machine's bridge). Fixed addresses keep
+    /// every ARP cache right when a host is rebuilt or a port joins a bridge.
+    pub fn mac(&self, network: u8, index: u32) -> String {
+        let h = &self.prefix[2..8];
+        format!(
+            "02:{}:{}:{}:{network:02x}:{:02x}",
+            &h[0..2],
+            &h[2..4],
+            &h[4..6],
+            index.min(255)
+        )
+    }
+
     /// Whether `ifname` is one of this lab's interfaces.
     pub fn owns(&self, ifname: &str) -> bool {
         ifname
@@ -104,7 +119,20 @@ pub fn ensure_bridges(
     for br in names.bridges() {
         if !existing.contains(&br) {
             journal(&format!("link {br}"))?;
-            run(Command::new(&tools.ip).args(["link", "add", &br, "type", "bridge"]))?;
+            let net = match br.chars().last() {
+                Some('m') => 1,
+                Some('x') => 2,
+                _ => 3,
+            };
+            run(Command::new(&tools.ip).args([
+                "link",
+                "add",
+                &br,
+                "address",
+                &names.mac(net, 0),
+                "type",
+                "bridge",
+            ]))?;
         }
         disable_ipv6(&br);
     }
@@ -143,9 +171,12 @@ pub fn create_host_links(
     }
     let mtu = h.mtu;
     let add = format!(
-        "link add {m} type veth peer name {HOST_MGMT_IF} netns {pid}\n\
-         link add {x} mtu {mtu} type veth peer name {HOST_MIGRATION_IF} mtu {mtu} netns {pid}\n\
-         link add {g} type veth peer name {HOST_GUEST_IF} netns {pid}\n"
+        "link add {m} type veth peer name {HOST_MGMT_IF} address {mm} netns {pid}\n\
+         link add {x} mtu {mtu} type veth peer name {HOST_MIGRATION_IF} mtu {mtu} address {xm} netns {pid}\n\
+         link add {g} type veth peer name {HOST_GUEST_IF} address {gm} netns {pid}\n",
+        mm = h.names.mac(1, h.index),
+        xm = h.names.mac(2, h.index),
+        gm = h.names.mac(3, h.index),
     );
     run_with_input(Command::new(&tools.ip).args(["-batch", "-"]), Some(&add))?;
     for l in [&m, &x, &g] {
@@ -161,11 +192,12 @@ pub fn create_host_links(
     let inside = format!(
         "addr replace {mgmt}/24 dev {HOST_MGMT_IF}\nlink set {HOST_MGMT_IF} up\n\
          addr replace {mig}/24 dev {HOST_MIGRATION_IF}\nlink set {HOST_MIGRATION_IF} up\n\
-         link add {HOST_GUEST_BRIDGE} type bridge\nlink set {HOST_GUEST_IF} master {HOST_GUEST_BRIDGE} up\n\
+         link add {HOST_GUEST_BRIDGE} address {gm} type bridge\nlink set {HOST_GUEST_IF} master {HOST_GUEST_BRIDGE} up\n\
          addr replace {guest}/24 dev {HOST_GUEST_BRIDGE}\nlink set {HOST_GUEST_BRIDGE} up\n",
         mgmt = h.plan.mgmt_ip(h.index),
         mig = h.plan.migration_ip(h.index),
         guest = h.plan.guest_ip(h.index),
+        gm = h.names.mac(3, h.index),
     );
     run_with_input(
         Command::new(&tools.nsenter)
@@ -260,5 +292,8 @@ mod tests {
         assert!(n.owns(&n.mgmt_bridge()));
         assert!(!n.owns("eth0"));
         assert!(!IfNames::for_lab("other").owns(&n.mgmt_bridge()));
+        let mac = n.mac(2, 17);
+        assert!(mac.starts_with("02:") && mac.ends_with(":02:11"), "{mac}");
+        assert_eq!(mac.len(), 17);
     }
 }
