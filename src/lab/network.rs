@@ -206,11 +206,27 @@ pub fn create_host_links(
             .args(["-batch", "-"]),
         Some(&inside),
     )?;
-    shape_host(tools, h)
+    // New links already have the MTU; unshaped ones need no qdisc change.
+    match h.rate {
+        Some(rate) => shape_migration_link(tools, h, Some(rate)),
+        None => Ok(()),
+    }
 }
 
 /// Apply (or remove) the rate limit and MTU on both ends of host `index`'s migration link.
 pub fn shape_host(tools: &Tools, h: &HostNet<'_>) -> Result<()> {
+    let x = &h.names.host_links(h.index)[1];
+    let pid = h.anchor_pid.to_string();
+    run(Command::new(&tools.ip).args(["link", "set", x, "mtu", &h.mtu.to_string()]))?;
+    run(Command::new(&tools.nsenter)
+        .args(["-t", &pid, "-n", "--"])
+        .arg(&tools.ip)
+        .args(["link", "set", HOST_MIGRATION_IF, "mtu", &h.mtu.to_string()]))?;
+    shape_migration_link(tools, h, h.rate)
+}
+
+/// Put a token bucket of `rate` on both ends of the migration link, or remove it.
+fn shape_migration_link(tools: &Tools, h: &HostNet<'_>, rate: Option<&LinkRate>) -> Result<()> {
     let x = &h.names.host_links(h.index)[1];
     let pid = h.anchor_pid.to_string();
     let outside = |args: &[&str]| {
@@ -223,12 +239,7 @@ pub fn shape_host(tools: &Tools, h: &HostNet<'_>) -> Result<()> {
         c.args(["-t", &pid, "-n", "--"]).arg(&tools.tc).args(args);
         c
     };
-    run(Command::new(&tools.ip).args(["link", "set", x, "mtu", &h.mtu.to_string()]))?;
-    run(Command::new(&tools.nsenter)
-        .args(["-t", &pid, "-n", "--"])
-        .arg(&tools.ip)
-        .args(["link", "set", HOST_MIGRATION_IF, "mtu", &h.mtu.to_string()]))?;
-    match h.rate {
+    match rate {
         Some(rate) => {
             let tbf = rate.tbf_args();
             let tbf: Vec<&str> = tbf.iter().map(String::as_str).collect();
