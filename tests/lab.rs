@@ -155,6 +155,16 @@ fn three_hosts_are_separate_machines_reachable_on_every_network() {
         "{addrs}"
     );
 
+    // Hosts know each other by name.
+    let resolved = lab.ssh_ok("1", &format!("getent hosts {}", lab.hosts[2].name));
+    assert!(resolved.starts_with(&lab.hosts[2].mgmt_ip), "{resolved}");
+    assert!(
+        !Path::new("/etc/hosts").exists()
+            || !std::fs::read_to_string("/etc/hosts")
+                .unwrap()
+                .contains(&lab.name)
+    );
+
     // `ferry lab exec` enters the host by name or index and passes the exit code through.
     let out = lab.exec("2", "hostname; exit 7");
     assert_eq!(out.status.code(), Some(7));

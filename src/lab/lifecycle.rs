@@ -277,8 +277,35 @@ pub fn up(spec: &LabSpec) -> Result<LabState> {
     if let Some(e) = errors.into_inner().unwrap().into_iter().next() {
         return Err(e);
     }
+    write_etc_hosts(&lab)?;
     lab.write_client_files()?;
     Ok(lab)
+}
+
+/// Give every host an /etc/hosts naming all lab hosts by management address.
+/// Written through `/proc/ANCHOR/root`, i.e. into the host's own root; left
+/// alone when already right.
+fn write_etc_hosts(lab: &LabState) -> Result<()> {
+    let plan = lab.plan();
+    let mut text = String::from("# Written by `ferry lab up`.\n127.0.0.1\tlocalhost\n");
+    for h in &lab.hosts {
+        text.push_str(&format!("{}\t{}\n", plan.mgmt_ip(h.index), h.name));
+    }
+    for h in &lab.hosts {
+        let Some(anchor) = h
+            .anchor
+            .as_ref()
+            .filter(|a| host::is_anchor(a, &lab.host_paths(h.index)))
+        else {
+            continue;
+        };
+        let etc = PathBuf::from(format!("/proc/{}/root/etc", anchor.pid));
+        if std::fs::read_to_string(etc.join("hosts")).ok().as_deref() == Some(text.as_str()) {
+            continue;
+        }
+        state::write_atomic(&etc.join("hosts"), text.as_bytes())?;
+    }
+    Ok(())
 }
 
 type HostResult = std::result::Result<HostRecord, Box<(Option<HostRecord>, LabError)>>;
