@@ -196,10 +196,10 @@ pub struct LabUpArgs {
     /// Number of hosts.
     #[arg(long, default_value_t = 3)]
     pub hosts: u32,
-    /// Shape every migration link to this rate (e.g. 100mbit, 1gbit, 10gbit); unshaped when absent.
+    /// Shape every migration link to this rate (e.g. 100mbit, 1gbit, 10gbit; `none` removes it); when absent, kept as the lab has it.
     #[arg(long, value_name = "RATE")]
     pub link_rate: Option<String>,
-    /// MTU of the migration network.
+    /// MTU of the migration network (default 1500; when absent, kept as the lab has it).
     #[arg(long, value_name = "M")]
     pub mtu: Option<u32>,
     /// Private IPv4 range the lab takes its addresses from (a /16 or larger is split into networks).

@@ -1,0 +1,265 @@
+//! `LabGuard`: a built-in lab for one test, taken down when the guard drops
+//! (also when the test panics).
+//!
+//! Use it from an integration test with
+//! `#[path = "common/lab.rs"] mod lab_fixture;` and `LabGuard::up("mytest", 2)`.
+//! Needs root (the lab makes namespaces): without it the test fails, naming
+//! what is missing.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use ferry::lab::{HostRecord, LabState};
+
+/// The `ferry` binary under test.
+pub fn ferry_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ferry"))
+}
+
+/// A name no other test (in this or a parallel process) uses: `PREFIX-PID-N`.
+pub fn unique_name(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let prefix: String = prefix.chars().take(14).collect();
+    format!("{prefix}-{}-{n}", std::process::id())
+}
+
+/// Fail loudly when not root: the lab cannot exist without it.
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test brings up a ferry lab and needs root (run the suite as root)"
+    );
+}
+
+/// One host of the lab, as a test sees it.
+#[derive(Debug, Clone)]
+pub struct LabHost {
+    pub index: u32,
+    pub name: String,
+    pub mgmt_ip: String,
+    pub migration_ip: String,
+    pub guest_ip: String,
+}
+
+pub struct LabGuard {
+    pub name: String,
+    pub state_dir: PathBuf,
+    /// The inventory `ferry lab up` wrote (the last line it printed).
+    pub inventory: PathBuf,
+    pub hosts: Vec<LabHost>,
+    /// Whatever `ferry lab up` printed.
+    pub up_stdout: String,
+    down_done: bool,
+}
+
+impl LabGuard {
+    /// Bring up a lab of `hosts` hosts named after `prefix` (made unique), in a free range.
+    pub fn up(prefix: &str, hosts: u32) -> LabGuard {
+        Self::up_with(prefix, hosts, &[])
+    }
+
+    /// As [`LabGuard::up`], with more `ferry lab up` arguments (e.g. `--link-rate 100mbit`).
+    pub fn up_with(prefix: &str, hosts: u32, args: &[&str]) -> LabGuard {
+        require_root();
+        let name = unique_name(prefix);
+        let state_dir = Path::new(ferry::lab::STATE_ROOT).join(&name);
+        let mut guard = LabGuard {
+            name,
+            state_dir,
+            inventory: PathBuf::new(),
+            hosts: Vec::new(),
+            up_stdout: String::new(),
+            down_done: false,
+        };
+        // The guard exists before `up` runs, so a half-made lab is still taken down.
+        let out = guard.lab_up(hosts, args);
+        assert!(
+            out.status.success(),
+            "ferry lab up --name {} --hosts {hosts} {args:?} failed: {}",
+            guard.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        guard
+    }
+
+    /// Run `ferry lab up` on this lab again (idempotent; grows or shrinks) and reload it.
+    pub fn lab_up(&mut self, hosts: u32, args: &[&str]) -> Output {
+        let out = self
+            .ferry(&[
+                "lab",
+                "up",
+                "--name",
+                &self.name.clone(),
+                "--hosts",
+                &hosts.to_string(),
+            ])
+            .args(args)
+            .output()
+            .expect("run ferry lab up");
+        if out.status.success() {
+            self.up_stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            let last = self
+                .up_stdout
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            self.inventory = PathBuf::from(last);
+            self.reload();
+        }
+        out
+    }
+
+    /// Re-read the lab's state (hosts and addresses).
+    pub fn reload(&mut self) {
+        let state = self.state();
+        let plan = state.plan();
+        self.hosts = state
+            .hosts
+            .iter()
+            .map(|h| LabHost {
+                index: h.index,
+                name: h.name.clone(),
+                mgmt_ip: plan.mgmt_ip(h.index).to_string(),
+                migration_ip: plan.migration_ip(h.index).to_string(),
+                guest_ip: plan.guest_ip(h.index).to_string(),
+            })
+            .collect();
+    }
+
+    /// The lab's recorded state (`lab.json`).
+    pub fn state(&self) -> LabState {
+        LabState::load(&self.state_dir)
+            .expect("read lab.json")
+            .expect("the lab has state")
+    }
+
+    pub fn record(&self, host: &str) -> HostRecord {
+        let state = self.state();
+        ferry::lab::lifecycle::find_host(&state, host)
+            .expect("host exists")
+            .clone()
+    }
+
+    /// A `ferry` command.
+    pub fn ferry(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(ferry_bin());
+        c.args(args);
+        c
+    }
+
+    pub fn host(&self, host: &str) -> &LabHost {
+        self.hosts
+            .iter()
+            .find(|h| h.name == host || host.parse::<u32>().ok() == Some(h.index))
+            .unwrap_or_else(|| panic!("lab {} has no host {host}", self.name))
+    }
+
+    pub fn ssh_config(&self) -> PathBuf {
+        self.state_dir.join("ssh_config")
+    }
+    pub fn known_hosts(&self) -> PathBuf {
+        self.state_dir.join("known_hosts")
+    }
+    pub fn private_key(&self) -> PathBuf {
+        self.state_dir.join("id_ed25519")
+    }
+
+    /// Run `cmd` (a shell command line) on `host` (name or 1-based index) over
+    /// OpenSSH, with the lab's ssh_config and strict host key checking against
+    /// the written known_hosts.
+    pub fn ssh(&self, host: &str, cmd: &str) -> Output {
+        let h = self.host(host);
+        let started = std::time::Instant::now();
+        let out = Command::new("ssh")
+            .arg("-F")
+            .arg(self.ssh_config())
+            .arg("-o")
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.known_hosts().display()
+            ))
+            .args([
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=10",
+            ])
+            .arg(&h.name)
+            .arg(cmd)
+            .output()
+            .expect("run ssh (install openssh-client)");
+        if started.elapsed() > std::time::Duration::from_secs(2) {
+            eprintln!(
+                "slow: ssh {} {cmd:?} took {:.1} s",
+                h.name,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        out
+    }
+
+    /// As [`LabGuard::ssh`], panicking unless it exits 0; returns stdout.
+    pub fn ssh_ok(&self, host: &str, cmd: &str) -> String {
+        let out = self.ssh(host, cmd);
+        assert!(
+            out.status.success(),
+            "ssh {host} {cmd:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Run `cmd` (a shell command line) inside `host` through `ferry lab exec`.
+    pub fn exec(&self, host: &str, cmd: &str) -> Output {
+        self.ferry(&[
+            "lab", "exec", "--name", &self.name, host, "--", "sh", "-c", cmd,
+        ])
+        .output()
+        .expect("run ferry lab exec")
+    }
+
+    /// Take the lab down now (Drop does it otherwise); panics if `down` fails.
+    pub fn down(&mut self) -> Output {
+        self.down_done = true;
+        let out = self
+            .ferry(&["lab", "down", "--name", &self.name])
+            .output()
+            .expect("run ferry lab down");
+        assert!(
+            out.status.success(),
+            "ferry lab down --name {} failed: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        if self.down_done {
+            return;
+        }
+        let out = Command::new(ferry_bin())
+            .args(["lab", "down", "--name", &self.name])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => eprintln!(
+                "ferry lab down --name {} failed: {}",
+                self.name,
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => eprintln!("cannot run ferry lab down --name {}: {e}", self.name),
+        }
+    }
+}
