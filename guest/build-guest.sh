@@ -1,0 +1,57 @@
+#!/bin/sh
+# Build the ferry lab guest: a kernel and a busybox initramfs for QEMU under TCG.
+#
+#   guest/build-guest.sh OUTDIR [KERNEL_VERSION]
+#
+# Writes OUTDIR/vmlinuz (copied from /boot), OUTDIR/initramfs.cpio.gz and
+# OUTDIR/build.stamp. Needs: linux-image-amd64 (kernel + modules under
+# /lib/modules), busybox-static, gcc with static libc (libc6-dev), cpio, gzip.
+# Idempotent: when the inputs have not changed (same kernel, busybox, init
+# and dirty.c) it rebuilds nothing and prints "unchanged".
+set -eu
+OUT=${1:?usage: build-guest.sh OUTDIR [KERNEL_VERSION]}
+KVER=${2:-$(ls /lib/modules | sort -V | tail -n1)}
+HERE=$(cd "$(dirname "$0")" && pwd)
+for need in /boot/vmlinuz-$KVER /lib/modules/$KVER /bin/busybox; do
+  [ -e "$need" ] || { echo "build-guest: missing $need (install linux-image-amd64 / busybox-static)" >&2; exit 1; }
+done
+command -v gcc >/dev/null || { echo "build-guest: gcc not found (install gcc libc6-dev)" >&2; exit 1; }
+command -v cpio >/dev/null || { echo "build-guest: cpio not found (install cpio)" >&2; exit 1; }
+
+STAMP=$(cat "$HERE/init" "$HERE/dirty.c" "$HERE/build-guest.sh" /bin/busybox /boot/vmlinuz-$KVER | sha256sum | cut -d' ' -f1)
+if [ -f "$OUT/build.stamp" ] && [ "$(cat "$OUT/build.stamp")" = "$KVER $STAMP" ] \
+   && [ -f "$OUT/vmlinuz" ] && [ -f "$OUT/initramfs.cpio.gz" ]; then
+  echo "unchanged"
+  exit 0
+fi
+
+mkdir -p "$OUT"
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+ROOT=$WORK/root
+mkdir -p "$ROOT/bin" "$ROOT/dev" "$ROOT/proc" "$ROOT/sys" "$ROOT/tmp" "$ROOT/etc"
+cp /bin/busybox "$ROOT/bin/busybox"
+ln -s busybox "$ROOT/bin/sh"
+cp "$HERE/init" "$ROOT/init"
+chmod 755 "$ROOT/init"
+gcc -static -O2 -Wall -o "$ROOT/bin/dirty" "$HERE/dirty.c"
+for m in kernel/drivers/virtio/virtio_ring kernel/drivers/virtio/virtio \
+         kernel/drivers/virtio/virtio_pci_legacy_dev kernel/drivers/virtio/virtio_pci_modern_dev \
+         kernel/drivers/virtio/virtio_pci kernel/net/core/failover \
+         kernel/drivers/net/net_failover kernel/drivers/net/virtio_net; do
+  src=/lib/modules/$KVER/$m.ko
+  if [ -f "$src" ]; then
+    mkdir -p "$ROOT/lib/modules/$KVER/$(dirname "$m")"
+    cp "$src" "$ROOT/lib/modules/$KVER/$m.ko"
+  elif [ -f "$src.xz" ]; then
+    mkdir -p "$ROOT/lib/modules/$KVER/$(dirname "$m")"
+    xz -dc "$src.xz" > "$ROOT/lib/modules/$KVER/$m.ko"
+  fi
+  # a module built into the kernel has no file: nothing to load then
+done
+(cd "$ROOT" && find . | cpio -o -H newc --quiet) | gzip -9 > "$WORK/initramfs.cpio.gz"
+cp /boot/vmlinuz-$KVER "$WORK/vmlinuz"
+mv "$WORK/initramfs.cpio.gz" "$OUT/initramfs.cpio.gz"
+mv "$WORK/vmlinuz" "$OUT/vmlinuz"
+echo "$KVER $STAMP" > "$OUT/build.stamp"
+echo "built $OUT (kernel $KVER)"
