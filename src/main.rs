@@ -6,6 +6,10 @@ use clap::Parser;
 use ferry::cli::{BenchCommand, Cli, Command, LabCommand};
 
 fn main() -> ExitCode {
+    // One error, one line where it fits: never wrap a message mid-sentence.
+    let _ = miette::set_hook(Box::new(|_| {
+        Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
+    }));
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => ferry::engine::command::run(args),
