@@ -1,8 +1,67 @@
-//! `ferry inventory`.
+//! `ferry inventory`: `--list` (ansible-inventory's JSON), `--host H` (one host's merged
+//! variables), `--host H --explain VAR`, `--graph [PATTERN]`.
 
+use std::sync::Arc;
+
+use miette::IntoDiagnostic;
+
+use super::{Inventory, graph, list_json};
 use crate::CmdResult;
 use crate::cli::InventoryArgs;
+use crate::vars::{VarLayers, extra_vars_scope};
 
-pub fn inventory(_args: InventoryArgs) -> CmdResult {
-    Err(miette::miette!("`ferry inventory` is not implemented yet"))
+pub fn inventory(args: InventoryArgs) -> CmdResult {
+    if args.inv.inventory.is_empty() {
+        return Err(miette::miette!(
+            help = "give an inventory file or directory, e.g. `ferry inventory -i inventories/lab.yml --list`",
+            "no inventory given (-i)"
+        ));
+    }
+    let inv = Inventory::load(&args.inv.inventory)?;
+    if let Some(host) = &args.host {
+        if !inv.hosts.contains_key(host) {
+            return Err(miette::miette!(
+                help = "`ferry inventory -i INV --graph` lists the hosts",
+                "host `{host}` is not in the inventory"
+            ));
+        }
+        let mut layers = VarLayers::for_host(&inv, host);
+        if !args.inv.extra_vars.is_empty() {
+            layers.push(Arc::new(extra_vars_scope(&args.inv.extra_vars)?));
+        }
+        if let Some(var) = &args.explain {
+            match layers.explain(var) {
+                Some(e) => print!("{e}"),
+                None => {
+                    println!("{var} is not set for {host} by the inventory or -e");
+                    return Ok(1);
+                }
+            }
+            return Ok(0);
+        }
+        let vars = layers.flatten_user();
+        println!("{}", serde_json::to_string_pretty(&vars).into_diagnostic()?);
+        return Ok(0);
+    }
+    if args.graph {
+        let root = args.inv.limit.as_deref().unwrap_or("all");
+        if !inv.groups.contains_key(root) {
+            return Err(miette::miette!("no group `{root}` to graph"));
+        }
+        print!("{}", graph(&inv, root));
+        return Ok(0);
+    }
+    // --list is the default, as the most useful view.
+    let mut json = list_json(&inv);
+    if let Some(limit) = &args.inv.limit {
+        let keep: std::collections::HashSet<String> = inv
+            .select_limited("all", Some(limit))?
+            .into_iter()
+            .collect();
+        if let Some(hv) = json["_meta"]["hostvars"].as_object_mut() {
+            hv.retain(|h, _| keep.contains(h));
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&json).into_diagnostic()?);
+    Ok(0)
 }
