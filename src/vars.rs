@@ -379,22 +379,21 @@ fn extra_err(arg: &str, message: impl Into<String>, help: impl Into<String>) -> 
 /// inline YAML/JSON starting with `{`, or `k=v` pairs (values are strings, quotes
 /// allowed: `msg="a b"`).
 pub fn parse_extra_vars(args: &[String]) -> Result<Vars, VarsError> {
-    Ok(extra_vars_scope(args)?.vars)
+    let mut vars = Vars::new();
+    for s in extra_vars_scopes(args)? {
+        vars.extend(s.vars);
+    }
+    Ok(vars)
 }
 
-/// `parse_extra_vars` keeping where each value came from (for `--explain`).
-pub fn extra_vars_scope(args: &[String]) -> Result<Scope, VarsError> {
-    let mut vars = Vars::new();
-    let mut locs = Locs::new();
+/// `parse_extra_vars` as layers, one per `-e` (origin `-e #N` or the `@file` path, with
+/// file:line positions for files), for `--explain`. Push them in order.
+pub fn extra_vars_scopes(args: &[String]) -> Result<Vec<Scope>, VarsError> {
+    let mut scopes = Vec::new();
     for (i, arg) in args.iter().enumerate() {
-        let label = Arc::new(std::path::PathBuf::from(format!("-e #{}", i + 1)));
-        let here = SourceLoc {
-            file: label,
-            line: 1,
-            col: 1,
-        };
+        let label = format!("-e #{}", i + 1);
         let trimmed = arg.trim_start();
-        if let Some(path) = trimmed.strip_prefix('@') {
+        let scope = if let Some(path) = trimmed.strip_prefix('@') {
             let path = Path::new(path);
             let text = std::fs::read_to_string(path).map_err(|e| {
                 extra_err(
@@ -404,22 +403,20 @@ pub fn extra_vars_scope(args: &[String]) -> Result<Scope, VarsError> {
                 )
             })?;
             let (v, l) = yaml_mapping(&text, path, arg)?;
-            vars.extend(v);
-            locs.extend(l);
+            Scope::new(Layer::ExtraVars, path.display().to_string(), v, l)
         } else if trimmed.starts_with('{') || trimmed.starts_with('[') {
-            let (v, _) = yaml_mapping(trimmed, &here.file, arg)?;
-            for k in v.keys() {
-                locs.insert(k.clone(), here.clone());
-            }
-            vars.extend(v);
+            let (v, _) = yaml_mapping(trimmed, Path::new(&label), arg)?;
+            Scope::plain(Layer::ExtraVars, label, v)
         } else {
-            for (k, v) in parse_kv(arg)? {
-                locs.insert(k.clone(), here.clone());
-                vars.insert(k, Value::String(v));
-            }
-        }
+            let v = parse_kv(arg)?
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
+            Scope::plain(Layer::ExtraVars, label, v)
+        };
+        scopes.push(scope);
     }
-    Ok(Scope::new(Layer::ExtraVars, "-e", vars, locs))
+    Ok(scopes)
 }
 
 fn yaml_mapping(text: &str, path: &Path, arg: &str) -> Result<(Vars, Locs), VarsError> {

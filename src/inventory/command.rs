@@ -8,7 +8,7 @@ use miette::IntoDiagnostic;
 use super::{Inventory, graph, list_json};
 use crate::CmdResult;
 use crate::cli::InventoryArgs;
-use crate::vars::{VarLayers, extra_vars_scope};
+use crate::vars::{VarLayers, extra_vars_scopes};
 
 pub fn inventory(args: InventoryArgs) -> CmdResult {
     if args.inv.inventory.is_empty() {
@@ -26,21 +26,23 @@ pub fn inventory(args: InventoryArgs) -> CmdResult {
             ));
         }
         let mut layers = VarLayers::for_host(&inv, host);
-        if !args.inv.extra_vars.is_empty() {
-            layers.push(Arc::new(extra_vars_scope(&args.inv.extra_vars)?));
+        for scope in extra_vars_scopes(&args.inv.extra_vars)? {
+            layers.push(Arc::new(scope));
         }
         if let Some(var) = &args.explain {
             match layers.explain(var) {
-                Some(e) => print!("{e}"),
+                Some(e) => emit(&e.to_string()),
                 None => {
-                    println!("{var} is not set for {host} by the inventory or -e");
+                    emit(&format!(
+                        "{var} is not set for {host} by the inventory or -e\n"
+                    ));
                     return Ok(1);
                 }
             }
             return Ok(0);
         }
         let vars = layers.flatten_user();
-        println!("{}", serde_json::to_string_pretty(&vars).into_diagnostic()?);
+        emit(&(serde_json::to_string_pretty(&vars).into_diagnostic()? + "\n"));
         return Ok(0);
     }
     if args.graph {
@@ -48,7 +50,7 @@ pub fn inventory(args: InventoryArgs) -> CmdResult {
         if !inv.groups.contains_key(root) {
             return Err(miette::miette!("no group `{root}` to graph"));
         }
-        print!("{}", graph(&inv, root));
+        emit(&graph(&inv, root));
         return Ok(0);
     }
     // --list is the default, as the most useful view.
@@ -62,6 +64,12 @@ pub fn inventory(args: InventoryArgs) -> CmdResult {
             hv.retain(|h, _| keep.contains(h));
         }
     }
-    println!("{}", serde_json::to_string_pretty(&json).into_diagnostic()?);
+    emit(&(serde_json::to_string_pretty(&json).into_diagnostic()? + "\n"));
     Ok(0)
+}
+
+/// Write to stdout; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }

@@ -17,7 +17,6 @@
 pub mod command;
 mod pattern;
 mod render;
-mod yaml_src;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -28,8 +27,8 @@ use indexmap::IndexMap;
 use crate::playbook::Vars;
 pub use crate::playbook::model::SourceLoc;
 use crate::vars::{Layer, Locs, Scope};
+use crate::yaml::{self, Node, NodeKind};
 pub use render::{graph, list_json};
-use yaml_src::{Node, NodeKind};
 
 /// A host as the inventory declares it.
 #[derive(Debug, Clone, Default)]
@@ -101,6 +100,9 @@ pub enum InventoryError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Yaml(#[from] yaml::YamlError),
     #[error("{loc}: {message}")]
     #[diagnostic(help("{help}"))]
     Invalid {
@@ -137,13 +139,7 @@ fn parse_yaml(path: &Path) -> Result<Option<Node>, InventoryError> {
             source: e,
         });
     }
-    let docs = yaml_src::parse_file(path).map_err(|e| {
-        invalid(
-            &e.loc,
-            e.message,
-            "fix the YAML syntax (indent with spaces, one value per key)",
-        )
-    })?;
+    let docs = yaml::parse_file(path)?;
     let mut docs = docs.into_iter();
     let first = docs.next();
     if let Some(extra) = docs.next() {
@@ -164,7 +160,7 @@ fn vars_of(node: &Node, what: &str) -> Result<(Vars, Locs), InventoryError> {
         NodeKind::Null => {}
         NodeKind::Map(pairs) => {
             for (k, v) in pairs {
-                let key = k.key_string();
+                let key = k.key_text();
                 vars.insert(key.clone(), v.to_value());
                 locs.insert(key, k.loc.clone());
             }
@@ -238,7 +234,7 @@ impl Inventory {
             NodeKind::Null => Ok(()),
             NodeKind::Map(pairs) => {
                 for (k, v) in pairs {
-                    let name = k.key_string();
+                    let name = k.key_text();
                     self.parse_group(&name, &k.loc, v, None)?;
                 }
                 Ok(())
@@ -291,7 +287,7 @@ impl Inventory {
             }
         };
         for (k, v) in pairs {
-            let key = k.key_string();
+            let key = k.key_text();
             match key.as_str() {
                 "vars" => {
                     let (vars, locs) = vars_of(v, &format!("`vars` of group `{name}`"))?;
@@ -308,7 +304,7 @@ impl Inventory {
                     NodeKind::Null => {}
                     NodeKind::Map(children) => {
                         for (ck, cv) in children {
-                            self.parse_group(&ck.key_string(), &ck.loc, cv, Some(name))?;
+                            self.parse_group(&ck.key_text(), &ck.loc, cv, Some(name))?;
                         }
                     }
                     _ => {
@@ -325,7 +321,7 @@ impl Inventory {
                     NodeKind::Null => {}
                     NodeKind::Map(hosts) => {
                         for (hk, hv) in hosts {
-                            self.parse_host(&hk.key_string(), &hk.loc, hv, name)?;
+                            self.parse_host(&hk.key_text(), &hk.loc, hv, name)?;
                         }
                     }
                     _ => {
@@ -714,8 +710,7 @@ fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// Parse a YAML/JSON text that must hold one mapping of variables (`-e`, vars files).
 pub fn parse_vars_text(text: &str, path: &Path) -> Result<(Vars, Locs), InventoryError> {
-    let docs = yaml_src::parse_str(text, path)
-        .map_err(|e| invalid(&e.loc, e.message, "fix the YAML syntax"))?;
+    let docs = yaml::parse_str(text, path)?;
     match docs.first() {
         None => Ok((Vars::new(), Locs::new())),
         Some(node) => vars_of(node, "extra vars"),
