@@ -77,3 +77,65 @@ pub fn graph(inv: &Inventory, root: &str) -> String {
     s.push('\n');
     s
 }
+
+/// The inventory written back in Ansible's YAML inventory shape (as a JSON value; print it
+/// with any YAML or JSON writer): `all` with its vars, direct hosts and children, then every
+/// other group at the top level with its hosts, vars and children. Each host's inline vars
+/// are written at its first mention. Loading the result gives back the same hosts, groups,
+/// memberships and vars (`group_vars/`/`host_vars/` files are not part of it).
+pub fn to_document(inv: &Inventory) -> Value {
+    let mut written = std::collections::HashSet::new();
+    let mut doc = Map::new();
+    let names: Vec<&String> = std::iter::once(&"all".to_string())
+        .filter_map(|a| inv.groups.get_key_value(a).map(|(k, _)| k))
+        .chain(inv.groups.keys().filter(|g| *g != "all"))
+        .collect();
+    for name in names {
+        let g = &inv.groups[name];
+        let mut entry = Map::new();
+        if !g.vars.is_empty() {
+            entry.insert(
+                "vars".into(),
+                Value::Object(g.vars.clone().into_iter().collect()),
+            );
+        }
+        if !g.hosts.is_empty() {
+            let mut hosts = Map::new();
+            for h in &g.hosts {
+                let vars = if written.insert(h.clone()) {
+                    let v = &inv.hosts[h].vars;
+                    if v.is_empty() {
+                        Value::Null
+                    } else {
+                        Value::Object(v.clone().into_iter().collect())
+                    }
+                } else {
+                    Value::Null
+                };
+                hosts.insert(h.clone(), vars);
+            }
+            entry.insert("hosts".into(), Value::Object(hosts));
+        }
+        let children: Map<String, Value> = g
+            .children
+            .iter()
+            .filter(|c| !(name == "all" && *c == "ungrouped"))
+            .map(|c| (c.clone(), Value::Null))
+            .collect();
+        if !children.is_empty() {
+            entry.insert("children".into(), Value::Object(children));
+        }
+        if name == "ungrouped" && entry.is_empty() {
+            continue;
+        }
+        doc.insert(
+            name.clone(),
+            if entry.is_empty() {
+                Value::Null
+            } else {
+                Value::Object(entry)
+            },
+        );
+    }
+    Value::Object(doc)
+}
