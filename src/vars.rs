@@ -201,7 +201,7 @@ impl VarLayers {
         let groups = inv.host_groups(host);
         for g in &groups {
             if let Some(s) = inv.group_scopes.get(g) {
-                v.scopes.push(s.clone());
+                v.push(s.clone());
             }
         }
         // group_vars files: `all` from every source first, then the other groups per
@@ -209,31 +209,40 @@ impl VarLayers {
         // groups_plugins_inventory) has them.
         for src in &inv.sources {
             if let Some(files) = src.group_vars.get("all") {
-                v.scopes.extend(files.iter().map(|f| f.scope.clone()));
+                for f in files {
+                    v.push(f.scope.clone());
+                }
             }
         }
         for src in &inv.sources {
             for g in groups.iter().filter(|g| *g != "all") {
                 if let Some(files) = src.group_vars.get(g) {
-                    v.scopes.extend(files.iter().map(|f| f.scope.clone()));
+                    for f in files {
+                        v.push(f.scope.clone());
+                    }
                 }
             }
         }
         if let Some(s) = inv.host_scopes.get(host) {
-            v.scopes.push(s.clone());
+            v.push(s.clone());
         }
         for src in &inv.sources {
             if let Some(files) = src.host_vars.get(host) {
-                v.scopes.extend(files.iter().map(|f| f.scope.clone()));
+                for f in files {
+                    v.push(f.scope.clone());
+                }
             }
         }
         v
     }
 
-    /// Add a layer. Layers must be pushed lowest first; a layer of lower rank than the top
+    /// Add a layer (an empty one is skipped). Layers are pushed lowest first; a layer of lower rank than the top
     /// one is inserted where it belongs (after layers of the same rank), so role defaults
     /// may be added to a host's inventory view.
     pub fn push(&mut self, scope: Arc<Scope>) {
+        if scope.vars.is_empty() {
+            return;
+        }
         let rank = scope.layer.rank();
         let pos = self
             .scopes
@@ -323,14 +332,7 @@ pub fn play_magic(
     let groups: serde_json::Map<String, Value> = inv
         .groups
         .keys()
-        .map(|g| {
-            let hosts = if g == "all" {
-                inv.hosts.keys().cloned().collect()
-            } else {
-                inv.group_hosts(g)
-            };
-            (g.clone(), Value::from(hosts))
-        })
+        .map(|g| (g.clone(), Value::from(inv.group_hosts(g))))
         .collect();
     let mut vars = Vars::new();
     vars.insert("groups".into(), Value::Object(groups));
