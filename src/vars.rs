@@ -320,6 +320,13 @@ impl VarLayers {
     }
 }
 
+/// A host's inventory variables merged (layers 2-7): what `ansible-inventory --host`
+/// prints, and the base view the engine starts from. Prefer [`VarLayers::for_host`] when
+/// the origin of a value matters or when layers are added per task.
+pub fn inventory_vars(inv: &Inventory, host: &str) -> Vars {
+    VarLayers::for_host(inv, host).flatten()
+}
+
 /// Play-level magic variables, the same for every host of a play: `groups`, `play_hosts`,
 /// `ansible_play_hosts`, `ansible_check_mode`. Build once per play and share; the engine
 /// may add `hostvars` (or any other play-wide magic value) to `extra` before sharing.
