@@ -90,13 +90,23 @@ fn list_matches_ansible_inventory_precedence() {
     assert_list_matches_ansible("precedence");
 }
 
+#[test]
+fn list_matches_ansible_ini_inventory() {
+    assert_list_matches_ansible("ini");
+}
+
+#[test]
+fn list_matches_ansible_directory_mixing_ini_and_yaml() {
+    assert_list_matches_ansible("mixed");
+}
+
 fn assert_patterns_match_ansible(case: &str) {
     let inv = load_case(case);
     let expected: Vec<Value> = serde_json::from_str(
         &std::fs::read_to_string(fixtures().join(case).join("expected_patterns.json")).unwrap(),
     )
     .unwrap();
-    assert!(expected.len() >= 5);
+    assert!(expected.len() >= 5, "{case}: too few patterns to say much");
     for e in expected {
         let pattern = e["pattern"].as_str().unwrap();
         let want: Vec<String> = serde_json::from_value(e["hosts"].clone()).unwrap();
@@ -109,6 +119,7 @@ fn assert_patterns_match_ansible(case: &str) {
 fn host_patterns_select_what_ansible_selects() {
     assert_patterns_match_ansible("nested");
     assert_patterns_match_ansible("multi");
+    assert_patterns_match_ansible("ini");
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! YAML inventory (Ansible's YAML inventory shape), groups, host/group vars, host patterns.
+//! YAML inventory (Ansible's YAML inventory shape; Ansible's INI shape read too), groups,
+//! host/group vars, host patterns.
 //!
 //! API (the engine and `ferry check` rely on these names):
 //! - [`Inventory::load`]`(paths) -> Result<Inventory, InventoryError>`: several `-i` merged in
@@ -15,6 +16,7 @@
 //! a group that becomes its own descendant is an error naming the cycle.
 
 pub mod command;
+mod ini;
 mod pattern;
 mod render;
 
@@ -124,7 +126,11 @@ pub enum InventoryError {
     },
 }
 
-fn invalid(loc: &SourceLoc, message: impl Into<String>, help: impl Into<String>) -> InventoryError {
+pub(crate) fn invalid(
+    loc: &SourceLoc,
+    message: impl Into<String>,
+    help: impl Into<String>,
+) -> InventoryError {
     InventoryError::Invalid {
         loc: loc.clone(),
         message: message.into(),
@@ -196,11 +202,11 @@ impl Inventory {
             })?;
             let vars_dir = if meta.is_dir() {
                 for file in inventory_files_in(path)? {
-                    inv.parse_yaml_inventory(&file)?;
+                    inv.parse_inventory_file(&file)?;
                 }
                 path.clone()
             } else {
-                inv.parse_yaml_inventory(path)?;
+                inv.parse_inventory_file(path)?;
                 path.parent().map(Path::to_path_buf).unwrap_or_default()
             };
             inv.sources.push(Source {
@@ -223,6 +229,27 @@ impl Inventory {
         }
         inv.finish();
         Ok(inv)
+    }
+
+    /// Parse one inventory file: YAML (`.yml`, `.yaml`, `.json`, or a file without those
+    /// extensions whose content is a YAML mapping), else Ansible's INI format.
+    pub fn parse_inventory_file(&mut self, path: &Path) -> Result<(), InventoryError> {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if matches!(ext, "yml" | "yaml" | "json") {
+            return self.parse_yaml_inventory(path);
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| InventoryError::Read {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        if ext != "ini"
+            && let Ok(docs) = yaml::parse_str(&text, path)
+            && docs.len() == 1
+            && matches!(docs[0].kind, NodeKind::Map(_))
+        {
+            return self.parse_yaml_inventory(path);
+        }
+        ini::parse(self, path, &text)
     }
 
     /// Parse one YAML inventory file into this inventory.
@@ -359,6 +386,18 @@ impl Inventory {
         group: &str,
     ) -> Result<(), InventoryError> {
         let (vars, locs) = vars_of(node, &format!("host `{pattern}`"))?;
+        self.add_hosts(pattern, loc, &vars, &locs, group)
+    }
+
+    /// Add the hosts of a host key (ranges expanded, `:PORT` read) to a group, with vars.
+    fn add_hosts(
+        &mut self,
+        pattern: &str,
+        loc: &SourceLoc,
+        vars: &Vars,
+        locs: &Locs,
+        group: &str,
+    ) -> Result<(), InventoryError> {
         for (name, port) in pattern::expand_host_pattern(pattern)
             .map_err(|m| invalid(loc, m, "write ranges as `name[01:10]` or `name[a:f]`"))?
         {
@@ -372,7 +411,7 @@ impl Inventory {
                 host.vars.insert("ansible_port".into(), port.into());
                 host.var_locs.insert("ansible_port".into(), loc.clone());
             }
-            for (k, v) in &vars {
+            for (k, v) in vars {
                 host.vars.insert(k.clone(), v.clone());
             }
             host.var_locs.extend(locs.clone());
@@ -611,7 +650,7 @@ impl Inventory {
     }
 }
 
-fn check_name(name: &str, loc: &SourceLoc, what: &str) -> Result<(), InventoryError> {
+pub(crate) fn check_name(name: &str, loc: &SourceLoc, what: &str) -> Result<(), InventoryError> {
     if name.is_empty() || name.chars().any(char::is_whitespace) {
         return Err(invalid(
             loc,
@@ -633,9 +672,11 @@ fn inventory_files_in(dir: &Path) -> Result<Vec<PathBuf>, InventoryError> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let ext = p.extension().and_then(|e| e.to_str());
             p.is_file()
                 && !name.starts_with('.')
-                && (name.ends_with(".yml") || name.ends_with(".yaml"))
+                && !name.ends_with('~')
+                && matches!(ext, None | Some("yml" | "yaml" | "json" | "ini"))
         })
         .collect();
     files.sort();
