@@ -92,8 +92,9 @@ pub(super) fn parse(inv: &mut Inventory, path: &Path, text: &str) -> Result<(), 
                 let mut locs = Locs::new();
                 for w in rest {
                     let Some((k, v)) = w.split_once('=') else {
+                        let col = raw.rfind(w.as_str()).map(|c| c + 1).unwrap_or(indent + 1);
                         return Err(invalid(
-                            &loc,
+                            &at(lineno, col),
                             format!("expected key=value host variable, got `{w}`"),
                             "write host variables as `name key=value key2=value2`",
                         ));

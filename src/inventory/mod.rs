@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use indexmap::IndexMap;
+use miette::{NamedSource, SourceSpan};
 
 use crate::playbook::Vars;
 pub use crate::playbook::model::SourceLoc;
@@ -106,17 +107,29 @@ pub enum InventoryError {
     #[diagnostic(transparent)]
     Yaml(#[from] yaml::YamlError),
     #[error("{loc}: {message}")]
-    #[diagnostic(help("{help}"))]
+    #[diagnostic(code(ferry::inventory::invalid), help("{help}"))]
     Invalid {
         loc: SourceLoc,
         message: String,
         help: String,
+        #[source_code]
+        src: Option<NamedSource<String>>,
+        #[label("here")]
+        span: Option<SourceSpan>,
     },
     #[error("{loc}: circular group children: {}", cycle.join(" -> "))]
-    #[diagnostic(help(
-        "a group cannot be its own descendant; remove one of these `children:` entries"
-    ))]
-    Cycle { loc: SourceLoc, cycle: Vec<String> },
+    #[diagnostic(
+        code(ferry::inventory::cycle),
+        help("a group cannot be its own descendant; remove one of these `children:` entries")
+    )]
+    Cycle {
+        loc: SourceLoc,
+        cycle: Vec<String>,
+        #[source_code]
+        src: Option<NamedSource<String>>,
+        #[label("closes the cycle")]
+        span: Option<SourceSpan>,
+    },
     #[error("bad host pattern `{pattern}`: {message}")]
     #[diagnostic(help("{help}"))]
     Pattern {
@@ -131,10 +144,27 @@ pub(crate) fn invalid(
     message: impl Into<String>,
     help: impl Into<String>,
 ) -> InventoryError {
+    let (src, span) = snippet(loc);
     InventoryError::Invalid {
         loc: loc.clone(),
         message: message.into(),
         help: help.into(),
+        src,
+        span,
+    }
+}
+
+/// The file around `loc`, for the error's source snippet (read again only on error).
+fn snippet(loc: &SourceLoc) -> (Option<NamedSource<String>>, Option<SourceSpan>) {
+    match std::fs::read_to_string(&*loc.file) {
+        Ok(text) if loc.line > 0 => {
+            let span = yaml::token_span(&text, loc);
+            (
+                Some(NamedSource::new(loc.file.display().to_string(), text)),
+                Some(span),
+            )
+        }
+        _ => (None, None),
     }
 }
 
@@ -432,9 +462,12 @@ impl Inventory {
     ) -> Result<(), InventoryError> {
         if let Some(mut path) = self.path_down(child, parent) {
             path.push(child.to_string());
+            let (src, span) = snippet(loc);
             return Err(InventoryError::Cycle {
                 loc: loc.clone(),
                 cycle: path,
+                src,
+                span,
             });
         }
         let p = &mut self.groups[parent];
