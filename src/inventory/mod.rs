@@ -106,30 +106,12 @@ pub enum InventoryError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Yaml(#[from] yaml::YamlError),
-    #[error("{loc}: {message}")]
-    #[diagnostic(code(ferry::inventory::invalid), help("{help}"))]
-    Invalid {
-        loc: SourceLoc,
-        message: String,
-        help: String,
-        #[source_code]
-        src: Option<NamedSource<String>>,
-        #[label("here")]
-        span: Option<SourceSpan>,
-    },
-    #[error("{loc}: circular group children: {}", cycle.join(" -> "))]
-    #[diagnostic(
-        code(ferry::inventory::cycle),
-        help("a group cannot be its own descendant; remove one of these `children:` entries")
-    )]
-    Cycle {
-        loc: SourceLoc,
-        cycle: Vec<String>,
-        #[source_code]
-        src: Option<NamedSource<String>>,
-        #[label("closes the cycle")]
-        span: Option<SourceSpan>,
-    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Invalid(Box<InvalidInventory>),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Cycle(Box<GroupCycle>),
     #[error("bad host pattern `{pattern}`: {message}")]
     #[diagnostic(help("{help}"))]
     Pattern {
@@ -139,19 +121,66 @@ pub enum InventoryError {
     },
 }
 
+/// Something in an inventory or vars file that ferry cannot accept.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{loc}: {message}")]
+#[diagnostic(code(ferry::inventory::invalid), help("{help}"))]
+pub struct InvalidInventory {
+    pub loc: SourceLoc,
+    pub message: String,
+    pub help: String,
+    #[source_code]
+    pub src: Option<NamedSource<String>>,
+    #[label("here")]
+    pub span: Option<SourceSpan>,
+}
+
+/// Group children that loop back (`a -> b -> a`).
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{loc}: circular group children: {}", cycle.join(" -> "))]
+#[diagnostic(
+    code(ferry::inventory::cycle),
+    help("a group cannot be its own descendant; remove one of these `children:` entries")
+)]
+pub struct GroupCycle {
+    pub loc: SourceLoc,
+    pub cycle: Vec<String>,
+    #[source_code]
+    pub src: Option<NamedSource<String>>,
+    #[label("closes the cycle")]
+    pub span: Option<SourceSpan>,
+}
+
+impl InventoryError {
+    /// Where the problem is, when it is in a file.
+    pub fn loc(&self) -> Option<SourceLoc> {
+        match self {
+            InventoryError::Read { path, .. } => Some(SourceLoc {
+                file: Arc::new(path.clone()),
+                line: 0,
+                col: 0,
+            }),
+            InventoryError::Yaml(e) => Some(e.loc()),
+            InventoryError::Invalid(e) => Some(e.loc.clone()),
+            InventoryError::Cycle(e) => Some(e.loc.clone()),
+            InventoryError::Pattern { .. } => None,
+        }
+    }
+}
+
 pub(crate) fn invalid(
     loc: &SourceLoc,
     message: impl Into<String>,
     help: impl Into<String>,
 ) -> InventoryError {
     let (src, span) = snippet(loc);
-    InventoryError::Invalid {
+    InventoryError::Invalid(Box::new(InvalidInventory {
         loc: loc.clone(),
         message: message.into(),
         help: help.into(),
         src,
         span,
-    }
+    }))
 }
 
 /// The file around `loc`, for the error's source snippet (read again only on error).
@@ -463,12 +492,12 @@ impl Inventory {
         if let Some(mut path) = self.path_down(child, parent) {
             path.push(child.to_string());
             let (src, span) = snippet(loc);
-            return Err(InventoryError::Cycle {
+            return Err(InventoryError::Cycle(Box::new(GroupCycle {
                 loc: loc.clone(),
                 cycle: path,
                 src,
                 span,
-            });
+            })));
         }
         let p = &mut self.groups[parent];
         if !p.children.iter().any(|c| c == child) {
