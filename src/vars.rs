@@ -499,3 +499,66 @@ fn parse_kv(arg: &str) -> Result<Vec<(String, String)>, VarsError> {
         })
         .collect()
 }
+
+impl VarLayers {
+    /// This view as a template context: names are looked up through the layers on use,
+    /// so no merged map is built per task.
+    pub fn to_context(&self) -> minijinja::Value {
+        minijinja::Value::from_object(self.clone())
+    }
+
+    /// Every name set in some layer, each once (lowest layer's order first).
+    pub fn names(&self) -> Vec<String> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for s in &self.scopes {
+            for k in s.vars.keys() {
+                if seen.insert(k.as_str()) {
+                    out.push(k.clone());
+                }
+            }
+        }
+        out
+    }
+}
+
+impl minijinja::value::Object for VarLayers {
+    fn repr(self: &Arc<Self>) -> minijinja::value::ObjectRepr {
+        minijinja::value::ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        self.get(key.as_str()?).map(to_jinja)
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Values(
+            self.names()
+                .into_iter()
+                .map(minijinja::Value::from)
+                .collect(),
+        )
+    }
+}
+
+/// A JSON value as a template value (maps keep their order).
+pub fn to_jinja(v: &Value) -> minijinja::Value {
+    use minijinja::Value as J;
+    match v {
+        Value::Null => J::from(()),
+        Value::Bool(b) => J::from(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => J::from(i),
+            (None, Some(u), _) => J::from(u),
+            (_, _, Some(f)) => J::from(f),
+            _ => J::from(n.to_string()),
+        },
+        Value::String(s) => J::from(s.as_str()),
+        Value::Array(items) => J::from(items.iter().map(to_jinja).collect::<Vec<_>>()),
+        Value::Object(map) => J::from_object(
+            map.iter()
+                .map(|(k, v)| (J::from(k.as_str()), to_jinja(v)))
+                .collect::<IndexMap<J, J>>(),
+        ),
+    }
+}

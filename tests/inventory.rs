@@ -579,3 +579,44 @@ mod roundtrip {
         }
     }
 }
+
+#[test]
+fn a_view_renders_templates_without_flattening() {
+    let inv = load_case("vars_dirs");
+    let view = VarLayers::for_host(&inv, "web1").with(Arc::new(Scope::plain(
+        Layer::TaskVars,
+        "task",
+        [("greeting".to_string(), json!("hi"))]
+            .into_iter()
+            .collect(),
+    )));
+    let env = minijinja::Environment::new();
+    let out = env
+        .render_str(
+            "{{ greeting }} {{ http_port }} {{ doc_root }} {{ site }} {{ tls }}",
+            view.to_context(),
+        )
+        .unwrap();
+    assert_eq!(out, "hi 8080 /srv/tls from_group_vars_all True");
+    // Names are listed once each, whatever the number of layers setting them.
+    let names = view.names();
+    assert_eq!(names.iter().filter(|n| *n == "http_port").count(), 1);
+    assert_eq!(
+        ferry::vars::inventory_vars(&inv, "web1")["http_port"],
+        json!(8080)
+    );
+}
+
+#[test]
+fn template_values_keep_types_and_order() {
+    let inv = load_case("nested");
+    let view = VarLayers::for_host(&inv, "lonely");
+    let env = minijinja::Environment::new();
+    let out = env
+        .render_str(
+            "{{ nested.list[2].three + answer }} {{ nested | list | join(',') }} {{ nested.yes_bool }}",
+            view.to_context(),
+        )
+        .unwrap();
+    assert_eq!(out, "45 list,yes_bool,off_bool,quoted True");
+}
