@@ -353,6 +353,23 @@ pub fn play_magic(
     Arc::new(Scope::plain(Layer::Magic, "magic", vars))
 }
 
+/// `hostvars`: every host's inventory variables (name -> merged vars), built once per
+/// inventory and shared; pass it in `play_magic`'s `extra` (facts and set_fact results of
+/// other hosts are the engine's to add).
+pub fn hostvars(inv: &Inventory) -> Value {
+    Value::Object(
+        inv.hosts
+            .keys()
+            .map(|h| {
+                (
+                    h.clone(),
+                    Value::Object(inventory_vars(inv, h).into_iter().collect()),
+                )
+            })
+            .collect(),
+    )
+}
+
 /// Host-level magic variables: `inventory_hostname`, `inventory_hostname_short`,
 /// `group_names`.
 pub fn host_magic(inv: &Inventory, host: &str) -> Arc<Scope> {

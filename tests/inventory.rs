@@ -620,3 +620,23 @@ fn template_values_keep_types_and_order() {
         .unwrap();
     assert_eq!(out, "45 list,yes_bool,off_bool,quoted True");
 }
+
+#[test]
+fn vars_files_naming_nothing_are_warnings() {
+    let inv = Inventory::load(&[fixtures().join("bad/stray_vars/hosts.yml")]).unwrap();
+    let w: Vec<String> = inv.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(
+        w[0].contains("group_vars/webb.yml:1:1: warning: `webb` is not a group"),
+        "{w:?}"
+    );
+    assert!(w[0].contains("did you mean `web`?"), "{w:?}");
+    assert!(
+        w[1].contains("host_vars/web2.yml:1:1: warning: `web2` is not a host"),
+        "{w:?}"
+    );
+    // The files that do match are read.
+    assert_eq!(ferry::vars::inventory_vars(&inv, "web1")["x"], json!(1));
+    let hv = ferry::vars::hostvars(&inv);
+    assert_eq!(hv["web1"]["x"], json!(1));
+}

@@ -18,6 +18,9 @@ pub fn inventory(args: InventoryArgs) -> CmdResult {
         ));
     }
     let inv = Inventory::load(&args.inv.inventory)?;
+    for w in &inv.warnings {
+        eprintln!("{w}");
+    }
     if let Some(host) = &args.host {
         if !inv.hosts.contains_key(host) {
             return Err(miette::miette!(

@@ -92,6 +92,23 @@ pub struct Inventory {
     /// Inline vars of each group as a shareable layer (built by `finish`).
     pub(crate) group_scopes: IndexMap<String, Arc<Scope>>,
     pub(crate) host_scopes: IndexMap<String, Arc<Scope>>,
+    pub(crate) host_group_cache: IndexMap<String, Vec<String>>,
+    /// Things Ansible silently accepts but that are likely mistakes (a `group_vars/` file
+    /// naming no group, ...); `ferry check` shows them as warnings.
+    pub warnings: Vec<InventoryWarning>,
+}
+
+/// A likely mistake that does not stop loading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InventoryWarning {
+    pub loc: SourceLoc,
+    pub message: String,
+}
+
+impl std::fmt::Display for InventoryWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: warning: {}", self.loc, self.message)
+    }
 }
 
 /// An inventory that cannot be loaded, or a host pattern that cannot be read.
@@ -285,6 +302,13 @@ impl Inventory {
             let hv = load_vars_dir(&dir.join("host_vars"), &hosts, |_| Layer::HostVarsFile)?;
             inv.sources[i].group_vars = gv;
             inv.sources[i].host_vars = hv;
+            inv.warnings.extend(unmatched_vars_files(
+                &dir.join("group_vars"),
+                &groups,
+                "group",
+            ));
+            inv.warnings
+                .extend(unmatched_vars_files(&dir.join("host_vars"), &hosts, "host"));
         }
         inv.finish();
         Ok(inv)
@@ -574,6 +598,13 @@ impl Inventory {
     /// Every group a host belongs to (direct groups and their ancestors, `all` included),
     /// sorted as Ansible merges their vars: by depth, then priority, then name.
     pub fn host_groups(&self, host: &str) -> Vec<String> {
+        if let Some(g) = self.host_group_cache.get(host) {
+            return g.clone();
+        }
+        self.compute_host_groups(host)
+    }
+
+    fn compute_host_groups(&self, host: &str) -> Vec<String> {
         let mut seen: HashSet<String> = HashSet::new();
         let mut todo: Vec<String> = self
             .groups
@@ -639,6 +670,12 @@ impl Inventory {
     /// Rebuild the shared per-group and per-host inline variable layers (call after
     /// changing `vars` by hand; `load` calls it).
     pub fn finish(&mut self) {
+        self.host_group_cache = IndexMap::new();
+        self.host_group_cache = self
+            .hosts
+            .keys()
+            .map(|h| (h.clone(), self.compute_host_groups(h)))
+            .collect();
         self.group_scopes = self
             .groups
             .values()
@@ -787,6 +824,54 @@ fn load_vars_dir(
         }
     }
     Ok(out)
+}
+
+/// Entries of `group_vars/` or `host_vars/` that name no group/host of the inventory.
+fn unmatched_vars_files(dir: &Path, names: &[String], what: &str) -> Vec<InventoryWarning> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    let mut out = Vec::new();
+    for p in entries {
+        let Some(file) = p.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if file.starts_with('.') || file.ends_with('~') {
+            continue;
+        }
+        let stem = if p.is_dir() {
+            file
+        } else {
+            match file.rsplit_once('.') {
+                Some((stem, "yml" | "yaml" | "json")) => stem,
+                Some(_) => continue,
+                None => file,
+            }
+        };
+        if names.iter().any(|n| n == stem) {
+            continue;
+        }
+        let hint = names
+            .iter()
+            .map(|n| (strsim::levenshtein(stem, n), n))
+            .min()
+            .filter(|(d, _)| *d <= 2)
+            .map(|(_, n)| format!(" (did you mean `{n}`?)"))
+            .unwrap_or_default();
+        out.push(InventoryWarning {
+            loc: SourceLoc {
+                file: Arc::new(p.clone()),
+                line: 1,
+                col: 1,
+            },
+            message: format!(
+                "`{stem}` is not a {what} of the inventory, so these vars apply to nothing{hint}"
+            ),
+        });
+    }
+    out
 }
 
 fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) {
