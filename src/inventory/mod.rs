@@ -1,15 +1,23 @@
-//! YAML inventory (Ansible's YAML inventory shape; Ansible's INI shape read too), groups,
-//! host/group vars, host patterns.
+//! Inventories: Ansible's YAML inventory shape (native) and its INI shape, groups,
+//! host/group vars with the position each was written at, host patterns.
 //!
 //! API (the engine and `ferry check` rely on these names):
 //! - [`Inventory::load`]`(paths) -> Result<Inventory, InventoryError>`: several `-i` merged in
-//!   order; each path is a YAML inventory file or a directory of them. `group_vars/` and
-//!   `host_vars/` beside each inventory file (or inside an inventory directory) are read, as a
-//!   file (`NAME`, `NAME.yml`, `NAME.yaml`, `NAME.json`) or a directory of files per group/host.
+//!   order; each path is an inventory file (YAML: `.yml`/`.yaml`/`.json` or any file holding
+//!   a YAML mapping; INI otherwise) or a directory of them. `group_vars/` and `host_vars/`
+//!   beside each inventory file (or inside an inventory directory) are read, as a file
+//!   (`NAME`, `NAME.yml`, `NAME.yaml`, `NAME.json`) or a directory of files per group/host.
+//!   Errors name file:line:col, carry a source snippet and say what to do
+//!   ([`InventoryError::loc`]); likely mistakes Ansible accepts are in `Inventory::warnings`.
 //! - [`Inventory::select`]`(pattern)` and [`Inventory::select_limited`]`(pattern, limit)`: host
-//!   names matching an Ansible host pattern, in inventory order.
-//! - `Inventory::hosts` (name -> Host), `Inventory::groups` (name -> Group).
-//! - `crate::vars::VarLayers::for_host(&Inventory, host)`: the inventory layers of one host.
+//!   names matching an Ansible host pattern, in Ansible's order; `limit` may be `@file`.
+//!   [`Inventory::unmatched_terms`] lists the terms matching nothing (for a warning).
+//! - `Inventory::hosts` (name -> Host), `Inventory::groups` (name -> Group),
+//!   [`Inventory::host_groups`], [`Inventory::group_names`], [`Inventory::group_hosts`].
+//! - [`list_json`], [`graph`]: `ansible-inventory --list` / `--graph` output;
+//!   [`to_document`]: the model written back as a YAML inventory document.
+//! - `crate::vars::VarLayers::for_host(&Inventory, host)`: the inventory layers of one host;
+//!   `crate::vars::inventory_vars(&Inventory, host)`: the same, merged.
 //!
 //! Ansible's rules followed here: every group is a descendant of `all`; a host in no group
 //! but `all` is in `ungrouped`; a group's depth is its longest distance from `all`;
