@@ -116,8 +116,13 @@ pub(super) fn parse(inv: &mut Inventory, path: &Path, text: &str) -> Result<(), 
                 };
                 let (k, v) = (k.trim(), v.trim());
                 inv.ensure_group(&group, None);
+                let value = python_literal(v);
                 let g = &mut inv.groups[group.as_str()];
-                g.vars.insert(k.to_string(), python_literal(v));
+                if k == "ansible_group_priority" {
+                    g.priority = super::priority_of(&value, &loc)?;
+                    continue;
+                }
+                g.vars.insert(k.to_string(), value);
                 g.var_locs.insert(k.to_string(), loc.clone());
             }
             State::Children => {

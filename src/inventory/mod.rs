@@ -411,12 +411,14 @@ impl Inventory {
                     let (vars, locs) = vars_of(v, &format!("`vars` of group `{name}`"))?;
                     let g = &mut self.groups[name];
                     for (k, val) in vars {
-                        if let (true, Some(p)) = (k == "ansible_group_priority", val.as_i64()) {
-                            g.priority = p;
+                        // As Ansible: the priority orders the group, it is not a variable.
+                        if k == "ansible_group_priority" {
+                            g.priority = priority_of(&val, &locs[&k])?;
+                            continue;
                         }
-                        g.vars.insert(k, val);
+                        g.vars.insert(k.clone(), val);
+                        g.var_locs.insert(k.clone(), locs[&k].clone());
                     }
-                    g.var_locs.extend(locs);
                 }
                 "children" => match &v.kind {
                     NodeKind::Null => {}
@@ -755,6 +757,18 @@ impl Inventory {
     pub fn unmatched_terms(&self, pattern: &str) -> Result<Vec<String>, InventoryError> {
         pattern::unmatched_terms(self, pattern)
     }
+}
+
+pub(crate) fn priority_of(v: &serde_json::Value, loc: &SourceLoc) -> Result<i64, InventoryError> {
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        .ok_or_else(|| {
+            invalid(
+                loc,
+                format!("ansible_group_priority must be a whole number, not {v}"),
+                "write e.g. `ansible_group_priority: 10` (higher wins among groups of equal depth)",
+            )
+        })
 }
 
 pub(crate) fn check_name(name: &str, loc: &SourceLoc, what: &str) -> Result<(), InventoryError> {
