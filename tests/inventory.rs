@@ -640,3 +640,17 @@ fn vars_files_naming_nothing_are_warnings() {
     let hv = ferry::vars::hostvars(&inv);
     assert_eq!(hv["web1"]["x"], json!(1));
 }
+
+#[test]
+fn list_with_limit_matches_ansible() {
+    let ours: Value = serde_json::from_str(&ferry_in(
+        "nested",
+        &["--list", "--limit", "compute:ctl01:!gpu"],
+    ))
+    .unwrap();
+    let theirs: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("nested/expected_limit.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(ours, theirs);
+}

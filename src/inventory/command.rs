@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use miette::IntoDiagnostic;
 
-use super::{Inventory, graph, list_json};
+use super::{Inventory, graph, list_json, list_json_of};
 use crate::CmdResult;
 use crate::cli::InventoryArgs;
 use crate::vars::{VarLayers, extra_vars_scopes};
@@ -57,16 +57,10 @@ pub fn inventory(args: InventoryArgs) -> CmdResult {
         return Ok(0);
     }
     // --list is the default, as the most useful view.
-    let mut json = list_json(&inv);
-    if let Some(limit) = &args.inv.limit {
-        let keep: std::collections::HashSet<String> = inv
-            .select_limited("all", Some(limit))?
-            .into_iter()
-            .collect();
-        if let Some(hv) = json["_meta"]["hostvars"].as_object_mut() {
-            hv.retain(|h, _| keep.contains(h));
-        }
-    }
+    let json = match &args.inv.limit {
+        None => list_json(&inv),
+        Some(limit) => list_json_of(&inv, &inv.select_limited("all", Some(limit))?),
+    };
     emit(&(serde_json::to_string_pretty(&json).into_diagnostic()? + "\n"));
     Ok(0)
 }

@@ -39,7 +39,7 @@ use crate::playbook::Vars;
 pub use crate::playbook::model::SourceLoc;
 use crate::vars::{Layer, Locs, Scope};
 use crate::yaml::{self, Node, NodeKind};
-pub use render::{graph, list_json, to_document};
+pub use render::{graph, list_json, list_json_of, to_document};
 
 /// A host as the inventory declares it.
 #[derive(Debug, Clone, Default)]

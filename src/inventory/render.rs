@@ -1,5 +1,7 @@
 //! `ferry inventory --list` / `--graph` output, in `ansible-inventory`'s shapes.
 
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
 
 use super::Inventory;
@@ -9,18 +11,32 @@ use crate::vars::VarLayers;
 /// (`hosts` = direct hosts, `children`), `all` without `hosts`, and `_meta.hostvars` with
 /// each host's merged inventory variables.
 pub fn list_json(inv: &Inventory) -> Value {
+    list_json_of(inv, &inv.group_hosts("all"))
+}
+
+/// `list_json` restricted to some hosts (`--limit`), as `ansible-inventory --limit` prints
+/// it: other hosts are left out of groups and `_meta`, groups left empty disappear.
+pub fn list_json_of(inv: &Inventory, hosts: &[String]) -> Value {
+    let keep: HashSet<&str> = hosts.iter().map(String::as_str).collect();
     let mut out = Map::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     fn group(
         inv: &Inventory,
         name: &str,
+        keep: &HashSet<&str>,
         out: &mut Map<String, Value>,
-        seen: &mut std::collections::HashSet<String>,
+        seen: &mut HashSet<String>,
     ) {
         let g = &inv.groups[name];
         let mut entry = Map::new();
-        if name != "all" && !g.hosts.is_empty() {
-            entry.insert("hosts".into(), Value::from(g.hosts.clone()));
+        let hosts: Vec<Value> = g
+            .hosts
+            .iter()
+            .filter(|h| keep.contains(h.as_str()))
+            .map(|h| Value::from(h.as_str()))
+            .collect();
+        if name != "all" && !hosts.is_empty() {
+            entry.insert("hosts".into(), Value::Array(hosts));
         }
         if !g.children.is_empty() {
             entry.insert("children".into(), Value::from(g.children.clone()));
@@ -30,16 +46,16 @@ pub fn list_json(inv: &Inventory) -> Value {
         }
         for c in &g.children {
             if seen.insert(c.clone()) {
-                group(inv, c, out, seen);
+                group(inv, c, keep, out, seen);
             }
         }
     }
-    group(inv, "all", &mut out, &mut seen);
+    group(inv, "all", &keep, &mut out, &mut seen);
     let mut hostvars = Map::new();
-    for h in inv.group_hosts("all") {
-        let vars = VarLayers::for_host(inv, &h).flatten_user();
+    for h in hosts {
+        let vars = VarLayers::for_host(inv, h).flatten_user();
         if !vars.is_empty() {
-            hostvars.insert(h, Value::Object(vars.into_iter().collect()));
+            hostvars.insert(h.clone(), Value::Object(vars.into_iter().collect()));
         }
     }
     let mut meta = Map::new();
