@@ -1,8 +1,72 @@
-//! `ferry inventory`.
+//! `ferry inventory`: `--list` (ansible-inventory's JSON), `--host H` (one host's merged
+//! variables), `--host H --explain VAR`, `--graph [PATTERN]`.
 
+use std::sync::Arc;
+
+use miette::IntoDiagnostic;
+
+use super::{Inventory, graph, list_json, list_json_of};
 use crate::CmdResult;
 use crate::cli::InventoryArgs;
+use crate::vars::{VarLayers, extra_vars_scopes};
 
-pub fn inventory(_args: InventoryArgs) -> CmdResult {
-    Err(miette::miette!("`ferry inventory` is not implemented yet"))
+pub fn inventory(args: InventoryArgs) -> CmdResult {
+    if args.inv.inventory.is_empty() {
+        return Err(miette::miette!(
+            help = "give an inventory file or directory, e.g. `ferry inventory -i inventories/lab.yml --list`",
+            "no inventory given (-i)"
+        ));
+    }
+    let inv = Inventory::load(&args.inv.inventory)?;
+    for w in &inv.warnings {
+        eprintln!("{w}");
+    }
+    if let Some(host) = &args.host {
+        if !inv.hosts.contains_key(host) {
+            return Err(miette::miette!(
+                help = "`ferry inventory -i INV --graph` lists the hosts",
+                "host `{host}` is not in the inventory"
+            ));
+        }
+        let mut layers = VarLayers::for_host(&inv, host);
+        for scope in extra_vars_scopes(&args.inv.extra_vars)? {
+            layers.push(Arc::new(scope));
+        }
+        if let Some(var) = &args.explain {
+            match layers.explain(var) {
+                Some(e) => emit(&e.to_string()),
+                None => {
+                    emit(&format!(
+                        "{var} is not set for {host} by the inventory or -e\n"
+                    ));
+                    return Ok(1);
+                }
+            }
+            return Ok(0);
+        }
+        let vars = layers.flatten_user();
+        emit(&(serde_json::to_string_pretty(&vars).into_diagnostic()? + "\n"));
+        return Ok(0);
+    }
+    if args.graph {
+        let root = args.inv.limit.as_deref().unwrap_or("all");
+        if !inv.groups.contains_key(root) {
+            return Err(miette::miette!("no group `{root}` to graph"));
+        }
+        emit(&graph(&inv, root));
+        return Ok(0);
+    }
+    // --list is the default, as the most useful view.
+    let json = match &args.inv.limit {
+        None => list_json(&inv),
+        Some(limit) => list_json_of(&inv, &inv.select_limited("all", Some(limit))?),
+    };
+    emit(&(serde_json::to_string_pretty(&json).into_diagnostic()? + "\n"));
+    Ok(0)
+}
+
+/// Write to stdout; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
