@@ -18,13 +18,11 @@ use crate::playbook::{Play, Playbook, Task, TaskItem, Vars};
 use crate::report;
 use crate::transport::{self, ConnectParams};
 
-/// SEAM(integration): `Inventory::load(&opts.inventory)` + `--limit`, as a [`HostSource`]
-/// (select = `Inventory::select` intersected with the limit, base vars = `crate::vars::inventory_vars`).
+/// The inventories given with `-i` (merged), with `--limit` applied to every play.
+/// With no `-i`, an empty inventory: only `localhost` (implicit, local) can be targeted.
 pub(crate) fn load_hosts(opts: &InventoryOpts) -> miette::Result<Arc<dyn HostSource>> {
-    Err(miette!(
-        "inventory loading is wired at integration (inventory {:?})",
-        opts.inventory
-    ))
+    let inv = crate::inventory::Inventory::load(&opts.inventory).map_err(miette::Report::new)?;
+    Ok(Arc::new(super::InventoryHosts::new(inv, opts.limit.clone())))
 }
 
 /// SEAM(integration): `playbook::load_and_check(paths, &inventory, &extra_vars)`.

@@ -135,8 +135,79 @@ pub fn local_connector() -> Arc<dyn Connector> {
 pub trait HostSource: Send + Sync {
     /// Host names matching `pattern`, in inventory order.
     fn select(&self, pattern: &str) -> Result<Vec<String>, String>;
-    /// The host's inventory variables (group and host vars merged).
+    /// The host's inventory variables (group and host vars merged), with the
+    /// inventory's magic variables (`groups`, `group_names`).
     fn base_vars(&self, host: &str) -> Vars;
+    /// `hostvars`: every host's inventory variables (the engine adds what hosts
+    /// gained during the run). Only built for tasks that mention `hostvars`.
+    fn hostvars(&self) -> Value {
+        Value::Object(Default::default())
+    }
+}
+
+/// Hosts from a loaded inventory, with `--limit` applied to every play's pattern.
+pub struct InventoryHosts {
+    inv: crate::inventory::Inventory,
+    limit: Option<String>,
+    hostvars: std::sync::OnceLock<Value>,
+    groups: Value,
+}
+
+impl InventoryHosts {
+    pub fn new(inv: crate::inventory::Inventory, limit: Option<String>) -> Self {
+        let groups = Value::Object(
+            inv.groups
+                .keys()
+                .map(|g| (g.clone(), Value::from(inv.group_hosts(g))))
+                .collect(),
+        );
+        Self {
+            inv,
+            limit,
+            hostvars: std::sync::OnceLock::new(),
+            groups,
+        }
+    }
+}
+
+impl HostSource for InventoryHosts {
+    fn select(&self, pattern: &str) -> Result<Vec<String>, String> {
+        self.inv
+            .select_limited(pattern, self.limit.as_deref())
+            .map_err(|e| e.to_string())
+    }
+    fn base_vars(&self, host: &str) -> Vars {
+        let mut v = crate::vars::inventory_vars(&self.inv, host);
+        v.insert("groups".into(), self.groups.clone());
+        v.insert("group_names".into(), Value::from(self.inv.group_names(host)));
+        v
+    }
+    fn hostvars(&self) -> Value {
+        self.hostvars
+            .get_or_init(|| crate::vars::hostvars(&self.inv))
+            .clone()
+    }
+}
+
+/// Whether any text of the task (args, conditions, loop) names `word`; used to
+/// build expensive views (`hostvars`) only for the tasks that read them.
+fn task_mentions(t: &Task, kw: &TaskKeywords, word: &str) -> bool {
+    fn in_value(v: &Value, word: &str) -> bool {
+        match v {
+            Value::String(s) => s.contains(word),
+            Value::Array(a) => a.iter().any(|x| in_value(x, word)),
+            Value::Object(m) => m.values().any(|x| in_value(x, word)),
+            _ => false,
+        }
+    }
+    t.args.values().any(|v| in_value(v, word))
+        || kw.when.iter().any(|w| w.contains(word))
+        || kw.vars.values().any(|v| in_value(v, word))
+        || t.changed_when.iter().any(|w| w.contains(word))
+        || t.failed_when.iter().any(|w| w.contains(word))
+        || t.until.as_deref().is_some_and(|w| w.contains(word))
+        || t.loop_.as_ref().is_some_and(|v| in_value(v, word))
+        || kw.delegate_to.as_deref().is_some_and(|w| w.contains(word))
 }
 
 /// Hosts and groups given directly (tests, `ferry exec` on a list, the bench).
@@ -1047,6 +1118,18 @@ impl Engine {
             "playbook_dir".into(),
             play.base_dir.display().to_string().into(),
         );
+        if task_mentions(t, kw, "hostvars") {
+            let mut hv = self.hosts.hostvars();
+            if let Value::Object(all) = &mut hv {
+                let facts = self.facts.lock().unwrap();
+                for (host, gained) in facts.iter() {
+                    if let Some(Value::Object(m)) = all.get_mut(host) {
+                        m.extend(gained.clone());
+                    }
+                }
+            }
+            v.insert("hostvars".into(), hv);
+        }
         v
     }
 
