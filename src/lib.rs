@@ -15,6 +15,7 @@ pub mod report;
 pub mod template;
 pub mod transport;
 pub mod vars;
+pub mod yaml;
 
 /// Version plus the git commit ferry was built from.
 pub const VERSION_LONG: &str = concat!(

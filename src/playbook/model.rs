@@ -70,6 +70,7 @@ pub struct Play {
 
 /// A task, or a block of tasks with rescue/always.
 #[derive(Debug, Clone, Serialize)]
+#[allow(clippy::large_enum_variant)]
 pub enum TaskItem {
     Task(Task),
     Block(Block),
