@@ -123,7 +123,7 @@ pub fn context(vars: &Vars) -> Value {
 
 /// Whether a string holds template syntax at all.
 pub fn is_template(s: &str) -> bool {
-    s.contains("{{") || s.contains("{%") || s.contains("{#")
+    s.contains('{') && (s.contains("{{") || s.contains("{%") || s.contains("{#"))
 }
 
 /// The expression of a string that is exactly one `{{ ... }}` and nothing else.
@@ -245,12 +245,64 @@ fn filter_guarded(src: &str, names: HashSet<String>) -> BTreeSet<String> {
         .collect()
 }
 
+fn is_ident_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// Byte offsets where `name` occurs as a whole word in `s`.
+pub fn word_positions<'a>(s: &'a str, name: &'a str) -> impl Iterator<Item = usize> + 'a {
+    s.match_indices(name).map(|(i, _)| i).filter(move |&i| {
+        let before_ok = s[..i]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !is_ident_char(c) && c != '.');
+        let after_ok = s[i + name.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !is_ident_char(c));
+        before_ok && after_ok
+    })
+}
+
+/// Whether some use of `name` in `src` is guarded by `| default`, `| d`,
+/// `| mandatory` or `is (not) defined/undefined` (after any `.attr`/`[key]`).
 fn is_guarded(src: &str, name: &str) -> bool {
-    let pat = format!(
-        r"\b{}\b(\.[A-Za-z_][A-Za-z0-9_]*|\[[^\]]*\])*\s*(\|\s*(default|d|mandatory)\b|is\s+(not\s+)?(defined|undefined)\b)",
-        regex::escape(name)
-    );
-    Regex::new(&pat).map(|r| r.is_match(src)).unwrap_or(false)
+    word_positions(src, name).any(|i| {
+        let mut rest = &src[i + name.len()..];
+        // Skip `.attr` and `[key]` chains.
+        loop {
+            if let Some(r) = rest.strip_prefix('.') {
+                let end = r.find(|c: char| !is_ident_char(c)).unwrap_or(r.len());
+                rest = &r[end..];
+            } else if let Some(r) = rest.strip_prefix('[') {
+                match r.find(']') {
+                    Some(end) => rest = &r[end + 1..],
+                    None => return false,
+                }
+            } else {
+                break;
+            }
+        }
+        let rest = rest.trim_start();
+        let word = |r: &str, w: &str| {
+            r.strip_prefix(w)
+                .filter(|after| after.chars().next().is_none_or(|c| !is_ident_char(c)))
+                .is_some()
+        };
+        if let Some(r) = rest.strip_prefix('|') {
+            let r = r.trim_start();
+            return word(r, "default") || word(r, "d") || word(r, "mandatory");
+        }
+        if let Some(r) = rest.strip_prefix("is") {
+            if !r.starts_with(char::is_whitespace) {
+                return false;
+            }
+            let r = r.trim_start();
+            let r = r.strip_prefix("not").map(str::trim_start).unwrap_or(r);
+            return word(r, "defined") || word(r, "undefined");
+        }
+        false
+    })
 }
 
 fn convert(e: Error, file: Option<&Path>, src: &str) -> TemplateError {

@@ -103,6 +103,14 @@ impl YamlError {
         }
     }
 
+    /// The length in bytes of the marked span.
+    pub fn span_len(&self) -> Option<usize> {
+        match self {
+            YamlError::Read { .. } => None,
+            YamlError::Syntax(e) => Some(e.span.len()),
+        }
+    }
+
     /// The label under the marked span.
     pub fn label(&self) -> Option<String> {
         match self {
@@ -214,6 +222,30 @@ fn error(
     }))
 }
 
+/// Byte offsets of line starts, for turning many positions of one text into offsets.
+#[derive(Debug, Clone, Default)]
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(src: &str) -> LineIndex {
+        let mut starts = vec![0];
+        starts.extend(src.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+
+    /// Byte offset of a 1-based line and column (columns count characters).
+    pub fn offset(&self, src: &str, line: u32, col: u32) -> usize {
+        let Some(&start) = self.starts.get(line.saturating_sub(1) as usize) else {
+            return src.len();
+        };
+        let rest = &src[start..];
+        let chars = col.saturating_sub(1) as usize;
+        start + rest.chars().take(chars).map(char::len_utf8).sum::<usize>()
+    }
+}
+
 /// Byte offset of a 1-based line and column (columns count characters).
 pub fn offset_of(src: &str, line: u32, col: u32) -> usize {
     let mut offset = 0;
@@ -293,8 +325,11 @@ impl TreeBuilder<'_> {
     fn collection_loc(&self, span: &Span, style: StructureStyle, open: char) -> SourceLoc {
         let mut loc = self.loc(span);
         if style == StructureStyle::Flow && loc.col > 1 {
-            let at = offset_of(self.src, loc.line, loc.col);
-            if self.src[..at].ends_with(open) {
+            let at = span
+                .start
+                .byte_offset()
+                .unwrap_or_else(|| offset_of(self.src, loc.line, loc.col));
+            if self.src.get(..at).is_some_and(|b| b.ends_with(open)) {
                 loc.col -= 1;
             }
         }
@@ -526,6 +561,14 @@ impl TreeBuilder<'_> {
 
 /// How a plain (unquoted) scalar resolves, YAML 1.1 style as Ansible reads it.
 pub fn resolve_plain(text: &str) -> NodeKind {
+    // Fast path: most plain scalars are words that cannot be anything but strings.
+    match text.as_bytes().first() {
+        Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'~') => {}
+        Some(b'y' | b'Y' | b'n' | b'N' | b't' | b'T' | b'f' | b'F' | b'o' | b'O')
+            if text.len() <= 5 => {}
+        None => return NodeKind::Null,
+        _ => return NodeKind::Str(text.to_string()),
+    }
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return NodeKind::Null,
         _ => {}
@@ -543,10 +586,13 @@ pub fn resolve_plain(text: &str) -> NodeKind {
 }
 
 fn parse_bool(text: &str) -> Option<bool> {
-    match text.to_ascii_lowercase().as_str() {
-        "yes" | "on" | "true" => Some(true),
-        "no" | "off" | "false" => Some(false),
-        _ => None,
+    let is = |w: &str| text.eq_ignore_ascii_case(w);
+    if is("yes") || is("on") || is("true") {
+        Some(true)
+    } else if is("no") || is("off") || is("false") {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -559,7 +605,13 @@ fn parse_int(text: &str) -> Option<i64> {
     if body.is_empty() || body.starts_with('_') {
         return None;
     }
-    let clean: String = body.chars().filter(|c| *c != '_').collect();
+    let owned;
+    let clean: &str = if body.contains('_') {
+        owned = body.replace('_', "");
+        &owned
+    } else {
+        body
+    };
     let value = if let Some(h) = clean.strip_prefix("0x") {
         i64::from_str_radix(h, 16).ok()?
     } else if let Some(o) = clean.strip_prefix("0o") {
@@ -584,7 +636,13 @@ fn parse_float(text: &str) -> Option<f64> {
         ".nan" | ".NaN" | ".NAN" => return Some(f64::NAN),
         _ => {}
     }
-    let clean: String = text.chars().filter(|c| *c != '_').collect();
+    let owned;
+    let clean: &str = if text.contains('_') {
+        owned = text.replace('_', "");
+        &owned
+    } else {
+        text
+    };
     let body = clean.trim_start_matches(['-', '+']);
     // A number with a dot or an exponent, digits only otherwise (no `1.2.3`, no `inf`).
     let first = body.chars().next()?;

@@ -63,6 +63,8 @@ pub struct Play {
     pub handlers: Vec<Task>,
     /// `experiment:` as written (the experiment stage defines its contents).
     pub experiment: Option<Value>,
+    /// Where `experiment:`'s value was written.
+    pub experiment_loc: Option<SourceLoc>,
     /// Directory of the playbook file the play came from (search paths for files/templates).
     pub base_dir: PathBuf,
     pub loc: SourceLoc,
