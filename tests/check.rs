@@ -320,3 +320,112 @@ proptest! {
         prop_assert_eq!(back, input);
     }
 }
+
+#[test]
+fn good_fixture_loads_into_the_model() {
+    let root = Path::new(ROOT).join("tests/fixtures/good");
+    let inventory =
+        ferry::playbook::command::interim_inventory(&[root.join("inventory.yml")]).unwrap();
+    let (pbs, warnings) = ferry::playbook::load_and_check(
+        &[root.join("basic/playbook.yml")],
+        &inventory,
+        &Default::default(),
+    )
+    .unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let play = &pbs[0].plays[0];
+    assert_eq!(play.hosts, "compute:controller");
+    assert_eq!(play.become_, Some(true));
+    // The role's task, with its role context and the parameter given where it was listed.
+    let ferry::playbook::TaskItem::Task(role_task) = &play.role_tasks[0] else {
+        panic!("role task expected")
+    };
+    let role = role_task.role.as_ref().expect("role context");
+    assert_eq!(role.name, "web");
+    assert_eq!(role.params["web_port"], json!(8080));
+    assert_eq!(role.defaults["web_root"], json!("/srv/www"));
+    // Free-form k=v split, octal mode kept as YAML 1.1 reads it.
+    let ferry::playbook::TaskItem::Task(file) = &play.tasks[1] else {
+        panic!()
+    };
+    assert_eq!(file.op, "file");
+    assert_eq!(file.args["state"], json!("directory"));
+    // command/shell: known k=v pulled out, the rest kept as `_raw_params`.
+    let ferry::playbook::TaskItem::Task(shell) = &play.tasks[3] else {
+        panic!()
+    };
+    assert_eq!(shell.args["_raw_params"], json!("./configure && make"));
+    assert_eq!(shell.args["creates"], json!("/opt/qemu/bin/qemu"));
+    assert_eq!(shell.args["chdir"], json!("/opt/qemu"));
+    // include_tasks with a static name is expanded at load time.
+    let ferry::playbook::TaskItem::Block(include) = &play.tasks[5] else {
+        panic!()
+    };
+    let ferry::playbook::TaskItem::Task(line) = &include.block[0] else {
+        panic!()
+    };
+    assert_eq!(line.op, "lineinfile");
+    assert!(line.loc.file.ends_with("extra.yml"));
+    assert_eq!(line.loc.line, 1);
+    // Handlers of the play and of its role.
+    let names: Vec<_> = play
+        .handlers
+        .iter()
+        .filter_map(|h| h.name.clone())
+        .collect();
+    assert_eq!(names, vec!["reload web", "restart libvirtd"]);
+    // The experiment play keeps its mapping and position.
+    let exp = &pbs[0].plays[1];
+    assert_eq!(
+        exp.experiment.as_ref().unwrap()["matrix"]["ram"],
+        json!([512, 1024])
+    );
+    assert_eq!(exp.experiment_loc.as_ref().unwrap().line, 46);
+}
+
+#[test]
+fn template_errors_name_file_line_and_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("nova.conf.j2");
+    std::fs::write(
+        &t,
+        "[DEFAULT]\nhost = {{ inventory_hostname }}\nflag = {{ migration_flag }}\n",
+    )
+    .unwrap();
+    let ctx = ferry::template::context(
+        &serde_json::from_value(json!({"inventory_hostname": "c1"})).unwrap(),
+    );
+    let e = ferry::template::render_file(&t, &ctx).unwrap_err();
+    assert_eq!(e.undefined.as_deref(), Some("migration_flag"));
+    assert_eq!(e.line, Some(3));
+    assert!(e.message.contains("nova.conf.j2:3"), "{}", e.message);
+    let ok = ferry::template::render_file(
+        &t,
+        &ferry::template::context(
+            &serde_json::from_value(
+                json!({"inventory_hostname": "c1", "migration_flag": "VIR_MIGRATE_LIVE"}),
+            )
+            .unwrap(),
+        ),
+    )
+    .unwrap();
+    assert_eq!(ok, "[DEFAULT]\nhost = c1\nflag = VIR_MIGRATE_LIVE\n");
+}
+
+#[test]
+fn lookups_read_files_env_and_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("files")).unwrap();
+    std::fs::create_dir_all(dir.path().join("templates")).unwrap();
+    std::fs::write(dir.path().join("files/key.pub"), "ssh-ed25519 AAAA\n").unwrap();
+    std::fs::write(dir.path().join("templates/t.j2"), "x={{ x }}").unwrap();
+    let ctx = ferry::template::context(
+        &serde_json::from_value(json!({"playbook_dir": dir.path(), "x": 5})).unwrap(),
+    );
+    let out = ferry::template::render_str(
+        "{{ lookup('file', 'key.pub') }}|{{ lookup('template', 't.j2') }}|{{ lookup('env', 'FERRY_TEST_UNSET_VAR') }}",
+        &ctx,
+    )
+    .unwrap();
+    assert_eq!(out, "ssh-ed25519 AAAA|x=5|");
+}
