@@ -150,6 +150,9 @@ pub fn render_value(s: &str, ctx: &Value) -> Result<serde_json::Value, TemplateE
             .compile_expression(expr)
             .map_err(|e| convert(e, None, s))?;
         let v = compiled.eval(ctx).map_err(|e| convert(e, None, s))?;
+        if v.is_undefined() {
+            return Err(undefined_result(expr));
+        }
         return to_json_value(&v).map_err(|e| convert(e, None, s));
     }
     render_str(s, ctx).map(serde_json::Value::String)
@@ -185,7 +188,48 @@ pub fn eval_condition(expr: &str, ctx: &Value) -> Result<bool, TemplateError> {
         .compile_expression(e)
         .map_err(|err| convert(err, None, expr))?;
     let v = compiled.eval(ctx).map_err(|err| convert(err, None, expr))?;
+    if v.is_undefined() {
+        return Err(undefined_result(e));
+    }
     Ok(truthy(&v))
+}
+
+/// An expression whose whole value is undefined: name what it was.
+fn undefined_result(expr: &str) -> TemplateError {
+    let name = leading_name(expr.trim()).to_string();
+    TemplateError {
+        file: None,
+        line: None,
+        range: None,
+        undefined: Some(name.clone()).filter(|n| !n.is_empty()),
+        syntax: false,
+        message: if name.is_empty() {
+            format!("`{}` is undefined", expr.trim())
+        } else {
+            format!("undefined variable `{name}`")
+        },
+    }
+}
+
+/// Render every string inside a value (task arguments, vars), keeping native
+/// types for strings that are one expression.
+pub fn render_json(v: &serde_json::Value, ctx: &Value) -> Result<serde_json::Value, TemplateError> {
+    use serde_json::Value as J;
+    Ok(match v {
+        J::String(s) => render_value(s, ctx)?,
+        J::Array(items) => J::Array(
+            items
+                .iter()
+                .map(|i| render_json(i, ctx))
+                .collect::<Result<_, _>>()?,
+        ),
+        J::Object(m) => J::Object(
+            m.iter()
+                .map(|(k, v)| Ok((k.clone(), render_json(v, ctx)?)))
+                .collect::<Result<_, TemplateError>>()?,
+        ),
+        other => other.clone(),
+    })
 }
 
 fn condition_expression(expr: &str) -> &str {
@@ -785,6 +829,20 @@ mod tests {
             "True True False"
         );
         assert_eq!(r("{{ a | to_yaml }}").trim(), "x: 1");
+    }
+
+    #[test]
+    fn undefined_whole_expressions_are_errors() {
+        let c = ctx(json!({"r": {"rc": 0}}));
+        let e = render_value("{{ nope }}", &c).unwrap_err();
+        assert_eq!(e.undefined.as_deref(), Some("nope"));
+        assert!(eval_condition("nope", &c).is_err());
+        assert!(eval_condition("r.missing", &c).is_err());
+        assert!(eval_condition("r.rc == 0", &c).unwrap());
+        assert_eq!(
+            render_json(&json!({"a": ["{{ r.rc }}", "x{{ r.rc }}"]}), &c).unwrap(),
+            json!({"a": [0, "x0"]})
+        );
     }
 
     #[test]
