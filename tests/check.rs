@@ -429,3 +429,26 @@ fn lookups_read_files_env_and_templates() {
     .unwrap();
     assert_eq!(out, "ssh-ed25519 AAAA|x=5|");
 }
+
+#[test]
+fn import_role_brings_its_tasks_and_handlers() {
+    let pb = Path::new(ROOT).join("tests/fixtures/good/include_role/playbook.yml");
+    let (pbs, _) =
+        ferry::playbook::load_and_check(&[pb], &Inventory::default(), &Default::default()).unwrap();
+    let play = &pbs[0].plays[0];
+    let ferry::playbook::TaskItem::Block(role) = &play.tasks[0] else {
+        panic!("block expected")
+    };
+    assert_eq!(role.keywords.when, vec!["x | default(true)"]);
+    let ferry::playbook::TaskItem::Task(t) = &role.block[0] else {
+        panic!()
+    };
+    assert_eq!(t.role.as_ref().unwrap().name, "r");
+    assert_eq!(play.handlers.len(), 1);
+    assert_eq!(play.handlers[0].name.as_deref(), Some("r handler"));
+    // A bare name in with_items is a variable, as in Ansible.
+    let ferry::playbook::TaskItem::Task(cmd) = &play.tasks[2] else {
+        panic!()
+    };
+    assert_eq!(cmd.loop_, Some(json!("{{ things }}")));
+}

@@ -154,6 +154,8 @@ struct TaskCtx {
 
 struct PlayState {
     handler_names: HashSet<String>,
+    /// Handlers of roles pulled in by include_role/import_role.
+    role_handlers: Vec<Task>,
     notifies: Vec<(String, SourceLoc)>,
 }
 
@@ -400,6 +402,7 @@ impl Loader {
         self.out.play_scopes.push(PlayScope::default());
         self.play_state = Some(PlayState {
             handler_names: HashSet::new(),
+            role_handlers: Vec::new(),
             notifies: Vec::new(),
         });
         let mut play = Play {
@@ -531,6 +534,7 @@ impl Loader {
         }
         // Handlers notified but not defined.
         if let Some(state) = self.play_state.take() {
+            play.handlers.extend(state.role_handlers);
             for (name, loc) in state.notifies {
                 if template::is_template(&name) || state.handler_names.contains(&name) {
                     continue;
@@ -1169,6 +1173,7 @@ impl Loader {
                         state.handler_names.insert(n);
                     }
                 }
+                state.role_handlers.extend(handlers);
             }
             b.block = tasks;
             return Some(b);
