@@ -1,1 +1,872 @@
 //! The one minijinja Environment (strict undefined, Ansible filters).
+//!
+//! - Undefined variables are errors (`UndefinedBehavior::Strict`); `default`/`d`
+//!   and `is defined` still work on a plain undefined name.
+//! - `trim_blocks` on, `lstrip_blocks` off, trailing newline kept: what
+//!   Ansible's template module does.
+//! - Filters and tests Ansible playbooks use most: minijinja's builtins where
+//!   their meaning matches Jinja2's, minijinja-contrib's, and the rest written
+//!   here (`bool` with Ansible's yes/no meaning, `to_json`, `to_yaml`,
+//!   `regex_replace`, `b64encode`, `combine`, `dict2items`, tests `match`,
+//!   `succeeded`, ...).
+//! - `lookup('file'|'env'|'template', ...)`: files are looked up as Ansible
+//!   does, under `role_path` (files/ or templates/) and `playbook_dir`
+//!   (files/ or templates/, then the directory itself) when those variables
+//!   are in the context.
+//! - A string that is one `{{ expression }}` and nothing else renders to the
+//!   expression's own type (a list stays a list), as Ansible does.
+//!
+//! Template names given to [`env`]'s loader are file paths.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use base64::Engine as _;
+use minijinja::value::{Kwargs, Rest, ValueKind};
+use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, Value};
+use regex::Regex;
+
+use crate::playbook::model::Vars;
+
+/// A template or expression that failed to parse or render.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct TemplateError {
+    /// The template file, when the text came from one.
+    pub file: Option<PathBuf>,
+    /// 1-based line within the template text.
+    pub line: Option<usize>,
+    /// Byte range within the template text.
+    pub range: Option<std::ops::Range<usize>>,
+    /// The undefined variable, when that is what went wrong.
+    pub undefined: Option<String>,
+    /// Whether this is a syntax error (found without any variables).
+    pub syntax: bool,
+    pub message: String,
+}
+
+/// The program's one template environment.
+pub fn env() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(build_env)
+}
+
+fn build_env() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(false)
+            .keep_trailing_newline(true)
+            .build()
+            .expect("default delimiters are valid"),
+    );
+    env.set_loader(|name| match std::fs::read_to_string(name) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("cannot read template {name}"),
+        )
+        .with_source(e)),
+    });
+    minijinja_contrib::add_to_environment(&mut env);
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+
+    env.add_filter("bool", to_bool);
+    env.add_filter("to_json", to_json);
+    env.add_filter("to_nice_json", to_nice_json);
+    env.add_filter("from_json", from_json);
+    env.add_filter("to_yaml", to_yaml);
+    env.add_filter("to_nice_yaml", to_yaml);
+    env.add_filter("from_yaml", from_yaml);
+    env.add_filter("regex_replace", regex_replace);
+    env.add_filter("regex_search", regex_search);
+    env.add_filter("b64encode", b64encode);
+    env.add_filter("b64decode", b64decode);
+    env.add_filter("basename", basename);
+    env.add_filter("dirname", dirname);
+    env.add_filter("quote", quote);
+    env.add_filter("mandatory", mandatory);
+    env.add_filter("combine", combine);
+    env.add_filter("dict2items", dict2items);
+    env.add_filter("items2dict", items2dict);
+    env.add_test("match", test_match);
+    env.add_test("search", test_search);
+    env.add_test("regex", test_search);
+    env.add_test("succeeded", test_succeeded);
+    env.add_test("success", test_succeeded);
+    env.add_test("failed", test_failed);
+    env.add_test("failure", test_failed);
+    env.add_test("changed", test_changed);
+    env.add_test("change", test_changed);
+    env.add_test("skipped", test_skipped);
+    env.add_test("skip", test_skipped);
+    env.add_function("lookup", lookup);
+    env.add_function("query", query);
+    env.add_function("q", query);
+    env
+}
+
+/// Names the environment itself provides (functions and globals), never user variables.
+pub fn env_globals() -> &'static HashSet<String> {
+    static G: OnceLock<HashSet<String>> = OnceLock::new();
+    G.get_or_init(|| env().globals().map(|(k, _)| k.to_string()).collect())
+}
+
+/// A variable mapping as a template context.
+pub fn context(vars: &Vars) -> Value {
+    Value::from(minijinja::value::Serde(vars))
+}
+
+/// Whether a string holds template syntax at all.
+pub fn is_template(s: &str) -> bool {
+    s.contains('{') && (s.contains("{{") || s.contains("{%") || s.contains("{#"))
+}
+
+/// The expression of a string that is exactly one `{{ ... }}` and nothing else.
+fn single_expression(s: &str) -> Option<&str> {
+    let t = s.trim();
+    let inner = t.strip_prefix("{{")?.strip_suffix("}}")?;
+    let inner = inner.strip_prefix('-').unwrap_or(inner);
+    let inner = inner.strip_suffix('-').unwrap_or(inner);
+    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") {
+        return None;
+    }
+    Some(inner)
+}
+
+/// Render a plain string from a playbook (a task argument, a var). Keeps the
+/// native type when the string is one expression; strings without template
+/// syntax come back unchanged.
+pub fn render_value(s: &str, ctx: &Value) -> Result<serde_json::Value, TemplateError> {
+    if !is_template(s) {
+        return Ok(serde_json::Value::String(s.to_string()));
+    }
+    if let Some(expr) = single_expression(s) {
+        let compiled = env()
+            .compile_expression(expr)
+            .map_err(|e| convert(e, None, s))?;
+        let v = compiled.eval(ctx).map_err(|e| convert(e, None, s))?;
+        if v.is_undefined() {
+            return Err(undefined_result(expr));
+        }
+        return to_json_value(&v).map_err(|e| convert(e, None, s));
+    }
+    render_str(s, ctx).map(serde_json::Value::String)
+}
+
+/// Render a string template to a string.
+pub fn render_str(s: &str, ctx: &Value) -> Result<String, TemplateError> {
+    env().render_str(s, ctx).map_err(|e| convert(e, None, s))
+}
+
+/// Render a template file (the `template` op, `lookup('template')`).
+pub fn render_file(path: &Path, ctx: &Value) -> Result<String, TemplateError> {
+    let src = std::fs::read_to_string(path).map_err(|e| TemplateError {
+        file: Some(path.to_path_buf()),
+        line: None,
+        range: None,
+        undefined: None,
+        syntax: false,
+        message: format!("cannot read template {}: {e}", path.display()),
+    })?;
+    let name = path.display().to_string();
+    env()
+        .render_named_str(&name, &src, ctx)
+        .map_err(|e| convert(e, Some(path), &src))
+}
+
+/// Evaluate a `when:`/`changed_when:`/`failed_when:`/`until:` condition.
+/// A bare expression (Ansible wraps it in `{{ }}` itself); a string that is
+/// itself a `{{ }}` template is accepted too.
+pub fn eval_condition(expr: &str, ctx: &Value) -> Result<bool, TemplateError> {
+    let e = condition_expression(expr);
+    let compiled = env()
+        .compile_expression(e)
+        .map_err(|err| convert(err, None, expr))?;
+    let v = compiled.eval(ctx).map_err(|err| convert(err, None, expr))?;
+    if v.is_undefined() {
+        return Err(undefined_result(e));
+    }
+    Ok(truthy(&v))
+}
+
+/// An expression whose whole value is undefined: name what it was.
+fn undefined_result(expr: &str) -> TemplateError {
+    let name = leading_name(expr.trim()).to_string();
+    TemplateError {
+        file: None,
+        line: None,
+        range: None,
+        undefined: Some(name.clone()).filter(|n| !n.is_empty()),
+        syntax: false,
+        message: if name.is_empty() {
+            format!("`{}` is undefined", expr.trim())
+        } else {
+            format!("undefined variable `{name}`")
+        },
+    }
+}
+
+/// Render every string inside a value (task arguments, vars), keeping native
+/// types for strings that are one expression.
+pub fn render_json(v: &serde_json::Value, ctx: &Value) -> Result<serde_json::Value, TemplateError> {
+    use serde_json::Value as J;
+    Ok(match v {
+        J::String(s) => render_value(s, ctx)?,
+        J::Array(items) => J::Array(
+            items
+                .iter()
+                .map(|i| render_json(i, ctx))
+                .collect::<Result<_, _>>()?,
+        ),
+        J::Object(m) => J::Object(
+            m.iter()
+                .map(|(k, v)| Ok((k.clone(), render_json(v, ctx)?)))
+                .collect::<Result<_, TemplateError>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+fn condition_expression(expr: &str) -> &str {
+    single_expression(expr).unwrap_or(expr)
+}
+
+/// Ansible's truthiness of a rendered value: strings "yes"/"true"/"on"/"1" etc.
+fn truthy(v: &Value) -> bool {
+    match v.as_str() {
+        Some(s) => ansible_bool_str(s).unwrap_or(!s.is_empty()),
+        None => v.is_true(),
+    }
+}
+
+/// Parse-only check of a string template; returns the variables it needs.
+pub fn check_str(s: &str) -> Result<BTreeSet<String>, TemplateError> {
+    if !is_template(s) {
+        return Ok(BTreeSet::new());
+    }
+    if let Some(expr) = single_expression(s) {
+        return check_expression(expr).map_err(|mut e| {
+            e.range = None;
+            e
+        });
+    }
+    let t = env()
+        .template_from_str(s)
+        .map_err(|e| convert(e, None, s))?;
+    Ok(filter_guarded(s, t.undeclared_variables(false)))
+}
+
+/// Parse-only check of a bare expression (`when:`); returns the variables it needs.
+pub fn check_expression(expr: &str) -> Result<BTreeSet<String>, TemplateError> {
+    let e = condition_expression(expr);
+    let c = env()
+        .compile_expression(e)
+        .map_err(|err| convert(err, None, expr))?;
+    Ok(filter_guarded(e, c.undeclared_variables(false)))
+}
+
+/// Parse-only check of a template file; returns the variables it needs.
+pub fn check_file(path: &Path, src: &str) -> Result<BTreeSet<String>, TemplateError> {
+    let name = path.display().to_string();
+    let t = env()
+        .template_from_named_str(&name, src)
+        .map_err(|e| convert(e, Some(path), src))?;
+    Ok(filter_guarded(src, t.undeclared_variables(false)))
+}
+
+/// Drop names the text only uses guarded (`x | default(...)`, `x is defined`)
+/// and names the environment provides itself.
+fn filter_guarded(src: &str, names: HashSet<String>) -> BTreeSet<String> {
+    let globals = env_globals();
+    names
+        .into_iter()
+        .filter(|n| !globals.contains(n) && !is_guarded(src, n))
+        .collect()
+}
+
+fn is_ident_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// Byte offsets where `name` occurs as a whole word in `s`.
+pub fn word_positions<'a>(s: &'a str, name: &'a str) -> impl Iterator<Item = usize> + 'a {
+    s.match_indices(name).map(|(i, _)| i).filter(move |&i| {
+        let before_ok = s[..i]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !is_ident_char(c) && c != '.');
+        let after_ok = s[i + name.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !is_ident_char(c));
+        before_ok && after_ok
+    })
+}
+
+/// Whether some use of `name` in `src` is guarded by `| default`, `| d`,
+/// `| mandatory` or `is (not) defined/undefined` (after any `.attr`/`[key]`).
+fn is_guarded(src: &str, name: &str) -> bool {
+    word_positions(src, name).any(|i| {
+        let mut rest = &src[i + name.len()..];
+        // Skip `.attr` and `[key]` chains.
+        loop {
+            if let Some(r) = rest.strip_prefix('.') {
+                let end = r.find(|c: char| !is_ident_char(c)).unwrap_or(r.len());
+                rest = &r[end..];
+            } else if let Some(r) = rest.strip_prefix('[') {
+                match r.find(']') {
+                    Some(end) => rest = &r[end + 1..],
+                    None => return false,
+                }
+            } else {
+                break;
+            }
+        }
+        let rest = rest.trim_start();
+        let word = |r: &str, w: &str| {
+            r.strip_prefix(w)
+                .filter(|after| after.chars().next().is_none_or(|c| !is_ident_char(c)))
+                .is_some()
+        };
+        if let Some(r) = rest.strip_prefix('|') {
+            let r = r.trim_start();
+            return word(r, "default") || word(r, "d") || word(r, "mandatory");
+        }
+        if let Some(r) = rest.strip_prefix("is") {
+            if !r.starts_with(char::is_whitespace) {
+                return false;
+            }
+            let r = r.trim_start();
+            let r = r.strip_prefix("not").map(str::trim_start).unwrap_or(r);
+            return word(r, "defined") || word(r, "undefined");
+        }
+        false
+    })
+}
+
+fn convert(e: Error, file: Option<&Path>, src: &str) -> TemplateError {
+    let syntax = matches!(
+        e.kind(),
+        ErrorKind::SyntaxError
+            | ErrorKind::BadEscape
+            | ErrorKind::UnknownFilter
+            | ErrorKind::UnknownTest
+    );
+    let undefined = if e.kind() == ErrorKind::UndefinedError {
+        e.range()
+            .and_then(|r| src.get(r))
+            .map(|s| leading_name(s).to_string())
+            .filter(|s| !s.is_empty())
+    } else {
+        None
+    };
+    let mut message = match (&undefined, e.kind()) {
+        (Some(name), _) => format!("undefined variable `{name}`"),
+        (None, ErrorKind::UndefinedError) => "undefined value".to_string(),
+        _ => {
+            let mut m = e.kind().to_string();
+            if let Some(d) = e.detail() {
+                m = format!("{m}: {d}");
+            }
+            m
+        }
+    };
+    if let Some(f) = file {
+        let line = e.line().map(|l| format!(":{l}")).unwrap_or_default();
+        message = format!("{message} (in template {}{line})", f.display());
+    }
+    TemplateError {
+        file: file.map(Path::to_path_buf),
+        line: e.line(),
+        range: e.range(),
+        undefined,
+        syntax,
+        message,
+    }
+}
+
+fn leading_name(s: &str) -> &str {
+    let end = s
+        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+        .unwrap_or(s.len());
+    &s[..end]
+}
+
+/// A minijinja value as JSON (undefined becomes null).
+pub fn to_json_value(v: &Value) -> Result<serde_json::Value, Error> {
+    serde_json::to_value(v).map_err(|e| {
+        Error::new(ErrorKind::InvalidOperation, "value is not representable").with_source(e)
+    })
+}
+
+fn ansible_bool_str(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "yes" | "on" | "true" | "1" | "y" | "t" => Some(true),
+        "no" | "off" | "false" | "0" | "n" | "f" | "" => Some(false),
+        _ => None,
+    }
+}
+
+fn to_bool(v: Value) -> bool {
+    match v.kind() {
+        ValueKind::String => ansible_bool_str(v.as_str().unwrap_or("")).unwrap_or(false),
+        ValueKind::Number => v.as_i64().map(|i| i == 1).unwrap_or(v.is_true()),
+        _ => v.is_true(),
+    }
+}
+
+fn json_err(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::new(ErrorKind::InvalidOperation, e.to_string())
+}
+
+fn to_json(v: Value) -> Result<String, Error> {
+    serde_json::to_string(&v).map_err(json_err)
+}
+
+fn to_nice_json(v: Value) -> Result<String, Error> {
+    serde_json::to_string_pretty(&v).map_err(json_err)
+}
+
+fn from_json(s: &str) -> Result<Value, Error> {
+    let v: serde_json::Value = serde_json::from_str(s).map_err(json_err)?;
+    Ok(Value::from(minijinja::value::Serde(&v)))
+}
+
+fn to_yaml(v: Value) -> Result<String, Error> {
+    let j = to_json_value(&v)?;
+    serde_saphyr::to_string(&j).map_err(json_err)
+}
+
+fn from_yaml(s: &str) -> Result<Value, Error> {
+    let nodes = crate::yaml::parse_str(s, Path::new("<from_yaml>")).map_err(json_err)?;
+    let v = nodes
+        .first()
+        .map(|n| n.to_value())
+        .unwrap_or(serde_json::Value::Null);
+    Ok(Value::from(minijinja::value::Serde(&v)))
+}
+
+fn regex(p: &str) -> Result<Regex, Error> {
+    Regex::new(p).map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("bad regex: {e}")))
+}
+
+/// Python `re.sub` replacement syntax (`\1`, `\g<name>`) to the regex crate's (`${1}`).
+fn python_replacement(r: &str) -> String {
+    let re = Regex::new(r"\\(\d+)|\\g<(\w+)>|\$").expect("static regex");
+    re.replace_all(r, |c: &regex::Captures| {
+        if let Some(n) = c.get(1).or_else(|| c.get(2)) {
+            format!("${{{}}}", n.as_str())
+        } else {
+            "$$".to_string()
+        }
+    })
+    .into_owned()
+}
+
+fn regex_replace(s: &str, pattern: &str, replacement: Option<&str>) -> Result<String, Error> {
+    let r = regex(pattern)?;
+    Ok(
+        r.replace_all(s, python_replacement(replacement.unwrap_or("")).as_str())
+            .into_owned(),
+    )
+}
+
+fn regex_search(s: &str, pattern: &str, groups: Rest<String>) -> Result<Value, Error> {
+    let r = regex(pattern)?;
+    let Some(c) = r.captures(s) else {
+        return Ok(Value::from(()));
+    };
+    if groups.is_empty() {
+        return Ok(Value::from(c.get(0).map(|m| m.as_str()).unwrap_or("")));
+    }
+    let mut out = Vec::new();
+    for g in groups.iter() {
+        let g = g.trim_start_matches('\\');
+        let m = match g.parse::<usize>() {
+            Ok(i) => c.get(i),
+            Err(_) => c.name(g.trim_start_matches("g<").trim_end_matches('>')),
+        };
+        out.push(Value::from(m.map(|m| m.as_str()).unwrap_or("")));
+    }
+    Ok(Value::from(out))
+}
+
+fn b64encode(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
+}
+
+fn b64decode(s: &str) -> Result<String, Error> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .map_err(json_err)?;
+    String::from_utf8(bytes).map_err(json_err)
+}
+
+fn basename(s: &str) -> String {
+    s.rsplit('/').next().unwrap_or("").to_string()
+}
+
+fn dirname(s: &str) -> String {
+    match s.rfind('/') {
+        Some(0) => "/".into(),
+        Some(i) => s[..i].to_string(),
+        None => String::new(),
+    }
+}
+
+fn quote(s: Value) -> String {
+    let s = s.to_string();
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./-_".contains(c))
+    {
+        return s;
+    }
+    format!("'{}'", s.replace('\'', r#"'"'"'"#))
+}
+
+fn mandatory(v: Value, msg: Option<String>) -> Result<Value, Error> {
+    if v.is_undefined() {
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            msg.unwrap_or_else(|| "mandatory variable not defined".into()),
+        ));
+    }
+    Ok(v)
+}
+
+fn combine(base: Value, others: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let recursive: bool = kwargs.get::<Option<bool>>("recursive")?.unwrap_or(false);
+    let list_merge: Option<String> = kwargs.get("list_merge")?;
+    kwargs.assert_all_used()?;
+    let mut acc = to_json_value(&base)?;
+    for o in others.iter() {
+        // `combine([a, b])` accepts a list of dicts too.
+        let items: Vec<serde_json::Value> = match to_json_value(o)? {
+            serde_json::Value::Array(a) => a,
+            v => vec![v],
+        };
+        for item in items {
+            merge_json(
+                &mut acc,
+                item,
+                recursive,
+                list_merge.as_deref().unwrap_or("replace"),
+            )?;
+        }
+    }
+    Ok(Value::from(minijinja::value::Serde(&acc)))
+}
+
+fn merge_json(
+    acc: &mut serde_json::Value,
+    other: serde_json::Value,
+    recursive: bool,
+    list_merge: &str,
+) -> Result<(), Error> {
+    use serde_json::Value as J;
+    match (acc, other) {
+        (J::Object(a), J::Object(b)) => {
+            for (k, v) in b {
+                match a.get_mut(&k) {
+                    Some(existing) if recursive && existing.is_object() && v.is_object() => {
+                        merge_json(existing, v, recursive, list_merge)?
+                    }
+                    Some(J::Array(existing)) if v.is_array() && list_merge != "replace" => {
+                        let J::Array(new) = v else { unreachable!() };
+                        match list_merge {
+                            "append" => existing.extend(new),
+                            "prepend" => {
+                                let mut n = new;
+                                n.append(existing);
+                                *existing = n;
+                            }
+                            "keep" => {}
+                            _ => *existing = new,
+                        }
+                    }
+                    _ => {
+                        a.insert(k, v);
+                    }
+                }
+            }
+            Ok(())
+        }
+        _ => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            "combine expects dictionaries",
+        )),
+    }
+}
+
+fn dict2items(v: Value, kwargs: Kwargs) -> Result<Value, Error> {
+    let key_name: String = kwargs
+        .get::<Option<String>>("key_name")?
+        .unwrap_or("key".into());
+    let value_name: String = kwargs
+        .get::<Option<String>>("value_name")?
+        .unwrap_or("value".into());
+    kwargs.assert_all_used()?;
+    if v.kind() != ValueKind::Map {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            "dict2items expects a dictionary",
+        ));
+    }
+    let mut out = Vec::new();
+    for k in v.try_iter()? {
+        let val = v.get_item(&k)?;
+        out.push(Value::from_pairs([
+            (key_name.clone(), k),
+            (value_name.clone(), val),
+        ]));
+    }
+    Ok(Value::from(out))
+}
+
+fn items2dict(v: Value, kwargs: Kwargs) -> Result<Value, Error> {
+    let key_name: String = kwargs
+        .get::<Option<String>>("key_name")?
+        .unwrap_or("key".into());
+    let value_name: String = kwargs
+        .get::<Option<String>>("value_name")?
+        .unwrap_or("value".into());
+    kwargs.assert_all_used()?;
+    let mut out = indexmap::IndexMap::new();
+    for item in v.try_iter()? {
+        let k = item.get_attr(&key_name)?;
+        let val = item.get_attr(&value_name)?;
+        out.insert(k.to_string(), val);
+    }
+    Ok(Value::from_pairs(out))
+}
+
+fn test_match(s: &str, pattern: &str) -> Result<bool, Error> {
+    Ok(regex(&format!("^(?:{pattern})"))?.is_match(s))
+}
+
+fn test_search(s: &str, pattern: &str) -> Result<bool, Error> {
+    Ok(regex(pattern)?.is_match(s))
+}
+
+fn result_flag(v: &Value, key: &str) -> bool {
+    v.get_attr(key).map(|x| truthy(&x)).unwrap_or(false)
+}
+
+fn test_failed(v: Value) -> bool {
+    result_flag(&v, "failed")
+}
+
+fn test_succeeded(v: Value) -> bool {
+    !result_flag(&v, "failed")
+}
+
+fn test_changed(v: Value) -> bool {
+    result_flag(&v, "changed")
+}
+
+fn test_skipped(v: Value) -> bool {
+    result_flag(&v, "skipped")
+}
+
+/// Where `lookup('file'|'template')` looks for a relative name.
+fn search_paths(state: &State, sub: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(rp) = state
+        .lookup("role_path")
+        .and_then(|v| v.as_str().map(PathBuf::from))
+    {
+        out.push(rp.join(sub));
+        out.push(rp.clone());
+    }
+    if let Some(pd) = state
+        .lookup("playbook_dir")
+        .and_then(|v| v.as_str().map(PathBuf::from))
+    {
+        out.push(pd.join(sub));
+        out.push(pd);
+    }
+    out
+}
+
+fn find_file(state: &State, sub: &str, name: &str) -> Result<PathBuf, Error> {
+    let p = Path::new(name);
+    if p.is_absolute() {
+        return Ok(p.to_path_buf());
+    }
+    for d in search_paths(state, sub) {
+        let c = d.join(p);
+        if c.exists() {
+            return Ok(c);
+        }
+    }
+    if p.exists() {
+        return Ok(p.to_path_buf());
+    }
+    Err(Error::new(
+        ErrorKind::InvalidOperation,
+        format!("lookup: file not found: {name}"),
+    ))
+}
+
+fn lookup_one(state: &State, kind: &str, term: &str) -> Result<Value, Error> {
+    match kind {
+        "file" => {
+            let p = find_file(state, "files", term)?;
+            let s = std::fs::read_to_string(&p).map_err(json_err)?;
+            // Ansible strips the trailing newline by default (rstrip=True).
+            Ok(Value::from(s.trim_end_matches('\n').to_string()))
+        }
+        "env" => Ok(Value::from(std::env::var(term).unwrap_or_default())),
+        "template" => {
+            let p = find_file(state, "templates", term)?;
+            let mut ctx = indexmap::IndexMap::new();
+            for name in state.known_variables() {
+                if let Some(v) = state.lookup(&name) {
+                    ctx.insert(name.to_string(), v);
+                }
+            }
+            let src = std::fs::read_to_string(&p).map_err(json_err)?;
+            state
+                .env()
+                .render_named_str(&p.display().to_string(), &src, Value::from_pairs(ctx))
+                .map(Value::from)
+        }
+        other => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("lookup plugin `{other}` is not supported (ferry has file, env, template)"),
+        )),
+    }
+}
+
+fn lookup(state: &State, kind: &str, terms: Rest<String>) -> Result<Value, Error> {
+    let vals: Vec<Value> = terms
+        .iter()
+        .map(|t| lookup_one(state, kind, t))
+        .collect::<Result<_, _>>()?;
+    // Like Ansible: several terms joined with commas, one term as itself.
+    if vals.len() == 1 {
+        Ok(vals.into_iter().next().unwrap_or_default())
+    } else {
+        Ok(Value::from(
+            vals.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        ))
+    }
+}
+
+fn query(state: &State, kind: &str, terms: Rest<String>) -> Result<Value, Error> {
+    let vals: Vec<Value> = terms
+        .iter()
+        .map(|t| lookup_one(state, kind, t))
+        .collect::<Result<_, _>>()?;
+    Ok(Value::from(vals))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ctx(v: serde_json::Value) -> Value {
+        Value::from(minijinja::value::Serde(&v))
+    }
+
+    #[test]
+    fn whole_expression_keeps_its_type() {
+        let c = ctx(json!({"xs": [1, 2], "n": 3}));
+        assert_eq!(render_value("{{ xs }}", &c).unwrap(), json!([1, 2]));
+        assert_eq!(render_value("{{ n + 1 }}", &c).unwrap(), json!(4));
+        assert_eq!(render_value("n={{ n }}", &c).unwrap(), json!("n=3"));
+        assert_eq!(render_value("plain", &c).unwrap(), json!("plain"));
+    }
+
+    #[test]
+    fn undefined_is_an_error_naming_the_variable() {
+        let e = render_value("x={{ nope }}", &ctx(json!({}))).unwrap_err();
+        assert_eq!(e.undefined.as_deref(), Some("nope"), "{e:?}");
+        assert_eq!(
+            render_str("{{ nope | default('d') }}", &ctx(json!({}))).unwrap(),
+            "d"
+        );
+    }
+
+    #[test]
+    fn ansible_filters() {
+        let c =
+            ctx(json!({"a": {"x": 1}, "b": {"y": 2}, "s": "Hello World", "r": {"changed": true}}));
+        let r = |t: &str| render_str(t, &c).unwrap();
+        assert_eq!(r("{{ 'yes' | bool }} {{ 'no' | bool }}"), "True False");
+        assert_eq!(r("{{ a | combine(b) | to_json }}"), r#"{"x":1,"y":2}"#);
+        assert_eq!(
+            r("{{ s | regex_replace('(\\\\w+) (\\\\w+)', '\\\\2 \\\\1') }}"),
+            "World Hello"
+        );
+        assert_eq!(r("{{ s | regex_search('W\\\\w+') }}"), "World");
+        assert_eq!(r("{{ 'abc' | b64encode | b64decode }}"), "abc");
+        assert_eq!(
+            r("{{ '/a/b/c.txt' | basename }} {{ '/a/b/c.txt' | dirname }}"),
+            "c.txt /a/b"
+        );
+        assert_eq!(r("{{ \"it's\" | quote }}"), r#"'it'"'"'s'"#);
+        assert_eq!(
+            r("{{ a | dict2items | items2dict | to_json }}"),
+            r#"{"x":1}"#
+        );
+        assert_eq!(
+            r("{{ r is changed }} {{ r is failed }} {{ r is succeeded }}"),
+            "True False True"
+        );
+        assert_eq!(
+            r("{{ s is match('Hel') }} {{ s is search('Wor') }} {{ s is match('Wor') }}"),
+            "True True False"
+        );
+        assert_eq!(r("{{ a | to_yaml }}").trim(), "x: 1");
+    }
+
+    #[test]
+    fn undefined_whole_expressions_are_errors() {
+        let c = ctx(json!({"r": {"rc": 0}}));
+        let e = render_value("{{ nope }}", &c).unwrap_err();
+        assert_eq!(e.undefined.as_deref(), Some("nope"));
+        assert!(eval_condition("nope", &c).is_err());
+        assert!(eval_condition("r.missing", &c).is_err());
+        assert!(eval_condition("r.rc == 0", &c).unwrap());
+        assert_eq!(
+            render_json(&json!({"a": ["{{ r.rc }}", "x{{ r.rc }}"]}), &c).unwrap(),
+            json!({"a": [0, "x0"]})
+        );
+    }
+
+    #[test]
+    fn conditions() {
+        let c = ctx(json!({"x": 2, "flag": "yes"}));
+        assert!(eval_condition("x > 1", &c).unwrap());
+        assert!(eval_condition("flag | bool", &c).unwrap());
+        assert!(!eval_condition("{{ x == 3 }}", &c).unwrap());
+        assert!(eval_condition("y is not defined", &c).unwrap());
+    }
+
+    #[test]
+    fn needed_variables_skip_guarded_ones() {
+        let need = check_str(
+            "{{ a }} {{ b | default(1) }} {% for i in c %}{{ i }}{% endfor %} {{ d.e is defined }}",
+        )
+        .unwrap();
+        assert_eq!(need.into_iter().collect::<Vec<_>>(), vec!["a", "c"]);
+        assert!(check_str("{{ a ").unwrap_err().syntax);
+    }
+
+    #[test]
+    fn trim_blocks_like_ansible() {
+        let out = render_str("{% if true %}\nx\n{% endif %}\n", &ctx(json!({}))).unwrap();
+        assert_eq!(out, "x\n");
+    }
+}

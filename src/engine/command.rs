@@ -22,7 +22,10 @@ use crate::transport::{self, ConnectParams};
 /// With no `-i`, an empty inventory: only `localhost` (implicit, local) can be targeted.
 pub(crate) fn load_hosts(opts: &InventoryOpts) -> miette::Result<Arc<dyn HostSource>> {
     let inv = crate::inventory::Inventory::load(&opts.inventory).map_err(miette::Report::new)?;
-    Ok(Arc::new(super::InventoryHosts::new(inv, opts.limit.clone())))
+    Ok(Arc::new(super::InventoryHosts::new(
+        inv,
+        opts.limit.clone(),
+    )))
 }
 
 /// SEAM(integration): `playbook::load_and_check(paths, &inventory, &extra_vars)`.

@@ -179,7 +179,10 @@ impl HostSource for InventoryHosts {
     fn base_vars(&self, host: &str) -> Vars {
         let mut v = crate::vars::inventory_vars(&self.inv, host);
         v.insert("groups".into(), self.groups.clone());
-        v.insert("group_names".into(), Value::from(self.inv.group_names(host)));
+        v.insert(
+            "group_names".into(),
+            Value::from(self.inv.group_names(host)),
+        );
         v
     }
     fn hostvars(&self) -> Value {

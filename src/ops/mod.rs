@@ -31,6 +31,7 @@ pub mod ping;
 pub mod raw;
 pub mod registry;
 pub mod replace;
+pub mod schema;
 pub mod service;
 pub mod set_fact;
 pub mod setup;

@@ -63,6 +63,8 @@ pub struct Play {
     pub handlers: Vec<Task>,
     /// `experiment:` as written (the experiment stage defines its contents).
     pub experiment: Option<Value>,
+    /// Where `experiment:`'s value was written.
+    pub experiment_loc: Option<SourceLoc>,
     /// Directory of the playbook file the play came from (search paths for files/templates).
     pub base_dir: PathBuf,
     pub loc: SourceLoc,
@@ -161,5 +163,136 @@ impl Task {
             Some(raw) => format!("{} {}", self.op, raw),
             None => self.op.clone(),
         }
+    }
+}
+
+/// The model written back in Ansible's shape (what the loader reads), for
+/// round-trip tests and tools: ops under their canonical names with their
+/// canonical parameter names; keywords only when set.
+pub mod shape {
+    use serde_json::{Map, Value, json};
+
+    use super::*;
+
+    fn put<T: Serialize>(m: &mut Map<String, Value>, k: &str, v: &Option<T>) {
+        if let Some(v) = v {
+            m.insert(k.into(), json!(v));
+        }
+    }
+
+    fn put_list(m: &mut Map<String, Value>, k: &str, v: &[String]) {
+        if !v.is_empty() {
+            m.insert(k.into(), json!(v));
+        }
+    }
+
+    fn put_vars(m: &mut Map<String, Value>, k: &str, v: &Vars) {
+        if !v.is_empty() {
+            m.insert(k.into(), Value::Object(v.clone().into_iter().collect()));
+        }
+    }
+
+    fn keywords(m: &mut Map<String, Value>, k: &TaskKeywords) {
+        put_list(m, "when", &k.when);
+        put_list(m, "tags", &k.tags);
+        put(m, "become", &k.become_);
+        put(m, "become_user", &k.become_user);
+        put(m, "ignore_errors", &k.ignore_errors);
+        put_vars(m, "vars", &k.vars);
+        put_vars(m, "environment", &k.environment);
+        put(m, "delegate_to", &k.delegate_to);
+        put(m, "run_once", &k.run_once);
+        put(m, "no_log", &k.no_log);
+        put(m, "any_errors_fatal", &k.any_errors_fatal);
+    }
+
+    pub fn task(t: &Task) -> Value {
+        let mut m = Map::new();
+        put(&mut m, "name", &t.name);
+        m.insert(
+            t.op.clone(),
+            Value::Object(t.args.clone().into_iter().collect()),
+        );
+        keywords(&mut m, &t.keywords);
+        put(&mut m, "loop", &t.loop_);
+        if t.loop_var != "item" || t.loop_label.is_some() {
+            let mut lc = Map::new();
+            if t.loop_var != "item" {
+                lc.insert("loop_var".into(), json!(t.loop_var));
+            }
+            put(&mut lc, "label", &t.loop_label);
+            m.insert("loop_control".into(), Value::Object(lc));
+        }
+        put(&mut m, "register", &t.register);
+        put_list(&mut m, "notify", &t.notify);
+        put_list(&mut m, "listen", &t.listen);
+        put_list(&mut m, "changed_when", &t.changed_when);
+        put_list(&mut m, "failed_when", &t.failed_when);
+        put(&mut m, "until", &t.until);
+        put(&mut m, "retries", &t.retries);
+        put(&mut m, "delay", &t.delay);
+        Value::Object(m)
+    }
+
+    pub fn item(i: &TaskItem) -> Value {
+        match i {
+            TaskItem::Task(t) => task(t),
+            TaskItem::Block(b) => {
+                let mut m = Map::new();
+                put(&mut m, "name", &b.name);
+                m.insert("block".into(), items(&b.block));
+                if !b.rescue.is_empty() {
+                    m.insert("rescue".into(), items(&b.rescue));
+                }
+                if !b.always.is_empty() {
+                    m.insert("always".into(), items(&b.always));
+                }
+                keywords(&mut m, &b.keywords);
+                Value::Object(m)
+            }
+        }
+    }
+
+    pub fn items(v: &[TaskItem]) -> Value {
+        Value::Array(v.iter().map(item).collect())
+    }
+
+    pub fn play(p: &Play) -> Value {
+        let mut m = Map::new();
+        put(&mut m, "name", &p.name);
+        m.insert("hosts".into(), json!(p.hosts));
+        put(&mut m, "gather_facts", &p.gather_facts);
+        put_vars(&mut m, "vars", &p.vars);
+        put(&mut m, "become", &p.become_);
+        put(&mut m, "become_user", &p.become_user);
+        if !p.serial.is_empty() {
+            m.insert("serial".into(), Value::Array(p.serial.clone()));
+        }
+        put(&mut m, "max_fail_percentage", &p.max_fail_percentage);
+        if p.any_errors_fatal {
+            m.insert("any_errors_fatal".into(), json!(true));
+        }
+        put_list(&mut m, "tags", &p.tags);
+        for (k, v) in [
+            ("pre_tasks", &p.pre_tasks),
+            ("tasks", &p.tasks),
+            ("post_tasks", &p.post_tasks),
+        ] {
+            if !v.is_empty() {
+                m.insert(k.into(), items(v));
+            }
+        }
+        if !p.handlers.is_empty() {
+            m.insert(
+                "handlers".into(),
+                Value::Array(p.handlers.iter().map(task).collect()),
+            );
+        }
+        put(&mut m, "experiment", &p.experiment);
+        Value::Object(m)
+    }
+
+    pub fn playbook(pb: &Playbook) -> Value {
+        Value::Array(pb.plays.iter().map(play).collect())
     }
 }

@@ -1,0 +1,186 @@
+//! The checks that need everything loaded: host patterns against the
+//! inventory, and variables no layer could define.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use super::diag::{CheckReport, Problem};
+use super::loader::Loader;
+use super::model::{Playbook, SourceLoc, Vars};
+use crate::inventory::Inventory;
+
+/// Variables Ansible (and ferry) define on their own for every host.
+pub const MAGIC_VARS: &[&str] = &[
+    "inventory_hostname",
+    "inventory_hostname_short",
+    "inventory_dir",
+    "inventory_file",
+    "groups",
+    "group_names",
+    "hostvars",
+    "play_hosts",
+    "playbook_dir",
+    "role_path",
+    "role_name",
+    "omit",
+    "vars",
+    "environment",
+];
+
+/// Load every playbook and check everything. Ok: the playbooks and the
+/// warnings (host patterns matching nothing). Err: every problem found,
+/// warnings included, sorted by file and line.
+///
+/// `ferry run` calls this before it opens any connection.
+pub fn load_and_check(
+    paths: &[PathBuf],
+    inventory: &Inventory,
+    extra_vars: &Vars,
+) -> Result<(Vec<Playbook>, Vec<Problem>), CheckReport> {
+    let loaded = Loader::new().load(paths);
+    let mut problems = loaded.problems;
+
+    for (pattern, loc) in &loaded.host_patterns {
+        problems.extend(check_pattern(inventory, pattern, loc));
+    }
+
+    // Names some layer may define.
+    let mut known: HashSet<&str> = MAGIC_VARS.iter().copied().collect();
+    for h in inventory.hosts.values() {
+        known.extend(h.vars.keys().map(String::as_str));
+    }
+    for g in inventory.groups.values() {
+        known.extend(g.vars.keys().map(String::as_str));
+    }
+    known.extend(extra_vars.keys().map(String::as_str));
+    known.extend(loaded.runtime_vars.iter().map(String::as_str));
+    for u in &loaded.uses {
+        let scope = loaded.play_scopes.get(u.play);
+        if scope.is_some_and(|s| s.open) {
+            continue;
+        }
+        let name = u.name.as_str();
+        if known.contains(name)
+            || name.starts_with("ansible_")
+            || scope.is_some_and(|s| s.vars.contains(name))
+            || u.local.iter().any(|l| l == name)
+        {
+            continue;
+        }
+        let mut candidates: Vec<&str> = known.iter().copied().collect();
+        if let Some(s) = scope {
+            candidates.extend(s.vars.iter().map(String::as_str));
+        }
+        candidates.extend(u.local.iter().map(String::as_str));
+        candidates.sort();
+        let hint = match super::suggest(name, candidates) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!(
+                "no layer defines `{name}` (inventory, play or role vars, vars_files, register, set_fact, -e); define it or write `{name} | default(...)`"
+            ),
+        };
+        problems.push(
+            Problem::error(&u.loc, format!("undefined variable `{name}`"))
+                .label("not defined anywhere")
+                .hint(hint)
+                .span_len(name.len()),
+        );
+    }
+
+    let report = CheckReport::new(problems);
+    if report.has_errors() {
+        return Err(report);
+    }
+    Ok((loaded.playbooks, report.problems))
+}
+
+fn glob_match(pattern: &str, text: &str) -> bool {
+    fn go(p: &[char], t: &[char]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some('*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
+            (Some('?'), Some(_)) => go(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    go(&p, &t)
+}
+
+/// Problems of one `hosts:` pattern: a term with bad syntax is an error, a
+/// term that matches nothing in the inventory a warning (as Ansible warns).
+pub fn check_pattern(inventory: &Inventory, pattern: &str, loc: &SourceLoc) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if crate::template::is_template(pattern) {
+        return out;
+    }
+    let sep = if pattern.contains(',') { ',' } else { ':' };
+    let terms: Vec<&str> = pattern.split(sep).map(str::trim).collect();
+    for (i, raw) in terms.iter().enumerate() {
+        let term = raw.trim_start_matches(['&', '!']);
+        let bad = term.is_empty()
+            || term.contains(char::is_whitespace)
+            || (raw.len() - term.len()) > 1
+            || (i == 0 && raw.starts_with('&'));
+        if bad {
+            out.push(
+                Problem::error(loc, format!("bad host pattern `{pattern}`"))
+                    .label("this pattern")
+                    .hint("terms are host or group names or globs, joined with `:`; `:&g` intersects, `:!g` excludes"),
+            );
+            return out;
+        }
+    }
+    for raw in terms {
+        if raw.starts_with('!') {
+            continue;
+        }
+        let term = raw.trim_start_matches('&');
+        if term.starts_with('~') {
+            continue;
+        }
+        let matches = term == "all"
+            || term == "*"
+            || term == "localhost"
+            || term == "127.0.0.1"
+            || inventory.groups.contains_key(term)
+            || inventory.hosts.contains_key(term)
+            || (term.contains(['*', '?'])
+                && (inventory.hosts.keys().any(|h| glob_match(term, h))
+                    || inventory.groups.keys().any(|g| glob_match(term, g))));
+        if !matches {
+            let names = inventory
+                .groups
+                .keys()
+                .chain(inventory.hosts.keys())
+                .map(String::as_str);
+            let hint = match super::suggest(term, names) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None if inventory.hosts.is_empty() => {
+                    "the inventory has no hosts: pass one with `-i INVENTORY`".to_string()
+                }
+                None => "no host or group in the inventory has this name".to_string(),
+            };
+            out.push(
+                Problem::warning(loc, format!("host pattern `{term}` matches no host"))
+                    .label("matches nothing")
+                    .hint(hint),
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("compute*", "compute-1"));
+        assert!(glob_match("c?mp*", "compute"));
+        assert!(!glob_match("compute*", "db1"));
+    }
+}
