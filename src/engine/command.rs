@@ -11,59 +11,33 @@ use std::time::Duration;
 use miette::{IntoDiagnostic, miette};
 use serde_json::Value;
 
-use super::{ConnectFuture, Connector, Engine, HostSource, RunOptions, Strategy};
+use super::{ConnectFuture, Connector, Engine, HostSource, InventoryHosts, RunOptions, Strategy};
 use crate::CmdResult;
 use crate::cli::{ConnectOpts, ExecArgs, InventoryOpts, RunArgs};
+use crate::inventory::Inventory;
+use crate::playbook::diag::CheckReport;
 use crate::playbook::{Play, Playbook, Task, TaskItem, Vars};
 use crate::report;
 use crate::transport::{self, ConnectParams};
+use std::io::IsTerminal;
+
+/// The inventories given with `-i` (merged).
+fn load_inventory(opts: &InventoryOpts) -> miette::Result<Inventory> {
+    Inventory::load(&opts.inventory).map_err(miette::Report::new)
+}
 
 /// The inventories given with `-i` (merged), with `--limit` applied to every play.
 /// With no `-i`, an empty inventory: only `localhost` (implicit, local) can be targeted.
 pub(crate) fn load_hosts(opts: &InventoryOpts) -> miette::Result<Arc<dyn HostSource>> {
-    let inv = crate::inventory::Inventory::load(&opts.inventory).map_err(miette::Report::new)?;
-    Ok(Arc::new(super::InventoryHosts::new(
-        inv,
+    Ok(Arc::new(InventoryHosts::new(
+        load_inventory(opts)?,
         opts.limit.clone(),
     )))
 }
 
-/// SEAM(integration): `playbook::load_and_check(paths, &inventory, &extra_vars)`.
-fn load_playbooks(paths: &[PathBuf]) -> miette::Result<Vec<Playbook>> {
-    Err(miette!(
-        "playbook loading is wired at integration (playbooks {paths:?})"
-    ))
-}
-
-/// SEAM(integration): `-e` parsing belongs with `crate::vars`; this reads `k=v` words,
-/// inline YAML/JSON mappings and `@file.yml`.
-pub fn parse_extra_vars(items: &[String]) -> miette::Result<Vars> {
-    let mut vars = Vars::new();
-    for item in items {
-        let text = if let Some(path) = item.strip_prefix('@') {
-            std::fs::read_to_string(path)
-                .map_err(|e| miette!("-e @{path}: cannot read the file: {e}"))?
-        } else {
-            item.clone()
-        };
-        let t = text.trim_start();
-        if item.starts_with('@') || t.starts_with('{') || t.starts_with("---") {
-            let v: Value = serde_saphyr::from_str(&text)
-                .map_err(|e| miette!("-e {item}: not a YAML/JSON mapping: {e}"))?;
-            match v {
-                Value::Object(m) => vars.extend(m),
-                _ => return Err(miette!("-e {item}: must be a mapping of variables")),
-            }
-        } else {
-            for word in text.split_whitespace() {
-                let (k, v) = word.split_once('=').ok_or_else(|| {
-                    miette!("-e `{word}`: expected key=value, a YAML mapping, or @file.yml")
-                })?;
-                vars.insert(k.to_string(), Value::String(v.to_string()));
-            }
-        }
-    }
-    Ok(vars)
+/// `-e`/`--extra-vars`, read by `crate::vars`.
+fn extra_vars(opts: &InventoryOpts) -> miette::Result<Vars> {
+    crate::vars::parse_extra_vars(&opts.extra_vars).map_err(miette::Report::new)
 }
 
 /// Opens each host's transport from its variables: SSH (russh, one connection and
@@ -116,9 +90,25 @@ fn drive(engine: Engine, playbooks: Vec<Playbook>) -> CmdResult {
 
 pub fn run(args: RunArgs) -> CmdResult {
     let strategy: Strategy = args.strategy.parse().map_err(|e: String| miette!("{e}"))?;
-    let extra_vars = parse_extra_vars(&args.inv.extra_vars)?;
-    let hosts = load_hosts(&args.inv)?;
-    let playbooks = load_playbooks(&args.playbooks)?;
+    let extra_vars = extra_vars(&args.inv)?;
+    let inventory = load_inventory(&args.inv)?;
+    // Everything is loaded and checked before any connection; a problem stops here.
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let playbooks = match crate::playbook::load_and_check(&args.playbooks, &inventory, &extra_vars)
+    {
+        Ok((playbooks, warnings)) => {
+            if !warnings.is_empty() {
+                eprint!("{}", CheckReport::new(warnings).render(color));
+            }
+            playbooks
+        }
+        Err(report) => {
+            eprint!("{}", report.render(color));
+            return Ok(1);
+        }
+    };
+    let hosts: Arc<dyn HostSource> =
+        Arc::new(InventoryHosts::new(inventory, args.inv.limit.clone()));
     let opts = RunOptions {
         forks: args.connect.forks.unwrap_or(50),
         check: args.check,
@@ -181,7 +171,7 @@ pub fn adhoc_playbook(
 }
 
 pub fn exec(args: ExecArgs) -> CmdResult {
-    let extra_vars = parse_extra_vars(&args.inv.extra_vars)?;
+    let extra_vars = extra_vars(&args.inv)?;
     let hosts = load_hosts(&args.inv)?;
     let playbook = adhoc_playbook(&args.pattern, &args.command, args.become_, args.timeout);
     let opts = RunOptions {

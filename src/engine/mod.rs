@@ -7,7 +7,7 @@
 //! - [`HostSource`]: host selection (`Inventory::select`) and a host's base
 //!   variables (`crate::vars`);
 //! - [`Connector`]: opening a host's transport (`transport::connect`);
-//! - [`crate::ops::Render`]: templates (`crate::template`; [`render::MiniRender`] until then);
+//! - [`crate::ops::Render`]: templates (`crate::template`; [`render::TemplateRender`]);
 //! - [`Engine::task_vars`]: variable precedence (to move into `crate::vars`).
 
 pub mod bench;
@@ -512,7 +512,7 @@ impl Engine {
             opts,
             hosts,
             connector,
-            render: Arc::new(render::MiniRender),
+            render: Arc::new(render::TemplateRender),
             sink,
             interrupt: Arc::new(AtomicBool::new(false)),
             forks,
