@@ -325,7 +325,7 @@ proptest! {
 fn good_fixture_loads_into_the_model() {
     let root = Path::new(ROOT).join("tests/fixtures/good");
     let inventory =
-        ferry::playbook::command::interim_inventory(&[root.join("inventory.yml")]).unwrap();
+        ferry::inventory::Inventory::load(&[root.join("inventory.yml")]).unwrap();
     let (pbs, warnings) = ferry::playbook::load_and_check(
         &[root.join("basic/playbook.yml")],
         &inventory,
