@@ -116,9 +116,101 @@ pub fn env_globals() -> &'static HashSet<String> {
     G.get_or_init(|| env().globals().map(|(k, _)| k.to_string()).collect())
 }
 
-/// A variable mapping as a template context.
+/// A variable mapping as a template context. A value that holds template syntax
+/// is rendered when a template reads it, in the same context, as Ansible's lazy
+/// variables are (`out: "{{ dir }}/{{ inventory_hostname }}"`).
 pub fn context(vars: &Vars) -> Value {
-    Value::from(minijinja::value::Serde(vars))
+    Value::from_object(LazyVars { vars: vars.clone() })
+}
+
+/// The variables of one render, resolved on access.
+#[derive(Debug)]
+struct LazyVars {
+    vars: Vars,
+}
+
+thread_local! {
+    /// How deep variable-in-variable rendering has gone (a guard against `x: "{{ x }}"`).
+    static LAZY_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// The first error met while rendering a variable's own template, reported
+    /// instead of the bare "undefined" it turns into at the use site.
+    static LAZY_ERROR: std::cell::RefCell<Option<TemplateError>> = const { std::cell::RefCell::new(None) };
+}
+
+fn holds_template(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => is_template(s),
+        serde_json::Value::Array(a) => a.iter().any(holds_template),
+        serde_json::Value::Object(m) => m.values().any(holds_template),
+        _ => false,
+    }
+}
+
+impl minijinja::value::Object for LazyVars {
+    fn repr(self: &std::sync::Arc<Self>) -> minijinja::value::ObjectRepr {
+        minijinja::value::ObjectRepr::Map
+    }
+
+    fn get_value(self: &std::sync::Arc<Self>, key: &Value) -> Option<Value> {
+        let name = key.as_str()?;
+        let v = self.vars.get(name)?;
+        if !holds_template(v) {
+            return Some(Value::from(minijinja::value::Serde(v)));
+        }
+        let depth = LAZY_DEPTH.with(|d| d.get());
+        if depth > 16 {
+            LAZY_ERROR.with(|e| {
+                let mut slot = e.borrow_mut();
+                if slot.is_none() {
+                    *slot = Some(TemplateError {
+                        file: None,
+                        line: None,
+                        range: None,
+                        undefined: None,
+                        syntax: false,
+                        message: format!("variable `{name}` refers to itself (recursive template)"),
+                    });
+                }
+            });
+            return Some(Value::UNDEFINED);
+        }
+        LAZY_DEPTH.with(|d| d.set(depth + 1));
+        let ctx = Value::from_dyn_object(self.clone());
+        let out = render_json(v, &ctx);
+        LAZY_DEPTH.with(|d| d.set(depth));
+        match out {
+            Ok(r) => Some(Value::from(minijinja::value::Serde(&r))),
+            Err(mut e) => {
+                e.message = format!("{} (in variable `{name}`)", e.message);
+                LAZY_ERROR.with(|slot| {
+                    slot.borrow_mut().get_or_insert(e);
+                });
+                Some(Value::UNDEFINED)
+            }
+        }
+    }
+
+    fn enumerate(self: &std::sync::Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Values(
+            self.vars.keys().map(|k| Value::from(k.as_str())).collect(),
+        )
+    }
+}
+
+/// Run a render; when it failed because a variable's own template failed, say that.
+fn lazily<T>(f: impl FnOnce() -> Result<T, TemplateError>) -> Result<T, TemplateError> {
+    let outer = LAZY_DEPTH.with(|d| d.get()) == 0;
+    if outer {
+        LAZY_ERROR.with(|e| e.borrow_mut().take());
+    }
+    let r = f();
+    if outer {
+        let nested = LAZY_ERROR.with(|e| e.borrow_mut().take());
+        if let (Err(_), Some(n)) = (&r, nested) {
+            return Err(n);
+        }
+    }
+    r
 }
 
 /// Whether a string holds template syntax at all.
@@ -142,6 +234,10 @@ fn single_expression(s: &str) -> Option<&str> {
 /// native type when the string is one expression; strings without template
 /// syntax come back unchanged.
 pub fn render_value(s: &str, ctx: &Value) -> Result<serde_json::Value, TemplateError> {
+    lazily(|| render_value_inner(s, ctx))
+}
+
+fn render_value_inner(s: &str, ctx: &Value) -> Result<serde_json::Value, TemplateError> {
     if !is_template(s) {
         return Ok(serde_json::Value::String(s.to_string()));
     }
@@ -160,7 +256,7 @@ pub fn render_value(s: &str, ctx: &Value) -> Result<serde_json::Value, TemplateE
 
 /// Render a string template to a string.
 pub fn render_str(s: &str, ctx: &Value) -> Result<String, TemplateError> {
-    env().render_str(s, ctx).map_err(|e| convert(e, None, s))
+    lazily(|| env().render_str(s, ctx).map_err(|e| convert(e, None, s)))
 }
 
 /// Render a template file (the `template` op, `lookup('template')`).
@@ -174,15 +270,21 @@ pub fn render_file(path: &Path, ctx: &Value) -> Result<String, TemplateError> {
         message: format!("cannot read template {}: {e}", path.display()),
     })?;
     let name = path.display().to_string();
-    env()
-        .render_named_str(&name, &src, ctx)
-        .map_err(|e| convert(e, Some(path), &src))
+    lazily(|| {
+        env()
+            .render_named_str(&name, &src, ctx)
+            .map_err(|e| convert(e, Some(path), &src))
+    })
 }
 
 /// Evaluate a `when:`/`changed_when:`/`failed_when:`/`until:` condition.
 /// A bare expression (Ansible wraps it in `{{ }}` itself); a string that is
 /// itself a `{{ }}` template is accepted too.
 pub fn eval_condition(expr: &str, ctx: &Value) -> Result<bool, TemplateError> {
+    lazily(|| eval_condition_inner(expr, ctx))
+}
+
+fn eval_condition_inner(expr: &str, ctx: &Value) -> Result<bool, TemplateError> {
     let e = condition_expression(expr);
     let compiled = env()
         .compile_expression(e)

@@ -81,4 +81,26 @@ mod tests {
         assert!(r.eval_condition("missing", &v).is_err());
         assert_eq!(r.eval_expr("r.rc", &v).unwrap(), json!(0));
     }
+
+    #[test]
+    fn variables_holding_templates_render_lazily_and_recursion_is_an_error() {
+        let v = vars(
+            json!({"out": "{{ a }}/x", "a": "{{ b }}", "b": "z", "l": ["{{ b }}"], "me": "{{ me }}"}),
+        );
+        let r = TemplateRender;
+        assert_eq!(
+            r.render_value(&json!("{{ out }}"), &v).unwrap(),
+            json!("z/x")
+        );
+        assert_eq!(
+            r.render_value(&json!("{{ l[0] }}"), &v).unwrap(),
+            json!("z")
+        );
+        assert!(r.eval_condition("out == 'z/x'", &v).unwrap());
+        let err = r.render_value(&json!("{{ me }}"), &v).unwrap_err();
+        assert!(err.contains("refers to itself"), "{err}");
+        let v = vars(json!({"out": "{{ nope }}/x"}));
+        let err = r.render_value(&json!("{{ out }}"), &v).unwrap_err();
+        assert!(err.contains("nope") && err.contains("out"), "{err}");
+    }
 }
