@@ -116,9 +116,76 @@ pub fn env_globals() -> &'static HashSet<String> {
     G.get_or_init(|| env().globals().map(|(k, _)| k.to_string()).collect())
 }
 
-/// A variable mapping as a template context.
+/// A variable mapping as a template context. Variables are templated when a
+/// template reads them, as Ansible does: a role default
+/// `listen: "{{ mgmt_ip }}"` reads as the host's `mgmt_ip`. A variable whose
+/// value needs an undefined variable is an error naming both; text that is not
+/// a valid template (command output with braces) is read as it is.
 pub fn context(vars: &Vars) -> Value {
-    Value::from(minijinja::value::Serde(vars))
+    Value::from_object(LazyVars {
+        vars: vars.clone(),
+        rendered: std::sync::Mutex::new(std::collections::HashMap::new()),
+    })
+}
+
+/// The context object behind [`context`]: each variable rendered on first
+/// read, then kept.
+#[derive(Debug)]
+struct LazyVars {
+    vars: Vars,
+    rendered: std::sync::Mutex<std::collections::HashMap<String, Option<Value>>>,
+}
+
+/// Whether a value holds template syntax anywhere inside.
+fn holds_template(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => is_template(s),
+        serde_json::Value::Array(a) => a.iter().any(holds_template),
+        serde_json::Value::Object(m) => m.values().any(holds_template),
+        _ => false,
+    }
+}
+
+impl minijinja::value::Object for LazyVars {
+    fn get_value(self: &std::sync::Arc<Self>, key: &Value) -> Option<Value> {
+        let name = key.as_str()?;
+        if let Some(done) = self.rendered.lock().unwrap().get(name) {
+            return done.clone();
+        }
+        let raw = self.vars.get(name)?;
+        if !holds_template(raw) {
+            return Some(Value::from(minijinja::value::Serde(raw)));
+        }
+        // Mark it as being rendered: a variable that needs itself is a loop.
+        self.rendered.lock().unwrap().insert(
+            name.to_string(),
+            Some(Value::from(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("recursive loop: variable `{name}` needs itself"),
+            ))),
+        );
+        let ctx = Value::from_dyn_object(self.clone());
+        let value = match render_json(raw, &ctx) {
+            Ok(v) => Value::from(minijinja::value::Serde(&v)),
+            // Not a template at all (command output with braces): the text as it is.
+            Err(e) if e.syntax => Value::from(minijinja::value::Serde(raw)),
+            Err(e) => Value::from(Error::new(
+                ErrorKind::UndefinedError,
+                format!("variable `{name}`: {}", e.message),
+            )),
+        };
+        self.rendered
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), Some(value.clone()));
+        Some(value)
+    }
+
+    fn enumerate(self: &std::sync::Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Values(
+            self.vars.keys().map(|k| Value::from(k.as_str())).collect(),
+        )
+    }
 }
 
 /// Whether a string holds template syntax at all.
@@ -366,6 +433,12 @@ fn convert(e: Error, file: Option<&Path>, src: &str) -> TemplateError {
         None
     };
     let mut message = match (&undefined, e.kind()) {
+        // A variable whose own template needs an undefined one (see `context`).
+        (_, ErrorKind::UndefinedError)
+            if e.detail().is_some_and(|d| d.starts_with("variable `")) =>
+        {
+            e.detail().unwrap_or_default().to_string()
+        }
         (Some(name), _) => format!("undefined variable `{name}`"),
         (None, ErrorKind::UndefinedError) => "undefined value".to_string(),
         _ => {
@@ -777,6 +850,47 @@ mod tests {
 
     fn ctx(v: serde_json::Value) -> Value {
         Value::from(minijinja::value::Serde(&v))
+    }
+
+    fn vars(v: serde_json::Value) -> Vars {
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// Variables are templated when read (a role default naming an inventory
+    /// variable), keeping native types, as in Ansible.
+    #[test]
+    fn variables_are_templated_when_read() {
+        let c = context(&vars(json!({
+            "mgmt_ip": "10.0.0.1",
+            "listen": "{{ mgmt_ip if not via_mig else 'x' }}",
+            "via_mig": "{{ 1 > 2 }}",
+            "uri": "qemu+tcp://{{ listen }}/system",
+            "ports": ["{{ 49152 }}", 49215],
+            "out": {"stdout": "a {{ b"},
+        })));
+        assert_eq!(
+            render_value("{{ uri }}", &c).unwrap(),
+            json!("qemu+tcp://10.0.0.1/system")
+        );
+        assert_eq!(
+            render_value("{{ ports }}", &c).unwrap(),
+            json!([49152, 49215])
+        );
+        assert!(eval_condition("not via_mig", &c).unwrap());
+        assert_eq!(
+            render_value("{{ out.stdout }}", &c).unwrap(),
+            json!("a {{ b")
+        );
+        assert!(eval_condition("nope is not defined", &c).unwrap());
+        let missing = context(&vars(json!({"listen": "{{ mgmt_ip }}"})));
+        let e = render_value("x={{ listen }}", &missing).unwrap_err();
+        assert!(
+            e.message.contains("listen") && e.message.contains("mgmt_ip"),
+            "{e:?}"
+        );
+        let looped = context(&vars(json!({"a": "{{ b }}", "b": "{{ a }}"})));
+        let e = render_value("{{ a }}", &looped).unwrap_err();
+        assert!(e.message.contains("recursive loop"), "{e:?}");
     }
 
     #[test]
