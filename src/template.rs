@@ -55,6 +55,8 @@ pub fn env() -> &'static Environment<'static> {
 fn build_env() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // Ansible never escapes: `domain.xml.j2` keeps `/` and `<` as written.
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.set_syntax(
         minijinja::syntax::SyntaxConfig::builder()
             .trim_blocks(true)
@@ -891,6 +893,18 @@ mod tests {
         let looped = context(&vars(json!({"a": "{{ b }}", "b": "{{ a }}"})));
         let e = render_value("{{ a }}", &looped).unwrap_err();
         assert!(e.message.contains("recursive loop"), "{e:?}");
+    }
+
+    #[test]
+    fn xml_and_html_templates_are_not_escaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("domain.xml.j2");
+        std::fs::write(&f, "<cmdline>ip={{ ip }}</cmdline>\n").unwrap();
+        let c = context(&vars(json!({"ip": "10.0.0.2/24 <&>"})));
+        assert_eq!(
+            render_file(&f, &c).unwrap(),
+            "<cmdline>ip=10.0.0.2/24 <&></cmdline>\n"
+        );
     }
 
     #[test]
