@@ -138,9 +138,14 @@ struct LazyVars {
     rendered: std::sync::Mutex<std::collections::HashMap<String, Option<Value>>>,
 }
 
-/// Whether a value holds template syntax anywhere inside.
+/// Whether a value holds template syntax anywhere inside. A registered task
+/// result (an object with `changed` and `failed`) is read as it is: command
+/// output is data, never a template (Ansible marks it unsafe).
 fn holds_template(v: &serde_json::Value) -> bool {
     match v {
+        serde_json::Value::Object(m) if m.contains_key("changed") && m.contains_key("failed") => {
+            false
+        }
         serde_json::Value::String(s) => is_template(s),
         serde_json::Value::Array(a) => a.iter().any(holds_template),
         serde_json::Value::Object(m) => m.values().any(holds_template),
@@ -869,6 +874,7 @@ mod tests {
             "uri": "qemu+tcp://{{ listen }}/system",
             "ports": ["{{ 49152 }}", 49215],
             "out": {"stdout": "a {{ b"},
+            "reg": {"stdout": "{{ mgmt_ip }} {{ nope }}", "changed": true, "failed": false},
         })));
         assert_eq!(
             render_value("{{ uri }}", &c).unwrap(),
@@ -882,6 +888,10 @@ mod tests {
         assert_eq!(
             render_value("{{ out.stdout }}", &c).unwrap(),
             json!("a {{ b")
+        );
+        assert_eq!(
+            render_value("{{ reg.stdout }}", &c).unwrap(),
+            json!("{{ mgmt_ip }} {{ nope }}")
         );
         assert!(eval_condition("nope is not defined", &c).unwrap());
         let missing = context(&vars(json!({"listen": "{{ mgmt_ip }}"})));

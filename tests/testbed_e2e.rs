@@ -240,8 +240,10 @@ fn testbed_provisions_and_migrates_over_the_migration_network() {
     let events = |n: &str| -> PathBuf { work.path().join(format!("{n}.jsonl")) };
 
     // 1. Provision: check clean, first run succeeds, second run changes nothing.
-    let (out, _) = ferry(&lab, &["check", "-i", &inv, "playbooks/testbed.yml"]);
-    assert_ok("ferry check playbooks/testbed.yml", &out);
+    for pb in ["playbooks/testbed.yml", "playbooks/guest.yml"] {
+        let (out, _) = ferry(&lab, &["check", "-i", &inv, pb]);
+        assert_ok(&format!("ferry check {pb}"), &out);
+    }
     let first = events("testbed-1");
     let (out, t_first) = ferry(
         &lab,
