@@ -55,6 +55,8 @@ pub fn env() -> &'static Environment<'static> {
 fn build_env() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // Ansible never escapes: `domain.xml.j2` keeps `/` and `<` as written.
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.set_syntax(
         minijinja::syntax::SyntaxConfig::builder()
             .trim_blocks(true)
@@ -116,29 +118,34 @@ pub fn env_globals() -> &'static HashSet<String> {
     G.get_or_init(|| env().globals().map(|(k, _)| k.to_string()).collect())
 }
 
-/// A variable mapping as a template context. A value that holds template syntax
-/// is rendered when a template reads it, in the same context, as Ansible's lazy
-/// variables are (`out: "{{ dir }}/{{ inventory_hostname }}"`).
+/// A variable mapping as a template context. Variables are templated when a
+/// template reads them, as Ansible does: a role default
+/// `listen: "{{ mgmt_ip }}"` reads as the host's `mgmt_ip`. A variable whose
+/// value needs an undefined variable is an error naming both; text that is not
+/// a valid template (command output with braces) is read as it is.
 pub fn context(vars: &Vars) -> Value {
-    Value::from_object(LazyVars { vars: vars.clone() })
+    Value::from_object(LazyVars {
+        vars: vars.clone(),
+        rendered: std::sync::Mutex::new(std::collections::HashMap::new()),
+    })
 }
 
-/// The variables of one render, resolved on access.
+/// The context object behind [`context`]: each variable rendered on first
+/// read, then kept.
 #[derive(Debug)]
 struct LazyVars {
     vars: Vars,
+    rendered: std::sync::Mutex<std::collections::HashMap<String, Option<Value>>>,
 }
 
-thread_local! {
-    /// How deep variable-in-variable rendering has gone (a guard against `x: "{{ x }}"`).
-    static LAZY_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-    /// The first error met while rendering a variable's own template, reported
-    /// instead of the bare "undefined" it turns into at the use site.
-    static LAZY_ERROR: std::cell::RefCell<Option<TemplateError>> = const { std::cell::RefCell::new(None) };
-}
-
+/// Whether a value holds template syntax anywhere inside. A registered task
+/// result (an object with `changed` and `failed`) is read as it is: command
+/// output is data, never a template (Ansible marks it unsafe).
 fn holds_template(v: &serde_json::Value) -> bool {
     match v {
+        serde_json::Value::Object(m) if m.contains_key("changed") && m.contains_key("failed") => {
+            false
+        }
         serde_json::Value::String(s) => is_template(s),
         serde_json::Value::Array(a) => a.iter().any(holds_template),
         serde_json::Value::Object(m) => m.values().any(holds_template),
@@ -147,47 +154,38 @@ fn holds_template(v: &serde_json::Value) -> bool {
 }
 
 impl minijinja::value::Object for LazyVars {
-    fn repr(self: &std::sync::Arc<Self>) -> minijinja::value::ObjectRepr {
-        minijinja::value::ObjectRepr::Map
-    }
-
     fn get_value(self: &std::sync::Arc<Self>, key: &Value) -> Option<Value> {
         let name = key.as_str()?;
-        let v = self.vars.get(name)?;
-        if !holds_template(v) {
-            return Some(Value::from(minijinja::value::Serde(v)));
+        if let Some(done) = self.rendered.lock().unwrap().get(name) {
+            return done.clone();
         }
-        let depth = LAZY_DEPTH.with(|d| d.get());
-        if depth > 16 {
-            LAZY_ERROR.with(|e| {
-                let mut slot = e.borrow_mut();
-                if slot.is_none() {
-                    *slot = Some(TemplateError {
-                        file: None,
-                        line: None,
-                        range: None,
-                        undefined: None,
-                        syntax: false,
-                        message: format!("variable `{name}` refers to itself (recursive template)"),
-                    });
-                }
-            });
-            return Some(Value::UNDEFINED);
+        let raw = self.vars.get(name)?;
+        if !holds_template(raw) {
+            return Some(Value::from(minijinja::value::Serde(raw)));
         }
-        LAZY_DEPTH.with(|d| d.set(depth + 1));
+        // Mark it as being rendered: a variable that needs itself is a loop.
+        self.rendered.lock().unwrap().insert(
+            name.to_string(),
+            Some(Value::from(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("recursive loop: variable `{name}` needs itself"),
+            ))),
+        );
         let ctx = Value::from_dyn_object(self.clone());
-        let out = render_json(v, &ctx);
-        LAZY_DEPTH.with(|d| d.set(depth));
-        match out {
-            Ok(r) => Some(Value::from(minijinja::value::Serde(&r))),
-            Err(mut e) => {
-                e.message = format!("{} (in variable `{name}`)", e.message);
-                LAZY_ERROR.with(|slot| {
-                    slot.borrow_mut().get_or_insert(e);
-                });
-                Some(Value::UNDEFINED)
-            }
-        }
+        let value = match render_json(raw, &ctx) {
+            Ok(v) => Value::from(minijinja::value::Serde(&v)),
+            // Not a template at all (command output with braces): the text as it is.
+            Err(e) if e.syntax => Value::from(minijinja::value::Serde(raw)),
+            Err(e) => Value::from(Error::new(
+                ErrorKind::UndefinedError,
+                format!("variable `{name}`: {}", e.message),
+            )),
+        };
+        self.rendered
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), Some(value.clone()));
+        Some(value)
     }
 
     fn enumerate(self: &std::sync::Arc<Self>) -> minijinja::value::Enumerator {
@@ -195,22 +193,6 @@ impl minijinja::value::Object for LazyVars {
             self.vars.keys().map(|k| Value::from(k.as_str())).collect(),
         )
     }
-}
-
-/// Run a render; when it failed because a variable's own template failed, say that.
-fn lazily<T>(f: impl FnOnce() -> Result<T, TemplateError>) -> Result<T, TemplateError> {
-    let outer = LAZY_DEPTH.with(|d| d.get()) == 0;
-    if outer {
-        LAZY_ERROR.with(|e| e.borrow_mut().take());
-    }
-    let r = f();
-    if outer {
-        let nested = LAZY_ERROR.with(|e| e.borrow_mut().take());
-        if let (Err(_), Some(n)) = (&r, nested) {
-            return Err(n);
-        }
-    }
-    r
 }
 
 /// Whether a string holds template syntax at all.
@@ -234,10 +216,6 @@ fn single_expression(s: &str) -> Option<&str> {
 /// native type when the string is one expression; strings without template
 /// syntax come back unchanged.
 pub fn render_value(s: &str, ctx: &Value) -> Result<serde_json::Value, TemplateError> {
-    lazily(|| render_value_inner(s, ctx))
-}
-
-fn render_value_inner(s: &str, ctx: &Value) -> Result<serde_json::Value, TemplateError> {
     if !is_template(s) {
         return Ok(serde_json::Value::String(s.to_string()));
     }
@@ -256,7 +234,7 @@ fn render_value_inner(s: &str, ctx: &Value) -> Result<serde_json::Value, Templat
 
 /// Render a string template to a string.
 pub fn render_str(s: &str, ctx: &Value) -> Result<String, TemplateError> {
-    lazily(|| env().render_str(s, ctx).map_err(|e| convert(e, None, s)))
+    env().render_str(s, ctx).map_err(|e| convert(e, None, s))
 }
 
 /// Render a template file (the `template` op, `lookup('template')`).
@@ -270,21 +248,15 @@ pub fn render_file(path: &Path, ctx: &Value) -> Result<String, TemplateError> {
         message: format!("cannot read template {}: {e}", path.display()),
     })?;
     let name = path.display().to_string();
-    lazily(|| {
-        env()
-            .render_named_str(&name, &src, ctx)
-            .map_err(|e| convert(e, Some(path), &src))
-    })
+    env()
+        .render_named_str(&name, &src, ctx)
+        .map_err(|e| convert(e, Some(path), &src))
 }
 
 /// Evaluate a `when:`/`changed_when:`/`failed_when:`/`until:` condition.
 /// A bare expression (Ansible wraps it in `{{ }}` itself); a string that is
 /// itself a `{{ }}` template is accepted too.
 pub fn eval_condition(expr: &str, ctx: &Value) -> Result<bool, TemplateError> {
-    lazily(|| eval_condition_inner(expr, ctx))
-}
-
-fn eval_condition_inner(expr: &str, ctx: &Value) -> Result<bool, TemplateError> {
     let e = condition_expression(expr);
     let compiled = env()
         .compile_expression(e)
@@ -468,6 +440,12 @@ fn convert(e: Error, file: Option<&Path>, src: &str) -> TemplateError {
         None
     };
     let mut message = match (&undefined, e.kind()) {
+        // A variable whose own template needs an undefined one (see `context`).
+        (_, ErrorKind::UndefinedError)
+            if e.detail().is_some_and(|d| d.starts_with("variable `")) =>
+        {
+            e.detail().unwrap_or_default().to_string()
+        }
         (Some(name), _) => format!("undefined variable `{name}`"),
         (None, ErrorKind::UndefinedError) => "undefined value".to_string(),
         _ => {
@@ -879,6 +857,64 @@ mod tests {
 
     fn ctx(v: serde_json::Value) -> Value {
         Value::from(minijinja::value::Serde(&v))
+    }
+
+    fn vars(v: serde_json::Value) -> Vars {
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// Variables are templated when read (a role default naming an inventory
+    /// variable), keeping native types, as in Ansible.
+    #[test]
+    fn variables_are_templated_when_read() {
+        let c = context(&vars(json!({
+            "mgmt_ip": "10.0.0.1",
+            "listen": "{{ mgmt_ip if not via_mig else 'x' }}",
+            "via_mig": "{{ 1 > 2 }}",
+            "uri": "qemu+tcp://{{ listen }}/system",
+            "ports": ["{{ 49152 }}", 49215],
+            "out": {"stdout": "a {{ b"},
+            "reg": {"stdout": "{{ mgmt_ip }} {{ nope }}", "changed": true, "failed": false},
+        })));
+        assert_eq!(
+            render_value("{{ uri }}", &c).unwrap(),
+            json!("qemu+tcp://10.0.0.1/system")
+        );
+        assert_eq!(
+            render_value("{{ ports }}", &c).unwrap(),
+            json!([49152, 49215])
+        );
+        assert!(eval_condition("not via_mig", &c).unwrap());
+        assert_eq!(
+            render_value("{{ out.stdout }}", &c).unwrap(),
+            json!("a {{ b")
+        );
+        assert_eq!(
+            render_value("{{ reg.stdout }}", &c).unwrap(),
+            json!("{{ mgmt_ip }} {{ nope }}")
+        );
+        assert!(eval_condition("nope is not defined", &c).unwrap());
+        let missing = context(&vars(json!({"listen": "{{ mgmt_ip }}"})));
+        let e = render_value("x={{ listen }}", &missing).unwrap_err();
+        assert!(
+            e.message.contains("listen") && e.message.contains("mgmt_ip"),
+            "{e:?}"
+        );
+        let looped = context(&vars(json!({"a": "{{ b }}", "b": "{{ a }}"})));
+        let e = render_value("{{ a }}", &looped).unwrap_err();
+        assert!(e.message.contains("recursive loop"), "{e:?}");
+    }
+
+    #[test]
+    fn xml_and_html_templates_are_not_escaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("domain.xml.j2");
+        std::fs::write(&f, "<cmdline>ip={{ ip }}</cmdline>\n").unwrap();
+        let c = context(&vars(json!({"ip": "10.0.0.2/24 <&>"})));
+        assert_eq!(
+            render_file(&f, &c).unwrap(),
+            "<cmdline>ip=10.0.0.2/24 <&></cmdline>\n"
+        );
     }
 
     #[test]

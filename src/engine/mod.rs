@@ -1092,7 +1092,7 @@ impl Engine {
         if let Some(r) = &t.role {
             v.extend(r.params.clone());
             v.insert("role_name".into(), r.name.clone().into());
-            v.insert("role_path".into(), r.dir.display().to_string().into());
+            v.insert("role_path".into(), absolute_dir(&r.dir).into());
         }
         v.extend(self.opts.extra_vars.clone());
         let name = &pr.names[h];
@@ -1117,10 +1117,7 @@ impl Engine {
             Value::Array(play_hosts.clone()),
         );
         v.insert("play_hosts".into(), Value::Array(play_hosts));
-        v.insert(
-            "playbook_dir".into(),
-            play.base_dir.display().to_string().into(),
-        );
+        v.insert("playbook_dir".into(), absolute_dir(&play.base_dir).into());
         if task_mentions(t, kw, "hostvars") {
             let mut hv = self.hosts.hostvars();
             if let Value::Object(all) = &mut hv {
@@ -1630,4 +1627,36 @@ pub fn serial_batches(serial: &[Value], hosts: &[String]) -> Result<Vec<Vec<Stri
         i += 1;
     }
     Ok(batches)
+}
+
+/// `playbook_dir` and `role_path` are absolute, as in Ansible: a path built
+/// from them (`{{ playbook_dir }}/../x`) means the same in a command run
+/// elsewhere and as a `copy` src.
+fn absolute_dir(p: &std::path::Path) -> String {
+    let p = if p.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        p
+    };
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .display()
+        .to_string()
+}
+
+#[cfg(test)]
+mod dir_tests {
+    #[test]
+    fn playbook_dir_is_absolute() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            super::absolute_dir(std::path::Path::new("playbooks")),
+            cwd.join("playbooks").display().to_string()
+        );
+        assert_eq!(
+            super::absolute_dir(std::path::Path::new("")),
+            cwd.display().to_string()
+        );
+        assert_eq!(super::absolute_dir(std::path::Path::new("/a/b")), "/a/b");
+    }
 }

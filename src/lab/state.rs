@@ -177,7 +177,8 @@ impl LabState {
         let mut y = format!(
             "# Written by `ferry lab up` for lab {name}; rewritten on every `up`.\n\
              # mgmt: {m}  migration: {x}  guest: {g}\n\
-             all:\n  children:\n    lab:\n      vars:\n        lab_name: {qn}\n        lab_state_dir: {qs}\n",
+             all:\n  children:\n    lab:\n      vars:\n        lab_name: {qn}\n        lab_state_dir: {qs}\n\
+             \x20       nova_virt_type: qemu\n",
             name = self.name,
             m = plan.mgmt_net(),
             x = plan.migration_net(),

@@ -137,4 +137,26 @@ mod tests {
         .unwrap();
         assert_eq!(q.configure_flags, vec!["--a", "--b"]);
     }
+
+    /// `ferry check` accepts what the op takes (the schema and the parser agree).
+    #[test]
+    fn schema_matches_params() {
+        let args: Vars = serde_json::from_value(json!({
+            "src": "/s", "configure_flags": ["--a"], "make_target": "all",
+            "prefix": "/opt/q", "marker": "/opt/q/.m", "jobs": 2
+        }))
+        .unwrap();
+        let schema = crate::ops::schema::lookup("build").unwrap();
+        assert_eq!(schema.validate(&args), vec![]);
+        let p = Params::parse(&args).unwrap();
+        assert_eq!((p.prefix.as_str(), p.jobs), ("/opt/q", Some(2)));
+        for name in schema.params.iter().map(|p| p.name) {
+            assert!(
+                args.contains_key(name),
+                "schema declares `{name}` the test does not try"
+            );
+        }
+        let chdir: Vars = serde_json::from_value(json!({"chdir": "/s"})).unwrap();
+        assert_eq!(schema.validate(&chdir), vec![]);
+    }
 }

@@ -336,7 +336,7 @@ const SPECS: &[(&str, &str, &str, &str)] = &[
     (
         "build",
         "",
-        "chdir:path!; configure:str; configure_flags:list; target:str; install:bool; install_target:str; jobs:int; commit:str; marker:path",
+        "src:path!/chdir; configure_flags:list; make_target:str; prefix:path; marker:path; jobs:int",
         "",
     ),
     // --- control

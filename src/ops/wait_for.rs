@@ -69,7 +69,10 @@ impl Params {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || ".-:_".contains(c))
         {
-            return e("bad host");
+            return Err(OpError::params(
+                "wait_for",
+                format!("bad host {:?}: give a host name or an IP address", p.host),
+            ));
         }
         Ok(p)
     }

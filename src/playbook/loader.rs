@@ -1585,7 +1585,10 @@ impl Loader {
                 let tokens = split_free_form(text);
                 let mut raw: Vec<&str> = Vec::new();
                 for tok in &tokens {
-                    let kv = tok.split_once('=').filter(|(k, _)| is_identifier(k));
+                    let kv = tok
+                        .trim_end_matches('\n')
+                        .split_once('=')
+                        .filter(|(k, _)| is_identifier(k));
                     match kv {
                         Some((k, val))
                             if !s.free_form || (s.param(k).is_some() && k != "_raw_params") =>
@@ -1614,7 +1617,7 @@ impl Loader {
                 }
                 if s.free_form && !raw.is_empty() {
                     locs.insert("_raw_params".into(), v.loc.clone());
-                    args.insert("_raw_params".into(), Value::String(raw.join(" ")));
+                    args.insert("_raw_params".into(), Value::String(join_free_form(&raw)));
                 }
             }
             NodeKind::Bool(_) | NodeKind::Int(_) | NodeKind::Float(_) if s.free_form => {
@@ -1999,6 +2002,17 @@ pub fn split_free_form(s: &str) -> Vec<String> {
                 }
                 cur.push(c);
             }
+            // A newline ends the line's last token and is kept on it (as
+            // Ansible's split_args does), so a multi-line `shell: |` script
+            // stays multi-line.
+            '\n' if quote.is_none() && depth == 0 => {
+                if !cur.is_empty() {
+                    cur.push('\n');
+                    out.push(std::mem::take(&mut cur));
+                } else if let Some(last) = out.last_mut().filter(|t| !t.ends_with('\n')) {
+                    last.push('\n');
+                }
+            }
             c if c.is_whitespace() && quote.is_none() && depth == 0 => {
                 if !cur.is_empty() {
                     out.push(std::mem::take(&mut cur));
@@ -2012,6 +2026,19 @@ pub fn split_free_form(s: &str) -> Vec<String> {
         out.push(cur);
     }
     out
+}
+
+/// Free-form tokens joined back as Ansible's join_args does: a space between
+/// tokens on one line, nothing after a token that ends its line.
+fn join_free_form(tokens: &[&str]) -> String {
+    let mut out = String::new();
+    for t in tokens {
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push(' ');
+        }
+        out.push_str(t);
+    }
+    out.trim_end_matches('\n').to_string()
 }
 
 fn unquote(v: &str) -> String {
@@ -2048,4 +2075,41 @@ fn find_name(src: &str, name: &str) -> Option<(u32, u32)> {
 /// Every name a set of uses needs, for tests and tools.
 pub fn needed_names(uses: &[VarUse]) -> BTreeSet<String> {
     uses.iter().map(|u| u.name.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A multi-line `shell: |` script keeps its lines (as in Ansible); known
+    /// `key=value` options are still pulled out of it.
+    #[test]
+    fn multi_line_free_form_keeps_its_newlines() {
+        let dir = tempfile::tempdir().unwrap();
+        let pb = dir.path().join("p.yml");
+        std::fs::write(
+            &pb,
+            "- hosts: all\n  tasks:\n    - shell: |\n        set -u\n        if true; then\n          echo \"a  b\"\n        fi\n\n        echo done chdir=/tmp\n",
+        )
+        .unwrap();
+        let loaded = Loader::new().load(&[pb]);
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        let TaskItem::Task(t) = &loaded.playbooks[0].plays[0].tasks[0] else {
+            panic!("a task")
+        };
+        assert_eq!(
+            t.args["_raw_params"],
+            Value::String("set -u\nif true; then\necho \"a  b\"\nfi\necho done".into())
+        );
+        assert_eq!(t.args["chdir"], Value::String("/tmp".into()));
+    }
+
+    #[test]
+    fn one_line_free_form_is_unchanged() {
+        assert_eq!(
+            split_free_form("echo {{ a }} 'x y' creates=/f"),
+            vec!["echo", "{{ a }}", "'x y'", "creates=/f"]
+        );
+        assert_eq!(join_free_form(&["a", "b\n", "c"]), "a b\nc");
+    }
 }
