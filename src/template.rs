@@ -128,8 +128,9 @@ pub fn is_template(s: &str) -> bool {
 
 /// The expression of a string that is exactly one `{{ ... }}` and nothing else.
 fn single_expression(s: &str) -> Option<&str> {
-    let t = s.trim();
-    let inner = t.strip_prefix("{{")?.strip_suffix("}}")?;
+    // Exactly one expression, nothing around it: `"{{ x }}\n"` is a string
+    // ending in a newline (as in Ansible), not `x` with the newline lost.
+    let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
     let inner = inner.strip_prefix('-').unwrap_or(inner);
     let inner = inner.strip_suffix('-').unwrap_or(inner);
     if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") {
@@ -862,6 +863,20 @@ mod tests {
         .unwrap();
         assert_eq!(need.into_iter().collect::<Vec<_>>(), vec!["a", "c"]);
         assert!(check_str("{{ a ").unwrap_err().syntax);
+    }
+
+    #[test]
+    fn text_around_one_expression_is_kept() {
+        let ctx = ctx(serde_json::json!({"x": "made", "n": 3}));
+        assert_eq!(
+            render_value("{{ x }}\n", &ctx).unwrap(),
+            serde_json::json!("made\n")
+        );
+        assert_eq!(
+            render_value(" {{ n }}", &ctx).unwrap(),
+            serde_json::json!(" 3")
+        );
+        assert_eq!(render_value("{{ n }}", &ctx).unwrap(), serde_json::json!(3));
     }
 
     #[test]
