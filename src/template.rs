@@ -95,6 +95,7 @@ fn build_env() -> Environment<'static> {
     env.add_filter("combine", combine);
     env.add_filter("dict2items", dict2items);
     env.add_filter("items2dict", items2dict);
+    env.add_filter("product", product);
     env.add_test("match", test_match);
     env.add_test("search", test_search);
     env.add_test("regex", test_search);
@@ -202,8 +203,9 @@ pub fn is_template(s: &str) -> bool {
 
 /// The expression of a string that is exactly one `{{ ... }}` and nothing else.
 fn single_expression(s: &str) -> Option<&str> {
-    let t = s.trim();
-    let inner = t.strip_prefix("{{")?.strip_suffix("}}")?;
+    // Exactly one expression, nothing around it: `"{{ x }}\n"` is a string
+    // ending in a newline (as in Ansible), not `x` with the newline lost.
+    let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
     let inner = inner.strip_prefix('-').unwrap_or(inner);
     let inner = inner.strip_suffix('-').unwrap_or(inner);
     if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") {
@@ -684,6 +686,28 @@ fn merge_json(
     }
 }
 
+/// Ansible's `product`: the cartesian product of the input and each argument
+/// (itertools.product), as a list of lists.
+fn product(first: Value, rest: Rest<Value>) -> Result<Value, Error> {
+    let mut acc: Vec<Vec<Value>> = vec![Vec::new()];
+    for seq in std::iter::once(&first).chain(rest.iter()) {
+        let items: Vec<Value> = seq.try_iter()?.collect();
+        acc = acc
+            .into_iter()
+            .flat_map(|prefix| {
+                items.iter().map(move |it| {
+                    let mut p = prefix.clone();
+                    p.push(it.clone());
+                    p
+                })
+            })
+            .collect();
+    }
+    Ok(Value::from(
+        acc.into_iter().map(Value::from).collect::<Vec<Value>>(),
+    ))
+}
+
 fn dict2items(v: Value, kwargs: Kwargs) -> Result<Value, Error> {
     let key_name: String = kwargs
         .get::<Option<String>>("key_name")?
@@ -1000,6 +1024,29 @@ mod tests {
         .unwrap();
         assert_eq!(need.into_iter().collect::<Vec<_>>(), vec!["a", "c"]);
         assert!(check_str("{{ a ").unwrap_err().syntax);
+    }
+
+    #[test]
+    fn product_filter() {
+        let c = ctx(serde_json::json!({}));
+        assert_eq!(
+            render_value("{{ ['a', 'b'] | product([1, 2]) | list }}", &c).unwrap(),
+            serde_json::json!([["a", 1], ["a", 2], ["b", 1], ["b", 2]])
+        );
+    }
+
+    #[test]
+    fn text_around_one_expression_is_kept() {
+        let ctx = ctx(serde_json::json!({"x": "made", "n": 3}));
+        assert_eq!(
+            render_value("{{ x }}\n", &ctx).unwrap(),
+            serde_json::json!("made\n")
+        );
+        assert_eq!(
+            render_value(" {{ n }}", &ctx).unwrap(),
+            serde_json::json!(" 3")
+        );
+        assert_eq!(render_value("{{ n }}", &ctx).unwrap(), serde_json::json!(3));
     }
 
     #[test]

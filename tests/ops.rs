@@ -495,7 +495,8 @@ async fn lineinfile_blockinfile_replace_ini_file() {
     idempotent(op!(ini_file), json!({"path": ini, "section": "libvirt", "option": "virt_type", "value": "qemu", "mode": "0600"}), d.path(), d.path()).await;
     assert_eq!(
         std::fs::read_to_string(&ini).unwrap(),
-        "[libvirt]\nvirt_type = qemu\n"
+        // A new file starts with a blank line, as community.general.ini_file writes it.
+        "\n[libvirt]\nvirt_type = qemu\n"
     );
     assert_eq!(std::fs::metadata(&ini).unwrap().mode() & 0o7777, 0o600);
     // lineinfile without create on a missing file fails and creates nothing

@@ -17,19 +17,28 @@ pub enum ModeSpec {
 }
 
 impl ModeSpec {
-    /// Parse a `mode:` value. An integer is read by its decimal digits as
-    /// octal (`mode: 644` and `mode: 0644` both mean rw-r--r--), since YAML 1.2
-    /// loaders drop the leading zero.
+    /// Parse a `mode:` value. An integer is the mode itself, as in Ansible:
+    /// the YAML loader reads an unquoted `0644` as YAML 1.1 octal (420 =
+    /// 0o644). An unquoted number without the leading zero (`mode: 644`) is
+    /// the decimal 644 = 0o1204, which Ansible applies silently (sticky bit,
+    /// odd permissions); ferry refuses every integer that would set the
+    /// setuid/setgid/sticky bits and asks for a quoted string instead.
     pub fn parse(v: &Value) -> Result<ModeSpec, String> {
         let s = match v {
-            // serde-saphyr reads `0644` as the float 644.0: take its digits.
-            Value::Number(n) => match (n.as_u64(), n.as_f64()) {
-                (Some(u), _) => u.to_string(),
-                (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 && f < 1e6 => {
-                    (f as u64).to_string()
+            Value::Number(n) => {
+                let m = match (n.as_u64(), n.as_f64()) {
+                    (Some(u), _) => u,
+                    (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 && f < 1e6 => f as u64,
+                    _ => return Err(format!("mode {n} is not an octal number")),
+                };
+                if m >= 0o1000 {
+                    return Err(format!(
+                        "unquoted mode {m} is the decimal number {m} (octal {m:o}) as YAML reads it; \
+                         write it as a quoted string (\"0{m}\") or with a leading zero (0{m})"
+                    ));
                 }
-                _ => return Err(format!("mode {n} is not an octal number")),
-            },
+                return Ok(ModeSpec::Octal(m as u32));
+            }
             Value::String(s) => {
                 let s = s.trim();
                 s.strip_prefix("0o").unwrap_or(s).to_string()
@@ -259,10 +268,18 @@ mod tests {
             ModeSpec::parse(&json!("755")).unwrap(),
             ModeSpec::Octal(0o755)
         );
+        // `mode: 0644` unquoted: the YAML loader gives 420 = 0o644.
         assert_eq!(
-            ModeSpec::parse(&json!(644)).unwrap(),
+            ModeSpec::parse(&json!(420)).unwrap(),
             ModeSpec::Octal(0o644)
         );
+        assert_eq!(
+            ModeSpec::parse(&json!(0o600)).unwrap(),
+            ModeSpec::Octal(0o600)
+        );
+        // `mode: 644` unquoted is decimal 644 = 0o1204: refused, not guessed.
+        let e = ModeSpec::parse(&json!(644)).unwrap_err();
+        assert!(e.contains("quoted"), "{e}");
         assert_eq!(
             ModeSpec::parse(&json!("01777")).unwrap(),
             ModeSpec::Octal(0o1777)

@@ -66,6 +66,11 @@ pub fn edit(p: &Params, content: &str) -> Edit {
     let mut ini = split_lines(content);
     let mut changed = false;
     let mut msg = "OK".to_string();
+    // As Ansible: an empty (or new) file starts as one blank line, so a new
+    // file reads "\n[section]\nk = v\n".
+    if ini.is_empty() {
+        ini.push("\n".into());
+    }
     if let Some(last) = ini.last_mut()
         && !last.ends_with('\n')
     {
@@ -345,7 +350,8 @@ mod tests {
         );
         assert_eq!(e.msg, "section and option added");
         let e = ed(json!({"section": "s", "option": "k", "value": "v"}), "");
-        assert_eq!(e.content, "[s]\nk = v\n");
+        // Byte for byte what community.general.ini_file writes.
+        assert_eq!(e.content, "\n[s]\nk = v\n");
     }
 
     #[test]

@@ -90,15 +90,19 @@ pub fn result_lines(r: &HostResult, verbosity: u8) -> Vec<String> {
         }
     }
     if let Some(d) = &r.diff {
+        // A unified diff (changed lines with 3 lines of context), not the
+        // whole file twice.
         let path = d.path.clone().unwrap_or_default();
-        lines.push(format!("--- before: {path}"));
-        lines.push(format!("+++ after: {path}"));
-        for l in d.before.lines() {
-            lines.push(format!("-{l}"));
+        let u = similar::TextDiff::from_lines(&d.before, &d.after)
+            .unified_diff()
+            .context_radius(3)
+            .header(&format!("before: {path}"), &format!("after: {path}"))
+            .to_string();
+        if u.is_empty() {
+            lines.push(format!("--- before: {path}"));
+            lines.push(format!("+++ after: {path}"));
         }
-        for l in d.after.lines() {
-            lines.push(format!("+{l}"));
-        }
+        lines.extend(u.lines().map(str::to_string));
     }
     lines
 }
