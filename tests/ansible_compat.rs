@@ -7,7 +7,7 @@
 //! real run's changed tasks. Bad input is refused before any host is touched.
 //!
 //! Needs root (the lab) and ansible from PyPI: the test uses
-//! `$FERRY_ANSIBLE_VENV`, `/work/venv-ansible-full`, or a venv it creates in
+//! `$FERRY_ANSIBLE_VENV`, `/opt/ferry/ansible-venv` (what `.ci/setup` makes), or a venv it creates in
 //! the temp dir with `pip install 'ansible>=12,<13'` (ansible-core plus the
 //! community.general and ansible.posix collections that ini_file and sysctl
 //! live in). When that cannot be installed it says so loudly and skips.
@@ -49,7 +49,7 @@ fn ansible_venv() -> Option<PathBuf> {
         if let Some(v) = std::env::var_os("FERRY_ANSIBLE_VENV") {
             candidates.push(v.into());
         }
-        candidates.push("/work/venv-ansible-full".into());
+        candidates.push("/opt/ferry/ansible-venv".into());
         let own = std::env::temp_dir().join("ferry-ansible-compat-venv");
         candidates.push(own.clone());
         if let Some(v) = candidates.iter().find(|v| has_collections(v)) {
