@@ -123,6 +123,8 @@ pub struct VarUse {
 /// What a play defines for the variable check.
 #[derive(Debug, Clone, Default)]
 pub struct PlayScope {
+    /// The play's `hosts:` pattern as written.
+    pub hosts: Option<String>,
     pub vars: HashSet<String>,
     /// Variables could come from somewhere the check cannot see (templated
     /// vars_files, include_vars without a static file): skip the undefined check.
@@ -440,6 +442,7 @@ impl Loader {
                     };
                     if let Some(p) = pattern {
                         self.out.host_patterns.push((p.clone(), v.loc.clone()));
+                        self.out.play_scopes[play_index].hosts = Some(p.clone());
                         play.hosts = p;
                     }
                 }
@@ -865,9 +868,14 @@ impl Loader {
             );
             return None;
         };
-        let load_vars = |this: &mut Self, sub: &str| -> Vars {
+        let mut var_docs: Vec<Node> = Vec::new();
+        let mut load_vars = |this: &mut Self, sub: &str| -> Vars {
             match Self::role_file(&dir, sub).and_then(|p| this.parse_one(&p, Some(loc))) {
-                Some(doc) if doc.as_map().is_some() => this.vars_map(&doc, &doc),
+                Some(doc) if doc.as_map().is_some() => {
+                    let vars = this.vars_map(&doc, &doc);
+                    var_docs.push(doc);
+                    vars
+                }
                 Some(doc) if !doc.is_null() => {
                     this.problem(
                         Problem::error(
@@ -902,6 +910,13 @@ impl Loader {
             local: Arc::new(local),
             play_dir: ctx.play_dir.clone(),
         };
+        // Defaults and vars are templates too: what their values need, the
+        // role's tasks and templates need when they use them.
+        for doc in &var_docs {
+            for (_, v) in doc.as_map().unwrap_or(&[]) {
+                self.template_uses(v, &rctx);
+            }
+        }
         let mut tasks = Vec::new();
         if let Some(p) = Self::role_file(&dir, "tasks") {
             tasks = self.task_file(&p, loc, &rctx);
