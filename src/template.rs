@@ -117,8 +117,91 @@ pub fn env_globals() -> &'static HashSet<String> {
 }
 
 /// A variable mapping as a template context.
+///
+/// A variable whose value holds template syntax is rendered when a template
+/// uses it, against the same context, as Ansible resolves variables lazily:
+/// a role default `libvirt_migration_address: "{{ migration_ip }}"` gives the
+/// host's `migration_ip`. A value that is not valid template syntax (command
+/// output with braces, say) stays as it is.
 pub fn context(vars: &Vars) -> Value {
-    Value::from(minijinja::value::Serde(vars))
+    Value::from_object(LazyVars {
+        vars: vars.clone(),
+        resolved: Default::default(),
+    })
+}
+
+#[derive(Debug)]
+struct LazyVars {
+    vars: Vars,
+    /// Templated values already rendered (each is rendered once per context).
+    resolved: std::sync::Mutex<std::collections::HashMap<String, Value>>,
+}
+
+/// How deep variables may refer to variables before it is called a loop.
+const MAX_VAR_DEPTH: u32 = 20;
+
+thread_local! {
+    static VAR_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+fn holds_template(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => is_template(s) && check_str(s).is_ok(),
+        serde_json::Value::Array(items) => items.iter().any(holds_template),
+        serde_json::Value::Object(m) => m.values().any(holds_template),
+        _ => false,
+    }
+}
+
+impl minijinja::value::Object for LazyVars {
+    fn repr(self: &std::sync::Arc<Self>) -> minijinja::value::ObjectRepr {
+        minijinja::value::ObjectRepr::Map
+    }
+
+    fn get_value(self: &std::sync::Arc<Self>, key: &Value) -> Option<Value> {
+        let name = key.as_str()?;
+        let v = self.vars.get(name)?;
+        if !holds_template(v) {
+            return Some(Value::from(minijinja::value::Serde(v)));
+        }
+        if let Some(r) = self.resolved.lock().unwrap().get(name) {
+            return Some(r.clone());
+        }
+        let depth = VAR_DEPTH.with(|d| {
+            let n = d.get() + 1;
+            d.set(n);
+            n
+        });
+        let rendered = if depth > MAX_VAR_DEPTH {
+            Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("variable `{name}` refers to itself (directly or through other variables)"),
+            ))
+        } else {
+            render_json(v, &Value::from_dyn_object(self.clone())).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("in the value of `{name}`: {}", e.message),
+                )
+            })
+        };
+        VAR_DEPTH.with(|d| d.set(d.get() - 1));
+        let value = match rendered {
+            Ok(r) => Value::from(minijinja::value::Serde(&r)),
+            Err(e) => Value::from(e),
+        };
+        self.resolved
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), value.clone());
+        Some(value)
+    }
+
+    fn enumerate(self: &std::sync::Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Values(
+            self.vars.keys().map(|k| Value::from(k.as_str())).collect(),
+        )
+    }
 }
 
 /// Whether a string holds template syntax at all.
@@ -777,6 +860,52 @@ mod tests {
 
     fn ctx(v: serde_json::Value) -> Value {
         Value::from(minijinja::value::Serde(&v))
+    }
+
+    fn lazy(v: serde_json::Value) -> Value {
+        context(&serde_json::from_value(v).unwrap())
+    }
+
+    #[test]
+    fn variables_holding_templates_resolve_when_used() {
+        let c = lazy(json!({
+            "addr": "{{ ip }}",
+            "ip": "10.10.0.11",
+            "uri": "tcp://{{ addr }}:{{ port }}",
+            "port": 16509,
+            "ports": ["{{ port }}", 2],
+            "same": "{{ port }}",
+            "out": "a {{ b",
+            "loop": "{{ loop2 }}",
+            "loop2": "{{ loop }}",
+            "bad": "{{ missing }}",
+        }));
+        assert_eq!(
+            render_str("{{ uri }}", &c).unwrap(),
+            "tcp://10.10.0.11:16509"
+        );
+        // Native types survive the indirection.
+        assert_eq!(render_value("{{ same + 1 }}", &c).unwrap(), json!(16510));
+        assert_eq!(render_value("{{ ports }}", &c).unwrap(), json!([16509, 2]));
+        // Not template syntax: kept as written.
+        assert_eq!(render_str("{{ out }}", &c).unwrap(), "a {{ b");
+        let e = render_str("{{ loop }}", &c).unwrap_err();
+        assert!(e.message.contains("refers to itself"), "{}", e.message);
+        let e = render_str("x={{ bad }}", &c).unwrap_err();
+        assert!(
+            e.message.contains("`bad`") && e.message.contains("missing"),
+            "{}",
+            e.message
+        );
+        // The context enumerates like the map it wraps.
+        assert_eq!(
+            render_str(
+                "{% for k in ks %}{{ k }}{% endfor %}",
+                &lazy(json!({"ks": ["a", "b"]}))
+            )
+            .unwrap(),
+            "ab"
+        );
     }
 
     #[test]

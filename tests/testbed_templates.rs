@@ -77,22 +77,6 @@ fn host_vars(extra: Value) -> Vars {
     for (k, val) in extra.as_object().unwrap() {
         v.insert(k.clone(), val.clone());
     }
-    // Resolve templated values (defaults refer to inventory variables).
-    for _ in 0..5 {
-        let ctx = ferry::template::context(&v);
-        let resolved: Vars = v
-            .iter()
-            .map(|(k, val)| {
-                let r = ferry::template::render_json(val, &ctx)
-                    .unwrap_or_else(|e| panic!("variable {k}: {e}"));
-                (k.clone(), r)
-            })
-            .collect();
-        if resolved == v {
-            break;
-        }
-        v = resolved;
-    }
     v
 }
 
