@@ -476,7 +476,7 @@ fn a_variable_one_host_of_the_play_lacks_is_named_with_that_host() {
     .unwrap();
     std::fs::write(
         d.join("roles/r/tasks/main.yml"),
-        "- template: {src: t.j2, dest: /tmp/t}\n",
+        "- template: {src: t.j2, dest: /tmp/t}\n- shell: |\n    echo start\n    ping -c1 {{ ip }}\n",
     )
     .unwrap();
     std::fs::write(d.join("pb.yml"), "- hosts: web\n  roles: [r]\n").unwrap();
@@ -487,6 +487,8 @@ fn a_variable_one_host_of_the_play_lacks_is_named_with_that_host() {
     // The template line (not its comment) and the role default that need it.
     assert!(text.contains("t.j2:3:"), "{text}");
     assert!(text.contains("defaults/main.yml:1:"), "{text}");
+    // Inside a literal block: the line and column of the use itself.
+    assert!(text.contains("tasks/main.yml:4:17:"), "{text}");
     assert!(
         text.contains("undefined variable `ip` for host w2"),
         "{text}"

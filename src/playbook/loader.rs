@@ -1905,12 +1905,12 @@ impl Loader {
 
     /// The source position of byte `off` of a string node's value, when it is written on one line.
     fn offset_loc(&self, node: &Node, s: &str, off: usize) -> SourceLoc {
-        if s[..off.min(s.len())].contains('\n') {
-            return node.loc.clone();
-        }
         let Some((src, index)) = self.sources.get(&*node.loc.file) else {
             return node.loc.clone();
         };
+        if let Some(nl) = s[..off.min(s.len())].rfind('\n') {
+            return Self::block_loc(node, src, s, off, nl);
+        }
         let start = index.offset(src, node.loc.line, node.loc.col);
         let rest = &src[start.min(src.len())..];
         let line = rest.split('\n').next().unwrap_or("");
@@ -1922,6 +1922,26 @@ impl Loader {
         if body.get(..off).is_some_and(|b| b == &s[..off]) {
             let mut loc = node.loc.clone();
             loc.col += (skip + s[..off].chars().count()) as u32;
+            return loc;
+        }
+        node.loc.clone()
+    }
+
+    /// Byte `off` (after a newline at `nl`) of a literal block scalar (`|`),
+    /// whose lines are the source's lines less their indentation; the node's
+    /// own position otherwise.
+    fn block_loc(node: &Node, src: &str, s: &str, off: usize, nl: usize) -> SourceLoc {
+        let lines_before = s[..off].matches('\n').count();
+        let text_line = s[nl + 1..].split('\n').next().unwrap_or("");
+        let indent = node.loc.col.saturating_sub(1) as usize;
+        let src_line = src
+            .lines()
+            .nth(node.loc.line as usize - 1 + lines_before)
+            .unwrap_or("");
+        if src_line.get(indent..) == Some(text_line) && !text_line.is_empty() {
+            let mut loc = node.loc.clone();
+            loc.line += lines_before as u32;
+            loc.col += s[nl + 1..off].chars().count() as u32;
             return loc;
         }
         node.loc.clone()
