@@ -451,3 +451,56 @@ fn import_role_brings_its_tasks_and_handlers() {
     };
     assert_eq!(cmd.loop_, Some(json!("{{ things }}")));
 }
+
+#[test]
+fn a_variable_one_host_of_the_play_lacks_is_named_with_that_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("roles/r/tasks")).unwrap();
+    std::fs::create_dir_all(d.join("roles/r/templates")).unwrap();
+    std::fs::create_dir_all(d.join("roles/r/defaults")).unwrap();
+    std::fs::write(
+        d.join("inv.yml"),
+        "all:\n  children:\n    web:\n      hosts:\n        w1: {ip: 10.0.0.1}\n        w2: {}\n    db:\n      hosts:\n        d1: {}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("roles/r/defaults/main.yml"),
+        "addr: \"{{ ip }}\"\nport: 80\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("roles/r/templates/t.j2"),
+        "# uses ip\nport = {{ port }}\nip = {{ ip }}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("roles/r/tasks/main.yml"),
+        "- template: {src: t.j2, dest: /tmp/t}\n- shell: |\n    echo start\n    ping -c1 {{ ip }}\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("pb.yml"), "- hosts: web\n  roles: [r]\n").unwrap();
+    let inv = Inventory::load(&[d.join("inv.yml")]).unwrap();
+    let err = ferry::playbook::load_and_check(&[d.join("pb.yml")], &inv, &Default::default())
+        .expect_err("w2 lacks ip");
+    let text = err.render(false);
+    // The template line (not its comment) and the role default that need it.
+    assert!(text.contains("t.j2:3:"), "{text}");
+    assert!(text.contains("defaults/main.yml:1:"), "{text}");
+    // Inside a literal block: the line and column of the use itself.
+    assert!(text.contains("tasks/main.yml:4:17:"), "{text}");
+    assert!(
+        text.contains("undefined variable `ip` for host w2"),
+        "{text}"
+    );
+    assert!(!text.contains("w1,") && !text.contains("d1"), "{text}");
+    // Every host of the play defines it: clean, though d1 (not in the play) does not.
+    std::fs::write(
+        d.join("inv.yml"),
+        "all:\n  children:\n    web:\n      hosts:\n        w1: {ip: 10.0.0.1}\n        w2: {ip: 10.0.0.2}\n    db:\n      hosts:\n        d1: {}\n",
+    )
+    .unwrap();
+    let inv = Inventory::load(&[d.join("inv.yml")]).unwrap();
+    ferry::playbook::load_and_check(&[d.join("pb.yml")], &inv, &Default::default())
+        .unwrap_or_else(|r| panic!("{}", r.render(false)));
+}

@@ -148,7 +148,7 @@ const SPECS: &[(&str, &str, &str, &str)] = &[
     (
         "file",
         "",
-        "path:path!/dest,name; state:str=file,directory,link,hard,touch,absent; mode:mode; owner:str; group:str; recurse:bool; src:path; force:bool; follow:bool",
+        "path:path!/dest,name; state:str=file,directory,link,hard,touch,absent; mode:mode; owner:str; group:str; recurse:bool; src:path; force:bool",
         "",
     ),
     (
@@ -184,13 +184,13 @@ const SPECS: &[(&str, &str, &str, &str)] = &[
     (
         "ini_file",
         "",
-        "path:path!/dest; section:str; option:str/key; value:raw; state:str=present,absent; backup:bool; create:bool; no_extra_spaces:bool; allow_no_value:bool; mode:mode; owner:str; group:str",
-        "",
+        "path:path!/dest; section:str; option:str/key; value:raw; state:str=present,absent; backup:bool; create:bool; no_extra_spaces:bool; allow_no_value:bool; modify_inactive_option:bool; mode:mode; owner:str; group:str",
+        "one:section|option",
     ),
     (
         "stat",
         "",
-        "path:path!/dest,name; follow:bool; get_checksum:bool; checksum_algorithm:str/checksum,checksum_algo=md5,sha1,sha224,sha256,sha384,sha512; get_mime:bool; get_attributes:bool",
+        "path:path!/dest,name; follow:bool; get_checksum:bool; checksum_algorithm:str/checksum,checksum_algo=sha1,sha256,md5",
         "",
     ),
     ("slurp", "", "src:path!/path", ""),
@@ -236,14 +236,14 @@ const SPECS: &[(&str, &str, &str, &str)] = &[
     (
         "apt",
         "",
-        "name:list/package,pkg; state:str=present,absent,latest,build-dep,fixed; update_cache:bool/update-cache; cache_valid_time:int; deb:path; install_recommends:bool/install-recommends; purge:bool; autoremove:bool; default_release:str/default-release",
+        "name:list/package,pkg; state:str=present,installed,absent,removed,latest; update_cache:bool/update-cache; cache_valid_time:int; deb:path; install_recommends:bool/install-recommends; purge:bool; autoremove:bool",
         "name|deb one:name|deb|update_cache|autoremove",
     ),
     (
         "package",
         "",
-        "name:list!; state:str!=present,absent,latest; use:str",
-        "",
+        "name:list/package,pkg; state:str=present,installed,absent,removed,latest; update_cache:bool/update-cache; cache_valid_time:int; deb:path; install_recommends:bool/install-recommends; purge:bool; autoremove:bool",
+        "name|deb one:name|deb|update_cache|autoremove",
     ),
     (
         "apt_key",
@@ -267,14 +267,14 @@ const SPECS: &[(&str, &str, &str, &str)] = &[
     (
         "service",
         "",
-        "name:str!/service; state:str=started,stopped,restarted,reloaded; enabled:bool; pattern:str; sleep:int; arguments:str/args",
-        "one:state|enabled",
+        "name:str!/service,unit; state:str=started,stopped,restarted,reloaded; enabled:bool; daemon_reload:bool/daemon-reload; start_command:str; pidfile:path; stop_signal:str; reload_signal:str; log_file:path",
+        "one:state|enabled|daemon_reload start_command|enabled",
     ),
     (
         "systemd",
         "",
-        "name:str/service,unit; state:str=started,stopped,restarted,reloaded; enabled:bool; daemon_reload:bool/daemon-reload; masked:bool; no_block:bool; scope:str=system,user,global",
-        "one:name|daemon_reload",
+        "name:str!/service,unit; state:str=started,stopped,restarted,reloaded; enabled:bool; daemon_reload:bool/daemon-reload; start_command:str; pidfile:path; stop_signal:str; reload_signal:str; log_file:path",
+        "one:state|enabled|daemon_reload start_command|enabled",
     ),
     // --- system
     (
@@ -286,13 +286,13 @@ const SPECS: &[(&str, &str, &str, &str)] = &[
     (
         "modprobe",
         "",
-        "name:str!; state:str=present,absent; params:str; persistent:str=disabled,absent,present",
+        "name:str!; state:str=present,absent; params:str",
         "",
     ),
     (
         "user",
         "",
-        "name:str!/user; state:str=present,absent; uid:int; group:str; groups:list; append:bool; shell:path; home:path; create_home:bool/createhome; system:bool; password:str; comment:str; remove:bool; move_home:bool",
+        "name:str!/user; state:str=present,absent; uid:int; group:str; groups:list; append:bool; shell:path; home:path; create_home:bool/createhome; system:bool; password:str; comment:str; remove:bool",
         "",
     ),
     (
@@ -311,20 +311,20 @@ const SPECS: &[(&str, &str, &str, &str)] = &[
     (
         "authorized_key",
         "",
-        "user:str!; key:str!; state:str=present,absent; path:path; manage_dir:bool; exclusive:bool; key_options:str; comment:str",
+        "user:str!; key:str!; state:str=present,absent; path:path; manage_dir:bool; exclusive:bool",
         "",
     ),
     (
         "wait_for",
         "",
-        "host:str; port:int; path:path; state:str=absent,drained,present,started,stopped; search_regex:str; timeout:int; delay:int; sleep:int; connect_timeout:int; msg:str",
+        "host:str; port:int; path:path; state:str=started,present,stopped,absent; search_regex:str; timeout:int; delay:int; sleep:int; connect_timeout:int; msg:str",
         "port|path",
     ),
     // --- source
     (
         "git",
         "",
-        "repo:str!/name; dest:path!; version:str; force:bool; depth:int; clone:bool; update:bool; accept_hostkey:bool; recursive:bool; remote:str; bare:bool; single_branch:bool",
+        "repo:str!/name; dest:path!; version:str; force:bool; depth:int; clone:bool; update:bool; via:str=auto,host,controller",
         "",
     ),
     (
@@ -336,7 +336,7 @@ const SPECS: &[(&str, &str, &str, &str)] = &[
     (
         "build",
         "",
-        "src:path!/chdir; configure_flags:list; make_target:str; prefix:path; marker:path; jobs:int",
+        "src:path!/chdir; configure_flags:list; make_target:str; prefix:path; jobs:int; marker:path",
         "",
     ),
     // --- control
@@ -730,6 +730,145 @@ mod tests {
         }
         assert!(lookup("ansible.builtin.copy").is_some());
         assert!(lookup("community.general.ini_file").is_some());
+    }
+
+    /// The parsers of the host ops (`Params::parse` in `src/ops/<op>.rs`) are
+    /// the truth about what an op takes; `ferry check` must accept what
+    /// `ferry run` accepts and reject what it rejects.
+    type Parse = fn(&crate::playbook::model::Vars) -> Result<(), String>;
+
+    fn host_op_parsers() -> Vec<(&'static str, Parse)> {
+        macro_rules! p {
+            ($($name:literal => $m:ident),* $(,)?) => {
+                vec![$(($name, (|a| crate::ops::$m::Params::parse(a).map(|_| ()).map_err(|e| e.to_string())) as Parse)),*]
+            };
+        }
+        p![
+            "apt" => apt, "package" => apt, "authorized_key" => authorized_key,
+            "blockinfile" => blockinfile, "build" => build, "copy" => copy, "file" => file,
+            "git" => git, "group" => group, "hostname" => hostname, "ini_file" => ini_file,
+            "lineinfile" => lineinfile, "modprobe" => modprobe, "replace" => replace,
+            "service" => service, "systemd" => service, "slurp" => slurp, "stat" => stat,
+            "sysctl" => sysctl, "template" => template, "user" => user, "wait_for" => wait_for,
+        ]
+    }
+
+    /// A value of the parameter's type the parsers take.
+    fn sample(p: &Param) -> Value {
+        if let Some(c) = p.choices.first() {
+            return json!(c);
+        }
+        match p.ty {
+            ParamType::Str | ParamType::Raw => json!("x"),
+            ParamType::Path => json!("/tmp/x"),
+            ParamType::Bool => json!(true),
+            ParamType::Int | ParamType::Float => json!(1),
+            ParamType::List => json!(["x"]),
+            ParamType::Dict => json!({}),
+            ParamType::Mode => json!("0644"),
+        }
+    }
+
+    /// The smallest arguments the schema accepts: its required parameters and
+    /// the first of each at-least-one-of group.
+    fn minimal(s: &OpSchema) -> crate::playbook::model::Vars {
+        let mut args = crate::playbook::model::Vars::new();
+        for p in s.params.iter().filter(|p| p.required) {
+            args.insert(p.name.to_string(), sample(p));
+        }
+        // Requirements the schema notation cannot say (they depend on a value):
+        // the parsers check them when the task runs.
+        let conditional = match s.name {
+            "authorized_key" => json!({"key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA x@y"}),
+            "lineinfile" | "sysctl" => json!({"line": "x", "value": "1"}),
+            _ => json!({}),
+        };
+        for (k, v) in conditional.as_object().unwrap() {
+            if s.params.iter().any(|p| p.name == k) {
+                args.insert(k.clone(), v.clone());
+            }
+        }
+        for g in &s.required_one_of {
+            if !g.iter().any(|n| args.contains_key(*n)) {
+                args.insert(g[0].to_string(), sample(s.param(g[0]).unwrap()));
+            }
+        }
+        args
+    }
+
+    #[test]
+    fn schemas_agree_with_the_op_parsers() {
+        let mut wrong = Vec::new();
+        for (op, parse) in host_op_parsers() {
+            let s = lookup(op).unwrap_or_else(|| panic!("{op} has a parser but no schema"));
+            let base = minimal(s);
+            assert!(
+                s.validate(&base).is_empty(),
+                "{op}: {:?}",
+                s.validate(&base)
+            );
+            if let Err(e) = parse(&base) {
+                wrong.push(format!(
+                    "{op}: the parser rejects {base:?}, which the schema accepts: {e}"
+                ));
+            }
+            // Every name and alias the schema takes, the parser takes.
+            for p in &s.params {
+                for name in std::iter::once(p.name).chain(p.aliases.iter().copied()) {
+                    let mut args = base.clone();
+                    args.shift_remove(p.name);
+                    args.insert(name.to_string(), sample(p));
+                    if let Err(e) = parse(&args)
+                        && e.contains("unsupported parameter")
+                    {
+                        wrong.push(format!("{op}: schema takes `{name}`, parser does not: {e}"));
+                    }
+                }
+                for c in p.choices.iter().skip(1) {
+                    let mut args = base.clone();
+                    args.insert(p.name.to_string(), json!(c));
+                    if let Err(e) = parse(&args)
+                        && e.contains("must be one of")
+                    {
+                        wrong.push(format!(
+                            "{op}: schema takes {}={c}, parser does not: {e}",
+                            p.name
+                        ));
+                    }
+                }
+                if !p.choices.is_empty() {
+                    let mut args = base.clone();
+                    args.insert(p.name.to_string(), json!("zz_bogus"));
+                    let e = parse(&args).expect_err("a value out of the choices is rejected");
+                    let said = e
+                        .split_once("must be one of ")
+                        .and_then(|(_, r)| r.split_once(", got"))
+                        .map(|(c, _)| c)
+                        .unwrap_or_else(|| panic!("{op}: {e}"));
+                    for c in said.split(", ") {
+                        if !p.choices.contains(&c) {
+                            wrong.push(format!(
+                                "{op}: parser takes {}={c}, schema does not",
+                                p.name
+                            ));
+                        }
+                    }
+                }
+            }
+            // Every name the parser asks for, the schema takes.
+            let mut args = base.clone();
+            args.insert("zz_probe".into(), json!("x"));
+            let e = parse(&args).expect_err("an unknown parameter is rejected");
+            let (_, known) = e
+                .split_once("ferry supports: ")
+                .unwrap_or_else(|| panic!("{op}: {e}"));
+            for name in known.split(", ") {
+                if s.param(name).is_none() {
+                    wrong.push(format!("{op}: parser takes `{name}`, schema does not"));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The checks that need everything loaded: host patterns against the
 //! inventory, and variables no layer could define.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use super::diag::{CheckReport, Problem};
@@ -44,35 +44,104 @@ pub fn load_and_check(
         problems.extend(check_pattern(inventory, pattern, loc));
     }
 
-    // Names some layer may define.
-    let mut known: HashSet<&str> = MAGIC_VARS.iter().copied().collect();
-    for h in inventory.hosts.values() {
-        known.extend(h.vars.keys().map(String::as_str));
-    }
-    for g in inventory.groups.values() {
-        known.extend(g.vars.keys().map(String::as_str));
-    }
-    known.extend(extra_vars.keys().map(String::as_str));
-    known.extend(loaded.runtime_vars.iter().map(String::as_str));
+    // Names every host sees: magic, -e, and what tasks set at run time.
+    let mut common: HashSet<&str> = MAGIC_VARS.iter().copied().collect();
+    common.extend(extra_vars.keys().map(String::as_str));
+    common.extend(loaded.runtime_vars.iter().map(String::as_str));
+    // Names each host's inventory view defines (host vars, its groups' vars,
+    // group_vars/ and host_vars/ files), as the engine builds it.
+    let host_known: HashMap<&str, HashSet<String>> = inventory
+        .hosts
+        .keys()
+        .map(|h| {
+            let names = crate::vars::inventory_vars(inventory, h)
+                .into_keys()
+                .collect();
+            (h.as_str(), names)
+        })
+        .collect();
+    // Names any host defines (for plays whose hosts the check cannot resolve).
+    let any_host: HashSet<&str> = host_known
+        .values()
+        .flat_map(|n| n.iter().map(String::as_str))
+        .collect();
+    // Each play's hosts; None: unknown (templated pattern, or no host matches).
+    let play_hosts: Vec<Option<Vec<String>>> = loaded
+        .play_scopes
+        .iter()
+        .map(|s| {
+            let pattern = s.hosts.as_deref()?;
+            // (A hand-made inventory without `all` cannot resolve patterns.)
+            if crate::template::is_template(pattern) || !inventory.groups.contains_key("all") {
+                return None;
+            }
+            inventory.select(pattern).ok().filter(|h| !h.is_empty())
+        })
+        .collect();
     for u in &loaded.uses {
         let scope = loaded.play_scopes.get(u.play);
         if scope.is_some_and(|s| s.open) {
             continue;
         }
         let name = u.name.as_str();
-        if known.contains(name)
+        if common.contains(name)
             || name.starts_with("ansible_")
             || scope.is_some_and(|s| s.vars.contains(name))
             || u.local.iter().any(|l| l == name)
         {
             continue;
         }
-        let mut candidates: Vec<&str> = known.iter().copied().collect();
+        let hosts = play_hosts.get(u.play).cloned().flatten();
+        let missing: Vec<&str> = match &hosts {
+            Some(hosts) => hosts
+                .iter()
+                .map(String::as_str)
+                .filter(|h| !host_known.get(h).is_some_and(|n| n.contains(name)))
+                .collect(),
+            None if any_host.contains(name) => Vec::new(),
+            None => vec![""],
+        };
+        if missing.is_empty() {
+            continue;
+        }
+        let some_hosts = hosts.as_ref().is_some_and(|h| missing.len() < h.len());
+        if some_hosts {
+            // Defined for some hosts of the play, not for these.
+            let defined_on = hosts
+                .iter()
+                .flatten()
+                .find(|h| !missing.contains(&h.as_str()))
+                .map(String::as_str)
+                .unwrap_or_default();
+            problems.push(
+                Problem::error(
+                    &u.loc,
+                    format!(
+                        "undefined variable `{name}` for host{} {}",
+                        if missing.len() > 1 { "s" } else { "" },
+                        missing.join(", ")
+                    ),
+                )
+                .label(format!("needs `{name}`"))
+                .hint(format!(
+                    "`{defined_on}` defines `{name}` in the inventory, {} not: set it there (host vars, a group var or group_vars/), or write `{name} | default(...)`",
+                    missing.join(", ")
+                ))
+                .span_len(name.len()),
+            );
+            continue;
+        }
+        let mut candidates: Vec<&str> = common
+            .iter()
+            .copied()
+            .chain(any_host.iter().copied())
+            .collect();
         if let Some(s) = scope {
             candidates.extend(s.vars.iter().map(String::as_str));
         }
         candidates.extend(u.local.iter().map(String::as_str));
         candidates.sort();
+        candidates.dedup();
         let hint = match super::suggest(name, candidates) {
             Some(s) => format!("did you mean `{s}`?"),
             None => format!(

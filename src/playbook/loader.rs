@@ -123,6 +123,8 @@ pub struct VarUse {
 /// What a play defines for the variable check.
 #[derive(Debug, Clone, Default)]
 pub struct PlayScope {
+    /// The play's `hosts:` pattern as written.
+    pub hosts: Option<String>,
     pub vars: HashSet<String>,
     /// Variables could come from somewhere the check cannot see (templated
     /// vars_files, include_vars without a static file): skip the undefined check.
@@ -440,6 +442,7 @@ impl Loader {
                     };
                     if let Some(p) = pattern {
                         self.out.host_patterns.push((p.clone(), v.loc.clone()));
+                        self.out.play_scopes[play_index].hosts = Some(p.clone());
                         play.hosts = p;
                     }
                 }
@@ -865,9 +868,14 @@ impl Loader {
             );
             return None;
         };
-        let load_vars = |this: &mut Self, sub: &str| -> Vars {
+        let mut var_docs: Vec<Node> = Vec::new();
+        let mut load_vars = |this: &mut Self, sub: &str| -> Vars {
             match Self::role_file(&dir, sub).and_then(|p| this.parse_one(&p, Some(loc))) {
-                Some(doc) if doc.as_map().is_some() => this.vars_map(&doc, &doc),
+                Some(doc) if doc.as_map().is_some() => {
+                    let vars = this.vars_map(&doc, &doc);
+                    var_docs.push(doc);
+                    vars
+                }
                 Some(doc) if !doc.is_null() => {
                     this.problem(
                         Problem::error(
@@ -902,6 +910,13 @@ impl Loader {
             local: Arc::new(local),
             play_dir: ctx.play_dir.clone(),
         };
+        // Defaults and vars are templates too: what their values need, the
+        // role's tasks and templates need when they use them.
+        for doc in &var_docs {
+            for (_, v) in doc.as_map().unwrap_or(&[]) {
+                self.template_uses(v, &rctx);
+            }
+        }
         let mut tasks = Vec::new();
         if let Some(p) = Self::role_file(&dir, "tasks") {
             tasks = self.task_file(&p, loc, &rctx);
@@ -1893,12 +1908,12 @@ impl Loader {
 
     /// The source position of byte `off` of a string node's value, when it is written on one line.
     fn offset_loc(&self, node: &Node, s: &str, off: usize) -> SourceLoc {
-        if s[..off.min(s.len())].contains('\n') {
-            return node.loc.clone();
-        }
         let Some((src, index)) = self.sources.get(&*node.loc.file) else {
             return node.loc.clone();
         };
+        if let Some(nl) = s[..off.min(s.len())].rfind('\n') {
+            return Self::block_loc(node, src, s, off, nl);
+        }
         let start = index.offset(src, node.loc.line, node.loc.col);
         let rest = &src[start.min(src.len())..];
         let line = rest.split('\n').next().unwrap_or("");
@@ -1910,6 +1925,26 @@ impl Loader {
         if body.get(..off).is_some_and(|b| b == &s[..off]) {
             let mut loc = node.loc.clone();
             loc.col += (skip + s[..off].chars().count()) as u32;
+            return loc;
+        }
+        node.loc.clone()
+    }
+
+    /// Byte `off` (after a newline at `nl`) of a literal block scalar (`|`),
+    /// whose lines are the source's lines less their indentation; the node's
+    /// own position otherwise.
+    fn block_loc(node: &Node, src: &str, s: &str, off: usize, nl: usize) -> SourceLoc {
+        let lines_before = s[..off].matches('\n').count();
+        let text_line = s[nl + 1..].split('\n').next().unwrap_or("");
+        let indent = node.loc.col.saturating_sub(1) as usize;
+        let src_line = src
+            .lines()
+            .nth(node.loc.line as usize - 1 + lines_before)
+            .unwrap_or("");
+        if src_line.get(indent..) == Some(text_line) && !text_line.is_empty() {
+            let mut loc = node.loc.clone();
+            loc.line += lines_before as u32;
+            loc.col += s[nl + 1..off].chars().count() as u32;
             return loc;
         }
         node.loc.clone()
