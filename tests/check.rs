@@ -324,8 +324,7 @@ proptest! {
 #[test]
 fn good_fixture_loads_into_the_model() {
     let root = Path::new(ROOT).join("tests/fixtures/good");
-    let inventory =
-        ferry::inventory::Inventory::load(&[root.join("inventory.yml")]).unwrap();
+    let inventory = ferry::inventory::Inventory::load(&[root.join("inventory.yml")]).unwrap();
     let (pbs, warnings) = ferry::playbook::load_and_check(
         &[root.join("basic/playbook.yml")],
         &inventory,
