@@ -453,3 +453,46 @@ fn failures_stay_on_their_host() {
         show(&out)
     );
 }
+
+#[test]
+fn facts_show_the_migration_nic_and_name_unreachable_hosts() {
+    let lab = LabGuard::up("engfacts", 3);
+    let (n1, n3) = (lab.hosts[0].name.clone(), lab.hosts[2].name.clone());
+    let inv = lab.inventory.to_str().unwrap().to_string();
+    let out = ferry(&["facts", "-i", &inv, &n1]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let facts: Value = serde_json::from_slice(&out.stdout).expect("facts are JSON");
+    let hosts: Vec<&String> = facts.as_object().unwrap().keys().collect();
+    assert_eq!(hosts, [&n1], "only the pattern's hosts");
+    let mig = &facts[&n1]["ansible_mig0"];
+    assert_eq!(mig["mtu"], 1500, "{mig}");
+    assert_eq!(
+        mig["ipv4"]["address"],
+        lab.hosts[0].migration_ip.as_str(),
+        "{mig}"
+    );
+    assert_eq!(facts[&n1]["ansible_hostname"], n1.as_str());
+
+    // Host 3's sshd killed: named on stderr, exit 4, the others still printed.
+    let pid = lab.record(&n3).sshd.expect("sshd recorded").pid;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let out = ferry(&["facts", "-i", &inv]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", show(&out));
+    let facts: Value = serde_json::from_slice(&out.stdout).expect("facts are JSON");
+    let mut hosts: Vec<String> = facts.as_object().unwrap().keys().cloned().collect();
+    hosts.sort();
+    assert_eq!(
+        hosts,
+        [lab.hosts[0].name.clone(), lab.hosts[1].name.clone()]
+    );
+    let err = text(&out.stderr);
+    assert!(err.contains(&n3) && err.contains("UNREACHABLE"), "{err}");
+    assert_eq!(
+        facts[&lab.hosts[1].name]["ansible_mig0"]["ipv4"]["address"],
+        lab.hosts[1].migration_ip.as_str()
+    );
+}
