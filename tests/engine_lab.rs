@@ -55,10 +55,9 @@ fn alias_inventory(lab: &LabGuard, dir: &Path, common_args: Option<&str>) -> Pat
         "all:\n  vars:\n    ansible_user: root\n    ansible_ssh_private_key_file: \"{}\"\n    workdir: /tmp/ferry-features\n",
         lab.private_key().display()
     );
-    if let Some(a) = common_args.or(Some(&lab_args)) {
-        if !a.is_empty() {
-            s += &format!("    ansible_ssh_common_args: \"{a}\"\n");
-        }
+    let a = common_args.unwrap_or(&lab_args);
+    if !a.is_empty() {
+        s += &format!("    ansible_ssh_common_args: \"{a}\"\n");
     }
     s += "  hosts:\n";
     for h in &lab.hosts {
