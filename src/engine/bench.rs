@@ -210,6 +210,32 @@ fn provision_on(args: &BenchProvisionArgs, inventory: &std::path::Path) -> CmdRe
             "run {run}: wall {wall:.3} s, {:.0} tasks/s, changed {changed}, failed {failed}, exit {code}; controller peak RSS {rss:.1} MiB, CPU {cpu:.2} s",
             total / wall.max(1e-9)
         );
+        // The first few failures, so a run that failed says why.
+        let events = rec.0.lock().unwrap();
+        let failures = events.iter().filter_map(|e| match &e.kind {
+            super::EventKind::HostResult(r)
+                if matches!(
+                    r.outcome,
+                    super::Outcome::Failed | super::Outcome::Unreachable
+                ) =>
+            {
+                Some(format!(
+                    "  {}: {} [{}]: {}{}",
+                    r.host,
+                    r.task,
+                    r.op,
+                    r.msg.as_deref().unwrap_or(""),
+                    r.stderr
+                        .as_deref()
+                        .map(|e| format!(" ({})", e.trim()))
+                        .unwrap_or_default()
+                ))
+            }
+            _ => None,
+        });
+        for line in failures.take(3) {
+            eprintln!("{line}");
+        }
         worst = worst.max(code);
     }
     Ok(worst)
