@@ -54,7 +54,7 @@ pub fn lazy_context(vars: &Vars) -> MjValue {
 }
 
 /// How deep variables may refer to variables that refer to variables.
-const MAX_DEPTH: usize = 32;
+const MAX_DEPTH: usize = 8;
 
 #[derive(Debug)]
 struct LazyVars {
