@@ -47,7 +47,7 @@ pub struct InventoryOpts {
 }
 
 /// Options for reaching hosts.
-#[derive(Debug, Args, Clone, Default)]
+#[derive(Debug, Args, Clone)]
 pub struct ConnectOpts {
     /// Private key for SSH (when the inventory does not name one).
     #[arg(long = "private-key", value_name = "FILE")]
@@ -70,6 +70,41 @@ pub struct ConnectOpts {
     /// SSH user when neither inventory nor ssh config says.
     #[arg(short = 'u', long = "user")]
     pub user: Option<String>,
+}
+
+/// The command line's defaults (a 10 s connect timeout), for commands that reach hosts
+/// without parsing these options (`ferry bench provision`).
+impl Default for ConnectOpts {
+    fn default() -> Self {
+        ConnectOpts {
+            private_key: None,
+            known_hosts: Vec::new(),
+            accept_new_host_keys: false,
+            forks: None,
+            connect_timeout: 10,
+            ask_become_pass: false,
+            user: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Probe {
+        #[command(flatten)]
+        connect: super::ConnectOpts,
+    }
+
+    #[test]
+    fn connect_opts_default_is_the_command_lines() {
+        let parsed = Probe::parse_from(["probe"]).connect;
+        let default = super::ConnectOpts::default();
+        assert_eq!(parsed.connect_timeout, default.connect_timeout);
+        assert_eq!(format!("{parsed:?}"), format!("{default:?}"));
+    }
 }
 
 #[derive(Debug, Args)]

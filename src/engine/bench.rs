@@ -4,37 +4,36 @@
 //! W tasks per host twice (from nothing, then with nothing to change) and prints the wall
 //! time of each run, tasks per second, the controller's peak RSS and CPU time.
 //!
-//! SCAFFOLDING(integration): the workload uses `command`/`shell` only until the file, copy,
-//! template and lineinfile ops land (see [`workload`]); host loading goes through the same
-//! seam as `ferry run` (`command::load_hosts`).
+//! The workload uses the real `file`, `copy`, `template`, `lineinfile`, `shell` and `command`
+//! ops (see [`workload`]); hosts are loaded and reached as `ferry run` does.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use miette::{IntoDiagnostic, miette};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{Engine, Recorder, RunOptions};
 use crate::CmdResult;
 use crate::cli::{BenchProvisionArgs, ConnectOpts, InventoryOpts};
 use crate::playbook::{Play, Playbook, Task, TaskItem};
 
-/// The benchmark's tasks for one host, cycling through: ensure a directory, copy a small
-/// file, template a small file with a host var, a shell command guarded by `creates:`, a
-/// lineinfile with `create: true`; the last task is a read-only `cat` with `changed_when: false`.
-pub fn workload(tasks: u32) -> Playbook {
+/// The benchmark's tasks for one host, cycling through: ensure a directory (0755), copy a
+/// small file (0644), template a small file with host vars (`template`, the controller file
+/// given), a shell command guarded by `creates:`, a lineinfile with `create: true`; the last
+/// task is a read-only `command: cat` with `changed_when: false`.
+pub fn workload(tasks: u32, template: &std::path::Path) -> Playbook {
     let root = "/tmp/ferry-bench";
     let mut items = Vec::new();
-    let mk = |name: String, op: &str, raw: String, creates: Option<String>| {
+    let mk = |name: String, op: &str, args: Value| {
         let mut t = Task {
             name: Some(name),
             op: op.into(),
             ..Task::default()
         };
-        t.args.insert("_raw_params".into(), Value::String(raw));
-        if let Some(c) = creates {
-            t.args.insert("creates".into(), Value::String(c));
+        if let Value::Object(m) = args {
+            t.args.extend(m);
         }
         t
     };
@@ -43,56 +42,38 @@ pub fn workload(tasks: u32) -> Playbook {
         let t = match i % 5 {
             0 => mk(
                 format!("directory {i}"),
-                "command",
-                format!("mkdir -p -m 0755 {d}"),
-                Some(d.clone()),
+                "file",
+                json!({"path": d, "state": "directory", "mode": "0755"}),
             ),
             1 => mk(
                 format!("copy {i}"),
-                "shell",
-                format!(
-                    "mkdir -p {d} && printf 'small file {i}\\n' > {d}/copy{i} && chmod 0644 {d}/copy{i}"
-                ),
-                Some(format!("{d}/copy{i}")),
+                "copy",
+                json!({"content": format!("small file {i}\n"), "dest": format!("{d}/copy{i}"), "mode": "0644"}),
             ),
             2 => mk(
                 format!("template {i}"),
-                "shell",
-                format!(
-                    "mkdir -p {d} && printf 'host {{{{ inventory_hostname }}}} {i}\\n' > {d}/tmpl{i}"
-                ),
-                Some(format!("{d}/tmpl{i}")),
+                "template",
+                json!({"src": template.display().to_string(), "dest": format!("{d}/tmpl{i}"), "mode": "0644"}),
             ),
             3 => mk(
                 format!("guarded shell {i}"),
                 "shell",
-                format!("mkdir -p {d} && date > {d}/stamp{i}"),
-                Some(format!("{d}/stamp{i}")),
+                json!({"_raw_params": format!("date > {d}/stamp{i}"), "creates": format!("{d}/stamp{i}")}),
             ),
-            _ => {
-                let mut t = mk(
-                    format!("lineinfile {i}"),
-                    "shell",
-                    format!(
-                        "mkdir -p {d} && touch {d}/lines && (grep -qx 'line {i}' {d}/lines && echo same || echo 'line {i}' >> {d}/lines)"
-                    ),
-                    None,
-                );
-                t.changed_when = vec!["'same' not in __r.stdout".into()];
-                t.register = Some("__r".into());
-                t
-            }
+            _ => mk(
+                format!("lineinfile {i}"),
+                "lineinfile",
+                json!({"path": format!("{d}/lines"), "line": format!("line {i}"), "create": true}),
+            ),
         };
         items.push(TaskItem::Task(t));
     }
     let mut last = mk(
         "read back".into(),
         "command",
-        format!("cat {root}/d0/lines"),
-        None,
+        json!({"_raw_params": format!("cat {root}/d0/copy1")}),
     );
     last.changed_when = vec!["false".into()];
-    last.failed_when = vec!["false".into()];
     items.push(TaskItem::Task(last));
     Playbook {
         path: PathBuf::from("<bench>"),
@@ -105,6 +86,9 @@ pub fn workload(tasks: u32) -> Playbook {
         }],
     }
 }
+
+/// The small template the workload renders with host vars.
+const TEMPLATE: &str = "host {{ inventory_hostname }} at {{ ansible_host | default('local') }}\n";
 
 /// Peak RSS (MiB) and user+system CPU seconds of this process so far.
 pub fn usage() -> (f64, f64) {
@@ -152,12 +136,36 @@ fn lab_up(hosts: u32) -> miette::Result<PathBuf> {
 }
 
 pub fn provision(args: BenchProvisionArgs) -> CmdResult {
+    let made_lab = args.inventory.is_none();
     let inventory = match &args.inventory {
         Some(i) => i.clone(),
         None => lab_up(args.hosts)?,
     };
+    let result = provision_on(&args, &inventory);
+    if made_lab {
+        lab_down();
+    }
+    result
+}
+
+/// `ferry lab down --name bench` (the lab this benchmark made); a failure is only reported.
+fn lab_down() {
+    let down = std::env::current_exe().and_then(|exe| {
+        std::process::Command::new(exe)
+            .args(["lab", "down", "--name", "bench"])
+            .stdout(std::process::Stdio::null())
+            .status()
+    });
+    match down {
+        Ok(s) if s.success() => {}
+        Ok(s) => eprintln!("`ferry lab down --name bench` failed ({s})"),
+        Err(e) => eprintln!("cannot run `ferry lab down --name bench`: {e}"),
+    }
+}
+
+fn provision_on(args: &BenchProvisionArgs, inventory: &std::path::Path) -> CmdResult {
     let inv = InventoryOpts {
-        inventory: vec![inventory.clone()],
+        inventory: vec![inventory.to_path_buf()],
         ..InventoryOpts::default()
     };
     let connect = ConnectOpts::default();
@@ -166,13 +174,16 @@ pub fn provision(args: BenchProvisionArgs) -> CmdResult {
         .select("all")
         .map_err(|e| miette!("{}: {e}", inventory.display()))?
         .len();
-    let pb = workload(args.tasks);
+    let dir = tempfile::tempdir().into_diagnostic()?;
+    let template = dir.path().join("small.j2");
+    std::fs::write(&template, TEMPLATE).into_diagnostic()?;
+    let pb = workload(args.tasks, &template);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .into_diagnostic()?;
     println!(
-        "bench provision: {n_hosts} hosts x {} tasks (command/shell workload until the file ops land)",
+        "bench provision: {n_hosts} hosts x {} tasks (file, copy, template, guarded shell, lineinfile; read-only cat last)",
         args.tasks
     );
     let mut worst = 0;
@@ -199,6 +210,32 @@ pub fn provision(args: BenchProvisionArgs) -> CmdResult {
             "run {run}: wall {wall:.3} s, {:.0} tasks/s, changed {changed}, failed {failed}, exit {code}; controller peak RSS {rss:.1} MiB, CPU {cpu:.2} s",
             total / wall.max(1e-9)
         );
+        // The first few failures, so a run that failed says why.
+        let events = rec.0.lock().unwrap();
+        let failures = events.iter().filter_map(|e| match &e.kind {
+            super::EventKind::HostResult(r)
+                if matches!(
+                    r.outcome,
+                    super::Outcome::Failed | super::Outcome::Unreachable
+                ) =>
+            {
+                Some(format!(
+                    "  {}: {} [{}]: {}{}",
+                    r.host,
+                    r.task,
+                    r.op,
+                    r.msg.as_deref().unwrap_or(""),
+                    r.stderr
+                        .as_deref()
+                        .map(|e| format!(" ({})", e.trim()))
+                        .unwrap_or_default()
+                ))
+            }
+            _ => None,
+        });
+        for line in failures.take(3) {
+            eprintln!("{line}");
+        }
         worst = worst.max(code);
     }
     Ok(worst)

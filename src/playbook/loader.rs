@@ -66,6 +66,7 @@ pub const TASK_KEYS: &[&str] = &[
     "vars",
     "args",
     "any_errors_fatal",
+    "timeout",
 ];
 
 /// Keys a block may have.
@@ -85,6 +86,7 @@ pub const BLOCK_KEYS: &[&str] = &[
     "run_once",
     "no_log",
     "any_errors_fatal",
+    "timeout",
 ];
 
 /// Keys of `include_tasks` / `import_tasks` / `include_role` / `import_role` tasks.
@@ -105,6 +107,7 @@ const INCLUDE_KEYS: &[&str] = &[
     "run_once",
     "no_log",
     "any_errors_fatal",
+    "timeout",
 ];
 
 const LOOP_CONTROL_KEYS: &[&str] = &["loop_var", "label"];
@@ -1052,6 +1055,11 @@ impl Loader {
             "run_once" => kw.run_once = self.boolean(k, v),
             "no_log" => kw.no_log = self.boolean(k, v),
             "any_errors_fatal" => kw.any_errors_fatal = self.boolean(k, v),
+            // Ansible's task timeout (seconds): the command is killed, the task fails.
+            "timeout" => match v.as_f64() {
+                Some(f) if f > 0.0 => kw.timeout = Some(f),
+                _ => self.wrong_type(k, v, "a positive number of seconds"),
+            },
             _ => return false,
         }
         true
