@@ -161,7 +161,8 @@ impl minijinja::value::Object for LazyVars {
             return done.clone();
         }
         let raw = self.vars.get(name)?;
-        if !holds_template(raw) {
+        // Other hosts' variables are theirs to render, never in this host's context.
+        if name == "hostvars" || !holds_template(raw) {
             return Some(Value::from(minijinja::value::Serde(raw)));
         }
         // Mark it as being rendered: a variable that needs itself is a loop.

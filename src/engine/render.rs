@@ -1,10 +1,6 @@
 //! The engine's [`Render`]: every template, argument and condition goes through
 //! `crate::template`, the one minijinja Environment.
 
-use std::sync::Arc;
-
-use minijinja::Value as MjValue;
-use minijinja::value::{Enumerator, Object, ObjectRepr};
 use serde_json::Value;
 
 use crate::ops::Render;
@@ -16,10 +12,10 @@ pub struct TemplateRender;
 
 impl Render for TemplateRender {
     fn render_value(&self, value: &Value, vars: &Vars) -> Result<Value, String> {
-        template::render_json(value, &lazy_context(vars)).map_err(|e| e.to_string())
+        template::render_json(value, &template::context(vars)).map_err(|e| e.to_string())
     }
     fn eval_condition(&self, expr: &str, vars: &Vars) -> Result<bool, String> {
-        template::eval_condition(expr, &lazy_context(vars)).map_err(|e| e.to_string())
+        template::eval_condition(expr, &template::context(vars)).map_err(|e| e.to_string())
     }
     fn eval_expr(&self, expr: &str, vars: &Vars) -> Result<Value, String> {
         let expr = expr.trim();
@@ -27,91 +23,17 @@ impl Render for TemplateRender {
             .strip_prefix("{{")
             .and_then(|e| e.strip_suffix("}}"))
             .unwrap_or(expr);
-        template::render_value(&format!("{{{{ {expr} }}}}"), &lazy_context(vars))
+        template::render_value(&format!("{{{{ {expr} }}}}"), &template::context(vars))
             .map_err(|e| e.to_string())
     }
     fn render_template(&self, source: &str, name: &str, vars: &Vars) -> Result<String, String> {
         let path = std::path::Path::new(name);
-        let ctx = lazy_context(vars);
+        let ctx = template::context(vars);
         if path.is_file() {
             template::render_file(path, &ctx).map_err(|e| e.to_string())
         } else {
             template::render_str(source, &ctx).map_err(|e| e.to_string())
         }
-    }
-}
-
-/// The template context for `vars`: a variable whose value holds templates (a play var
-/// `out: "{{ workdir }}/{{ inventory_hostname }}"`) is rendered when a template reads it,
-/// against the same variables, as Ansible's lazy templating does. Only variables a
-/// template reads are rendered; `hostvars` is left as it is (other hosts' templates need
-/// their own variables). A variable that refers back to itself is an error, not a hang.
-pub fn lazy_context(vars: &Vars) -> MjValue {
-    MjValue::from_object(LazyVars {
-        vars: Arc::new(vars.clone()),
-        depth: 0,
-    })
-}
-
-/// How deep variables may refer to variables that refer to variables.
-const MAX_DEPTH: usize = 8;
-
-#[derive(Debug)]
-struct LazyVars {
-    vars: Arc<Vars>,
-    depth: usize,
-}
-
-fn holds_template(v: &Value) -> bool {
-    match v {
-        Value::String(s) => template::is_template(s),
-        Value::Array(a) => a.iter().any(holds_template),
-        Value::Object(m) => m.values().any(holds_template),
-        _ => false,
-    }
-}
-
-impl Object for LazyVars {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Map
-    }
-
-    fn get_value(self: &Arc<Self>, key: &MjValue) -> Option<MjValue> {
-        let name = key.as_str()?;
-        let v = self.vars.get(name)?;
-        if name == "hostvars" || !holds_template(v) {
-            return Some(MjValue::from(minijinja::value::Serde(v)));
-        }
-        if self.depth >= MAX_DEPTH {
-            return Some(MjValue::from(minijinja::Error::new(
-                minijinja::ErrorKind::InvalidOperation,
-                format!("variable `{name}` refers to itself (recursive templating)"),
-            )));
-        }
-        let inner = MjValue::from_object(LazyVars {
-            vars: self.vars.clone(),
-            depth: self.depth + 1,
-        });
-        match template::render_json(v, &inner) {
-            Ok(r) => Some(MjValue::from(minijinja::value::Serde(&r))),
-            Err(e) => Some(MjValue::from(minijinja::Error::new(
-                minijinja::ErrorKind::InvalidOperation,
-                format!("variable `{name}`: {e}"),
-            ))),
-        }
-    }
-
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Values(
-            self.vars
-                .keys()
-                .map(|k| MjValue::from(k.as_str()))
-                .collect(),
-        )
-    }
-
-    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
-        Some(self.vars.len())
     }
 }
 
