@@ -226,6 +226,56 @@ pub async fn apply_edit(
     Ok(r)
 }
 
+/// What a line-editing op (lineinfile, blockinfile) finds before it edits.
+pub enum EditTarget {
+    /// Edit this content (empty for a file about to be created).
+    Edit {
+        stat: crate::transport::FileStat,
+        before: Vec<u8>,
+    },
+    /// Nothing to edit: the report says why.
+    Done(super::outcome::OpReport),
+}
+
+/// Read a file an op edits: a directory is an error; a missing file is fine with
+/// `state: absent` (`absent_msg`), created with `create: true` (parents too, not
+/// in check mode), else an error naming `what` (Ansible's "Path"/"Destination").
+pub async fn read_for_edit(
+    t: &dyn Transport,
+    path: &str,
+    state_present: bool,
+    create: bool,
+    env: &OpEnv<'_>,
+    absent_msg: &str,
+    what: &str,
+) -> Result<EditTarget, OpError> {
+    let stat = t.stat(path).await?;
+    if stat.is_dir {
+        return Err(OpError::failed(format!("Path {path} is a directory !")));
+    }
+    if !stat.exists {
+        if !state_present {
+            return Ok(EditTarget::Done(
+                super::outcome::OpReport::new(false)
+                    .msg(absent_msg)
+                    .with("path", path),
+            ));
+        }
+        if !create {
+            return Err(OpError::failed(format!(
+                "{what} {path} does not exist ! (use create: true to create it)"
+            )));
+        }
+        ensure_parent(t, path, env.check).await?;
+        return Ok(EditTarget::Edit {
+            stat,
+            before: Vec::new(),
+        });
+    }
+    let before = t.get_file(path).await?;
+    Ok(EditTarget::Edit { stat, before })
+}
+
 /// Create the missing parent directories of a file about to be created
 /// (as lineinfile/blockinfile/ini_file with `create` do); not in check mode.
 pub async fn ensure_parent(t: &dyn Transport, path: &str, check: bool) -> Result<(), OpError> {

@@ -318,30 +318,19 @@ pub fn absent(p: &Params, content: &str) -> Edit {
 }
 
 pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
-    let st = t.stat(&p.path).await?;
-    if st.is_dir {
-        return Err(OpError::failed(format!("Path {} is a directory !", p.path)));
-    }
-    if !st.exists {
-        if !p.state_present {
-            return Ok(OpReport::new(false)
-                .msg("file not present")
-                .with("path", p.path.clone()));
-        }
-        if !p.create {
-            return Err(OpError::failed(format!(
-                "Destination {} does not exist ! (use create: true to create it)",
-                p.path
-            )));
-        }
-    }
-    if !st.exists {
-        super::content::ensure_parent(t, &p.path, env.check).await?;
-    }
-    let before = if st.exists {
-        t.get_file(&p.path).await?
-    } else {
-        Vec::new()
+    let (st, before) = match super::content::read_for_edit(
+        t,
+        &p.path,
+        p.state_present,
+        p.create,
+        env,
+        "file not present",
+        "Destination",
+    )
+    .await?
+    {
+        super::content::EditTarget::Edit { stat, before } => (stat, before),
+        super::content::EditTarget::Done(report) => return Ok(report),
     };
     let text = String::from_utf8_lossy(&before);
     let edit = if p.state_present {
