@@ -12,7 +12,7 @@
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -235,19 +235,32 @@ pub fn start_anchor(
         }
         Ok(cmdline(pid).as_deref() == Some(ANCHOR_CMDLINE))
     })?;
+    // The child is left running on purpose: it is the host.
+    adopt(child, ready, name, "host setup did not finish", "anchor")
+}
+
+/// Keep a started child running once it is `ready` (it is part of the lab from now
+/// on), or kill it and say it did not get ready in time.
+fn adopt(
+    mut child: Child,
+    ready: bool,
+    name: &str,
+    not_ready: &str,
+    what: &str,
+) -> Result<LabProcess> {
+    let pid = child.id();
     if !ready {
         let _ = child.kill();
         let _ = child.wait();
         return Err(LabError::Host {
             host: name.into(),
-            detail: "host setup did not finish within 20 s".into(),
+            detail: format!("{not_ready} within 20 s"),
         });
     }
-    // The child is left running on purpose: it is the host.
     std::mem::forget(child);
     LabProcess::of(pid).ok_or_else(|| LabError::Host {
         host: name.into(),
-        detail: "anchor exited right after starting".into(),
+        detail: format!("{what} exited right after starting"),
     })
 }
 
@@ -352,19 +365,7 @@ pub fn start_sshd(
             .and_then(|s| s.trim().parse::<u32>().ok())
             == Some(pid))
     })?;
-    if !ready {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(LabError::Host {
-            host: name.into(),
-            detail: "sshd did not start within 20 s".into(),
-        });
-    }
-    std::mem::forget(child);
-    LabProcess::of(pid).ok_or_else(|| LabError::Host {
-        host: name.into(),
-        detail: "sshd exited right after starting".into(),
-    })
+    adopt(child, ready, name, "sshd did not start", "sshd")
 }
 
 /// Whether `p` is this host's live sshd.
