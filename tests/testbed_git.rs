@@ -18,7 +18,9 @@
 //! 2. Second run: changed=0, the installed binary's inode and mtime unchanged,
 //!    nothing fetched from the daemon.
 //! 3. A new commit pinned: rebuilt and reinstalled; the binary reports the new
-//!    version; a third run at that commit changes nothing.
+//!    version; a further run at that commit changes nothing.
+//! 4. `qemu_python` set: configure gets `--python=` (and runs it), the changed
+//!    flags rebuild.
 //!
 //! Needs root, git (with git-daemon), gcc and make: fails naming what is missing.
 
@@ -47,7 +49,11 @@ for opt in "$@"; do
   case "$opt" in
     --prefix=*) prefix=${opt#--prefix=} ;;
     --target-list=*) targets=${opt#--target-list=} ;;
-    --enable-*|--disable-*|--python=*|--cc=*|--extra-cflags=*) flags="$flags $opt" ;;
+    --python=*)
+      # QEMU's configure runs the Python it is given (2014's: Python 2 only).
+      "${opt#--python=}" -c 'import sys' || { echo "ERROR: Cannot use '${opt#--python=}'" >&2; exit 1; }
+      flags="$flags $opt" ;;
+    --enable-*|--disable-*|--cc=*|--extra-cflags=*) flags="$flags $opt" ;;
     *) echo "ERROR: unknown option $opt" >&2; exit 1 ;;
   esac
 done
@@ -541,5 +547,28 @@ fn qemu_role_builds_from_a_git_daemon_in_the_lab_once_per_commit() {
         text(&out.stdout)
     );
     assert_eq!(installed_identity(&lab, &host.name), installed2);
+
+    // 4. A toolchain variable (qemu_python, for the 2014 branch's Python 2)
+    //    reaches configure as --python=, and changed flags rebuild.
+    let mut with_python = vars(&commit2);
+    with_python["qemu_python"] = "/usr/bin/python3".into();
+    let (out, ev) = run_role(&lab, work.path(), "run-5", &with_python);
+    let build = result(
+        &ev,
+        &host.name,
+        "Configure, build and install QEMU (rebuilds only when the commit or flags change)",
+    );
+    assert_eq!(build["outcome"], "changed", "{}", text(&out.stdout));
+    let version = exec_ok(
+        &lab,
+        &host.name,
+        &format!("{PREFIX}/bin/qemu-system-x86_64 --version"),
+    );
+    assert!(
+        version.contains("version 2.1.50-ferrytest-2 ")
+            && version.contains(" --python=/usr/bin/python3"),
+        "qemu_python did not reach configure: {version}"
+    );
+    assert_ne!(installed_identity(&lab, &host.name), installed2);
     drop(daemon);
 }
