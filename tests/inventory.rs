@@ -654,3 +654,12 @@ fn list_with_limit_matches_ansible() {
     .unwrap();
     assert_eq!(ours, theirs);
 }
+
+#[test]
+fn group_hosts_of_an_unknown_group_is_empty_not_a_panic() {
+    let inv = Inventory::default();
+    assert!(inv.group_hosts("all").is_empty());
+    let inv = load_case("nested");
+    assert!(inv.group_hosts("no_such_group").is_empty());
+    assert!(!inv.group_hosts("all").is_empty());
+}

@@ -650,7 +650,7 @@ impl Inventory {
     }
 
     /// Hosts of a group and of its descendants, in Ansible's order (the group's own hosts,
-    /// then its children's, level by level).
+    /// then its children's, level by level). An unknown group has no hosts.
     pub fn group_hosts(&self, group: &str) -> Vec<String> {
         let mut order: Vec<String> = vec![group.to_string()];
         let mut seen: HashSet<String> = order.iter().cloned().collect();
@@ -667,8 +667,8 @@ impl Inventory {
         }
         let mut hosts = Vec::new();
         let mut hseen = HashSet::new();
-        for g in order {
-            for h in &self.groups[&g].hosts {
+        for g in order.iter().filter_map(|g| self.groups.get(g)) {
+            for h in &g.hosts {
                 if hseen.insert(h.clone()) {
                     hosts.push(h.clone());
                 }
