@@ -359,8 +359,11 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let tmp = format!("{dir}/.ferry-get_url.{base}.{nanos}");
+    // Downloaded to /tmp first, so an unchanged file leaves dest's directory
+    // untouched; a changed one is copied beside dest and renamed over it.
+    let tmp = format!("/tmp/.ferry-get_url.{base}.{nanos}");
     let qt = sh_quote(&tmp);
+    let qf = sh_quote(&format!("{dir}/.ferry-get_url.{base}.{nanos}"));
     let qu = sh_quote(&p.url);
     let to = p.timeout.max(1);
     let download = match &p.parsed {
@@ -407,9 +410,9 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         exists: true,
         ..FileStat::default()
     })? {
-        Some(m) => format!("chmod {m:o} {qt}"),
-        None if st.exists => format!("chmod --reference={qd} {qt} && chown --reference={qd} {qt}"),
-        None => format!("chmod 644 {qt}"),
+        Some(m) => format!("chmod {m:o} {qf}"),
+        None if st.exists => format!("chmod --reference={qd} {qf} && chown --reference={qd} {qf}"),
+        None => format!("chmod 644 {qf}"),
     };
     let backup = if p.backup && st.exists {
         format!("b={qd}.$$.$(date +%Y-%m-%d@%H:%M:%S)~; cp -p {qd} \"$b\" && echo \"BACKUP $b\"; ")
@@ -419,7 +422,8 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
     let cmd = format!(
         "{verify}echo SUM $(sha1sum < {qt} | cut -d' ' -f1) $(md5sum < {qt} | cut -d' ' -f1) $(wc -c < {qt}); \
          if [ -f {qd} ] && cmp -s {qt} {qd}; then rm -f {qt}; echo SAME; \
-         else {backup}{new_mode} && sync {qt} 2>/dev/null; mv -f {qt} {qd} && echo NEW; fi"
+         else {backup}cp -- {qt} {qf} && rm -f {qt} && {new_mode} && {{ sync {qf} 2>/dev/null; true; }} && mv -f {qf} {qd} && echo NEW \
+         || {{ rc=$?; rm -f {qt} {qf}; exit $rc; }}; fi"
     );
     let out = sh(t, cmd).await?;
     if out.rc != 0 {
