@@ -338,6 +338,26 @@ async fn get_url_file_and_lab_http_by_checksum() {
     .await
     .unwrap_err();
     assert!(e.contains("404"), "{e}");
+    // A name is resolved by the host and must be lab-local too.
+    let by_name = format!("http://localhost:{}/pkg.whl", srv.port);
+    let r = op(
+        "get_url",
+        json!({"url": by_name, "dest": hdest.path().join("n.whl")}),
+        false,
+        hdest.path(),
+    )
+    .await
+    .unwrap();
+    assert!(r.changed);
+    let e = op(
+        "get_url",
+        json!({"url": "http://no-such-host.invalid/x", "dest": hdest.path()}),
+        false,
+        hdest.path(),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("cannot resolve"), "{e}");
     // Anything that leaves the lab is refused before any host is touched.
     for bad in [
         "https://deb.debian.org/x",

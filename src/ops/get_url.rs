@@ -279,7 +279,41 @@ fn unchanged(path: &str, st: &FileStat, changed: bool, url: &str, msg: &str) -> 
     r
 }
 
+/// A host name in an http:// URL must resolve, on the host that downloads,
+/// to lab-local addresses only (`getent ahosts`); IP literals were checked when parsing.
+async fn check_name(t: &dyn Transport, p: &Params) -> Result<(), OpError> {
+    let Url::Http { host, .. } = &p.parsed else {
+        return Ok(());
+    };
+    if host.parse::<IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let out = sh(
+        t,
+        format!("getent ahosts {} | cut -d' ' -f1 | sort -u", sh_quote(host)),
+    )
+    .await?;
+    let addrs: Vec<IpAddr> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    if addrs.is_empty() {
+        return Err(OpError::failed(format!(
+            "{}: the host cannot resolve `{host}`; give the lab address instead",
+            p.url
+        )));
+    }
+    if let Some(a) = addrs.iter().find(|a| !lab_local(**a)) {
+        return Err(OpError::failed(format!(
+            "{} (`{host}` resolves to {a})",
+            external(&p.url)
+        )));
+    }
+    Ok(())
+}
+
 pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+    check_name(t, p).await?;
     let dest_st = t.stat(&p.dest).await?;
     let (dest, st) = if dest_st.is_dir {
         let name = p.parsed.file_name();
