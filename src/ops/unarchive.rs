@@ -134,7 +134,15 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
             .map_err(|e| OpError::failed(format!("reading {}: {e}", local.display())))?;
         let kind = kind_of(&p.src, Some(&data));
         let ext = if kind == Kind::Zip { "zip" } else { "tar" };
-        let remote = format!("/tmp/.ferry-unarchive-{}.{ext}", &sha256_hex(&data)[..16]);
+        // Unique per task run: two tasks unpacking the same archive do not share it.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let remote = format!(
+            "/tmp/.ferry-unarchive-{}-{nanos}.{ext}",
+            &sha256_hex(&data)[..16]
+        );
         t.put_file(&FileSpec {
             path: remote.clone(),
             content: data,
