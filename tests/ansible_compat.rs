@@ -435,6 +435,8 @@ corpus! {
     source_build, check_source_build => "11_source_build.yml",
     system, check_system => "12_system.yml",
     diff_playbook, check_diff_playbook => "13_diff.yml",
+    fetch_unarchive, check_fetch_unarchive => "14_fetch_unarchive.yml",
+    pip_apt_repository, check_pip_apt_repository => "15_pip_apt_repository.yml",
 }
 
 /// A throwaway inventory (no lab) for `ferry check`.

@@ -203,6 +203,7 @@ fn env(check: bool, diff: bool, base: &Path) -> OpEnv<'static> {
         diff,
         base_dirs: vec![base.to_path_buf()],
         render: Some(render_fn()),
+        host: "web1".into(),
     }
 }
 

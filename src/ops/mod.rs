@@ -7,6 +7,8 @@
 //! in an [`OpOutcome`].
 
 pub mod apt;
+pub mod apt_key;
+pub mod apt_repository;
 pub mod assert;
 pub mod attrs;
 pub mod authorized_key;
@@ -17,7 +19,9 @@ pub mod content;
 pub mod copy;
 pub mod debug;
 pub mod fail;
+pub mod fetch;
 pub mod file;
+pub mod get_url;
 pub mod git;
 pub mod git_sync;
 pub mod group;
@@ -28,10 +32,12 @@ pub mod meta;
 pub mod modprobe;
 pub mod outcome;
 pub mod ping;
+pub mod pip;
 pub mod raw;
 pub mod registry;
 pub mod replace;
 pub mod schema;
+pub mod script;
 pub mod service;
 pub mod set_fact;
 pub mod setup;
@@ -40,6 +46,7 @@ pub mod slurp;
 pub mod stat;
 pub mod sysctl;
 pub mod template;
+pub mod unarchive;
 pub mod user;
 pub mod wait_for;
 
@@ -272,6 +279,7 @@ static OPS: &[&(dyn Op + 'static)] = &[
     &command::Command,
     &shell::Shell,
     &raw::Raw,
+    &script::Script,
     &ping::Ping,
     &setup::Setup,
     &debug::Debug,

@@ -28,6 +28,8 @@ pub struct OpEnv<'a> {
     pub base_dirs: Vec<PathBuf>,
     /// Renders a template with the host's variables (for `template`).
     pub render: Option<RenderFn<'a>>,
+    /// Inventory name of the host the task is for (`fetch` files its copies under it).
+    pub host: String,
 }
 
 /// Before/after of one file's content, for `--diff`.

@@ -73,6 +73,7 @@ where
         diff: ctx.diff,
         base_dirs: base_dirs(ctx),
         render: Some(&render),
+        host: ctx.host.to_string(),
     };
     let inner: &dyn Transport = &*ctx.transport;
     let res = match &ctx.become_ {
@@ -129,18 +130,23 @@ macro_rules! host_ops {
 
 host_ops! {
     AptOp => apt, "apt";
+    AptKeyOp => apt_key, "apt_key";
+    AptRepositoryOp => apt_repository, "apt_repository";
     PackageOp => apt, "package";
     AuthorizedKeyOp => authorized_key, "authorized_key";
     BlockinfileOp => blockinfile, "blockinfile";
     BuildOp => build, "build";
     CopyOp => copy, "copy";
+    FetchOp => fetch, "fetch";
     FileOp => file, "file";
+    GetUrlOp => get_url, "get_url";
     GitOp => git, "git";
     GroupOp => group, "group";
     HostnameOp => hostname, "hostname";
     IniFileOp => ini_file, "ini_file";
     LineinfileOp => lineinfile, "lineinfile";
     ModprobeOp => modprobe, "modprobe";
+    PipOp => pip, "pip";
     ReplaceOp => replace, "replace";
     ServiceOp => service, "service";
     SystemdOp => service, "systemd";
@@ -148,6 +154,7 @@ host_ops! {
     StatOp => stat, "stat";
     SysctlOp => sysctl, "sysctl";
     TemplateOp => template, "template";
+    UnarchiveOp => unarchive, "unarchive";
     UserOp => user, "user";
     WaitForOp => wait_for, "wait_for";
 }

@@ -209,7 +209,7 @@ const SPECS: &[(&str, &str, &str, &str)] = &[
     (
         "unarchive",
         "",
-        "src:path!; dest:path!; remote_src:bool; creates:path; mode:mode; owner:str; group:str; extra_opts:list; exclude:list; keep_newer:bool; list_files:bool",
+        "src:path!; dest:path!; remote_src:bool; creates:path; exclude:list; keep_newer:bool; list_files:bool",
         "",
     ),
     // --- commands
@@ -248,20 +248,20 @@ const SPECS: &[(&str, &str, &str, &str)] = &[
     (
         "apt_key",
         "",
-        "id:str; url:str; data:str; file:path; keyring:path; state:str=present,absent; validate_certs:bool",
-        "url|data|file",
+        "id:str; data:str; file:path; keyring:path; state:str=present,absent",
+        "data|file",
     ),
     (
         "apt_repository",
         "",
-        "repo:str!; state:str=present,absent; filename:str; update_cache:bool/update-cache; mode:mode; codename:str; validate_certs:bool",
+        "repo:str!; state:str=present,absent; filename:str; update_cache:bool/update-cache; mode:mode",
         "",
     ),
     (
         "pip",
         "",
-        "name:list; requirements:path; virtualenv:path; virtualenv_command:str; virtualenv_python:str; virtualenv_site_packages:bool; state:str=present,absent,latest,forcereinstall; version:str; extra_args:str; chdir:path; executable:path; editable:bool",
-        "name|requirements one:name|requirements",
+        "name:list; requirements:path; virtualenv:path; virtualenv_command:str; virtualenv_site_packages:bool; state:str=present,absent,latest,forcereinstall; version:str; extra_args:str; chdir:path; executable:path",
+        "one:name|requirements virtualenv|executable",
     ),
     // --- services
     (
@@ -745,6 +745,8 @@ mod tests {
         }
         p![
             "apt" => apt, "package" => apt, "authorized_key" => authorized_key,
+            "apt_key" => apt_key, "apt_repository" => apt_repository, "fetch" => fetch,
+            "get_url" => get_url, "pip" => pip, "unarchive" => unarchive,
             "blockinfile" => blockinfile, "build" => build, "copy" => copy, "file" => file,
             "git" => git, "group" => group, "hostname" => hostname, "ini_file" => ini_file,
             "lineinfile" => lineinfile, "modprobe" => modprobe, "replace" => replace,
@@ -781,6 +783,9 @@ mod tests {
         let conditional = match s.name {
             "authorized_key" => json!({"key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA x@y"}),
             "lineinfile" | "sysctl" => json!({"line": "x", "value": "1"}),
+            "get_url" => json!({"url": "file:///tmp/x"}),
+            "apt_repository" => json!({"repo": "deb http://10.0.0.1/debian stable main"}),
+            "apt_key" => json!({"data": "x"}),
             _ => json!({}),
         };
         for (k, v) in conditional.as_object().unwrap() {

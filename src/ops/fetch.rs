@@ -1,0 +1,266 @@
+//! `fetch`: copy a file from the host to the controller, as Ansible does:
+//! under `dest/<inventory_hostname>/<src path>`, or (with `flat`) at `dest`
+//! itself (a `dest` ending in `/` gets the source's base name). The host's
+//! sha256 (from the transport's stat) is compared with the controller copy's
+//! first: an equal file is neither transferred nor rewritten. The controller
+//! copy is written atomically (temp file in the same directory, fsync, rename).
+
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+
+use super::outcome::{Args, FileDiff, OpEnv, OpError, OpReport, sh, sh_quote, sha256_hex};
+use crate::playbook::model::Vars;
+use crate::transport::Transport;
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub src: String,
+    pub dest: String,
+    pub flat: bool,
+    pub fail_on_missing: bool,
+    pub validate_checksum: bool,
+}
+
+impl Params {
+    pub fn parse(args: &Vars) -> Result<Params, OpError> {
+        let a = Args::new("fetch", args);
+        let p = Params {
+            src: a.req_str(&["src"])?,
+            dest: a.req_str(&["dest"])?,
+            flat: a.bool_or(&["flat"], false)?,
+            fail_on_missing: a.bool_or(&["fail_on_missing"], true)?,
+            validate_checksum: a.bool_or(&["validate_checksum"], true)?,
+        };
+        a.finish()?;
+        Ok(p)
+    }
+}
+
+/// sha1 of bytes, lowercase hex (Ansible's `checksum`).
+pub fn sha1_hex(data: &[u8]) -> String {
+    use sha1::Digest;
+    hex::encode(sha1::Sha1::digest(data))
+}
+
+/// md5 of bytes, lowercase hex (Ansible's `md5sum`).
+pub fn md5_hex(data: &[u8]) -> String {
+    format!("{:x}", md5::compute(data))
+}
+
+/// `a/./b/../c` -> `a/c`, without touching the filesystem (Python's normpath).
+pub fn normpath(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// Where the controller copy of `src` from `host` goes.
+pub fn local_dest(p: &Params, host: &str, base: &Path) -> Result<PathBuf, OpError> {
+    let dwim = |d: &str| {
+        if Path::new(d).is_absolute() {
+            PathBuf::from(d)
+        } else {
+            base.join(d)
+        }
+    };
+    let path = if p.flat {
+        let d = dwim(&p.dest);
+        if p.dest.ends_with('/') {
+            let name = p.src.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+            let full = d.join(name);
+            if full.is_dir() {
+                return Err(OpError::failed(format!(
+                    "calculated dest '{}' is an existing directory, use another path that does not point to an existing directory",
+                    full.display()
+                )));
+            }
+            full
+        } else {
+            if d.is_dir() {
+                return Err(OpError::failed(
+                    "dest is an existing directory, use a trailing slash if you want to fetch src into that directory",
+                ));
+            }
+            d
+        }
+    } else {
+        let d = dwim(&p.dest);
+        d.join(host).join(p.src.trim_start_matches('/'))
+    };
+    let path = normpath(&path);
+    let root = normpath(&dwim(&p.dest));
+    if !p.flat && !path.starts_with(&root) {
+        return Err(OpError::failed(format!(
+            "Detected directory traversal, expected to be contained in '{}' but got '{}'",
+            root.display(),
+            path.display()
+        )));
+    }
+    Ok(path)
+}
+
+/// Write `data` to `path` on the controller: temp file beside it, fsync, rename.
+/// An existing file keeps its mode; a new one gets 0644 (Ansible's umask default).
+pub fn write_local_atomic(path: &Path, data: &[u8]) -> Result<(), OpError> {
+    use std::os::unix::fs::PermissionsExt;
+    let fail = |what: &str, e: std::io::Error| {
+        OpError::failed(format!("fetch: {what} {}: {e}", path.display()))
+    };
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(dir).map_err(|e| fail("creating the directory of", e))?;
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o644);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".ferry-fetch.")
+        .tempfile_in(dir)
+        .map_err(|e| fail("creating a temp file for", e))?;
+    tmp.write_all(data)
+        .and_then(|_| tmp.as_file().sync_all())
+        .and_then(|_| std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode)))
+        .map_err(|e| fail("writing", e))?;
+    tmp.persist(path)
+        .map_err(|e| fail("renaming the temp file onto", e.error))?;
+    Ok(())
+}
+
+pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+    let mut src = p.src.clone();
+    let mut st = t.stat(&src).await?;
+    if st.is_link {
+        let out = sh(t, format!("readlink -f -- {}", sh_quote(&src))).await?;
+        let real = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.rc == 0 && !real.is_empty() {
+            src = real;
+            st = t.stat(&src).await?;
+        }
+    }
+    if !st.exists {
+        let msg = "the remote file does not exist, not transferring";
+        if p.fail_on_missing {
+            let mut result = Vars::new();
+            result.insert("file".into(), p.src.clone().into());
+            return Err(OpError::Failed {
+                msg: format!("{msg}: {}", p.src),
+                result,
+            });
+        }
+        return Ok(OpReport::new(false)
+            .msg(format!("{msg}, ignored"))
+            .with("file", p.src.clone()));
+    }
+    if st.is_dir {
+        let msg = "remote file is a directory, fetch cannot work on directories";
+        if p.fail_on_missing {
+            return Err(OpError::failed(msg));
+        }
+        return Ok(OpReport::new(false)
+            .msg(format!("{msg}, not transferring, ignored"))
+            .with("file", p.src.clone()));
+    }
+    let base = env
+        .base_dirs
+        .last()
+        .cloned()
+        .unwrap_or_else(|| std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")));
+    let dest = local_dest(p, &env.host, &base)?;
+    let local = std::fs::read(&dest).ok();
+    let local_sum = local.as_deref().map(sha256_hex);
+    let dest_s = dest.display().to_string();
+    if local_sum.is_some() && local_sum == st.checksum {
+        let data = local.unwrap_or_default();
+        return Ok(OpReport::new(false)
+            .with("file", p.src.clone())
+            .with("dest", dest_s)
+            .with("checksum", sha1_hex(&data))
+            .with("md5sum", md5_hex(&data)));
+    }
+    let data = t.get_file(&src).await?;
+    let remote_sha1 = sha1_hex(&data);
+    if p.validate_checksum
+        && let Some(want) = &st.checksum
+        && *want != sha256_hex(&data)
+    {
+        return Err(OpError::failed(format!(
+            "checksum mismatch: {src} changed while it was fetched"
+        )));
+    }
+    let mut r = OpReport::new(true)
+        .with("dest", dest_s.clone())
+        .with("checksum", remote_sha1.clone())
+        .with("remote_checksum", remote_sha1)
+        .with("md5sum", md5_hex(&data))
+        .with("remote_md5sum", serde_json::Value::Null);
+    if env.diff {
+        let text = |b: &[u8]| {
+            String::from_utf8(b.to_vec()).unwrap_or_else(|_| "(binary file, not shown)\n".into())
+        };
+        r.diff = Some(FileDiff {
+            path: dest_s,
+            before: local.as_deref().map(text).unwrap_or_default(),
+            after: text(&data),
+        });
+    }
+    if !env.check {
+        write_local_atomic(&dest, &data)?;
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn p(v: serde_json::Value) -> Params {
+        Params::parse(&serde_json::from_value(v).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn dest_paths_like_ansible() {
+        let base = Path::new("/pb");
+        let d = |v| local_dest(&p(v), "web1", base).unwrap();
+        assert_eq!(
+            d(json!({"src": "/etc/hosts", "dest": "/backup"})),
+            PathBuf::from("/backup/web1/etc/hosts")
+        );
+        assert_eq!(
+            d(json!({"src": "/etc/hosts", "dest": "out/"})),
+            PathBuf::from("/pb/out/web1/etc/hosts")
+        );
+        assert_eq!(
+            d(json!({"src": "/etc/hosts", "dest": "/b/", "flat": true})),
+            PathBuf::from("/b/hosts")
+        );
+        assert_eq!(
+            d(json!({"src": "/etc/hosts", "dest": "/b/h.txt", "flat": "yes"})),
+            PathBuf::from("/b/h.txt")
+        );
+        assert!(local_dest(&p(json!({"src": "../../../x", "dest": "/b"})), "web1", base).is_err());
+        assert!(
+            Params::parse(
+                &serde_json::from_value(json!({"src": "/a", "dest": "/b", "mode": "0644"}))
+                    .unwrap()
+            )
+            .unwrap_err()
+            .to_string()
+            .contains("`mode`")
+        );
+    }
+
+    #[test]
+    fn checksums() {
+        assert_eq!(sha1_hex(b"abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(md5_hex(b"abc"), "900150983cd24fb0d6963f7d28e17f72");
+    }
+}

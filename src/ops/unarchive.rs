@@ -1,0 +1,320 @@
+//! `unarchive`: unpack a tarball (.tar, .tar.gz/.tgz, .tar.xz/.txz,
+//! .tar.bz2, compression detected by GNU tar) or a .zip (needs `unzip` on
+//! the host) into an existing `dest` directory. The archive comes from the
+//! controller (`files/` search path; copied to a temp file on the host and
+//! removed afterwards) or, with `remote_src`, is already on the host.
+//!
+//! Whether anything would change is decided the way Ansible decides it:
+//! tar's own `--diff` against `dest` (a missing file, other content, size,
+//! mode, mtime, symlink target, and as root owner/group count as a
+//! difference); for a zip, the archive is unpacked into a temp directory
+//! and every file compared byte for byte (`cmp`) with its counterpart in
+//! `dest` (modes and times of zip members are not compared). Only when
+//! something differs is the archive unpacked; `creates` skips it all.
+
+use super::attrs::stat_result;
+use super::outcome::{Args, OpEnv, OpError, OpReport, find_src, sh, sh_quote, sha256_hex};
+use crate::playbook::model::Vars;
+use crate::transport::{FileSpec, Transport};
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub src: String,
+    pub dest: String,
+    pub remote_src: bool,
+    pub creates: Option<String>,
+    pub exclude: Vec<String>,
+    pub keep_newer: bool,
+    pub list_files: bool,
+}
+
+impl Params {
+    pub fn parse(args: &Vars) -> Result<Params, OpError> {
+        let a = Args::new("unarchive", args);
+        let p = Params {
+            src: a.req_str(&["src"])?,
+            dest: a.req_str(&["dest"])?,
+            remote_src: a.bool_or(&["remote_src"], false)?,
+            creates: a.str(&["creates"])?,
+            exclude: a.list(&["exclude"])?.unwrap_or_default(),
+            keep_newer: a.bool_or(&["keep_newer"], false)?,
+            list_files: a.bool_or(&["list_files"], false)?,
+        };
+        a.finish()?;
+        if p.src.contains("://") {
+            return Err(OpError::params(
+                "unarchive",
+                format!(
+                    "src `{}` is a URL; fetch it with get_url first (lab hosts have no internet)",
+                    p.src
+                ),
+            ));
+        }
+        Ok(p)
+    }
+}
+
+/// Tar or zip, by the name (and for a zip the magic bytes when known).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Tar,
+    Zip,
+}
+
+pub fn kind_of(name: &str, head: Option<&[u8]>) -> Kind {
+    if head.is_some_and(|h| h.starts_with(b"PK\x03\x04"))
+        || name.to_ascii_lowercase().ends_with(".zip")
+    {
+        Kind::Zip
+    } else {
+        Kind::Tar
+    }
+}
+
+/// Lines of `tar --diff` output that mean dest differs from the archive
+/// (Ansible's list; owner/group only count when running as root).
+pub fn tar_differs(out: &str, root: bool) -> bool {
+    out.lines().any(|l| {
+        [
+            "Mod time differs",
+            "Mode differs",
+            "Contents differ",
+            "Size differs",
+            "Symlink differs",
+            "No such file or directory",
+            "File type differs",
+            "Not linked to",
+            "does not exist",
+            "Cannot stat",
+        ]
+        .iter()
+        .any(|k| l.contains(k))
+            || (root && (l.contains("Uid differs") || l.contains("Gid differs")))
+    })
+}
+
+pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+    if let Some(c) = &p.creates
+        && t.stat(c).await?.exists
+    {
+        return Ok(OpReport::new(false)
+            .msg(format!("skipped, since {c} exists"))
+            .with("dest", p.dest.clone())
+            .with("src", p.src.clone()));
+    }
+    let dst = t.stat(&p.dest).await?;
+    if !dst.is_dir {
+        return Err(OpError::failed(format!(
+            "dest '{}' must be an existing dir",
+            p.dest
+        )));
+    }
+    // The archive on the host.
+    let (archive, kind, uploaded) = if p.remote_src {
+        let st = t.stat(&p.src).await?;
+        if !st.is_file {
+            return Err(OpError::failed(format!(
+                "Source '{}' does not exist on the host",
+                p.src
+            )));
+        }
+        (p.src.clone(), kind_of(&p.src, None), false)
+    } else {
+        let local = find_src(&p.src, "files", env).ok_or_else(|| {
+            OpError::params(
+                "unarchive",
+                format!(
+                    "Could not find `{}` in {} (looked in files/ below each and in each)",
+                    p.src,
+                    super::copy::search_list(env)
+                ),
+            )
+        })?;
+        let data = std::fs::read(&local)
+            .map_err(|e| OpError::failed(format!("reading {}: {e}", local.display())))?;
+        let kind = kind_of(&p.src, Some(&data));
+        let ext = if kind == Kind::Zip { "zip" } else { "tar" };
+        // Unique per task run: two tasks unpacking the same archive do not share it.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let remote = format!(
+            "/tmp/.ferry-unarchive-{}-{nanos}.{ext}",
+            &sha256_hex(&data)[..16]
+        );
+        t.put_file(&FileSpec {
+            path: remote.clone(),
+            content: data,
+            mode: Some(0o600),
+            ..FileSpec::default()
+        })
+        .await?;
+        (remote, kind, true)
+    };
+    let res = unpack(t, p, env, &archive, kind).await;
+    if uploaded {
+        let _ = sh(t, format!("rm -f {}", sh_quote(&archive))).await;
+    }
+    let mut r = res?;
+    r.set("src", p.src.clone());
+    let st = t.stat(&p.dest).await?;
+    stat_result(&mut r, &p.dest, &st);
+    r.set("dest", p.dest.clone());
+    Ok(r)
+}
+
+async fn unpack(
+    t: &dyn Transport,
+    p: &Params,
+    env: &OpEnv<'_>,
+    archive: &str,
+    kind: Kind,
+) -> Result<OpReport, OpError> {
+    let qa = sh_quote(archive);
+    let qd = sh_quote(&p.dest);
+    let excludes: String = p
+        .exclude
+        .iter()
+        .map(|e| format!(" --exclude={}", sh_quote(e.trim_end_matches('/'))))
+        .collect();
+    let keep = if p.keep_newer {
+        " --keep-newer-files"
+    } else {
+        ""
+    };
+    let (handler, list_cmd, differs, extract) = match kind {
+        Kind::Tar => {
+            let out = sh(
+                t,
+                format!("LC_ALL=C tar --diff -C {qd}{excludes}{keep} -f {qa} 2>&1; echo \"RC=$? UID=$(id -u)\""),
+            )
+            .await?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let rc = text
+                .lines()
+                .last()
+                .and_then(|l| l.strip_prefix("RC="))
+                .and_then(|l| l.split_whitespace().next())
+                .unwrap_or("2")
+                .to_string();
+            let root = text.lines().last().is_some_and(|l| l.ends_with("UID=0"));
+            if rc == "2" && !tar_differs(&text, root) {
+                return Err(OpError::failed(format!(
+                    "Failed to find handler for \"{archive}\": tar could not read it: {}",
+                    text.trim()
+                )));
+            }
+            (
+                "TgzArchive",
+                format!("tar -t{excludes} -f {qa}"),
+                rc != "0" && tar_differs(&text, root),
+                format!("LC_ALL=C tar --extract -C {qd}{excludes}{keep} -f {qa}"),
+            )
+        }
+        Kind::Zip => {
+            let xs: String = p
+                .exclude
+                .iter()
+                .map(|e| format!(" {}", sh_quote(e)))
+                .collect();
+            let xflag = if p.exclude.is_empty() {
+                String::new()
+            } else {
+                format!(" -x{xs}")
+            };
+            let cmd = format!(
+                "command -v unzip >/dev/null || {{ echo 'unzip is not installed on the host' >&2; exit 5; }}; \
+                 tmp=$(mktemp -d) || exit 1; unzip -q -o {qa} -d \"$tmp\"{xflag} >&2 || {{ rc=$?; rm -rf \"$tmp\"; exit $rc; }}; \
+                 cd \"$tmp\" && find . ! -name . | while IFS= read -r f; do \
+                   if [ -d \"$f\" ]; then [ -d {qd}/\"$f\" ] || echo \"$f\"; \
+                   else cmp -s \"$f\" {qd}/\"$f\" || echo \"$f\"; fi; done; cd /; rm -rf \"$tmp\""
+            );
+            let out = sh(t, cmd).await?;
+            if out.rc != 0 {
+                return Err(OpError::command(
+                    format!("Failed to find handler for \"{archive}\""),
+                    &out,
+                ));
+            }
+            (
+                "ZipArchive",
+                format!("unzip -Z1 {qa}"),
+                !out.stdout.is_empty(),
+                format!("unzip -q -o {qa} -d {qd}{xflag}"),
+            )
+        }
+    };
+    let mut r = OpReport::new(differs).with("handler", handler);
+    if p.list_files {
+        let out = sh(t, list_cmd).await?;
+        let files: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim_start_matches("./").to_string())
+            .filter(|l| !l.is_empty())
+            .map(Into::into)
+            .collect();
+        r.set("files", files);
+    }
+    if differs && !env.check {
+        let out = sh(t, extract.clone()).await?;
+        if out.rc != 0 {
+            return Err(OpError::command(
+                format!("failed to unpack {archive} into {}", p.dest),
+                &out,
+            ));
+        }
+        let mut er = serde_json::Map::new();
+        er.insert("cmd".into(), extract.into());
+        er.insert("rc".into(), out.rc.into());
+        er.insert(
+            "out".into(),
+            String::from_utf8_lossy(&out.stdout).into_owned().into(),
+        );
+        er.insert(
+            "err".into(),
+            String::from_utf8_lossy(&out.stderr).into_owned().into(),
+        );
+        r.set("extract_results", serde_json::Value::Object(er));
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn params_and_kinds() {
+        let p = |v| Params::parse(&serde_json::from_value(v).unwrap());
+        assert!(p(json!({"src": "a.tgz", "dest": "/x", "exclude": "a,b"})).is_ok());
+        assert!(
+            p(json!({"src": "a.tgz", "dest": "/x", "owner": "root"}))
+                .unwrap_err()
+                .to_string()
+                .contains("`owner`")
+        );
+        assert!(
+            p(json!({"src": "https://x/a.tgz", "dest": "/x"}))
+                .unwrap_err()
+                .to_string()
+                .contains("get_url")
+        );
+        assert_eq!(kind_of("a.ZIP", None), Kind::Zip);
+        assert_eq!(kind_of("a.bin", Some(b"PK\x03\x04...")), Kind::Zip);
+        assert_eq!(kind_of("a.tar.xz", None), Kind::Tar);
+    }
+
+    #[test]
+    fn tar_diff_lines() {
+        assert!(!tar_differs("", true));
+        assert!(tar_differs("a/b: Mod time differs\n", false));
+        assert!(tar_differs(
+            "tar: a/c: Warning: Cannot stat: No such file or directory\n",
+            false
+        ));
+        assert!(!tar_differs("a/b: Uid differs\n", false));
+        assert!(tar_differs("a/b: Uid differs\n", true));
+    }
+}
