@@ -41,7 +41,12 @@ pub fn load_and_check(
     let mut problems = loaded.problems;
 
     for (pattern, loc) in &loaded.host_patterns {
-        problems.extend(check_pattern(inventory, pattern, loc));
+        problems.extend(check_pattern_at_run(
+            inventory,
+            pattern,
+            loc,
+            &loaded.runtime_hosts,
+        ));
     }
 
     // Names every host sees: magic, -e, and what tasks set at run time.
@@ -181,6 +186,25 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 /// Problems of one `hosts:` pattern: a term with bad syntax is an error, a
 /// term that matches nothing in the inventory a warning (as Ansible warns).
 pub fn check_pattern(inventory: &Inventory, pattern: &str, loc: &SourceLoc) -> Vec<Problem> {
+    check_pattern_at_run(inventory, pattern, loc, &[])
+}
+
+/// [`check_pattern`], where `runtime` names hosts and groups that `add_host` and
+/// `group_by` create during the run (templates match any text where they vary).
+pub fn check_pattern_at_run(
+    inventory: &Inventory,
+    pattern: &str,
+    loc: &SourceLoc,
+    runtime: &[String],
+) -> Vec<Problem> {
+    let runtime_globs: Vec<String> = runtime
+        .iter()
+        .map(|n| {
+            regex::Regex::new(r"\{\{.*?\}\}|\{%.*?%\}")
+                .map(|re| re.replace_all(n, "*").into_owned())
+                .unwrap_or_else(|_| n.clone())
+        })
+        .collect();
     let mut out = Vec::new();
     if crate::template::is_template(pattern) {
         return out;
@@ -218,7 +242,10 @@ pub fn check_pattern(inventory: &Inventory, pattern: &str, loc: &SourceLoc) -> V
             || inventory.hosts.contains_key(term)
             || (term.contains(['*', '?'])
                 && (inventory.hosts.keys().any(|h| glob_match(term, h))
-                    || inventory.groups.keys().any(|g| glob_match(term, g))));
+                    || inventory.groups.keys().any(|g| glob_match(term, g))))
+            || runtime_globs
+                .iter()
+                .any(|r| r == term || glob_match(r, term) || glob_match(term, r));
         if !matches {
             let names = inventory
                 .groups

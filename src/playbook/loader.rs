@@ -110,7 +110,15 @@ const INCLUDE_KEYS: &[&str] = &[
     "timeout",
 ];
 
-const LOOP_CONTROL_KEYS: &[&str] = &["loop_var", "label"];
+const LOOP_CONTROL_KEYS: &[&str] = &[
+    "loop_var",
+    "label",
+    "index_var",
+    "extended",
+    "extended_allitems",
+    "pause",
+    "break_when",
+];
 
 /// A variable a template or expression uses, and the names in scope there.
 #[derive(Debug, Clone)]
@@ -145,6 +153,9 @@ pub struct Loaded {
     pub runtime_vars: HashSet<String>,
     /// `hosts:` patterns as written.
     pub host_patterns: Vec<(String, SourceLoc)>,
+    /// Hosts and groups `add_host` / `group_by` create at run time, as written
+    /// (templates included): `hosts:` patterns naming them are not warned about.
+    pub runtime_hosts: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -1317,14 +1328,17 @@ impl Loader {
         task.op = op_schema.name.to_string();
         let ctx = &{
             let mut c = Self::with_local_vars(ctx, node);
-            let loop_var = node
-                .get("loop_control")
+            let lc = node.get("loop_control");
+            let loop_var = lc
                 .and_then(|lc| lc.get("loop_var"))
                 .and_then(Node::as_str)
                 .unwrap_or("item");
             if node.get("loop").is_some() || node.get("with_items").is_some() {
                 let mut l = c.local.as_ref().clone();
                 l.push(loop_var.to_string());
+                if let Some(iv) = lc.and_then(|lc| lc.get("index_var")).and_then(Node::as_str) {
+                    l.push(iv.to_string());
+                }
                 l.push("ansible_loop".into());
                 c.local = Arc::new(l);
             }
@@ -1426,8 +1440,44 @@ impl Loader {
                 }
             }
         }
-        if task.op == "add_host" || task.op == "group_by" {
-            // Hosts added at run time: their variables are not known now.
+        if task.op == "add_host" {
+            // The host and its groups exist from then on; its other keys are host vars.
+            for (k, v) in &task.args {
+                match k.as_str() {
+                    "name" => self.out.runtime_hosts.extend(
+                        v.as_str()
+                            .map(|n| n.split(':').next().unwrap_or(n).to_string()),
+                    ),
+                    "groups" => match v {
+                        Value::Array(a) => self
+                            .out
+                            .runtime_hosts
+                            .extend(a.iter().filter_map(Value::as_str).map(str::to_string)),
+                        Value::String(s) => self
+                            .out
+                            .runtime_hosts
+                            .extend(s.split(',').map(|g| g.trim().to_string())),
+                        _ => {}
+                    },
+                    "_raw_params" => {}
+                    _ => {
+                        self.out.runtime_vars.insert(k.clone());
+                    }
+                }
+            }
+        }
+        if task.op == "group_by" {
+            for k in ["key", "parents"] {
+                match task.args.get(k) {
+                    Some(Value::String(s)) => self.out.runtime_hosts.push(s.replace(' ', "-")),
+                    Some(Value::Array(a)) => self.out.runtime_hosts.extend(
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(|s| s.replace(' ', "-")),
+                    ),
+                    _ => {}
+                }
+            }
         }
         for (k, v) in entries {
             let key = k.key_text();
@@ -1502,6 +1552,36 @@ impl Loader {
                                     task.loop_label = self.scalar_string(lk, lv);
                                     self.template_uses(lv, ctx);
                                 }
+                                "index_var" => match lv.as_str() {
+                                    Some(s) if is_identifier(s) => {
+                                        task.loop_index_var = Some(s.to_string())
+                                    }
+                                    _ => self.wrong_type(lk, lv, "a variable name"),
+                                },
+                                "extended" => {
+                                    task.loop_extended = self.boolean(lk, lv).unwrap_or(false)
+                                }
+                                "extended_allitems" => {
+                                    task.loop_extended_allitems = self.boolean(lk, lv)
+                                }
+                                "pause" => match &lv.kind {
+                                    NodeKind::Int(n) if *n >= 0 => {
+                                        task.loop_pause = Some(lv.to_value())
+                                    }
+                                    NodeKind::Float(f) if *f >= 0.0 => {
+                                        task.loop_pause = Some(lv.to_value())
+                                    }
+                                    NodeKind::Str(s) if template::is_template(s) => {
+                                        self.template_uses(lv, ctx);
+                                        task.loop_pause = Some(lv.to_value());
+                                    }
+                                    _ => self.wrong_type(
+                                        lk,
+                                        lv,
+                                        "a number of seconds (or a template giving one)",
+                                    ),
+                                },
+                                "break_when" => task.loop_break_when = self.conditions(lk, lv, ctx),
                                 _ => self.unknown_key(lk, LOOP_CONTROL_KEYS, "loop_control"),
                             }
                         }
