@@ -435,6 +435,7 @@ corpus! {
     source_build, check_source_build => "11_source_build.yml",
     system, check_system => "12_system.yml",
     diff_playbook, check_diff_playbook => "13_diff.yml",
+    control, check_control => "15_control.yml",
 }
 
 /// A throwaway inventory (no lab) for `ferry check`.

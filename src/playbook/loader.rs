@@ -182,6 +182,8 @@ pub struct Loader {
     include_stack: Vec<PathBuf>,
     play_state: Option<PlayState>,
     play_index: usize,
+    /// An `include_vars` whose names cannot be known before the run was seen.
+    vars_open: bool,
     sources: HashMap<PathBuf, (Arc<String>, yaml::LineIndex)>,
     /// Template files already checked: the names they need (None: syntax error reported).
     template_cache: HashMap<PathBuf, Option<Vec<(String, SourceLoc)>>>,
@@ -211,6 +213,7 @@ impl Loader {
             include_stack: Vec::new(),
             play_state: None,
             play_index: 0,
+            vars_open: false,
             sources: HashMap::new(),
             template_cache: HashMap::new(),
         }
@@ -415,7 +418,10 @@ impl Loader {
         let entries = node.as_map()?;
         let play_index = self.out.play_scopes.len();
         self.play_index = play_index;
-        self.out.play_scopes.push(PlayScope::default());
+        self.out.play_scopes.push(PlayScope {
+            open: self.vars_open,
+            ..PlayScope::default()
+        });
         self.play_state = Some(PlayState {
             handler_names: HashSet::new(),
             role_handlers: Vec::new(),
@@ -1432,12 +1438,17 @@ impl Loader {
                 Some(n) => {
                     self.out.runtime_vars.insert(n.to_string());
                 }
-                None => {
-                    let i = self.play_index;
-                    if let Some(scope) = self.out.play_scopes.get_mut(i) {
-                        scope.open = true;
+                None => match include_vars_keys(&task, ctx) {
+                    Some(keys) => self.out.runtime_vars.extend(keys),
+                    None => {
+                        // Names unknown until run time, for this play and every later one.
+                        self.vars_open = true;
+                        let i = self.play_index;
+                        if let Some(scope) = self.out.play_scopes.get_mut(i) {
+                            scope.open = true;
+                        }
                     }
-                }
+                },
             }
         }
         if task.op == "add_host" {
@@ -2071,6 +2082,61 @@ fn file_name(p: &Path) -> String {
 
 /// Where a controller-side file named by a task is looked up, as Ansible does:
 /// the role's `sub/` and the role dir, the task file's dir, then the play's `sub/` and dir.
+/// The names a static `include_vars` (a file or a dir, no template) defines,
+/// read now; None when they cannot be known before the run.
+fn include_vars_keys(task: &Task, ctx: &TaskCtx) -> Option<Vec<String>> {
+    fn keys_of(path: &Path, out: &mut Vec<String>) -> Option<()> {
+        let docs = yaml::parse_file(path).ok()?;
+        match docs.first().map(|d| d.to_value()) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(m)) => out.extend(m.keys().cloned()),
+            Some(_) => return None,
+        }
+        Some(())
+    }
+    let text = |k: &str| task.args.get(k).and_then(Value::as_str).map(str::to_string);
+    let mut keys = Vec::new();
+    if let Some(dir) = text("dir") {
+        if template::is_template(&dir) {
+            return None;
+        }
+        let root = match &ctx.role {
+            Some(r) if dir.split('/').next() == Some("vars") && r.dir.join(&dir).exists() => {
+                r.dir.join(&dir)
+            }
+            Some(r) => r.dir.join("vars").join(&dir),
+            None => ctx.play_dir.join(&dir),
+        };
+        let mut todo = vec![root];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).ok()?.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    todo.push(p);
+                } else {
+                    keys_of(&p, &mut keys)?;
+                }
+            }
+        }
+        return Some(keys);
+    }
+    let file = text("file").or_else(|| text("_raw_params"))?;
+    let file = file.trim();
+    if template::is_template(file) {
+        return None;
+    }
+    let path = if Path::new(file).is_absolute() {
+        PathBuf::from(file)
+    } else {
+        search_dirs(ctx.role.as_deref(), &ctx.dir, &ctx.play_dir, "vars")
+            .iter()
+            .map(|d| d.join(file))
+            .find(|p| p.is_file())?
+    };
+    keys_of(&path, &mut keys)?;
+    Some(keys)
+}
+
 pub fn search_dirs(
     role: Option<&RoleContext>,
     task_dir: &Path,
