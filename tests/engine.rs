@@ -1214,7 +1214,7 @@ async fn pause_waits_its_seconds_once_and_never_waits_for_input() {
         that:
           - p.user_input == ''
           - p is not changed
-          - s.stdout.startswith('Paused for 1')
+          - s.stdout.startswith('Paused for 1.0')
           - s.delta >= 1
 "#;
     let started = std::time::Instant::now();

@@ -24,6 +24,15 @@ fn whole(key: &str, v: &Value) -> Result<i64, OpError> {
     n.ok_or_else(|| OpError::Args(format!("pause: `{key}` must be a whole number, got {v}")))
 }
 
+/// A float as Python prints it (`1.0`, `0.25`).
+fn py_float(f: f64) -> String {
+    if f.fract() == 0.0 {
+        format!("{f:.1}")
+    } else {
+        f.to_string()
+    }
+}
+
 /// `YYYY-MM-DD HH:MM:SS.ffffff` (UTC), as Ansible writes `start`/`stop`.
 fn timestamp(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -99,7 +108,10 @@ impl Op for Pause {
         for (k, v) in [
             ("rc", Value::from(0)),
             ("stderr", "".into()),
-            ("stdout", format!("Paused for {shown} {unit}").into()),
+            (
+                "stdout",
+                format!("Paused for {} {unit}", py_float(shown)).into(),
+            ),
             ("start", timestamp(start).into()),
             ("stop", timestamp(SystemTime::now()).into()),
             ("delta", Value::from(elapsed as i64)),
@@ -122,5 +134,11 @@ mod tests {
         assert_eq!(timestamp(t), "2000-02-29 00:00:00.000001");
         let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(timestamp(t), "2023-11-14 22:13:20.000000");
+    }
+
+    #[test]
+    fn durations_print_as_python_floats() {
+        assert_eq!(py_float(1.0), "1.0");
+        assert_eq!(py_float(0.02), "0.02");
     }
 }
