@@ -936,6 +936,12 @@ async fn exec_runs_one_command_and_prints_per_host() {
 
 // ---- control ops and loop_control, through the real loader and inventory
 
+/// Outcomes in host-name order (hosts run in parallel, so events interleave).
+fn sorted(mut v: Vec<(String, Outcome)>) -> Vec<(String, Outcome)> {
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
 /// Write `inventory.yml` and `playbook.yml` into `dir`, load and check them as
 /// `ferry run` does, and run them with the local transport (`--limit` as given).
 async fn run_loaded(dir: &Path, inventory: &str, playbook: &str, limit: Option<&str>) -> Run {
@@ -1012,7 +1018,7 @@ async fn add_host_and_group_by_change_what_later_plays_target() {
     // group_by is per host and changed when the host joined; add_host runs once
     // (on the first host), changed only when it changed the inventory.
     assert_eq!(
-        r.outcomes("group by kind"),
+        sorted(r.outcomes("group by kind")),
         vec![
             ("h1".into(), Outcome::Changed),
             ("h2".into(), Outcome::Changed)
@@ -1031,7 +1037,7 @@ async fn add_host_and_group_by_change_what_later_plays_target() {
     // The later play ran on h1 (kind_a) and on the added host, with its host var,
     // and not on h2; the new host connected (local transport) and wrote its file.
     assert_eq!(
-        r.outcomes("later play"),
+        sorted(r.outcomes("later play")),
         vec![
             ("h1".into(), Outcome::Changed),
             ("new1".into(), Outcome::Changed)
@@ -1053,7 +1059,7 @@ async fn limit_still_applies_to_hosts_added_at_run_time() {
     let r = run_loaded(d, &inv, GROUPS_PLAYBOOK, Some("h1")).await;
     assert_eq!(r.code, 0, "{:#?}", r.events);
     assert_eq!(
-        r.outcomes("later play"),
+        sorted(r.outcomes("later play")),
         vec![("h1".into(), Outcome::Changed)]
     );
     assert!(read(d, "new1-later").is_none());
@@ -1224,7 +1230,7 @@ async fn pause_waits_its_seconds_once_and_never_waits_for_input() {
     // Once for the play (on the first host), as Ansible's pause.
     assert_eq!(r.outcomes("one second"), vec![("h1".into(), Outcome::Ok)]);
     assert_eq!(
-        r.outcomes("check"),
+        sorted(r.outcomes("check")),
         vec![("h1".into(), Outcome::Ok), ("h2".into(), Outcome::Ok)]
     );
     assert!(elapsed >= std::time::Duration::from_secs(1), "{elapsed:?}");
@@ -1232,4 +1238,44 @@ async fn pause_waits_its_seconds_once_and_never_waits_for_input() {
         elapsed < std::time::Duration::from_secs(30),
         "the prompt waited for input: {elapsed:?}"
     );
+}
+
+/// `StaticHosts` (tests, `ferry exec` on a list, the bench) takes add_host and group_by too.
+#[tokio::test]
+async fn static_hosts_take_added_hosts_and_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = inline(
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - { name: group, group_by: { key: "g_{{ inventory_hostname }}" } }
+    - { name: add, add_host: { name: s3, groups: [late], ansible_connection: local, workdir: "{{ workdir }}", tag: three } }
+    - { name: add again, add_host: { name: s3, groups: [late], tag: three } }
+- hosts: g_s1:late
+  gather_facts: false
+  tasks:
+    - name: later
+      copy: { content: "{{ tag | default('none') }}\n", dest: "{{ workdir }}/{{ inventory_hostname }}-later" }
+"#,
+    );
+    let r = run(&pb, &["s1", "s2"], dir.path(), RunOptions::default()).await;
+    assert_eq!(r.code, 0, "{:#?}", r.events);
+    assert_eq!(
+        r.outcomes("add"),
+        vec![("s1".to_string(), Outcome::Changed)]
+    );
+    assert_eq!(
+        r.outcomes("add again"),
+        vec![("s1".to_string(), Outcome::Ok)]
+    );
+    assert_eq!(
+        sorted(r.outcomes("later")),
+        vec![
+            ("s1".to_string(), Outcome::Changed),
+            ("s3".to_string(), Outcome::Changed)
+        ]
+    );
+    assert_eq!(read(dir.path(), "s3-later").as_deref(), Some("three\n"));
+    assert_eq!(read(dir.path(), "s1-later").as_deref(), Some("none\n"));
 }

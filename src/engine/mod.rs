@@ -291,14 +291,20 @@ impl HostSource for StaticHosts {
                 groups: gs,
                 vars,
             } => {
+                let new = !hosts.contains_key(name);
                 let entry = hosts.entry(name.clone()).or_default();
+                let mut vars_changed = false;
                 for (k, v) in vars {
                     if entry.get(k) != Some(v) {
                         entry.insert(k.clone(), v.clone());
+                        vars_changed = true;
                     }
                 }
                 for g in gs {
                     join(groups, g, name);
+                }
+                if new || vars_changed {
+                    return Ok(true);
                 }
             }
             ops::InventoryChange::AddToGroup { host, group, .. } => {
@@ -318,41 +324,39 @@ fn static_select(
     groups: &IndexMap<String, Vec<String>>,
     pattern: &str,
 ) -> Result<Vec<String>, String> {
+    let mut chosen: Vec<String> = Vec::new();
+    for part in pattern
+        .split([':', ','])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
     {
-        let mut chosen: Vec<String> = Vec::new();
-        for part in pattern
-            .split([':', ','])
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-        {
-            let (op, name) = match part.as_bytes()[0] {
-                b'!' => ('!', &part[1..]),
-                b'&' => ('&', &part[1..]),
-                _ => ('+', part),
-            };
-            let set: Vec<String> = if name == "all" || name == "*" {
-                hosts.keys().cloned().collect()
-            } else if let Some(g) = groups.get(name) {
-                g.clone()
-            } else if hosts.contains_key(name) {
-                vec![name.to_string()]
-            } else {
-                return Err(format!("no host or group named `{name}` in the inventory"));
-            };
-            match op {
-                '!' => chosen.retain(|h| !set.contains(h)),
-                '&' => chosen.retain(|h| set.contains(h)),
-                _ => {
-                    for h in set {
-                        if !chosen.contains(&h) {
-                            chosen.push(h);
-                        }
+        let (op, name) = match part.as_bytes()[0] {
+            b'!' => ('!', &part[1..]),
+            b'&' => ('&', &part[1..]),
+            _ => ('+', part),
+        };
+        let set: Vec<String> = if name == "all" || name == "*" {
+            hosts.keys().cloned().collect()
+        } else if let Some(g) = groups.get(name) {
+            g.clone()
+        } else if hosts.contains_key(name) {
+            vec![name.to_string()]
+        } else {
+            return Err(format!("no host or group named `{name}` in the inventory"));
+        };
+        match op {
+            '!' => chosen.retain(|h| !set.contains(h)),
+            '&' => chosen.retain(|h| set.contains(h)),
+            _ => {
+                for h in set {
+                    if !chosen.contains(&h) {
+                        chosen.push(h);
                     }
                 }
             }
         }
-        Ok(chosen)
     }
+    Ok(chosen)
 }
 
 /// Stands in for a transport where an op needs none.
