@@ -1085,11 +1085,12 @@ async fn include_vars_layers_files_dirs_and_names() {
     .unwrap();
     std::fs::write(d.join("vars/conf.d/notes.txt"), "not vars\n").unwrap();
     std::fs::write(d.join("vars/list.yml"), "- a\n- b\n").unwrap();
+    std::fs::write(d.join("vars/settings.yml"), "settings: {b: 2, c: {y: 2}}\n").unwrap();
     let inv = local_inventory(d, &[("h1", "a")]);
     let pb = r#"
 - hosts: all
   gather_facts: false
-  vars: { port: 1, name: play }
+  vars: { port: 1, name: play, settings: { a: 1, c: { x: 1 } } }
   tasks:
     - { name: set_fact first, set_fact: { color: from_set_fact } }
     - { name: a file from vars/, include_vars: app.yml, register: inc }
@@ -1097,6 +1098,8 @@ async fn include_vars_layers_files_dirs_and_names() {
       include_vars: { dir: vars/conf.d, name: conf, depth: 1, ignore_unknown_extensions: true }
     - name: the whole dir
       include_vars: { dir: vars/conf.d, name: deep, ignore_files: ['\.txt'] }
+    - name: hash_behaviour merge
+      include_vars: { file: settings.yml, hash_behaviour: merge }
     - name: a dir with an unknown extension fails
       include_vars: { dir: vars/conf.d, name: bad }
       ignore_errors: true
@@ -1123,6 +1126,7 @@ async fn include_vars_layers_files_dirs_and_names() {
           - bad_ext is failed and 'notes.txt' in bad_ext.msg
           - not_map is failed and 'dictionary' in not_map.msg
           - missing is failed and 'nowhere.yml' in missing.msg
+          - "settings == {'a': 1, 'b': 2, 'c': {'x': 1, 'y': 2}}"
 - hosts: all
   gather_facts: false
   tasks:
