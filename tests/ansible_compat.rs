@@ -437,6 +437,7 @@ corpus! {
     diff_playbook, check_diff_playbook => "13_diff.yml",
     fetch_unarchive, check_fetch_unarchive => "14_fetch_unarchive.yml",
     pip_apt_repository, check_pip_apt_repository => "15_pip_apt_repository.yml",
+    control, check_control => "16_control.yml",
 }
 
 /// A throwaway inventory (no lab) for `ferry check`.

@@ -933,3 +933,353 @@ async fn exec_runs_one_command_and_prints_per_host() {
         ]
     );
 }
+
+// ---- control ops and loop_control, through the real loader and inventory
+
+/// Outcomes in host-name order (hosts run in parallel, so events interleave).
+fn sorted(mut v: Vec<(String, Outcome)>) -> Vec<(String, Outcome)> {
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// Write `inventory.yml` and `playbook.yml` into `dir`, load and check them as
+/// `ferry run` does, and run them with the local transport (`--limit` as given).
+async fn run_loaded(dir: &Path, inventory: &str, playbook: &str, limit: Option<&str>) -> Run {
+    let inv_path = dir.join("inventory.yml");
+    let pb_path = dir.join("playbook.yml");
+    std::fs::write(&inv_path, inventory).unwrap();
+    std::fs::write(&pb_path, playbook).unwrap();
+    let inv = ferry::inventory::Inventory::load(&[inv_path]).unwrap();
+    let (pbs, _warnings) =
+        ferry::playbook::load_and_check(std::slice::from_ref(&pb_path), &inv, &Vars::new())
+            .unwrap_or_else(|r| panic!("ferry check refused it:\n{}", r.render(false)));
+    let rec = Arc::new(Recorder::default());
+    let engine = Engine::new(
+        RunOptions::default(),
+        Arc::new(ferry::engine::InventoryHosts::new(
+            inv,
+            limit.map(str::to_string),
+        )),
+        local_connector(),
+        rec.clone(),
+    );
+    let code = engine.run(&pbs).await;
+    let events = rec.0.lock().unwrap().clone();
+    Run {
+        code,
+        stats: engine.stats(),
+        events,
+        engine,
+    }
+}
+
+fn local_inventory(dir: &Path, hosts: &[(&str, &str)]) -> String {
+    let mut y = format!(
+        "all:\n  vars:\n    ansible_connection: local\n    workdir: {}\n  hosts:\n",
+        dir.display()
+    );
+    for (h, kind) in hosts {
+        y.push_str(&format!("    {h}: {{kind: {kind}}}\n"));
+    }
+    y
+}
+
+/// What a host's task wrote into the work dir.
+fn read(dir: &Path, name: &str) -> Option<String> {
+    std::fs::read_to_string(dir.join(name)).ok()
+}
+
+const GROUPS_PLAYBOOK: &str = r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: group by kind
+      group_by: { key: "kind_{{ kind }}", parents: [kinds] }
+    - name: group_names in the same play
+      copy: { content: "{{ group_names | join(',') }}\n", dest: "{{ workdir }}/{{ inventory_hostname }}-groups" }
+    - name: add a host
+      add_host: { name: new1, groups: [added, extra], color: blue, kind: z }
+    - name: add it again, unchanged
+      add_host: { name: new1, groups: added, color: blue }
+- hosts: kind_a:added
+  gather_facts: false
+  tasks:
+    - name: later play
+      copy: { content: "{{ color | default('none') }} {{ groups['kinds'] | default([]) | length }}\n", dest: "{{ workdir }}/{{ inventory_hostname }}-later" }
+"#;
+
+#[tokio::test]
+async fn add_host_and_group_by_change_what_later_plays_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let inv = local_inventory(d, &[("h1", "a"), ("h2", "b")]);
+    let r = run_loaded(d, &inv, GROUPS_PLAYBOOK, None).await;
+    assert_eq!(r.code, 0, "{:#?}", r.events);
+    // group_by is per host and changed when the host joined; add_host runs once
+    // (on the first host), changed only when it changed the inventory.
+    assert_eq!(
+        sorted(r.outcomes("group by kind")),
+        vec![
+            ("h1".into(), Outcome::Changed),
+            ("h2".into(), Outcome::Changed)
+        ]
+    );
+    assert_eq!(
+        r.outcomes("add a host"),
+        vec![("h1".into(), Outcome::Changed)]
+    );
+    assert_eq!(
+        r.outcomes("add it again, unchanged"),
+        vec![("h1".into(), Outcome::Ok)]
+    );
+    assert_eq!(read(d, "h1-groups").as_deref(), Some("kind_a,kinds\n"));
+    assert_eq!(read(d, "h2-groups").as_deref(), Some("kind_b,kinds\n"));
+    // The later play ran on h1 (kind_a) and on the added host, with its host var,
+    // and not on h2; the new host connected (local transport) and wrote its file.
+    assert_eq!(
+        sorted(r.outcomes("later play")),
+        vec![
+            ("h1".into(), Outcome::Changed),
+            ("new1".into(), Outcome::Changed)
+        ]
+    );
+    assert_eq!(read(d, "h1-later").as_deref(), Some("none 2\n"));
+    assert_eq!(read(d, "new1-later").as_deref(), Some("blue 2\n"));
+    assert!(read(d, "h2-later").is_none());
+    assert_eq!(r.stat("h1"), stats(5, 4, 0, 0, 0, 0));
+    assert_eq!(r.stat("h2"), stats(2, 2, 0, 0, 0, 0));
+}
+
+#[tokio::test]
+async fn limit_still_applies_to_hosts_added_at_run_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let inv = local_inventory(d, &[("h1", "a"), ("h2", "b")]);
+    // As Ansible: `--limit h1` keeps the added host out of later plays.
+    let r = run_loaded(d, &inv, GROUPS_PLAYBOOK, Some("h1")).await;
+    assert_eq!(r.code, 0, "{:#?}", r.events);
+    assert_eq!(
+        sorted(r.outcomes("later play")),
+        vec![("h1".into(), Outcome::Changed)]
+    );
+    assert!(read(d, "new1-later").is_none());
+    assert!(!r.stats.contains_key("h2"));
+}
+
+#[tokio::test]
+async fn include_vars_layers_files_dirs_and_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("vars/conf.d/sub")).unwrap();
+    std::fs::write(
+        d.join("vars/app.yml"),
+        "port: 8080\ncolor: from_file\nname: app\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("vars/conf.d/10-a.yml"), "a: 1\nshared: from_a\n").unwrap();
+    std::fs::write(d.join("vars/conf.d/20-b.yaml"), "b: 2\nshared: from_b\n").unwrap();
+    std::fs::write(
+        d.join("vars/conf.d/sub/30-c.json"),
+        r#"{"c": 3, "shared": "from_c"}"#,
+    )
+    .unwrap();
+    std::fs::write(d.join("vars/conf.d/notes.txt"), "not vars\n").unwrap();
+    std::fs::write(d.join("vars/list.yml"), "- a\n- b\n").unwrap();
+    std::fs::write(d.join("vars/settings.yml"), "settings: {b: 2, c: {y: 2}}\n").unwrap();
+    let inv = local_inventory(d, &[("h1", "a")]);
+    let pb = r#"
+- hosts: all
+  gather_facts: false
+  vars: { port: 1, name: play, settings: { a: 1, c: { x: 1 } } }
+  tasks:
+    - { name: set_fact first, set_fact: { color: from_set_fact } }
+    - { name: a file from vars/, include_vars: app.yml, register: inc }
+    - name: a dir, nested, depth 1, only yaml/json
+      include_vars: { dir: vars/conf.d, name: conf, depth: 1, ignore_unknown_extensions: true }
+    - name: the whole dir
+      include_vars: { dir: vars/conf.d, name: deep, ignore_files: ['\.txt'] }
+    - name: hash_behaviour merge
+      include_vars: { file: settings.yml, hash_behaviour: merge }
+    - name: a dir with an unknown extension fails
+      include_vars: { dir: vars/conf.d, name: bad }
+      ignore_errors: true
+      register: bad_ext
+    - name: a file that is not a mapping fails
+      include_vars: { file: list.yml }
+      ignore_errors: true
+      register: not_map
+    - name: a missing file fails naming it
+      include_vars: { file: "{{ 'nowhere' }}.yml" }
+      ignore_errors: true
+      register: missing
+    - name: check
+      assert:
+        that:
+          - port == 8080
+          - name == 'app'
+          - color == 'from_set_fact'
+          - "conf == {'a': 1, 'b': 2, 'shared': 'from_b'}"
+          - deep.c == 3 and deep.shared == 'from_c'
+          - inc.ansible_facts.port == 8080
+          - inc.ansible_included_var_files[0].endswith('/vars/app.yml')
+          - inc is not changed
+          - bad_ext is failed and 'notes.txt' in bad_ext.msg
+          - not_map is failed and 'dictionary' in not_map.msg
+          - missing is failed and 'nowhere.yml' in missing.msg
+          - "settings == {'a': 1, 'b': 2, 'c': {'x': 1, 'y': 2}}"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: included vars last for the run
+      assert: { that: ["port == 8080", "conf.a == 1"] }
+"#;
+    let r = run_loaded(d, &inv, pb, None).await;
+    let failed: Vec<_> = r
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::HostResult(x) if x.outcome == Outcome::Failed && !x.ignored => {
+                Some(x.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    assert_eq!(r.code, 0);
+    assert_eq!(r.stat("h1").ignored, 3);
+}
+
+#[tokio::test]
+async fn loop_control_index_extended_pause_and_break_when() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let inv = local_inventory(d, &[("h1", "a")]);
+    let pb = r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: extended loop
+      debug: { msg: "{{ idx }}" }
+      loop: [x, y, z]
+      loop_control: { index_var: idx, extended: true, pause: 0.3 }
+      register: ext
+    - name: without extended there is no ansible_loop
+      debug: { msg: "{{ ansible_loop.index }}" }
+      loop: [x]
+      ignore_errors: true
+      register: plain
+    - name: allitems left out
+      debug: { msg: "{{ ansible_loop.allitems | default('none') }}" }
+      loop: [x]
+      loop_control: { extended: true, extended_allitems: false }
+      register: noall
+    - name: stop at b
+      debug: { msg: "{{ item }}" }
+      loop: [a, b, c, d]
+      loop_control: { break_when: ["item == 'b'"] }
+      register: broke
+    - name: check
+      assert:
+        that:
+          - ext.results | map(attribute='idx') | list == [0, 1, 2]
+          - ext.results | map(attribute='msg') | map('string') | list == ['0', '1', '2']
+          - ext.results[0].ansible_index_var == 'idx'
+          - "ext.results[1].ansible_loop == {'index': 2, 'index0': 1, 'first': false, 'last': false, 'length': 3, 'revindex': 2, 'revindex0': 1, 'allitems': ['x', 'y', 'z'], 'nextitem': 'z', 'previtem': 'x'}"
+          - ext.results[0].ansible_loop.previtem is not defined
+          - ext.results[2].ansible_loop.nextitem is not defined
+          - plain is failed
+          - noall.results[0].msg == 'none'
+          - broke.results | map(attribute='item') | list == ['a', 'b']
+"#;
+    let started = std::time::Instant::now();
+    let r = run_loaded(d, &inv, pb, None).await;
+    let elapsed = started.elapsed();
+    assert_eq!(r.code, 0, "{:#?}", r.events);
+    assert_eq!(r.stat("h1").failed, 0);
+    assert_eq!(r.stat("h1").ignored, 1);
+    // Two pauses of 0.3 s between three items (none before the first).
+    assert!(
+        elapsed >= std::time::Duration::from_millis(600),
+        "loop_control.pause did not pause: {elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn pause_waits_its_seconds_once_and_never_waits_for_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let inv = local_inventory(d, &[("h1", "a"), ("h2", "b")]);
+    let pb = r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: a prompt without a duration does not block
+      pause: { prompt: "Press enter" }
+      register: p
+    - name: one second
+      pause: { seconds: 1 }
+      register: s
+    - name: check
+      assert:
+        that:
+          - p.user_input == ''
+          - p is not changed
+          - s.stdout.startswith('Paused for 1.0')
+          - s.delta >= 1
+"#;
+    let started = std::time::Instant::now();
+    let r = run_loaded(d, &inv, pb, None).await;
+    let elapsed = started.elapsed();
+    assert_eq!(r.code, 0, "{:#?}", r.events);
+    // Once for the play (on the first host), as Ansible's pause.
+    assert_eq!(r.outcomes("one second"), vec![("h1".into(), Outcome::Ok)]);
+    assert_eq!(
+        sorted(r.outcomes("check")),
+        vec![("h1".into(), Outcome::Ok), ("h2".into(), Outcome::Ok)]
+    );
+    assert!(elapsed >= std::time::Duration::from_secs(1), "{elapsed:?}");
+    assert!(
+        elapsed < std::time::Duration::from_secs(30),
+        "the prompt waited for input: {elapsed:?}"
+    );
+}
+
+/// `StaticHosts` (tests, `ferry exec` on a list, the bench) takes add_host and group_by too.
+#[tokio::test]
+async fn static_hosts_take_added_hosts_and_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = inline(
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - { name: group, group_by: { key: "g_{{ inventory_hostname }}" } }
+    - { name: add, add_host: { name: s3, groups: [late], ansible_connection: local, workdir: "{{ workdir }}", tag: three } }
+    - { name: add again, add_host: { name: s3, groups: [late], tag: three } }
+- hosts: g_s1:late
+  gather_facts: false
+  tasks:
+    - name: later
+      copy: { content: "{{ tag | default('none') }}\n", dest: "{{ workdir }}/{{ inventory_hostname }}-later" }
+"#,
+    );
+    let r = run(&pb, &["s1", "s2"], dir.path(), RunOptions::default()).await;
+    assert_eq!(r.code, 0, "{:#?}", r.events);
+    assert_eq!(
+        r.outcomes("add"),
+        vec![("s1".to_string(), Outcome::Changed)]
+    );
+    assert_eq!(
+        r.outcomes("add again"),
+        vec![("s1".to_string(), Outcome::Ok)]
+    );
+    assert_eq!(
+        sorted(r.outcomes("later")),
+        vec![
+            ("s1".to_string(), Outcome::Changed),
+            ("s3".to_string(), Outcome::Changed)
+        ]
+    );
+    assert_eq!(read(dir.path(), "s3-later").as_deref(), Some("three\n"));
+    assert_eq!(read(dir.path(), "s1-later").as_deref(), Some("none\n"));
+}

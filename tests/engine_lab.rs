@@ -495,3 +495,50 @@ fn facts_show_the_migration_nic_and_name_unreachable_hosts() {
         lab.hosts[1].migration_ip.as_str()
     );
 }
+
+/// A host `add_host` made (here a second name for the lab host, with its own
+/// `ansible_host`) is targeted by a later play, which connects to it over SSH.
+#[test]
+fn a_later_play_connects_to_a_host_add_host_made() {
+    let lab = LabGuard::up("engaddhost", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let inv = alias_inventory(&lab, dir.path(), None);
+    let pb = write(
+        dir.path(),
+        "pb.yml",
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - name: add a host
+      add_host: { name: added1, groups: [late], ansible_host: "{{ ansible_host }}", note: hi }
+- hosts: late
+  gather_facts: false
+  tasks:
+    - name: on the added host
+      shell: echo "{{ note }} {{ inventory_hostname }} $(hostname)" > /tmp/added-host-out
+"#,
+    );
+    let out = run(&inv, &pb, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let host = lab.hosts[0].name.clone();
+    assert_eq!(
+        exec_ok(&lab, &host, "cat /tmp/added-host-out"),
+        format!("hi added1 {}", exec_ok(&lab, &host, "hostname"))
+    );
+    let stdout = text(&out.stdout);
+    let recap_of = |h: &str| {
+        stdout
+            .lines()
+            .skip_while(|l| !l.starts_with("PLAY RECAP"))
+            .find(|l| l.split_whitespace().next() == Some(h))
+            .map(|l| l.split_whitespace().skip(2).collect::<Vec<_>>().join(" "))
+    };
+    for h in ["h1", "added1"] {
+        assert_eq!(
+            recap_of(h).as_deref(),
+            Some("ok=1 changed=1 unreachable=0 failed=0 skipped=0 rescued=0 ignored=0"),
+            "{}",
+            show(&out)
+        );
+    }
+}

@@ -19,8 +19,9 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -143,29 +144,41 @@ pub trait HostSource: Send + Sync {
     fn hostvars(&self) -> Value {
         Value::Object(Default::default())
     }
+    /// `add_host` / `group_by`: change the hosts and groups later selections and
+    /// variable views see. `Ok(true)` when something changed.
+    fn change(&self, change: &ops::InventoryChange) -> Result<bool, String> {
+        let _ = change;
+        Err("this run's hosts are fixed: add_host and group_by cannot change them".into())
+    }
 }
 
 /// Hosts from a loaded inventory, with `--limit` applied to every play's pattern.
+/// `add_host` and `group_by` change it during the run.
 pub struct InventoryHosts {
-    inv: crate::inventory::Inventory,
+    inv: RwLock<crate::inventory::Inventory>,
     limit: Option<String>,
-    hostvars: std::sync::OnceLock<Value>,
-    groups: Value,
+    /// `hostvars`, built on first use and again after the inventory changed.
+    hostvars: Mutex<Option<Value>>,
+    groups: RwLock<Value>,
+}
+
+fn groups_value(inv: &crate::inventory::Inventory) -> Value {
+    Value::Object(
+        inv.groups
+            .keys()
+            .map(|g| (g.clone(), Value::from(inv.group_hosts(g))))
+            .collect(),
+    )
 }
 
 impl InventoryHosts {
     pub fn new(inv: crate::inventory::Inventory, limit: Option<String>) -> Self {
-        let groups = Value::Object(
-            inv.groups
-                .keys()
-                .map(|g| (g.clone(), Value::from(inv.group_hosts(g))))
-                .collect(),
-        );
+        let groups = groups_value(&inv);
         Self {
-            inv,
+            inv: RwLock::new(inv),
             limit,
-            hostvars: std::sync::OnceLock::new(),
-            groups,
+            hostvars: Mutex::new(None),
+            groups: RwLock::new(groups),
         }
     }
 }
@@ -173,22 +186,40 @@ impl InventoryHosts {
 impl HostSource for InventoryHosts {
     fn select(&self, pattern: &str) -> Result<Vec<String>, String> {
         self.inv
+            .read()
+            .unwrap()
             .select_limited(pattern, self.limit.as_deref())
             .map_err(|e| e.to_string())
     }
     fn base_vars(&self, host: &str) -> Vars {
-        let mut v = crate::vars::inventory_vars(&self.inv, host);
-        v.insert("groups".into(), self.groups.clone());
-        v.insert(
-            "group_names".into(),
-            Value::from(self.inv.group_names(host)),
-        );
+        let inv = self.inv.read().unwrap();
+        let mut v = crate::vars::inventory_vars(&inv, host);
+        v.insert("groups".into(), self.groups.read().unwrap().clone());
+        v.insert("group_names".into(), Value::from(inv.group_names(host)));
         v
     }
     fn hostvars(&self) -> Value {
-        self.hostvars
-            .get_or_init(|| crate::vars::hostvars(&self.inv))
+        let mut hv = self.hostvars.lock().unwrap();
+        hv.get_or_insert_with(|| crate::vars::hostvars(&self.inv.read().unwrap()))
             .clone()
+    }
+    fn change(&self, change: &ops::InventoryChange) -> Result<bool, String> {
+        let mut inv = self.inv.write().unwrap();
+        let changed = match change {
+            ops::InventoryChange::AddHost { name, groups, vars } => {
+                inv.add_runtime_host(name, groups, vars)
+            }
+            ops::InventoryChange::AddToGroup {
+                host,
+                group,
+                parents,
+            } => inv.add_runtime_group_member(host, group, parents)?,
+        };
+        if changed {
+            *self.groups.write().unwrap() = groups_value(&inv);
+            *self.hostvars.lock().unwrap() = None;
+        }
+        Ok(changed)
     }
 }
 
@@ -218,47 +249,114 @@ fn task_mentions(t: &Task, kw: &TaskKeywords, word: &str) -> bool {
 pub struct StaticHosts {
     pub hosts: IndexMap<String, Vars>,
     pub groups: IndexMap<String, Vec<String>>,
+    /// `hosts` and `groups` as add_host/group_by left them (set on the first change).
+    changed: Arc<RwLock<Option<HostsAndGroups>>>,
+}
+
+type HostsAndGroups = (IndexMap<String, Vars>, IndexMap<String, Vec<String>>);
+
+impl StaticHosts {
+    fn with_view<R>(
+        &self,
+        f: impl FnOnce(&IndexMap<String, Vars>, &IndexMap<String, Vec<String>>) -> R,
+    ) -> R {
+        match &*self.changed.read().unwrap() {
+            Some((h, g)) => f(h, g),
+            None => f(&self.hosts, &self.groups),
+        }
+    }
 }
 
 impl HostSource for StaticHosts {
     fn select(&self, pattern: &str) -> Result<Vec<String>, String> {
-        let mut chosen: Vec<String> = Vec::new();
-        for part in pattern
-            .split([':', ','])
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-        {
-            let (op, name) = match part.as_bytes()[0] {
-                b'!' => ('!', &part[1..]),
-                b'&' => ('&', &part[1..]),
-                _ => ('+', part),
-            };
-            let set: Vec<String> = if name == "all" || name == "*" {
-                self.hosts.keys().cloned().collect()
-            } else if let Some(g) = self.groups.get(name) {
-                g.clone()
-            } else if self.hosts.contains_key(name) {
-                vec![name.to_string()]
-            } else {
-                return Err(format!("no host or group named `{name}` in the inventory"));
-            };
-            match op {
-                '!' => chosen.retain(|h| !set.contains(h)),
-                '&' => chosen.retain(|h| set.contains(h)),
-                _ => {
-                    for h in set {
-                        if !chosen.contains(&h) {
-                            chosen.push(h);
-                        }
+        self.with_view(|hosts, groups| static_select(hosts, groups, pattern))
+    }
+    fn base_vars(&self, host: &str) -> Vars {
+        self.with_view(|hosts, _| hosts.get(host).cloned().unwrap_or_default())
+    }
+    fn change(&self, change: &ops::InventoryChange) -> Result<bool, String> {
+        let mut view = self.changed.write().unwrap();
+        let (hosts, groups) = view.get_or_insert_with(|| (self.hosts.clone(), self.groups.clone()));
+        let mut changed = false;
+        let mut join = |groups: &mut IndexMap<String, Vec<String>>, g: &str, h: &str| {
+            let members = groups.entry(g.to_string()).or_default();
+            if !members.iter().any(|m| m == h) {
+                members.push(h.to_string());
+                changed = true;
+            }
+        };
+        match change {
+            ops::InventoryChange::AddHost {
+                name,
+                groups: gs,
+                vars,
+            } => {
+                let new = !hosts.contains_key(name);
+                let entry = hosts.entry(name.clone()).or_default();
+                let mut vars_changed = false;
+                for (k, v) in vars {
+                    if entry.get(k) != Some(v) {
+                        entry.insert(k.clone(), v.clone());
+                        vars_changed = true;
+                    }
+                }
+                for g in gs {
+                    join(groups, g, name);
+                }
+                if new || vars_changed {
+                    return Ok(true);
+                }
+            }
+            ops::InventoryChange::AddToGroup { host, group, .. } => {
+                if !hosts.contains_key(host) {
+                    return Err(format!("{host} cannot be matched in inventory"));
+                }
+                join(groups, group, host);
+            }
+        }
+        Ok(changed)
+    }
+}
+
+/// [`StaticHosts`]' patterns: names, groups, `all`, joined by `:`/`,`, with `!` and `&`.
+fn static_select(
+    hosts: &IndexMap<String, Vars>,
+    groups: &IndexMap<String, Vec<String>>,
+    pattern: &str,
+) -> Result<Vec<String>, String> {
+    let mut chosen: Vec<String> = Vec::new();
+    for part in pattern
+        .split([':', ','])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let (op, name) = match part.as_bytes()[0] {
+            b'!' => ('!', &part[1..]),
+            b'&' => ('&', &part[1..]),
+            _ => ('+', part),
+        };
+        let set: Vec<String> = if name == "all" || name == "*" {
+            hosts.keys().cloned().collect()
+        } else if let Some(g) = groups.get(name) {
+            g.clone()
+        } else if hosts.contains_key(name) {
+            vec![name.to_string()]
+        } else {
+            return Err(format!("no host or group named `{name}` in the inventory"));
+        };
+        match op {
+            '!' => chosen.retain(|h| !set.contains(h)),
+            '&' => chosen.retain(|h| set.contains(h)),
+            _ => {
+                for h in set {
+                    if !chosen.contains(&h) {
+                        chosen.push(h);
                     }
                 }
             }
         }
-        Ok(chosen)
     }
-    fn base_vars(&self, host: &str) -> Vars {
-        self.hosts.get(host).cloned().unwrap_or_default()
-    }
+    Ok(chosen)
 }
 
 /// Stands in for a transport where an op needs none.
@@ -346,7 +444,9 @@ struct HostState {
 struct PlayRun<'p> {
     play: &'p Play,
     names: Vec<String>,
-    base: Vec<Vars>,
+    /// Each host's inventory variables, with the inventory epoch they were read at
+    /// (re-read after add_host/group_by changed the inventory).
+    base: Vec<Mutex<(u64, Vars)>>,
     states: Vec<Mutex<HostState>>,
     ended: AtomicBool,
 }
@@ -424,6 +524,7 @@ struct TaskOutput {
     result: Map<String, Value>,
     diff: Option<Diff>,
     facts: Vars,
+    included: Vars,
     control: Option<Control>,
     attempts: Option<u32>,
     delegated_to: Option<String>,
@@ -491,6 +592,10 @@ pub struct Engine {
     conns: Mutex<HashMap<String, ConnCell>>,
     /// set_fact results and registered variables, per host, for the whole run.
     facts: Mutex<HashMap<String, Vars>>,
+    /// include_vars results, per host, for the whole run (below `facts`).
+    included: Mutex<HashMap<String, Vars>>,
+    /// Bumped whenever add_host/group_by changed the inventory.
+    inv_epoch: AtomicU64,
     stats: Mutex<IndexMap<String, HostStats>>,
     /// Hosts that failed or were unreachable: left out of later plays.
     dead: Mutex<HashSet<String>>,
@@ -518,6 +623,8 @@ impl Engine {
             forks,
             conns: Mutex::new(HashMap::new()),
             facts: Mutex::new(HashMap::new()),
+            included: Mutex::new(HashMap::new()),
+            inv_epoch: AtomicU64::new(0),
             stats: Mutex::new(IndexMap::new()),
             dead: Mutex::new(HashSet::new()),
             failed_hosts: Mutex::new(HashSet::new()),
@@ -672,7 +779,13 @@ impl Engine {
             }
             let pr = PlayRun {
                 play,
-                base: batch.iter().map(|h| self.hosts.base_vars(h)).collect(),
+                base: {
+                    let epoch = self.inv_epoch.load(Ordering::SeqCst);
+                    batch
+                        .iter()
+                        .map(|h| Mutex::new((epoch, self.hosts.base_vars(h))))
+                        .collect()
+                },
                 states: batch
                     .iter()
                     .map(|_| Mutex::new(HostState::default()))
@@ -861,7 +974,8 @@ impl Engine {
         active: Vec<usize>,
         handler: bool,
     ) {
-        let run_once = kw.run_once.unwrap_or(false);
+        let run_once = kw.run_once.unwrap_or(false)
+            || ops::lookup(&t.op).is_some_and(|op| op.bypass_host_loop());
         let targets: Vec<usize> = if run_once {
             active.iter().copied().take(1).collect()
         } else {
@@ -886,7 +1000,7 @@ impl Engine {
                 .register
                 .as_ref()
                 .map(|r| (r.clone(), Value::Object(out.result.clone())));
-            let facts = out.facts.clone();
+            let facts = (out.facts.clone(), out.included.clone());
             if silent && !out.failed {
                 if out.control == Some(Control::EndHost) {
                     pr.states[h].lock().unwrap().ended = true;
@@ -899,14 +1013,21 @@ impl Engine {
         .await;
         if run_once {
             // The result of a run_once task is every host's result.
-            if let Some((_, _, register, facts)) = outs.first() {
+            if let Some((_, _, register, (facts, included))) = outs.first() {
                 let mut all = self.facts.lock().unwrap();
+                let mut all_included = self.included.lock().unwrap();
                 for &h in active.iter().skip(1) {
                     let f = all.entry(pr.names[h].clone()).or_default();
                     if let Some((k, v)) = register {
                         f.insert(k.clone(), v.clone());
                     }
                     f.extend(facts.clone());
+                    if !included.is_empty() {
+                        all_included
+                            .entry(pr.names[h].clone())
+                            .or_default()
+                            .extend(included.clone());
+                    }
                 }
             }
         }
@@ -1010,6 +1131,14 @@ impl Engine {
             }
             if !out.failed && !out.unreachable {
                 f.extend(out.facts.clone());
+                if !out.included.is_empty() {
+                    self.included
+                        .lock()
+                        .unwrap()
+                        .entry(host.clone())
+                        .or_default()
+                        .extend(out.included.clone());
+                }
             }
             if rescued {
                 f.insert(
@@ -1077,7 +1206,14 @@ impl Engine {
         if let Some(r) = &t.role {
             v.extend(r.defaults.clone());
         }
-        v.extend(pr.base[h].clone());
+        {
+            let mut base = pr.base[h].lock().unwrap();
+            let epoch = self.inv_epoch.load(Ordering::SeqCst);
+            if base.0 != epoch {
+                *base = (epoch, self.hosts.base_vars(&pr.names[h]));
+            }
+            v.extend(base.1.clone());
+        }
         v.extend(play.vars.clone());
         for (_, f) in &play.vars_files {
             v.extend(f.clone());
@@ -1086,6 +1222,9 @@ impl Engine {
             v.extend(r.vars.clone());
         }
         v.extend(kw.vars.clone());
+        if let Some(f) = self.included.lock().unwrap().get(&pr.names[h]) {
+            v.extend(f.clone());
+        }
         if let Some(f) = self.facts.lock().unwrap().get(&pr.names[h]) {
             v.extend(f.clone());
         }
@@ -1121,8 +1260,9 @@ impl Engine {
         if task_mentions(t, kw, "hostvars") {
             let mut hv = self.hosts.hostvars();
             if let Value::Object(all) = &mut hv {
+                let included = self.included.lock().unwrap();
                 let facts = self.facts.lock().unwrap();
-                for (host, gained) in facts.iter() {
+                for (host, gained) in included.iter().chain(facts.iter()) {
                     if let Some(Value::Object(m)) = all.get_mut(host) {
                         m.extend(gained.clone());
                     }
@@ -1210,23 +1350,66 @@ impl Engine {
         } else {
             t.loop_var.clone()
         };
+        let pause = match &t.loop_pause {
+            None => None,
+            Some(p) => match self.render.render_value(p, vars) {
+                Ok(v) => match v
+                    .as_f64()
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                {
+                    Some(secs) if secs > 0.0 => Some(Duration::from_secs_f64(secs)),
+                    Some(_) => None,
+                    None => {
+                        return TaskOutput::failed(format!(
+                            "loop_control.pause: {v} is not a number of seconds"
+                        ));
+                    }
+                },
+                Err(e) => return TaskOutput::failed(format!("loop_control.pause: {e}")),
+            },
+        };
         let no_log = kw.no_log.unwrap_or(false);
         let mut total = TaskOutput::default();
         let mut results = Vec::new();
         let n = items.len();
-        for (i, item) in items.into_iter().enumerate() {
+        for (i, item) in items.iter().enumerate() {
             if self.interrupted() {
                 break;
             }
+            if i > 0
+                && let Some(p) = pause
+            {
+                tokio::time::sleep(p).await;
+            }
+            let item = item.clone();
             let item_start = Instant::now();
             let mut iv = vars.clone();
             iv.insert(loop_var.clone(), item.clone());
             iv.insert("ansible_loop_var".into(), loop_var.clone().into());
-            iv.insert(
-                "ansible_loop".into(),
-                serde_json::json!({"index": i + 1, "index0": i, "first": i == 0,
-                    "last": i + 1 == n, "length": n}),
-            );
+            if let Some(index_var) = &t.loop_index_var {
+                iv.insert("ansible_index_var".into(), index_var.clone().into());
+                iv.insert(index_var.clone(), i.into());
+            }
+            if t.loop_extended {
+                let mut l = Map::new();
+                l.insert("index".into(), (i + 1).into());
+                l.insert("index0".into(), i.into());
+                l.insert("first".into(), (i == 0).into());
+                l.insert("last".into(), (i + 1 == n).into());
+                l.insert("length".into(), n.into());
+                l.insert("revindex".into(), (n - i).into());
+                l.insert("revindex0".into(), (n - i - 1).into());
+                if t.loop_extended_allitems.unwrap_or(true) {
+                    l.insert("allitems".into(), Value::Array(items.clone()));
+                }
+                if i + 1 < n {
+                    l.insert("nextitem".into(), items[i + 1].clone());
+                }
+                if i > 0 {
+                    l.insert("previtem".into(), items[i - 1].clone());
+                }
+                iv.insert("ansible_loop".into(), Value::Object(l));
+            }
             let mut o = match self.conditions(&kw.when, &iv) {
                 Err(e) => TaskOutput::failed(format!("when: {e}")),
                 Ok(false) => TaskOutput::skipped("Conditional result was False"),
@@ -1235,6 +1418,14 @@ impl Engine {
             o.result.insert(loop_var.clone(), item.clone());
             o.result
                 .insert("ansible_loop_var".into(), loop_var.clone().into());
+            if let Some(index_var) = &t.loop_index_var {
+                o.result.insert(index_var.clone(), i.into());
+                o.result
+                    .insert("ansible_index_var".into(), index_var.clone().into());
+            }
+            if let Some(l) = iv.get("ansible_loop").filter(|_| t.loop_extended) {
+                o.result.insert("ansible_loop".into(), l.clone());
+            }
             let label = match &t.loop_label {
                 Some(lbl) => self
                     .render
@@ -1250,14 +1441,32 @@ impl Engine {
             total.failed |= o.failed;
             total.unreachable |= o.unreachable;
             total.facts.extend(std::mem::take(&mut o.facts));
+            total.included.extend(std::mem::take(&mut o.included));
             if o.control.is_some() {
                 total.control = o.control;
             }
             total.delegated_to = o.delegated_to.take();
             let unreachable = o.unreachable;
+            let stop = if t.loop_break_when.is_empty() || unreachable {
+                Ok(false)
+            } else {
+                if let Some(r) = &t.register {
+                    iv.insert(r.clone(), Value::Object(o.result.clone()));
+                }
+                self.conditions(&t.loop_break_when, &iv)
+            };
             results.push(Value::Object(o.result));
             if unreachable {
                 break;
+            }
+            match stop {
+                Ok(false) => {}
+                Ok(true) => break,
+                Err(e) => {
+                    total.failed = true;
+                    self.warn(Some(&pr.names[h]), format!("loop_control.break_when: {e}"));
+                    break;
+                }
             }
         }
         total.skipped = results.is_empty()
@@ -1415,6 +1624,7 @@ impl Engine {
                 }
                 Err(e) => OpOutcome::failed(e.to_string()),
             };
+            let outcome = self.change_inventory(outcome);
             let mut o = self.finish(t, outcome, vars);
             o.delegated_to = delegated_to.clone();
             let Some(until) = &t.until else {
@@ -1454,6 +1664,25 @@ impl Engine {
         }
     }
 
+    /// Apply the inventory changes an op asked for (add_host, group_by): the task is
+    /// changed when the inventory changed, failed when a change cannot be made.
+    fn change_inventory(&self, mut outcome: OpOutcome) -> OpOutcome {
+        if outcome.failed {
+            return outcome;
+        }
+        for c in std::mem::take(&mut outcome.inventory) {
+            match self.hosts.change(&c) {
+                Ok(true) => {
+                    outcome.changed = true;
+                    self.inv_epoch.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok(false) => {}
+                Err(e) => return OpOutcome::failed(e),
+            }
+        }
+        outcome
+    }
+
     /// Turn an op's outcome into the task result: Ansible's keys, changed_when, failed_when.
     fn finish(&self, t: &Task, o: OpOutcome, vars: &Vars) -> TaskOutput {
         let mut result = o.result;
@@ -1473,6 +1702,7 @@ impl Engine {
             result,
             diff: o.diff,
             facts: o.facts,
+            included: o.included_vars,
             control: o.control,
             ..TaskOutput::default()
         };

@@ -730,6 +730,84 @@ impl Inventory {
             .collect();
     }
 
+    /// `add_host` during a run: the host (created if new) gains `vars` over its own host
+    /// vars and joins `groups` (each created under `all` if new). Whether anything changed.
+    pub fn add_runtime_host(&mut self, name: &str, groups: &[String], vars: &Vars) -> bool {
+        let mut changed = false;
+        if !self.hosts.contains_key(name) {
+            self.hosts.insert(
+                name.to_string(),
+                Host {
+                    name: name.to_string(),
+                    ..Host::default()
+                },
+            );
+            changed = true;
+        }
+        let host = &mut self.hosts[name];
+        for (k, v) in vars {
+            if host.vars.get(k) != Some(v) {
+                host.vars.insert(k.clone(), v.clone());
+                changed = true;
+            }
+        }
+        for g in groups {
+            self.ensure_group(g, None);
+            let group = &mut self.groups[g.as_str()];
+            if !group.hosts.iter().any(|h| h == name) {
+                group.hosts.push(name.to_string());
+                changed = true;
+            }
+        }
+        if changed {
+            self.reconcile();
+            self.finish();
+        }
+        changed
+    }
+
+    /// `group_by` during a run: `host` joins `group` (created if new), and `group`
+    /// becomes a child of each of `parents` (created under `all` if new).
+    /// Whether anything changed; an error for an unknown host or a group cycle.
+    pub fn add_runtime_group_member(
+        &mut self,
+        host: &str,
+        group: &str,
+        parents: &[String],
+    ) -> Result<bool, String> {
+        if !self.hosts.contains_key(host) {
+            return Err(format!("{host} cannot be matched in inventory"));
+        }
+        let mut changed = false;
+        self.ensure_group(group, None);
+        for p in parents {
+            if !self.groups.contains_key(p.as_str()) {
+                self.ensure_group(p, None);
+                changed = true;
+            }
+            if p == group || self.path_down(group, p).is_some() {
+                return Err(format!(
+                    "group `{p}` cannot be a parent of `{group}`: `{group}` is already above it"
+                ));
+            }
+            let parent = &mut self.groups[p.as_str()];
+            if !parent.children.iter().any(|c| c == group) {
+                parent.children.push(group.to_string());
+                changed = true;
+            }
+        }
+        let g = &mut self.groups[group];
+        if !g.hosts.iter().any(|h| h == host) {
+            g.hosts.push(host.to_string());
+            changed = true;
+        }
+        if changed {
+            self.reconcile();
+            self.finish();
+        }
+        Ok(changed)
+    }
+
     /// Host names matching an Ansible host pattern, in inventory order.
     pub fn select(&self, pattern: &str) -> Result<Vec<String>, InventoryError> {
         pattern::select(self, pattern)

@@ -6,6 +6,7 @@
 //! transport and changes it only where it differs; it reports what it did
 //! in an [`OpOutcome`].
 
+pub mod add_host;
 pub mod apt;
 pub mod apt_key;
 pub mod apt_repository;
@@ -25,12 +26,15 @@ pub mod get_url;
 pub mod git;
 pub mod git_sync;
 pub mod group;
+pub mod group_by;
 pub mod hostname;
+pub mod include_vars;
 pub mod ini_file;
 pub mod lineinfile;
 pub mod meta;
 pub mod modprobe;
 pub mod outcome;
+pub mod pause;
 pub mod ping;
 pub mod pip;
 pub mod raw;
@@ -196,6 +200,31 @@ pub struct OpOutcome {
     pub facts: Vars,
     /// Only the `meta` op sets this.
     pub control: Option<Control>,
+    /// Variables at `include_vars` precedence (above task vars, below set_fact),
+    /// set on the host for the rest of the run.
+    pub included_vars: Vars,
+    /// Changes to the run's inventory (`add_host`, `group_by`): the engine applies
+    /// them and reports the task changed when they changed something.
+    pub inventory: Vec<InventoryChange>,
+}
+
+/// A change to the hosts and groups a run sees, applied by the engine
+/// ([`crate::engine::HostSource::change`]); later plays' `hosts:` see it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InventoryChange {
+    /// `add_host`: the host (created if new) gains `vars` as host vars and joins `groups`
+    /// (created under `all` if new).
+    AddHost {
+        name: String,
+        groups: Vec<String>,
+        vars: Vars,
+    },
+    /// `group_by`: `host` joins `group` (created if new), made a child of each of `parents`.
+    AddToGroup {
+        host: String,
+        group: String,
+        parents: Vec<String>,
+    },
 }
 
 impl OpOutcome {
@@ -267,6 +296,11 @@ pub trait Op: Send + Sync {
     fn silent(&self) -> bool {
         false
     }
+    /// Runs once for the whole play, on its first host (`add_host`, `pause`), as
+    /// Ansible's `BYPASS_HOST_LOOP`: the engine treats the task as `run_once`.
+    fn bypass_host_loop(&self) -> bool {
+        false
+    }
     /// Arguments the engine must not render (they are expressions the op evaluates itself,
     /// like `assert`'s `that`).
     fn raw_args(&self) -> &'static [&'static str] {
@@ -287,6 +321,10 @@ static OPS: &[&(dyn Op + 'static)] = &[
     &assert::Assert,
     &fail::Fail,
     &meta::Meta,
+    &pause::Pause,
+    &include_vars::IncludeVars,
+    &add_host::AddHost,
+    &group_by::GroupBy,
 ];
 
 /// The op registered under `name` (`ansible.builtin.` / `ansible.legacy.` prefixes accepted).

@@ -364,7 +364,7 @@ const SPECS: &[(&str, &str, &str, &str)] = &[
     (
         "include_vars",
         "free",
-        "_raw_params:path; file:path; dir:path; name:str; files_matching:str; ignore_files:list; extensions:list; depth:int",
+        "_raw_params:path; file:path; dir:path; name:str; files_matching:str; ignore_files:list; extensions:list; ignore_unknown_extensions:bool; depth:int; hash_behaviour:str=replace,merge",
         "_raw_params|file|dir one:_raw_params|file|dir",
     ),
     (

@@ -41,7 +41,12 @@ pub fn load_and_check(
     let mut problems = loaded.problems;
 
     for (pattern, loc) in &loaded.host_patterns {
-        problems.extend(check_pattern(inventory, pattern, loc));
+        problems.extend(check_pattern_at_run(
+            inventory,
+            pattern,
+            loc,
+            &loaded.runtime_hosts,
+        ));
     }
 
     // Names every host sees: magic, -e, and what tasks set at run time.
@@ -181,6 +186,25 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 /// Problems of one `hosts:` pattern: a term with bad syntax is an error, a
 /// term that matches nothing in the inventory a warning (as Ansible warns).
 pub fn check_pattern(inventory: &Inventory, pattern: &str, loc: &SourceLoc) -> Vec<Problem> {
+    check_pattern_at_run(inventory, pattern, loc, &[])
+}
+
+/// [`check_pattern`], where `runtime` names hosts and groups that `add_host` and
+/// `group_by` create during the run (templates match any text where they vary).
+pub fn check_pattern_at_run(
+    inventory: &Inventory,
+    pattern: &str,
+    loc: &SourceLoc,
+    runtime: &[String],
+) -> Vec<Problem> {
+    let runtime_globs: Vec<String> = runtime
+        .iter()
+        .map(|n| {
+            regex::Regex::new(r"\{\{.*?\}\}|\{%.*?%\}")
+                .map(|re| re.replace_all(n, "*").into_owned())
+                .unwrap_or_else(|_| n.clone())
+        })
+        .collect();
     let mut out = Vec::new();
     if crate::template::is_template(pattern) {
         return out;
@@ -218,7 +242,10 @@ pub fn check_pattern(inventory: &Inventory, pattern: &str, loc: &SourceLoc) -> V
             || inventory.hosts.contains_key(term)
             || (term.contains(['*', '?'])
                 && (inventory.hosts.keys().any(|h| glob_match(term, h))
-                    || inventory.groups.keys().any(|g| glob_match(term, g))));
+                    || inventory.groups.keys().any(|g| glob_match(term, g))))
+            || runtime_globs
+                .iter()
+                .any(|r| r == term || glob_match(r, term) || glob_match(term, r));
         if !matches {
             let names = inventory
                 .groups
@@ -245,6 +272,95 @@ pub fn check_pattern(inventory: &Inventory, pattern: &str, loc: &SourceLoc) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn check_text(pb: &str, files: &[(&str, &str)]) -> Result<Vec<Problem>, CheckReport> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            let p = dir.path().join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        let path = dir.path().join("p.yml");
+        std::fs::write(&path, pb).unwrap();
+        let inv_path = dir.path().join("inv.yml");
+        std::fs::write(&inv_path, "all:\n  hosts:\n    h1: {}\n").unwrap();
+        let inv = Inventory::load(&[inv_path]).unwrap();
+        load_and_check(&[path], &inv, &Vars::new()).map(|(_, w)| w)
+    }
+
+    fn messages(r: &Result<Vec<Problem>, CheckReport>) -> Vec<String> {
+        match r {
+            Ok(w) => w.iter().map(|p| p.message.clone()).collect(),
+            Err(rep) => rep.problems.iter().map(|p| p.message.clone()).collect(),
+        }
+    }
+
+    /// Groups and hosts made by group_by/add_host are targets of later plays, and
+    /// the names include_vars and add_host define are known there.
+    #[test]
+    fn runtime_hosts_groups_and_included_names_are_known() {
+        let pb = r#"
+- hosts: all
+  tasks:
+    - include_vars: app.yml
+    - group_by: { key: "os_{{ ansible_system }}" }
+    - add_host: { name: "new:2222", groups: [extra], color: blue }
+- hosts: os_Linux:extra:new
+  tasks:
+    - debug: { msg: "{{ app_port }} {{ color }}" }
+"#;
+        let r = check_text(pb, &[("vars/app.yml", "app_port: 1\n")]);
+        assert_eq!(messages(&r), Vec::<String>::new());
+        // A group nobody makes is still warned about.
+        let r = check_text(
+            &pb.replace("os_Linux:extra:new", "nowhere"),
+            &[("vars/app.yml", "app_port: 1\n")],
+        );
+        assert_eq!(
+            messages(&r),
+            vec!["host pattern `nowhere` matches no host".to_string()]
+        );
+        // And a name no layer defines is still an error.
+        let r = check_text(
+            &pb.replace("app_port", "app_prt"),
+            &[("vars/app.yml", "app_port: 1\n")],
+        );
+        assert_eq!(
+            messages(&r),
+            vec!["undefined variable `app_prt`".to_string()]
+        );
+    }
+
+    #[test]
+    fn loop_control_keys_are_checked() {
+        let pb = |lc: &str| {
+            format!(
+                "- hosts: all\n  tasks:\n    - debug: {{ msg: \"{{{{ i }}}}\" }}\n      loop: [a]\n      loop_control: {lc}\n"
+            )
+        };
+        assert!(
+            check_text(
+                &pb("{ index_var: i, extended: true, pause: 0.5, break_when: [\"i > 0\"] }"),
+                &[]
+            )
+            .is_ok()
+        );
+        for (bad, what) in [
+            (
+                "{ index_var: i, pause: soon }",
+                "`pause` must be a number of seconds",
+            ),
+            ("{ index_var: 1x }", "`index_var` must be a variable name"),
+            (
+                "{ index_var: i, extended: maybe }",
+                "`extended` must be a boolean",
+            ),
+            ("{ index_var: i, pauze: 1 }", "pauze"),
+        ] {
+            let m = messages(&check_text(&pb(bad), &[])).join("\n");
+            assert!(m.contains(what), "{bad}: {m}");
+        }
+    }
 
     #[test]
     fn globs() {

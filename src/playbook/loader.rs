@@ -110,7 +110,15 @@ const INCLUDE_KEYS: &[&str] = &[
     "timeout",
 ];
 
-const LOOP_CONTROL_KEYS: &[&str] = &["loop_var", "label"];
+const LOOP_CONTROL_KEYS: &[&str] = &[
+    "loop_var",
+    "label",
+    "index_var",
+    "extended",
+    "extended_allitems",
+    "pause",
+    "break_when",
+];
 
 /// A variable a template or expression uses, and the names in scope there.
 #[derive(Debug, Clone)]
@@ -145,6 +153,9 @@ pub struct Loaded {
     pub runtime_vars: HashSet<String>,
     /// `hosts:` patterns as written.
     pub host_patterns: Vec<(String, SourceLoc)>,
+    /// Hosts and groups `add_host` / `group_by` create at run time, as written
+    /// (templates included): `hosts:` patterns naming them are not warned about.
+    pub runtime_hosts: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -171,6 +182,8 @@ pub struct Loader {
     include_stack: Vec<PathBuf>,
     play_state: Option<PlayState>,
     play_index: usize,
+    /// An `include_vars` whose names cannot be known before the run was seen.
+    vars_open: bool,
     sources: HashMap<PathBuf, (Arc<String>, yaml::LineIndex)>,
     /// Template files already checked: the names they need (None: syntax error reported).
     template_cache: HashMap<PathBuf, Option<Vec<(String, SourceLoc)>>>,
@@ -200,6 +213,7 @@ impl Loader {
             include_stack: Vec::new(),
             play_state: None,
             play_index: 0,
+            vars_open: false,
             sources: HashMap::new(),
             template_cache: HashMap::new(),
         }
@@ -404,7 +418,10 @@ impl Loader {
         let entries = node.as_map()?;
         let play_index = self.out.play_scopes.len();
         self.play_index = play_index;
-        self.out.play_scopes.push(PlayScope::default());
+        self.out.play_scopes.push(PlayScope {
+            open: self.vars_open,
+            ..PlayScope::default()
+        });
         self.play_state = Some(PlayState {
             handler_names: HashSet::new(),
             role_handlers: Vec::new(),
@@ -1317,14 +1334,17 @@ impl Loader {
         task.op = op_schema.name.to_string();
         let ctx = &{
             let mut c = Self::with_local_vars(ctx, node);
-            let loop_var = node
-                .get("loop_control")
+            let lc = node.get("loop_control");
+            let loop_var = lc
                 .and_then(|lc| lc.get("loop_var"))
                 .and_then(Node::as_str)
                 .unwrap_or("item");
             if node.get("loop").is_some() || node.get("with_items").is_some() {
                 let mut l = c.local.as_ref().clone();
                 l.push(loop_var.to_string());
+                if let Some(iv) = lc.and_then(|lc| lc.get("index_var")).and_then(Node::as_str) {
+                    l.push(iv.to_string());
+                }
                 l.push("ansible_loop".into());
                 c.local = Arc::new(l);
             }
@@ -1418,16 +1438,57 @@ impl Loader {
                 Some(n) => {
                     self.out.runtime_vars.insert(n.to_string());
                 }
-                None => {
-                    let i = self.play_index;
-                    if let Some(scope) = self.out.play_scopes.get_mut(i) {
-                        scope.open = true;
+                None => match include_vars_keys(&task, ctx) {
+                    Some(keys) => self.out.runtime_vars.extend(keys),
+                    None => {
+                        // Names unknown until run time, for this play and every later one.
+                        self.vars_open = true;
+                        let i = self.play_index;
+                        if let Some(scope) = self.out.play_scopes.get_mut(i) {
+                            scope.open = true;
+                        }
+                    }
+                },
+            }
+        }
+        if task.op == "add_host" {
+            // The host and its groups exist from then on; its other keys are host vars.
+            for (k, v) in &task.args {
+                match k.as_str() {
+                    "name" => self.out.runtime_hosts.extend(
+                        v.as_str()
+                            .map(|n| n.split(':').next().unwrap_or(n).to_string()),
+                    ),
+                    "groups" => match v {
+                        Value::Array(a) => self
+                            .out
+                            .runtime_hosts
+                            .extend(a.iter().filter_map(Value::as_str).map(str::to_string)),
+                        Value::String(s) => self
+                            .out
+                            .runtime_hosts
+                            .extend(s.split(',').map(|g| g.trim().to_string())),
+                        _ => {}
+                    },
+                    "_raw_params" => {}
+                    _ => {
+                        self.out.runtime_vars.insert(k.clone());
                     }
                 }
             }
         }
-        if task.op == "add_host" || task.op == "group_by" {
-            // Hosts added at run time: their variables are not known now.
+        if task.op == "group_by" {
+            for k in ["key", "parents"] {
+                match task.args.get(k) {
+                    Some(Value::String(s)) => self.out.runtime_hosts.push(s.replace(' ', "-")),
+                    Some(Value::Array(a)) => self.out.runtime_hosts.extend(
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(|s| s.replace(' ', "-")),
+                    ),
+                    _ => {}
+                }
+            }
         }
         for (k, v) in entries {
             let key = k.key_text();
@@ -1502,6 +1563,36 @@ impl Loader {
                                     task.loop_label = self.scalar_string(lk, lv);
                                     self.template_uses(lv, ctx);
                                 }
+                                "index_var" => match lv.as_str() {
+                                    Some(s) if is_identifier(s) => {
+                                        task.loop_index_var = Some(s.to_string())
+                                    }
+                                    _ => self.wrong_type(lk, lv, "a variable name"),
+                                },
+                                "extended" => {
+                                    task.loop_extended = self.boolean(lk, lv).unwrap_or(false)
+                                }
+                                "extended_allitems" => {
+                                    task.loop_extended_allitems = self.boolean(lk, lv)
+                                }
+                                "pause" => match &lv.kind {
+                                    NodeKind::Int(n) if *n >= 0 => {
+                                        task.loop_pause = Some(lv.to_value())
+                                    }
+                                    NodeKind::Float(f) if *f >= 0.0 => {
+                                        task.loop_pause = Some(lv.to_value())
+                                    }
+                                    NodeKind::Str(s) if template::is_template(s) => {
+                                        self.template_uses(lv, ctx);
+                                        task.loop_pause = Some(lv.to_value());
+                                    }
+                                    _ => self.wrong_type(
+                                        lk,
+                                        lv,
+                                        "a number of seconds (or a template giving one)",
+                                    ),
+                                },
+                                "break_when" => task.loop_break_when = self.conditions(lk, lv, ctx),
                                 _ => self.unknown_key(lk, LOOP_CONTROL_KEYS, "loop_control"),
                             }
                         }
@@ -1991,6 +2082,61 @@ fn file_name(p: &Path) -> String {
 
 /// Where a controller-side file named by a task is looked up, as Ansible does:
 /// the role's `sub/` and the role dir, the task file's dir, then the play's `sub/` and dir.
+/// The names a static `include_vars` (a file or a dir, no template) defines,
+/// read now; None when they cannot be known before the run.
+fn include_vars_keys(task: &Task, ctx: &TaskCtx) -> Option<Vec<String>> {
+    fn keys_of(path: &Path, out: &mut Vec<String>) -> Option<()> {
+        let docs = yaml::parse_file(path).ok()?;
+        match docs.first().map(|d| d.to_value()) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(m)) => out.extend(m.keys().cloned()),
+            Some(_) => return None,
+        }
+        Some(())
+    }
+    let text = |k: &str| task.args.get(k).and_then(Value::as_str).map(str::to_string);
+    let mut keys = Vec::new();
+    if let Some(dir) = text("dir") {
+        if template::is_template(&dir) {
+            return None;
+        }
+        let root = match &ctx.role {
+            Some(r) if dir.split('/').next() == Some("vars") && r.dir.join(&dir).exists() => {
+                r.dir.join(&dir)
+            }
+            Some(r) => r.dir.join("vars").join(&dir),
+            None => ctx.play_dir.join(&dir),
+        };
+        let mut todo = vec![root];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).ok()?.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    todo.push(p);
+                } else {
+                    keys_of(&p, &mut keys)?;
+                }
+            }
+        }
+        return Some(keys);
+    }
+    let file = text("file").or_else(|| text("_raw_params"))?;
+    let file = file.trim();
+    if template::is_template(file) {
+        return None;
+    }
+    let path = if Path::new(file).is_absolute() {
+        PathBuf::from(file)
+    } else {
+        search_dirs(ctx.role.as_deref(), &ctx.dir, &ctx.play_dir, "vars")
+            .iter()
+            .map(|d| d.join(file))
+            .find(|p| p.is_file())?
+    };
+    keys_of(&path, &mut keys)?;
+    Some(keys)
+}
+
 pub fn search_dirs(
     role: Option<&RoleContext>,
     task_dir: &Path,

@@ -136,6 +136,16 @@ pub struct Task {
     pub loop_: Option<Value>,
     pub loop_var: String,
     pub loop_label: Option<String>,
+    /// `loop_control.index_var`: a variable holding the item's index (from 0).
+    pub loop_index_var: Option<String>,
+    /// `loop_control.extended`: `ansible_loop` (index, first, last, revindex, ...).
+    pub loop_extended: bool,
+    /// `loop_control.extended_allitems: false` leaves `ansible_loop.allitems` out.
+    pub loop_extended_allitems: Option<bool>,
+    /// `loop_control.pause`: seconds between items (a number, or a template rendering to one).
+    pub loop_pause: Option<Value>,
+    /// `loop_control.break_when`: conditions checked after each item; the loop stops when all hold.
+    pub loop_break_when: Vec<String>,
     pub register: Option<String>,
     pub notify: Vec<String>,
     /// Handlers only: `listen:` topics.
@@ -215,12 +225,19 @@ pub mod shape {
         );
         keywords(&mut m, &t.keywords);
         put(&mut m, "loop", &t.loop_);
-        if t.loop_var != "item" || t.loop_label.is_some() {
-            let mut lc = Map::new();
-            if t.loop_var != "item" {
-                lc.insert("loop_var".into(), json!(t.loop_var));
-            }
-            put(&mut lc, "label", &t.loop_label);
+        let mut lc = Map::new();
+        if t.loop_var != "item" {
+            lc.insert("loop_var".into(), json!(t.loop_var));
+        }
+        put(&mut lc, "label", &t.loop_label);
+        put(&mut lc, "index_var", &t.loop_index_var);
+        if t.loop_extended {
+            lc.insert("extended".into(), json!(true));
+        }
+        put(&mut lc, "extended_allitems", &t.loop_extended_allitems);
+        put(&mut lc, "pause", &t.loop_pause);
+        put_list(&mut lc, "break_when", &t.loop_break_when);
+        if !lc.is_empty() {
             m.insert("loop_control".into(), Value::Object(lc));
         }
         put(&mut m, "register", &t.register);

@@ -1,0 +1,280 @@
+//! `include_vars`: load variables from a YAML/JSON file or a directory of them,
+//! on the controller, into the host's `include_vars` layer for the rest of the run.
+//!
+//! A file is looked up as Ansible does: the role's `vars/`, the role, the
+//! playbook dir's `vars/`, the playbook dir. A `dir:` is under the role's
+//! `vars/` for a role task, else under the playbook dir; its files are read in
+//! path order (Ansible's sorted walk), later files winning. `name:` nests the
+//! loaded variables under one variable. Precedence: above task vars, below
+//! `set_fact`/registered results (Ansible's order).
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use super::{Op, OpContext, OpError, OpOutcome};
+use crate::playbook::Vars;
+
+pub struct IncludeVars;
+
+const DIR_ARGS: &[&str] = &[
+    "dir",
+    "depth",
+    "files_matching",
+    "ignore_files",
+    "extensions",
+    "ignore_unknown_extensions",
+];
+const FILE_ARGS: &[&str] = &["file", "_raw_params"];
+
+fn str_list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| match x {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect(),
+        Some(Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
+        Some(other) => vec![other.to_string()],
+    }
+}
+
+/// One vars file: a mapping (an empty file is an empty mapping).
+fn load_file(path: &Path) -> Result<Map<String, Value>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let docs = crate::yaml::parse_str(&text, path).map_err(|e| e.to_string())?;
+    match docs.first().map(|d| d.to_value()) {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(m)) => Ok(m),
+        Some(_) => Err(format!(
+            "{} must be stored as a dictionary/hash",
+            path.display()
+        )),
+    }
+}
+
+/// Deep merge (`hash_behaviour: merge`): mappings merged key by key, anything else replaced.
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(old) => merge(old, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+struct DirWalk {
+    depth: usize,
+    matching: Option<regex::Regex>,
+    ignore: Vec<regex::Regex>,
+    extensions: Vec<String>,
+    ignore_unknown: bool,
+}
+
+impl DirWalk {
+    /// Directories under `root` (itself included) down to `depth` levels (0: all), in path order.
+    fn dirs(&self, root: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut todo = vec![(root.to_path_buf(), 1usize)];
+        while let Some((d, level)) = todo.pop() {
+            if self.depth != 0 && level > self.depth {
+                continue;
+            }
+            if let Ok(rd) = std::fs::read_dir(&d) {
+                for e in rd.flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        todo.push((p, level + 1));
+                    }
+                }
+            }
+            out.push(d);
+        }
+        out.sort_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
+        out
+    }
+
+    fn files(&self, root: &Path, loaded: &mut Vec<String>) -> Result<Map<String, Value>, String> {
+        let mut results = Map::new();
+        for dir in self.dirs(root) {
+            let mut names: Vec<String> = std::fs::read_dir(&dir)
+                .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+                .flatten()
+                .filter(|e| !e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            for name in names {
+                if self.matching.as_ref().is_some_and(|m| !m.is_match(&name)) {
+                    continue;
+                }
+                if self.ignore.iter().any(|r| r.is_match(&name)) {
+                    continue;
+                }
+                let path = dir.join(&name);
+                let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+                if !self.extensions.iter().any(|x| x == ext) {
+                    if self.ignore_unknown {
+                        continue;
+                    }
+                    return Err(format!(
+                        "{} does not have a valid extension: {}",
+                        path.display(),
+                        self.extensions.join(", ")
+                    ));
+                }
+                results.extend(load_file(&path)?);
+                loaded.push(path.display().to_string());
+            }
+        }
+        Ok(results)
+    }
+}
+
+impl IncludeVars {
+    fn load(ctx: &OpContext<'_>, loaded: &mut Vec<String>) -> Result<Map<String, Value>, String> {
+        let dirs = ctx
+            .args
+            .keys()
+            .filter(|k| DIR_ARGS.contains(&k.as_str()))
+            .count();
+        let files = ctx
+            .args
+            .keys()
+            .filter(|k| FILE_ARGS.contains(&k.as_str()))
+            .count();
+        if dirs > 0 && files > 0 {
+            return Err(
+                "You are mixing file only and dir only arguments, these are incompatible".into(),
+            );
+        }
+        if let Some(dir) = ctx.arg_str("dir") {
+            let root = match ctx.role_dir {
+                Some(r) if dir.split('/').next() == Some("vars") && r.join(&dir).exists() => {
+                    r.join(&dir)
+                }
+                Some(r) => r.join("vars").join(&dir),
+                None => ctx.base_dir.join(&dir),
+            };
+            if !root.exists() {
+                return Err(format!("{} directory does not exist", root.display()));
+            }
+            if !root.is_dir() {
+                return Err(format!("{} is not a directory", root.display()));
+            }
+            let regex = |s: &str| regex::Regex::new(s).map_err(|e| format!("bad regex `{s}`: {e}"));
+            let walk = DirWalk {
+                depth: match ctx.args.get("depth") {
+                    None | Some(Value::Null) => 0,
+                    Some(v) => v
+                        .as_u64()
+                        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                        .ok_or_else(|| format!("`depth` must be a whole number, got {v}"))?
+                        as usize,
+                },
+                matching: ctx
+                    .arg_str("files_matching")
+                    .as_deref()
+                    .map(regex)
+                    .transpose()?,
+                ignore: str_list(ctx.args.get("ignore_files"))
+                    .iter()
+                    .map(|s| regex(&format!("{s}$")))
+                    .collect::<Result<_, _>>()?,
+                extensions: match ctx.args.get("extensions") {
+                    None | Some(Value::Null) => vec!["yaml".into(), "yml".into(), "json".into()],
+                    v => str_list(v),
+                },
+                ignore_unknown: ctx.arg_bool("ignore_unknown_extensions")?.unwrap_or(false),
+            };
+            return walk.files(&root, loaded);
+        }
+        let Some(file) = ctx
+            .arg_str("file")
+            .or_else(|| ctx.arg_str("_raw_params"))
+            .map(|f| f.trim_end_matches('\n').to_string())
+        else {
+            return Err("include_vars needs a file (`file:` or free form) or a `dir:`".into());
+        };
+        let path = ctx.find_file("vars", &file);
+        if !path.is_file() {
+            return Err(format!(
+                "Could not find or access '{file}' (looked in {}vars/ and {})",
+                ctx.role_dir
+                    .map(|r| format!("{}/vars/, {}, ", r.display(), r.display()))
+                    .unwrap_or_default(),
+                ctx.base_dir.display()
+            ));
+        }
+        let m = load_file(&path)?;
+        loaded.push(
+            std::path::absolute(&path)
+                .unwrap_or(path)
+                .display()
+                .to_string(),
+        );
+        Ok(m)
+    }
+}
+
+#[async_trait]
+impl Op for IncludeVars {
+    fn name(&self) -> &'static str {
+        "include_vars"
+    }
+    fn needs_connection(&self) -> bool {
+        false
+    }
+    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+        let mut loaded = Vec::new();
+        let mut vars = match Self::load(ctx, &mut loaded) {
+            Ok(v) => v,
+            Err(msg) => {
+                let mut o = OpOutcome::failed(msg.clone());
+                o.result.insert("message".into(), msg.into());
+                return Ok(o);
+            }
+        };
+        if let Some(name) = ctx.arg_str("name") {
+            let mut nested = Map::new();
+            nested.insert(name, Value::Object(vars));
+            vars = nested;
+        }
+        match ctx.arg_str("hash_behaviour").as_deref() {
+            None | Some("replace") => {}
+            Some("merge") => {
+                for (k, v) in vars.iter_mut() {
+                    if let Some(old) = ctx.vars.get(k) {
+                        let mut merged = old.clone();
+                        merge(&mut merged, std::mem::take(v));
+                        *v = merged;
+                    }
+                }
+            }
+            Some(other) => {
+                return Err(OpError::Args(format!(
+                    "include_vars: hash_behaviour `{other}` is neither `replace` nor `merge`"
+                )));
+            }
+        }
+        let mut o = OpOutcome::ok();
+        o.result
+            .insert("ansible_included_var_files".into(), Value::from(loaded));
+        o.result
+            .insert("ansible_facts".into(), Value::Object(vars.clone()));
+        o.included_vars = vars.into_iter().collect::<Vars>();
+        Ok(o)
+    }
+}

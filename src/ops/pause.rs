@@ -1,0 +1,144 @@
+//! `pause`: wait for some seconds or minutes, once for the whole play.
+//!
+//! ferry never reads the terminal: a `prompt` without `seconds`/`minutes` does
+//! not wait (Ansible does the same when stdin is not a terminal, as under CI),
+//! and the result says so; `user_input` is always empty. With a duration the
+//! prompt is only shown as the task's message and the pause lasts that long.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::{Op, OpContext, OpError, OpOutcome};
+
+pub struct Pause;
+
+/// A whole number of seconds/minutes as Ansible's `int` takes it (floats truncated).
+fn whole(key: &str, v: &Value) -> Result<i64, OpError> {
+    let n = match v {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    n.ok_or_else(|| OpError::Args(format!("pause: `{key}` must be a whole number, got {v}")))
+}
+
+/// A float as Python prints it (`1.0`, `0.25`).
+fn py_float(f: f64) -> String {
+    if f.fract() == 0.0 {
+        format!("{f:.1}")
+    } else {
+        f.to_string()
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS.ffffff` (UTC), as Ansible writes `start`/`stop`.
+fn timestamp(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:06}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_micros()
+    )
+}
+
+#[async_trait]
+impl Op for Pause {
+    fn name(&self) -> &'static str {
+        "pause"
+    }
+    fn needs_connection(&self) -> bool {
+        false
+    }
+    fn bypass_host_loop(&self) -> bool {
+        true
+    }
+    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+        let echo = ctx.arg_bool("echo").map_err(OpError::Args)?.unwrap_or(true);
+        let prompt = ctx.arg_str("prompt");
+        let (seconds, unit) = match (ctx.args.get("minutes"), ctx.args.get("seconds")) {
+            (Some(_), Some(_)) => {
+                return Err(OpError::Args(
+                    "pause: `minutes` and `seconds` are mutually exclusive".into(),
+                ));
+            }
+            (Some(m), None) => (Some(whole("minutes", m)? * 60), "minutes"),
+            (None, Some(s)) => (Some(whole("seconds", s)?), "seconds"),
+            (None, None) => (None, "minutes"),
+        };
+        let start = SystemTime::now();
+        let mut o = OpOutcome::ok();
+        match seconds {
+            Some(s) => {
+                let s = s.max(1);
+                tokio::time::sleep(Duration::from_secs(s as u64)).await;
+                if let Some(p) = &prompt {
+                    o.msg = Some(p.clone());
+                }
+            }
+            None => {
+                o.msg = Some(format!(
+                    "{}: not waiting for a response, ferry does not read the terminal \
+                     (give `seconds:` or `minutes:` to wait)",
+                    prompt.as_deref().unwrap_or("Press enter to continue")
+                ));
+            }
+        }
+        let elapsed = start.elapsed().unwrap_or_default().as_secs_f64();
+        let shown = if unit == "minutes" {
+            (elapsed / 60.0 * 100.0).round() / 100.0
+        } else {
+            (elapsed * 100.0).round() / 100.0
+        };
+        for (k, v) in [
+            ("rc", Value::from(0)),
+            ("stderr", "".into()),
+            (
+                "stdout",
+                format!("Paused for {} {unit}", py_float(shown)).into(),
+            ),
+            ("start", timestamp(start).into()),
+            ("stop", timestamp(SystemTime::now()).into()),
+            ("delta", Value::from(elapsed as i64)),
+            ("echo", echo.into()),
+            ("user_input", "".into()),
+        ] {
+            o.result.insert(k.into(), v);
+        }
+        Ok(o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_utc_calendar_dates() {
+        let t = UNIX_EPOCH + Duration::from_micros(951_782_400_000_001); // 2000-02-29
+        assert_eq!(timestamp(t), "2000-02-29 00:00:00.000001");
+        let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(timestamp(t), "2023-11-14 22:13:20.000000");
+    }
+
+    #[test]
+    fn durations_print_as_python_floats() {
+        assert_eq!(py_float(1.0), "1.0");
+        assert_eq!(py_float(0.02), "0.02");
+    }
+}
