@@ -125,7 +125,31 @@ pub async fn write_content(
             after,
         });
     }
+    let mode = if st.exists {
+        Some(attrs.wanted_mode(&st)?.unwrap_or(st.mode & 0o7777))
+    } else {
+        let fresh = FileStat {
+            mode: 0o644,
+            ..FileStat::default()
+        };
+        attrs.wanted_mode(&fresh)?
+    };
+    let keep = |want: &Option<String>, cur: &str| {
+        want.clone()
+            .or_else(|| (st.exists && !cur.is_empty()).then(|| cur.to_string()))
+    };
+    let spec = FileSpec {
+        path: path.clone(),
+        content: content.to_vec(),
+        mode,
+        owner: keep(&attrs.owner, &st.owner),
+        group: keep(&attrs.group, &st.group),
+        become_: None,
+    };
     if env.check {
+        if let Some(o) = t.check_overlay() {
+            o.would_put(&spec);
+        }
         return Ok(w);
     }
     let (dir, base) = match path.rsplit_once('/') {
@@ -167,28 +191,7 @@ pub async fn write_content(
         }
         w.backup_file = Some(String::from_utf8_lossy(&out.stdout).into_owned());
     }
-    let mode = if st.exists {
-        Some(attrs.wanted_mode(&st)?.unwrap_or(st.mode & 0o7777))
-    } else {
-        let fresh = FileStat {
-            mode: 0o644,
-            ..FileStat::default()
-        };
-        attrs.wanted_mode(&fresh)?
-    };
-    let keep = |want: &Option<String>, cur: &str| {
-        want.clone()
-            .or_else(|| (st.exists && !cur.is_empty()).then(|| cur.to_string()))
-    };
-    t.put_file(&FileSpec {
-        path: path.clone(),
-        content: content.to_vec(),
-        mode,
-        owner: keep(&attrs.owner, &st.owner),
-        group: keep(&attrs.group, &st.group),
-        become_: None,
-    })
-    .await?;
+    t.put_file(&spec).await?;
     Ok(w)
 }
 
@@ -277,12 +280,19 @@ pub async fn read_for_edit(
 }
 
 /// Create the missing parent directories of a file about to be created
-/// (as lineinfile/blockinfile/ini_file with `create` do); not in check mode.
+/// (as lineinfile/blockinfile/ini_file with `create` do); in check mode only
+/// recorded in the check-mode state.
 pub async fn ensure_parent(t: &dyn Transport, path: &str, check: bool) -> Result<(), OpError> {
     let Some((dir, _)) = path.rsplit_once('/') else {
         return Ok(());
     };
-    if dir.is_empty() || check {
+    if dir.is_empty() {
+        return Ok(());
+    }
+    if check {
+        if let Some(o) = t.check_overlay() {
+            o.would_mkdir(dir, None, None, None).await?;
+        }
         return Ok(());
     }
     let q = sh_quote(dir);

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::playbook::model::Vars;
+use crate::transport::check_state::{CheckTransport, OverlayRead};
 use crate::transport::{CommandOutput, CommandSpec, Transport, TransportError};
 
 /// The template rendering seam: (template source, template path) -> text.
@@ -330,6 +331,18 @@ impl Transport for BecomeTransport<'_> {
         self.inner.put_file(&s).await
     }
     async fn get_file(&self, path: &str) -> Result<Vec<u8>, TransportError> {
+        // In a --check run, what check mode would have written comes first.
+        let mut path = path;
+        let host_path;
+        if let Some(o) = self.inner.check_overlay() {
+            match o.overlay_read(path) {
+                OverlayRead::Host(p) => {
+                    host_path = p;
+                    path = &host_path;
+                }
+                _ => return o.get_file(path).await,
+            }
+        }
         // Reading as another user needs a command; the trait's get_file has no become.
         let out = self
             .run(&CommandSpec::new(format!("cat -- {}", sh_quote(path))))
@@ -349,6 +362,9 @@ impl Transport for BecomeTransport<'_> {
         self.inner.stat(path).await
     }
     async fn close(&self) {}
+    fn check_overlay(&self) -> Option<&CheckTransport> {
+        self.inner.check_overlay()
+    }
 }
 
 /// Quote a string for `/bin/sh`.

@@ -67,6 +67,7 @@ pub const TASK_KEYS: &[&str] = &[
     "args",
     "any_errors_fatal",
     "timeout",
+    "check_mode",
 ];
 
 /// Keys a block may have.
@@ -87,6 +88,7 @@ pub const BLOCK_KEYS: &[&str] = &[
     "no_log",
     "any_errors_fatal",
     "timeout",
+    "check_mode",
 ];
 
 /// Keys of `include_tasks` / `import_tasks` / `include_role` / `import_role` tasks.
@@ -108,6 +110,7 @@ const INCLUDE_KEYS: &[&str] = &[
     "no_log",
     "any_errors_fatal",
     "timeout",
+    "check_mode",
 ];
 
 const LOOP_CONTROL_KEYS: &[&str] = &["loop_var", "label"];
@@ -1055,6 +1058,7 @@ impl Loader {
             "run_once" => kw.run_once = self.boolean(k, v),
             "no_log" => kw.no_log = self.boolean(k, v),
             "any_errors_fatal" => kw.any_errors_fatal = self.boolean(k, v),
+            "check_mode" => kw.check_mode = self.boolean(k, v),
             // Ansible's task timeout (seconds): the command is killed, the task fails.
             "timeout" => match v.as_f64() {
                 Some(f) if f > 0.0 => kw.timeout = Some(f),

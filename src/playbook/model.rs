@@ -120,6 +120,9 @@ pub struct TaskKeywords {
     pub any_errors_fatal: Option<bool>,
     /// `timeout:` in seconds: the task is killed and fails after this long.
     pub timeout: Option<f64>,
+    /// `check_mode:` true runs the task in check mode even in a real run;
+    /// false runs it for real even under `--check`.
+    pub check_mode: Option<bool>,
 }
 
 /// One task: exactly one op with its arguments, plus keywords.
