@@ -146,6 +146,15 @@ const WOULD_BE: &str = r#"
       file: {src: "{{ d }}/a/b", dest: "{{ d }}/l", state: link}
     - name: the file is there through the link
       copy: {content: "one\ntwo\n", dest: "{{ d }}/l/f"}
+    - name: a link to the file
+      file: {src: "{{ d }}/a/b/f", dest: "{{ d }}/fl", state: link}
+    - name: write through that link
+      copy: {content: "through the link\n", dest: "{{ d }}/fl"}
+    - name: stat the file behind it
+      stat: {path: "{{ d }}/a/b/f"}
+      register: behind
+    - name: the write went through the link
+      assert: {that: "behind.stat.size == 17 and not behind.stat.islnk"}
     - name: an unguarded command
       command: "touch {{ d }}/cmd"
       register: c
@@ -178,6 +187,7 @@ fn check_sees_what_earlier_tasks_would_have_made_and_changes_nothing() {
         ("an unguarded command", "skipped"),
         ("a task using its output", "skipped"),
         ("a guarded command whose file would exist", "ok"),
+        ("write through that link", "changed"),
         ("remove the tree", "changed"),
     ] {
         assert_eq!(check.outcome(task), want, "{task}: {}", check.show());
@@ -215,7 +225,7 @@ fn check_sees_what_earlier_tasks_would_have_made_and_changes_nothing() {
     assert_eq!(real.recap()["check"], false);
     assert_eq!(real.recap()["hosts"]["box"]["not_checked"], 0);
     assert!(!real.stdout().contains("not_checked"), "{}", real.stdout());
-    assert_eq!(listing(&s.work), ["cmd", "l", "out"]);
+    assert_eq!(listing(&s.work), ["cmd", "fl", "l", "out"]);
 }
 
 const KEYWORD: &str = r#"

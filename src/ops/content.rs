@@ -83,7 +83,15 @@ pub async fn write_content(
 ) -> Result<Written, OpError> {
     let mut path = path.to_string();
     let mut st = st.clone();
-    if st.is_link {
+    let overlay_target = t
+        .check_overlay()
+        .filter(|_| env.check)
+        .and_then(|o| o.resolve_links(&path));
+    if let Some(target) = overlay_target {
+        // A link an earlier task would make (check mode): write where it points.
+        path = target;
+        st = t.stat(&path).await?;
+    } else if st.is_link {
         // Write through the link, as Ansible does, so /etc/resolv.conf-style
         // links stay links.
         let out = sh(t, format!("readlink -f {}", sh_quote(&path))).await?;

@@ -314,6 +314,36 @@ impl CheckTransport {
         OverlayRead::NotFound
     }
 
+    /// Where a write to `path` lands when a symlink check mode would make is
+    /// on its way (the final path); None when no such link is involved.
+    pub fn resolve_links(&self, path: &str) -> Option<String> {
+        let mut path = normalize(path);
+        let mut via_overlay = false;
+        for _ in 0..16 {
+            match self.found(&path) {
+                Found::Node(
+                    p,
+                    Node {
+                        kind: Kind::Link(t),
+                        ..
+                    },
+                ) => {
+                    via_overlay = true;
+                    path = if t.starts_with('/') {
+                        normalize(&t)
+                    } else {
+                        normalize(&format!("{}/{t}", parent(&p)))
+                    };
+                }
+                Found::Node(p, _) | Found::Host(p) => {
+                    return (via_overlay || p != path).then_some(p);
+                }
+                Found::Missing => return via_overlay.then_some(path),
+            }
+        }
+        None
+    }
+
     /// A file check mode would write (`spec.mode`/owner/group: None keeps
     /// what the path has, or the defaults of a new file).
     pub fn would_put(&self, spec: &FileSpec) {
@@ -592,6 +622,12 @@ mod tests {
         t.would_link(&format!("{root}/l"), "new/sub", None, None);
         assert_eq!(t.get_file(&format!("{root}/l/f")).await.unwrap(), b"x\n");
         assert!(t.stat(&format!("{root}/l")).await.unwrap().is_link);
+        assert_eq!(
+            t.resolve_links(&format!("{root}/l/f")),
+            Some(format!("{d}/f"))
+        );
+        assert_eq!(t.resolve_links(&format!("{root}/l")), Some(d.clone()));
+        assert_eq!(t.resolve_links(&format!("{root}/other")), None);
         // Hard link shares the file; attrs; removal hides everything below.
         t.would_hardlink(&format!("{d}/h"), &format!("{d}/f"));
         assert_eq!(
