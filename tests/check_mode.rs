@@ -252,6 +252,12 @@ const KEYWORD: &str = r#"
           debug: {msg: "check={{ ansible_check_mode }}"}
         - name: command inside the block
           command: "touch {{ d }}/never2"
+- hosts: all
+  gather_facts: false
+  check_mode: true
+  tasks:
+    - name: a play in check mode
+      copy: {content: "x\n", dest: "{{ d }}/never3"}
 "#;
 
 #[test]
@@ -277,6 +283,7 @@ fn check_mode_keyword_runs_a_task_for_real_or_only_checks_it() {
     assert_eq!(listing(&s.work), ["copied", "real"]);
     assert_eq!(real.outcome("always only checked"), "changed");
     assert_eq!(real.outcome("command inside the block"), "skipped");
+    assert_eq!(real.outcome("a play in check mode"), "changed");
     let msg = real
         .events
         .iter()

@@ -432,6 +432,7 @@ impl Inherit {
                 become_: play.become_,
                 become_user: play.become_user.clone(),
                 any_errors_fatal: Some(play.any_errors_fatal),
+                check_mode: play.check_mode,
                 ..TaskKeywords::default()
             },
             rescuable: false,

@@ -31,6 +31,7 @@ pub const PLAY_KEYS: &[&str] = &[
     "serial",
     "max_fail_percentage",
     "any_errors_fatal",
+    "check_mode",
     "pre_tasks",
     "tasks",
     "post_tasks",
@@ -479,6 +480,7 @@ impl Loader {
                     None => self.wrong_type(k, v, "a number"),
                 },
                 "any_errors_fatal" => play.any_errors_fatal = self.boolean(k, v).unwrap_or(false),
+                "check_mode" => play.check_mode = self.boolean(k, v),
                 "tags" => play.tags = self.tags(k, v),
                 "pre_tasks" | "tasks" | "post_tasks" | "handlers" | "roles" => sections.push((
                     PLAY_KEYS

@@ -51,6 +51,8 @@ pub struct Play {
     pub serial: Vec<Value>,
     pub max_fail_percentage: Option<f64>,
     pub any_errors_fatal: bool,
+    /// `check_mode:` for every task of the play (a task's or block's own wins).
+    pub check_mode: Option<bool>,
     pub tags: Vec<String>,
     /// pre_tasks, role tasks, tasks, post_tasks: already in run order is NOT assumed;
     /// the engine runs `pre_tasks`, then `role_tasks`, then `tasks`, then `post_tasks`.
