@@ -269,6 +269,45 @@ fn task_uses_var(t: &Task, kw: &TaskKeywords, name: &str) -> bool {
             .is_some_and(|d| in_template(d, name))
 }
 
+#[cfg(test)]
+mod uses_var_tests {
+    use super::*;
+    use serde_json::json as j;
+
+    #[test]
+    fn only_jinja_names_count() {
+        let task = |args: Value, when: &[&str]| {
+            let t = Task {
+                args: serde_json::from_value(args).unwrap(),
+                ..Task::default()
+            };
+            let kw = TaskKeywords {
+                when: when.iter().map(|w| w.to_string()).collect(),
+                ..TaskKeywords::default()
+            };
+            (t, kw)
+        };
+        let uses = |args: Value, when: &[&str], name: &str| {
+            let (t, kw) = task(args, when);
+            task_uses_var(&t, &kw, name)
+        };
+        assert!(uses(
+            j!({"content": "said {{ content.stdout }}"}),
+            &[],
+            "content"
+        ));
+        assert!(uses(j!({"x": ["a", "{% if c %}y{% endif %}"]}), &[], "c"));
+        assert!(uses(j!({}), &["failing is failed"], "failing"));
+        assert!(!uses(j!({"content": "plain content"}), &[], "content"));
+        assert!(!uses(
+            j!({"x": "{{ r.content }} {{ contents }}"}),
+            &[],
+            "content"
+        ));
+        assert!(!uses(j!({"x": "{{ a }"}), &["not other"], "b"));
+    }
+}
+
 /// Hosts and groups given directly (tests, `ferry exec` on a list, the bench).
 #[derive(Debug, Clone, Default)]
 pub struct StaticHosts {
