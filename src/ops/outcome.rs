@@ -466,6 +466,33 @@ mod tests {
         assert_eq!(sh_quote(""), "''");
     }
 
+    #[tokio::test]
+    async fn become_reads_what_check_mode_would_have_written() {
+        use crate::transport::check_state::{CheckState, CheckTransport};
+        use crate::transport::{FileSpec, local::LocalTransport};
+        let dir = tempfile::tempdir().unwrap();
+        let check = CheckTransport::new(
+            std::sync::Arc::new(LocalTransport::new("h")),
+            CheckState::new(),
+        );
+        let t = BecomeTransport {
+            inner: &check,
+            become_: crate::transport::Become::default(),
+        };
+        let path = format!("{}/new/f", dir.path().display());
+        t.put_file(&FileSpec {
+            path: path.clone(),
+            content: b"would be\n".to_vec(),
+            ..FileSpec::default()
+        })
+        .await
+        .unwrap();
+        assert!(t.check_overlay().is_some());
+        assert_eq!(t.get_file(&path).await.unwrap(), b"would be\n");
+        assert!(t.stat(&path).await.unwrap().is_file);
+        assert!(!dir.path().join("new").exists(), "check mode wrote");
+    }
+
     #[test]
     fn unified_diff_has_headers() {
         let d = FileDiff {
