@@ -155,8 +155,10 @@ pub async fn write_content(
         become_: None,
     };
     if env.check {
-        if let Some(o) = t.check_overlay() {
-            o.would_put(&spec);
+        // In a --check run the transport's put_file only records the would-be
+        // file (through `become`, which says who would own it).
+        if t.check_overlay().is_some() {
+            t.put_file(&spec).await?;
         }
         return Ok(w);
     }

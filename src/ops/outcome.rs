@@ -477,7 +477,10 @@ mod tests {
         );
         let t = BecomeTransport {
             inner: &check,
-            become_: crate::transport::Become::default(),
+            become_: crate::transport::Become {
+                user: Some("nobody".into()),
+                password: None,
+            },
         };
         let path = format!("{}/new/f", dir.path().display());
         t.put_file(&FileSpec {
@@ -489,7 +492,8 @@ mod tests {
         .unwrap();
         assert!(t.check_overlay().is_some());
         assert_eq!(t.get_file(&path).await.unwrap(), b"would be\n");
-        assert!(t.stat(&path).await.unwrap().is_file);
+        let st = t.stat(&path).await.unwrap();
+        assert!(st.is_file && st.owner == "nobody", "{st:?}");
         assert!(!dir.path().join("new").exists(), "check mode wrote");
     }
 

@@ -23,8 +23,10 @@
 //! Nothing here ever changes the host. Limits: shell probes that ops run
 //! (`find`, `readlink -f`, a command's `chdir`) see the host, not this state;
 //! what a skipped command would have done is unknown (the engine marks tasks
-//! using its registered result "not checked"); a file check mode creates is
-//! owned by the connecting user as `id` reports it, also under `become`.
+//! using its registered result "not checked"); what check mode creates is
+//! owned by the connecting user as `id` reports it, except a file written
+//! under `become`, which is the become user's (its group stays the
+//! connecting user's).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -545,7 +547,14 @@ impl Transport for CheckTransport {
         self.inner.run(spec).await
     }
     async fn put_file(&self, spec: &FileSpec) -> Result<(), TransportError> {
-        self.would_put(spec);
+        let mut spec = spec.clone();
+        // A new file written as the become user is that user's.
+        if spec.owner.is_none()
+            && let Some(b) = &spec.become_
+        {
+            spec.owner = Some(b.user.clone().unwrap_or_else(|| "root".into()));
+        }
+        self.would_put(&spec);
         Ok(())
     }
     async fn get_file(&self, path: &str) -> Result<Vec<u8>, TransportError> {
