@@ -348,3 +348,81 @@ fn diff_of_file_ops_in_check_mode_and_for_real() {
     let body = |t: &str| t.split("PLAY RECAP").next().unwrap().to_string();
     assert_eq!(body(&check_text), body(&real_text));
 }
+
+const MORE_OPS: &str = r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: dir
+      file: {path: "{{ d }}/m", state: directory}
+    - name: keys file
+      authorized_key: {user: root, path: "{{ d }}/m/keys", manage_dir: false, key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEt3cKhV0Fcl0gZmJYzTp0XrdUnk3pRDJCZBrIZbIbVr t@x"}
+    - name: same key again
+      authorized_key: {user: root, path: "{{ d }}/m/keys", manage_dir: false, key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEt3cKhV0Fcl0gZmJYzTp0XrdUnk3pRDJCZBrIZbIbVr t@x"}
+    - name: block
+      blockinfile: {path: "{{ d }}/m/hosts", create: true, block: "10.0.0.1 a\n10.0.0.2 b"}
+    - name: replace in the block
+      replace: {path: "{{ d }}/m/hosts", regexp: '(\d+) b$', replace: '\1 bee'}
+    - name: replace again finds nothing
+      replace: {path: "{{ d }}/m/hosts", regexp: '(\d+) b$', replace: '\1 bee'}
+    - name: read it back
+      slurp: {src: "{{ d }}/m/hosts"}
+      register: hosts
+    - name: copy what was read
+      copy: {content: "{{ hosts.content | b64decode }}", dest: "{{ d }}/m/hosts.copy"}
+    - name: the same from the host's side
+      copy: {src: "{{ d }}/m/hosts", remote_src: true, dest: "{{ d }}/m/hosts.copy"}
+    - name: touch
+      file: {path: "{{ d }}/m/touched", state: touch, mode: "0600"}
+    - name: hard link
+      file: {src: "{{ d }}/m/hosts", dest: "{{ d }}/m/hosts.hard", state: hard}
+    - name: hard link again
+      file: {src: "{{ d }}/m/hosts", dest: "{{ d }}/m/hosts.hard", state: hard}
+    - name: recurse
+      file: {path: "{{ d }}/m", state: directory, mode: "0750", recurse: true}
+    - name: recurse again
+      file: {path: "{{ d }}/m", state: directory, mode: "0750", recurse: true}
+    - name: wait for the file
+      wait_for: {path: "{{ d }}/m/hosts", timeout: 5}
+"#;
+
+/// Tasks (by name) that changed, and that were skipped.
+fn changed_and_skipped(r: &Run) -> (Vec<String>, Vec<String>) {
+    let mut changed = Vec::new();
+    let mut skipped = Vec::new();
+    for (task, outcome, _) in r.results() {
+        match outcome.as_str() {
+            "changed" => changed.push(task),
+            "skipped" => skipped.push(task),
+            _ => {}
+        }
+    }
+    (changed, skipped)
+}
+
+#[test]
+fn check_predicts_the_first_run_of_more_ops() {
+    let s = setup();
+    let check = ferry(&s, MORE_OPS, &["--check"]);
+    assert!(check.out.status.success(), "{}", check.show());
+    assert_eq!(listing(&s.work), Vec::<String>::new(), "--check wrote");
+    let real = ferry(&s, MORE_OPS, &[]);
+    assert!(real.out.status.success(), "{}", real.show());
+    let (check_changed, check_skipped) = changed_and_skipped(&check);
+    let (real_changed, _) = changed_and_skipped(&real);
+    assert!(check_skipped.is_empty(), "{check_skipped:?}");
+    assert_eq!(check_changed, real_changed);
+    assert_eq!(
+        check_changed,
+        [
+            "dir",
+            "keys file",
+            "block",
+            "replace in the block",
+            "copy what was read",
+            "touch",
+            "hard link",
+            "recurse"
+        ]
+    );
+}
