@@ -393,6 +393,15 @@ fn check_predicts(playbook: &str) {
         check.changed_tasks, expected,
         "{playbook}: --check predicted other changes than run 1 made"
     );
+    assert!(
+        !check.changed_tasks.is_empty(),
+        "{playbook}: --check predicted no change at all on a fresh host"
+    );
+    eprintln!(
+        "{playbook}: check predicted {} changed tasks; skipped {:?}",
+        check.changed_tasks.len(),
+        check.skipped_tasks
+    );
 }
 
 macro_rules! corpus {
@@ -402,8 +411,6 @@ macro_rules! corpus {
             fn $name() { compat($file) }
 
             #[test]
-            #[ignore = "check mode does not yet see what earlier tasks would create \
-                        (a fresh host fails at the first task needing a directory made before)"]
             fn $check() { check_predicts($file) }
         )*
 
@@ -580,4 +587,32 @@ fn diff_output_snapshot() {
         .map(|l| format!("{l}\n"))
         .collect();
     insta::assert_snapshot!(text);
+}
+
+/// `ferry run --check --diff` on a fresh host shows the diffs the real run
+/// then shows (the lineinfile's diff is against the content the copy before
+/// it would have written), and changes nothing.
+#[test]
+fn check_diff_shows_what_the_run_then_does() {
+    let (pb, _h, _repo, extra, lab) = setup("13_diff.yml");
+    let host = lab.hosts[1].name.clone();
+    let stable = |o: &Output| -> String {
+        let text = String::from_utf8_lossy(&o.stdout).replace(&host, "HOST");
+        let timing = regex::Regex::new(r"\(\d+\.\d+s\)").unwrap();
+        timing
+            .replace_all(&text, "(T)")
+            .lines()
+            .filter(|l| !l.starts_with("ran in ") && !l.starts_with("HOST : "))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    let before = overlay_listing(&lab, 2);
+    let check = ferry(&lab, &host, &pb, &extra, &["--check", "--diff"]);
+    assert!(check.out.status.success(), "{}", show(&check.out));
+    assert_eq!(before, overlay_listing(&lab, 2), "--check changed the host");
+    let real = ferry(&lab, &host, &pb, &extra, &["--diff"]);
+    assert!(real.out.status.success(), "{}", show(&real.out));
+    let check_text = stable(&check.out);
+    assert!(check_text.contains("+second line, edited"), "{check_text}");
+    assert_eq!(check_text, stable(&real.out));
 }

@@ -53,6 +53,7 @@ const KEYWORDS: &[&str] = &[
     "no_log",
     "any_errors_fatal",
     "timeout",
+    "check_mode",
     "loop",
     "with_items",
     "loop_control",
@@ -85,6 +86,7 @@ fn keywords(m: &serde_json::Map<String, Value>) -> TaskKeywords {
         no_log: b("no_log"),
         any_errors_fatal: b("any_errors_fatal"),
         timeout: m.get("timeout").and_then(Value::as_f64),
+        check_mode: b("check_mode"),
     }
 }
 
@@ -282,6 +284,7 @@ fn stats(
         skipped,
         rescued,
         ignored,
+        not_checked: 0,
     }
 }
 
@@ -556,7 +559,13 @@ async fn run_once_delegate_serial_and_check_mode() {
     };
     let r = run(&pb2, &["h1"], dir2.path(), opts).await;
     assert_eq!(r.code, 0);
-    assert_eq!(r.stat("h1"), stats(0, 0, 0, 1, 0, 0));
+    assert_eq!(
+        r.stat("h1"),
+        HostStats {
+            not_checked: 1,
+            ..stats(0, 0, 0, 1, 0, 0)
+        }
+    );
     assert!(!dir2.path().join("x").exists());
 }
 

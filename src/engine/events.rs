@@ -31,6 +31,10 @@ pub struct HostStats {
     pub skipped: u32,
     pub rescued: u32,
     pub ignored: u32,
+    /// In check mode: tasks it could not check (commands without
+    /// `creates`/`removes`, and tasks using what such a task registered),
+    /// counted in `skipped` too.
+    pub not_checked: u32,
 }
 
 /// One result of one task on one host (or one loop item of it).
@@ -45,6 +49,8 @@ pub struct HostResult {
     pub ignored: bool,
     /// Failed inside a block whose `rescue` takes over.
     pub rescued: bool,
+    /// Skipped because check mode could not check it (see [`HostStats::not_checked`]).
+    pub not_checked: bool,
     pub duration_secs: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub msg: Option<String>,
@@ -121,6 +127,8 @@ pub enum EventKind {
     },
     Recap {
         hosts: IndexMap<String, HostStats>,
+        /// The run was `--check`.
+        check: bool,
         wall_secs: f64,
         interrupted: bool,
         exit_code: u8,

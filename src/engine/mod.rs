@@ -34,6 +34,7 @@ pub use events::*;
 
 use crate::ops::{self, Control, Diff, Op, OpContext, OpError, OpOutcome, Render};
 use crate::playbook::{Play, Playbook, Task, TaskItem, TaskKeywords, Vars};
+use crate::transport::check_state::{CheckState, CheckTransport};
 use crate::transport::local::LocalTransport;
 use crate::transport::{
     Become, CommandOutput, CommandSpec, FileSpec, FileStat, Transport, TransportError,
@@ -242,6 +243,100 @@ fn task_mentions(t: &Task, kw: &TaskKeywords, word: &str) -> bool {
         || t.until.as_deref().is_some_and(|w| w.contains(word))
         || t.loop_.as_ref().is_some_and(|v| in_value(v, word))
         || kw.delegate_to.as_deref().is_some_and(|w| w.contains(word))
+}
+
+/// Whether the task reads variable `name` before its op runs: in `when`, in
+/// the Jinja parts of its arguments, loop, vars and environment, or in
+/// `delegate_to` (`changed_when`/`failed_when`/`until` see its own new result).
+fn task_uses_var(t: &Task, kw: &TaskKeywords, name: &str) -> bool {
+    fn in_expr(e: &str, name: &str) -> bool {
+        let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        e.match_indices(name).any(|(i, _)| {
+            let before = e[..i].chars().next_back();
+            let after = e[i + name.len()..].chars().next();
+            !before.is_some_and(|c| ident(c) || c == '.') && !after.is_some_and(ident)
+        })
+    }
+    fn in_template(s: &str, name: &str) -> bool {
+        let mut rest = s;
+        while let Some(i) = rest.find(['{']) {
+            let tail = &rest[i..];
+            let close = if tail.starts_with("{{") {
+                "}}"
+            } else if tail.starts_with("{%") {
+                "%}"
+            } else {
+                rest = &rest[i + 1..];
+                continue;
+            };
+            let end = tail.find(close).unwrap_or(tail.len());
+            if in_expr(&tail[2..end], name) {
+                return true;
+            }
+            rest = &tail[end.min(tail.len())..];
+            if rest.len() < 2 {
+                break;
+            }
+            rest = &rest[2..];
+        }
+        false
+    }
+    fn in_value(v: &Value, name: &str) -> bool {
+        match v {
+            Value::String(s) => in_template(s, name),
+            Value::Array(a) => a.iter().any(|x| in_value(x, name)),
+            Value::Object(m) => m.values().any(|x| in_value(x, name)),
+            _ => false,
+        }
+    }
+    t.args.values().any(|v| in_value(v, name))
+        || kw.when.iter().any(|w| in_expr(w, name))
+        || kw.vars.values().any(|v| in_value(v, name))
+        || kw.environment.values().any(|v| in_value(v, name))
+        || t.loop_.as_ref().is_some_and(|v| in_value(v, name))
+        || kw
+            .delegate_to
+            .as_deref()
+            .is_some_and(|d| in_template(d, name))
+}
+
+#[cfg(test)]
+mod uses_var_tests {
+    use super::*;
+    use serde_json::json as j;
+
+    #[test]
+    fn only_jinja_names_count() {
+        let task = |args: Value, when: &[&str]| {
+            let t = Task {
+                args: serde_json::from_value(args).unwrap(),
+                ..Task::default()
+            };
+            let kw = TaskKeywords {
+                when: when.iter().map(|w| w.to_string()).collect(),
+                ..TaskKeywords::default()
+            };
+            (t, kw)
+        };
+        let uses = |args: Value, when: &[&str], name: &str| {
+            let (t, kw) = task(args, when);
+            task_uses_var(&t, &kw, name)
+        };
+        assert!(uses(
+            j!({"content": "said {{ content.stdout }}"}),
+            &[],
+            "content"
+        ));
+        assert!(uses(j!({"x": ["a", "{% if c %}y{% endif %}"]}), &[], "c"));
+        assert!(uses(j!({}), &["failing is failed"], "failing"));
+        assert!(!uses(j!({"content": "plain content"}), &[], "content"));
+        assert!(!uses(
+            j!({"x": "{{ r.content }} {{ contents }}"}),
+            &[],
+            "content"
+        ));
+        assert!(!uses(j!({"x": "{{ a }"}), &["not other"], "b"));
+    }
 }
 
 /// Hosts and groups given directly (tests, `ferry exec` on a list, the bench).
@@ -476,6 +571,7 @@ impl Inherit {
                 become_: play.become_,
                 become_user: play.become_user.clone(),
                 any_errors_fatal: Some(play.any_errors_fatal),
+                check_mode: play.check_mode,
                 ..TaskKeywords::default()
             },
             rescuable: false,
@@ -509,6 +605,7 @@ impl Inherit {
             no_log: kw.no_log.or(p.no_log),
             any_errors_fatal: kw.any_errors_fatal.or(p.any_errors_fatal),
             timeout: kw.timeout.or(p.timeout),
+            check_mode: kw.check_mode.or(p.check_mode),
         }
     }
 }
@@ -520,6 +617,8 @@ struct TaskOutput {
     failed: bool,
     skipped: bool,
     unreachable: bool,
+    /// Check mode could not check it (a command it skipped, or a task using such a result).
+    not_checked: bool,
     msg: Option<String>,
     result: Map<String, Value>,
     diff: Option<Diff>,
@@ -602,6 +701,10 @@ pub struct Engine {
     failed_hosts: Mutex<HashSet<String>>,
     pending_start: Mutex<Option<String>>,
     error: AtomicBool,
+    /// `--check`: per host, what earlier tasks would have done (see `transport::check_state`).
+    check_states: Mutex<HashMap<String, Arc<CheckState>>>,
+    /// `--check`: per host, variables registered (or set) by tasks check mode could not run.
+    unchecked_vars: Mutex<HashMap<String, HashSet<String>>>,
 }
 
 impl Engine {
@@ -630,6 +733,8 @@ impl Engine {
             failed_hosts: Mutex::new(HashSet::new()),
             pending_start,
             error: AtomicBool::new(false),
+            check_states: Mutex::new(HashMap::new()),
+            unchecked_vars: Mutex::new(HashMap::new()),
         }
     }
 
@@ -705,6 +810,7 @@ impl Engine {
         let code = self.exit_code();
         self.emit(EventKind::Recap {
             hosts: self.stats.lock().unwrap().clone(),
+            check: self.opts.check,
             wall_secs: start.elapsed().as_secs_f64(),
             interrupted: self.interrupted(),
             exit_code: code,
@@ -1108,6 +1214,9 @@ impl Engine {
                 }
             } else if out.skipped {
                 st.skipped += 1;
+                if out.not_checked {
+                    st.not_checked += 1;
+                }
             } else {
                 st.ok += 1;
                 if out.changed {
@@ -1140,6 +1249,7 @@ impl Engine {
                         .extend(out.included.clone());
                 }
             }
+            self.track_unchecked(host, t, &out);
             if rescued {
                 f.insert(
                     "ansible_failed_result".into(),
@@ -1176,6 +1286,7 @@ impl Engine {
             changed: out.changed,
             ignored,
             rescued,
+            not_checked: out.not_checked,
             duration_secs: out.duration,
             msg: if no_log {
                 Some(NO_LOG_MSG.into())
@@ -1240,7 +1351,7 @@ impl Engine {
             "inventory_hostname_short".into(),
             name.split('.').next().unwrap_or(name).into(),
         );
-        v.insert("ansible_check_mode".into(), self.opts.check.into());
+        v.insert("ansible_check_mode".into(), self.check_mode(kw).into());
         v.insert("ansible_diff_mode".into(), self.opts.diff.into());
         v.insert("ansible_verbosity".into(), self.opts.verbosity.into());
         let play_hosts: Vec<Value> = (0..pr.names.len())
@@ -1271,6 +1382,46 @@ impl Engine {
             v.insert("hostvars".into(), hv);
         }
         v
+    }
+
+    /// Whether a task runs in check mode: its `check_mode:` keyword, else `--check`.
+    fn check_mode(&self, kw: &TaskKeywords) -> bool {
+        kw.check_mode.unwrap_or(self.opts.check)
+    }
+
+    /// In check mode, a variable the task uses that a task check mode could
+    /// not run registered (or set): its value is unknown, so the task is not
+    /// checked either.
+    fn uses_unchecked(&self, host: &str, t: &Task, kw: &TaskKeywords) -> Option<String> {
+        if !self.check_mode(kw) {
+            return None;
+        }
+        let unchecked = self.unchecked_vars.lock().unwrap();
+        let names = unchecked.get(host)?;
+        let mut names: Vec<&String> = names.iter().collect();
+        names.sort();
+        names.into_iter().find(|n| task_uses_var(t, kw, n)).cloned()
+    }
+
+    /// Remember what a not-checked task would have registered or set; a task
+    /// that ran registers a known value again.
+    fn track_unchecked(&self, host: &str, t: &Task, out: &TaskOutput) {
+        let mut set: Vec<String> = t.register.iter().cloned().collect();
+        if out.not_checked && t.op.trim_start_matches("ansible.builtin.") == "set_fact" {
+            set.extend(t.args.keys().filter(|k| *k != "cacheable").cloned());
+        }
+        if set.is_empty() {
+            return;
+        }
+        let mut all = self.unchecked_vars.lock().unwrap();
+        let names = all.entry(host.to_string()).or_default();
+        for n in set {
+            if out.not_checked {
+                names.insert(n);
+            } else {
+                names.remove(&n);
+            }
+        }
     }
 
     async fn transport_for(&self, host: &str) -> Result<Arc<dyn Transport>, String> {
@@ -1314,6 +1465,13 @@ impl Engine {
         let Some(op) = ops::lookup(&t.op) else {
             return TaskOutput::failed(format!("{}: unknown op `{}`", t.loc, t.op));
         };
+        if let Some(var) = self.uses_unchecked(&pr.names[h], t, kw) {
+            let mut out = TaskOutput::skipped(&format!(
+                "uses `{var}`, the result of a task check mode could not run"
+            ));
+            out.not_checked = true;
+            return out;
+        }
         let mut out = match &t.loop_ {
             None => match self.conditions(&kw.when, &vars) {
                 Err(e) => TaskOutput::failed(format!("when: {e}")),
@@ -1439,6 +1597,7 @@ impl Engine {
             self.emit(EventKind::ItemResult(ev));
             total.changed |= o.changed;
             total.failed |= o.failed;
+            total.not_checked |= o.not_checked;
             total.unreachable |= o.unreachable;
             total.facts.extend(std::mem::take(&mut o.facts));
             total.included.extend(std::mem::take(&mut o.included));
@@ -1518,7 +1677,7 @@ impl Engine {
                 },
                 None => host.clone(),
             };
-            match self.transport_for(&target).await {
+            let transport: Arc<dyn Transport> = match self.transport_for(&target).await {
                 Ok(t) if self.opts.verbosity >= 3 => Arc::new(Traced {
                     inner: t,
                     sink: self.sink.clone(),
@@ -1530,6 +1689,19 @@ impl Engine {
                     o.delegated_to = delegated_to;
                     return o;
                 }
+            };
+            // A --check run: the task sees what earlier tasks would have done on that host.
+            if self.opts.check && self.check_mode(kw) {
+                let state = self
+                    .check_states
+                    .lock()
+                    .unwrap()
+                    .entry(target.clone())
+                    .or_default()
+                    .clone();
+                Arc::new(CheckTransport::new(transport, state))
+            } else {
+                transport
             }
         } else {
             Arc::new(NoTransport(host.clone()))
@@ -1581,7 +1753,7 @@ impl Engine {
             transport,
             args: &args,
             vars,
-            check: self.opts.check,
+            check: self.check_mode(kw),
             diff: self.opts.diff,
             base_dir: if pr.play.base_dir.as_os_str().is_empty() {
                 Path::new(".")
@@ -1626,6 +1798,7 @@ impl Engine {
             };
             let outcome = self.change_inventory(outcome);
             let mut o = self.finish(t, outcome, vars);
+            o.not_checked = o.skipped && ctx.check;
             o.delegated_to = delegated_to.clone();
             let Some(until) = &t.until else {
                 return o;

@@ -222,6 +222,13 @@ pub async fn ensure_attrs(
         Some(cmd) => {
             if !check {
                 sh_ok(t, cmd, &format!("setting attributes of {path}")).await?;
+            } else if let Some(o) = t.check_overlay() {
+                let mode = if st.is_link {
+                    None
+                } else {
+                    attrs.wanted_mode(st)?
+                };
+                o.would_set_attrs(path, mode, attrs.owner.as_deref(), attrs.group.as_deref());
             }
             Ok(true)
         }

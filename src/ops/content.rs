@@ -83,7 +83,15 @@ pub async fn write_content(
 ) -> Result<Written, OpError> {
     let mut path = path.to_string();
     let mut st = st.clone();
-    if st.is_link {
+    let overlay_target = t
+        .check_overlay()
+        .filter(|_| env.check)
+        .and_then(|o| o.resolve_links(&path));
+    if let Some(target) = overlay_target {
+        // A link an earlier task would make (check mode): write where it points.
+        path = target;
+        st = t.stat(&path).await?;
+    } else if st.is_link {
         // Write through the link, as Ansible does, so /etc/resolv.conf-style
         // links stay links.
         let out = sh(t, format!("readlink -f {}", sh_quote(&path))).await?;
@@ -125,7 +133,33 @@ pub async fn write_content(
             after,
         });
     }
+    let mode = if st.exists {
+        Some(attrs.wanted_mode(&st)?.unwrap_or(st.mode & 0o7777))
+    } else {
+        let fresh = FileStat {
+            mode: 0o644,
+            ..FileStat::default()
+        };
+        attrs.wanted_mode(&fresh)?
+    };
+    let keep = |want: &Option<String>, cur: &str| {
+        want.clone()
+            .or_else(|| (st.exists && !cur.is_empty()).then(|| cur.to_string()))
+    };
+    let spec = FileSpec {
+        path: path.clone(),
+        content: content.to_vec(),
+        mode,
+        owner: keep(&attrs.owner, &st.owner),
+        group: keep(&attrs.group, &st.group),
+        become_: None,
+    };
     if env.check {
+        // In a --check run the transport's put_file only records the would-be
+        // file (through `become`, which says who would own it).
+        if t.check_overlay().is_some() {
+            t.put_file(&spec).await?;
+        }
         return Ok(w);
     }
     let (dir, base) = match path.rsplit_once('/') {
@@ -167,28 +201,7 @@ pub async fn write_content(
         }
         w.backup_file = Some(String::from_utf8_lossy(&out.stdout).into_owned());
     }
-    let mode = if st.exists {
-        Some(attrs.wanted_mode(&st)?.unwrap_or(st.mode & 0o7777))
-    } else {
-        let fresh = FileStat {
-            mode: 0o644,
-            ..FileStat::default()
-        };
-        attrs.wanted_mode(&fresh)?
-    };
-    let keep = |want: &Option<String>, cur: &str| {
-        want.clone()
-            .or_else(|| (st.exists && !cur.is_empty()).then(|| cur.to_string()))
-    };
-    t.put_file(&FileSpec {
-        path: path.clone(),
-        content: content.to_vec(),
-        mode,
-        owner: keep(&attrs.owner, &st.owner),
-        group: keep(&attrs.group, &st.group),
-        become_: None,
-    })
-    .await?;
+    t.put_file(&spec).await?;
     Ok(w)
 }
 
@@ -277,12 +290,19 @@ pub async fn read_for_edit(
 }
 
 /// Create the missing parent directories of a file about to be created
-/// (as lineinfile/blockinfile/ini_file with `create` do); not in check mode.
+/// (as lineinfile/blockinfile/ini_file with `create` do); in check mode only
+/// recorded in the check-mode state.
 pub async fn ensure_parent(t: &dyn Transport, path: &str, check: bool) -> Result<(), OpError> {
     let Some((dir, _)) = path.rsplit_once('/') else {
         return Ok(());
     };
-    if dir.is_empty() || check {
+    if dir.is_empty() {
+        return Ok(());
+    }
+    if check {
+        if let Some(o) = t.check_overlay() {
+            o.would_mkdir(dir, None, None, None).await?;
+        }
         return Ok(());
     }
     let q = sh_quote(dir);

@@ -111,6 +111,8 @@ pub async fn place(
         if !env.check {
             let q = sh_quote(&dest);
             sh_ok(t, format!("mkdir -p -- {q}"), &format!("creating {dest}")).await?;
+        } else if let Some(o) = t.check_overlay() {
+            o.would_mkdir(&dest, None, None, None).await?;
         }
         st = FileStat {
             exists: true,
@@ -261,14 +263,35 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         "for d in {}; do [ -d \"$d\" ] || {{ {action}echo \"$d\"; }} || exit 1; done",
         qdirs.join(" ")
     );
-    let out = sh(t, cmd).await?;
-    if out.rc != 0 {
-        return Err(OpError::command(
-            format!("creating directories below {root}"),
-            &out,
-        ));
+    let mut changed = false;
+    match t.check_overlay().filter(|_| env.check) {
+        // In a --check run the directories may be ones earlier tasks would make.
+        Some(o) => {
+            let dmode = match &p.directory_mode {
+                Some(m) => Some(
+                    m.resolve(0o755, true)
+                        .map_err(|e| OpError::params("copy", e))?,
+                ),
+                None => None,
+            };
+            for d in &all_dirs {
+                if !t.stat(d).await?.is_dir {
+                    changed = true;
+                    o.would_mkdir(d, dmode, None, None).await?;
+                }
+            }
+        }
+        None => {
+            let out = sh(t, cmd).await?;
+            if out.rc != 0 {
+                return Err(OpError::command(
+                    format!("creating directories below {root}"),
+                    &out,
+                ));
+            }
+            changed = !out.stdout.is_empty();
+        }
     }
-    let mut changed = !out.stdout.is_empty();
     for (abs, rel) in &files {
         let data = std::fs::read(abs)
             .map_err(|e| OpError::failed(format!("reading {}: {e}", abs.display())))?;

@@ -99,6 +99,8 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
             }
             if !env.check {
                 sh_ok(t, format!("rm -rf -- {q}"), &format!("removing {path}")).await?;
+            } else if let Some(o) = t.check_overlay() {
+                o.would_remove(path);
             }
             Ok(OpReport::new(true)
                 .with("path", path)
@@ -119,6 +121,25 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
             Ok(report(changed, path, &st))
         }
         State::Touch => {
+            if env.check
+                && let Some(o) = t.check_overlay()
+            {
+                if st.exists {
+                    ensure_attrs(t, path, &st, &p.attrs, true).await?;
+                } else {
+                    let mode = p.attrs.wanted_mode(&FileStat {
+                        mode: 0o644,
+                        ..FileStat::default()
+                    })?;
+                    o.would_put(&FileSpec {
+                        path: path.to_string(),
+                        mode,
+                        owner: p.attrs.owner.clone(),
+                        group: p.attrs.group.clone(),
+                        ..FileSpec::default()
+                    });
+                }
+            }
             if !env.check {
                 if st.exists {
                     sh_ok(t, format!("touch -- {q}"), &format!("touching {path}")).await?;
@@ -169,6 +190,20 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
                          mkdir \"$d\" && {fix} || exit 1; done"
                     );
                     sh_ok(t, cmd, &format!("creating directory {path}")).await?;
+                } else if let Some(o) = t.check_overlay() {
+                    let fresh = FileStat {
+                        mode: 0o755,
+                        is_dir: true,
+                        ..FileStat::default()
+                    };
+                    let mode = p.attrs.wanted_mode(&fresh)?;
+                    o.would_mkdir(
+                        path,
+                        mode,
+                        p.attrs.owner.as_deref(),
+                        p.attrs.group.as_deref(),
+                    )
+                    .await?;
                 }
                 let mut r = OpReport::new(true)
                     .with("path", path)
@@ -228,6 +263,13 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
                     cmd.push_str(&format!(" && chgrp -h {} {q}", sh_quote(g)));
                 }
                 sh_ok(t, cmd, &format!("linking {path} -> {src}")).await?;
+            } else if let Some(o) = t.check_overlay() {
+                o.would_link(
+                    path,
+                    &src,
+                    p.attrs.owner.as_deref(),
+                    p.attrs.group.as_deref(),
+                );
             }
             Ok(OpReport::new(true)
                 .with("path", path)
@@ -237,12 +279,25 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         State::Hard => {
             let src = p.src.clone().unwrap_or_default();
             let qs = sh_quote(&src);
-            let out = sh(
-                t,
-                format!("[ -e {qs} ] || exit 3; [ {q} -ef {qs} ] && exit 0; exit 1"),
-            )
-            .await?;
-            match out.rc {
+            // In a --check run, src or path may exist only as what earlier tasks would make.
+            let overlay = t.check_overlay().filter(|_| env.check);
+            let same = match overlay {
+                Some(_) if !t.stat(&src).await?.exists => Some(3),
+                Some(o) => o.same_file(path, &src).map(|same| if same { 0 } else { 1 }),
+                None => None,
+            };
+            let rc = match same {
+                Some(rc) => rc,
+                None => {
+                    sh(
+                        t,
+                        format!("[ -e {qs} ] || exit 3; [ {q} -ef {qs} ] && exit 0; exit 1"),
+                    )
+                    .await?
+                    .rc
+                }
+            };
+            match rc {
                 3 => Err(OpError::failed(format!("src file {src} does not exist"))),
                 0 => {
                     let changed = ensure_attrs(t, path, &st, &p.attrs, env.check).await?;
@@ -253,6 +308,9 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
                         return Err(OpError::failed(format!(
                             "refusing to replace {path} with a hard link (use force: true)"
                         )));
+                    }
+                    if let Some(o) = overlay {
+                        o.would_hardlink(path, &src);
                     }
                     if !env.check {
                         sh_ok(
@@ -299,6 +357,23 @@ async fn recurse(
     }
     if tests.is_empty() {
         return Ok(false);
+    }
+    if check && let Some(o) = t.check_overlay() {
+        // What check mode would have made below `path` is compared here; the
+        // host's find sees the rest (nothing, below a directory it would create).
+        let mut changed = false;
+        for (p, st) in o.recorded_below(path).await? {
+            if attrs.fix_command(&p, &st, false)?.is_some() {
+                changed = true;
+                ensure_attrs(t, &p, &st, attrs, true).await?;
+            }
+        }
+        if o.is_created_dir(path) {
+            return Ok(changed);
+        }
+        if changed {
+            return Ok(true);
+        }
     }
     let probe = format!("find {q} \\( {} \\) -print | head -n1", tests.join(" -o "));
     let out = sh_ok(t, probe, &format!("inspecting {path}")).await?;

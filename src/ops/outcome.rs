@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::playbook::model::Vars;
+use crate::transport::check_state::{CheckTransport, OverlayRead};
 use crate::transport::{CommandOutput, CommandSpec, Transport, TransportError};
 
 /// The template rendering seam: (template source, template path) -> text.
@@ -332,6 +333,18 @@ impl Transport for BecomeTransport<'_> {
         self.inner.put_file(&s).await
     }
     async fn get_file(&self, path: &str) -> Result<Vec<u8>, TransportError> {
+        // In a --check run, what check mode would have written comes first.
+        let mut path = path;
+        let host_path;
+        if let Some(o) = self.inner.check_overlay() {
+            match o.overlay_read(path) {
+                OverlayRead::Host(p) => {
+                    host_path = p;
+                    path = &host_path;
+                }
+                _ => return o.get_file(path).await,
+            }
+        }
         // Reading as another user needs a command; the trait's get_file has no become.
         let out = self
             .run(&CommandSpec::new(format!("cat -- {}", sh_quote(path))))
@@ -351,6 +364,9 @@ impl Transport for BecomeTransport<'_> {
         self.inner.stat(path).await
     }
     async fn close(&self) {}
+    fn check_overlay(&self) -> Option<&CheckTransport> {
+        self.inner.check_overlay()
+    }
 }
 
 /// Quote a string for `/bin/sh`.
@@ -450,6 +466,37 @@ mod tests {
         assert_eq!(sh_quote("/etc/x.conf"), "/etc/x.conf");
         assert_eq!(sh_quote("a b'c"), "'a b'\\''c'");
         assert_eq!(sh_quote(""), "''");
+    }
+
+    #[tokio::test]
+    async fn become_reads_what_check_mode_would_have_written() {
+        use crate::transport::check_state::{CheckState, CheckTransport};
+        use crate::transport::{FileSpec, local::LocalTransport};
+        let dir = tempfile::tempdir().unwrap();
+        let check = CheckTransport::new(
+            std::sync::Arc::new(LocalTransport::new("h")),
+            CheckState::new(),
+        );
+        let t = BecomeTransport {
+            inner: &check,
+            become_: crate::transport::Become {
+                user: Some("nobody".into()),
+                password: None,
+            },
+        };
+        let path = format!("{}/new/f", dir.path().display());
+        t.put_file(&FileSpec {
+            path: path.clone(),
+            content: b"would be\n".to_vec(),
+            ..FileSpec::default()
+        })
+        .await
+        .unwrap();
+        assert!(t.check_overlay().is_some());
+        assert_eq!(t.get_file(&path).await.unwrap(), b"would be\n");
+        let st = t.stat(&path).await.unwrap();
+        assert!(st.is_file && st.owner == "nobody", "{st:?}");
+        assert!(!dir.path().join("new").exists(), "check mode wrote");
     }
 
     #[test]

@@ -148,19 +148,21 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
                 after: content.clone(),
             });
         }
-        if !env.check {
-            write_content(
-                t,
-                &p.sysctl_file,
-                &st,
-                Some(&before),
-                content.as_bytes(),
-                &FileAttrs::default(),
-                &WriteOpts::new(),
-                env,
-            )
-            .await?;
-        }
+        // In check mode this writes nothing; it records the would-be file.
+        write_content(
+            t,
+            &p.sysctl_file,
+            &st,
+            Some(&before),
+            content.as_bytes(),
+            &FileAttrs::default(),
+            &WriteOpts::new(),
+            &OpEnv {
+                diff: false,
+                ..env.clone()
+            },
+        )
+        .await?;
     }
     if !env.check {
         if set_proc {

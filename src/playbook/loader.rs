@@ -31,6 +31,7 @@ pub const PLAY_KEYS: &[&str] = &[
     "serial",
     "max_fail_percentage",
     "any_errors_fatal",
+    "check_mode",
     "pre_tasks",
     "tasks",
     "post_tasks",
@@ -67,6 +68,7 @@ pub const TASK_KEYS: &[&str] = &[
     "args",
     "any_errors_fatal",
     "timeout",
+    "check_mode",
 ];
 
 /// Keys a block may have.
@@ -87,6 +89,7 @@ pub const BLOCK_KEYS: &[&str] = &[
     "no_log",
     "any_errors_fatal",
     "timeout",
+    "check_mode",
 ];
 
 /// Keys of `include_tasks` / `import_tasks` / `include_role` / `import_role` tasks.
@@ -108,6 +111,7 @@ const INCLUDE_KEYS: &[&str] = &[
     "no_log",
     "any_errors_fatal",
     "timeout",
+    "check_mode",
 ];
 
 const LOOP_CONTROL_KEYS: &[&str] = &[
@@ -493,6 +497,7 @@ impl Loader {
                     None => self.wrong_type(k, v, "a number"),
                 },
                 "any_errors_fatal" => play.any_errors_fatal = self.boolean(k, v).unwrap_or(false),
+                "check_mode" => play.check_mode = self.boolean(k, v),
                 "tags" => play.tags = self.tags(k, v),
                 "pre_tasks" | "tasks" | "post_tasks" | "handlers" | "roles" => sections.push((
                     PLAY_KEYS
@@ -1072,6 +1077,7 @@ impl Loader {
             "run_once" => kw.run_once = self.boolean(k, v),
             "no_log" => kw.no_log = self.boolean(k, v),
             "any_errors_fatal" => kw.any_errors_fatal = self.boolean(k, v),
+            "check_mode" => kw.check_mode = self.boolean(k, v),
             // Ansible's task timeout (seconds): the command is killed, the task fails.
             "timeout" => match v.as_f64() {
                 Some(f) if f > 0.0 => kw.timeout = Some(f),

@@ -51,6 +51,8 @@ pub struct Play {
     pub serial: Vec<Value>,
     pub max_fail_percentage: Option<f64>,
     pub any_errors_fatal: bool,
+    /// `check_mode:` for every task of the play (a task's or block's own wins).
+    pub check_mode: Option<bool>,
     pub tags: Vec<String>,
     /// pre_tasks, role tasks, tasks, post_tasks: already in run order is NOT assumed;
     /// the engine runs `pre_tasks`, then `role_tasks`, then `tasks`, then `post_tasks`.
@@ -120,6 +122,9 @@ pub struct TaskKeywords {
     pub any_errors_fatal: Option<bool>,
     /// `timeout:` in seconds: the task is killed and fails after this long.
     pub timeout: Option<f64>,
+    /// `check_mode:` true runs the task in check mode even in a real run;
+    /// false runs it for real even under `--check`.
+    pub check_mode: Option<bool>,
 }
 
 /// One task: exactly one op with its arguments, plus keywords.

@@ -43,18 +43,33 @@ impl EventSink for JsonlReporter {
     }
 }
 
-/// The recap lines in Ansible's shape, host names padded to one width.
-pub fn recap_lines(hosts: &IndexMap<String, HostStats>) -> Vec<String> {
+/// The recap lines in Ansible's shape, host names padded to one width. In
+/// check mode each line also says how many tasks check mode could not check
+/// (`not_checked=N`, counted in `skipped` too), and a last line explains it.
+pub fn recap_lines(hosts: &IndexMap<String, HostStats>, check: bool) -> Vec<String> {
     let width = hosts.keys().map(String::len).max().unwrap_or(0);
-    hosts
+    let mut lines: Vec<String> = hosts
         .iter()
         .map(|(h, s)| {
-            format!(
+            let mut l = format!(
                 "{h:<width$} : ok={} changed={} unreachable={} failed={} skipped={} rescued={} ignored={}",
                 s.ok, s.changed, s.unreachable, s.failed, s.skipped, s.rescued, s.ignored
-            )
+            );
+            if check {
+                l.push_str(&format!(" not_checked={}", s.not_checked));
+            }
+            l
         })
-        .collect()
+        .collect();
+    let not_checked: u32 = hosts.values().map(|s| s.not_checked).sum();
+    if check && not_checked > 0 {
+        lines.push(format!(
+            "check mode: {not_checked} task result{} not checked (commands without creates/removes, \
+             and tasks using what they register): they may change more than shown",
+            if not_checked == 1 { " was" } else { "s were" }
+        ));
+    }
+    lines
 }
 
 /// The reporter for stdout (interactive when stdout is a terminal, plain lines otherwise),

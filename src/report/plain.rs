@@ -67,6 +67,10 @@ pub fn result_lines(r: &HostResult, verbosity: u8) -> Vec<String> {
             let msg = r.msg.clone().unwrap_or_default();
             lines.push(format!("fatal: {host}: UNREACHABLE! {msg}{dur}"));
         }
+        Outcome::Skipped if r.not_checked => {
+            let msg = r.msg.clone().unwrap_or_default();
+            lines.push(format!("skipping: {host}{item} => not checked: {msg}"));
+        }
         Outcome::Skipped => lines.push(format!("skipping: {host}{item}")),
         Outcome::Ok | Outcome::Changed => {
             let word = if r.outcome == Outcome::Changed {
@@ -140,12 +144,13 @@ pub fn event_lines(ev: &Event, verbosity: u8) -> Vec<String> {
         }],
         EventKind::Recap {
             hosts,
+            check,
             wall_secs,
             interrupted,
             ..
         } => {
             let mut v = vec![String::new(), header("PLAY RECAP")];
-            v.extend(super::recap_lines(hosts));
+            v.extend(super::recap_lines(hosts, *check));
             if *interrupted {
                 v.push("interrupted: no new task was started after Ctrl-C".into());
             }

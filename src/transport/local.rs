@@ -161,13 +161,15 @@ impl Transport for LocalTransport {
             return Err(self.err(&format!("write {}", spec.path), e));
         }
         if spec.owner.is_some() || spec.group.is_some() {
+            // Names or numeric ids, as chown(1) takes them.
             let uid = match &spec.owner {
                 Some(o) => Some(
                     nix::unistd::User::from_name(o)
                         .ok()
                         .flatten()
-                        .ok_or_else(|| self.err("owner", format!("no user {o}")))?
-                        .uid,
+                        .map(|u| u.uid)
+                        .or_else(|| o.parse().ok().map(nix::unistd::Uid::from_raw))
+                        .ok_or_else(|| self.err("owner", format!("no user {o}")))?,
                 ),
                 None => None,
             };
@@ -176,8 +178,9 @@ impl Transport for LocalTransport {
                     nix::unistd::Group::from_name(g)
                         .ok()
                         .flatten()
-                        .ok_or_else(|| self.err("group", format!("no group {g}")))?
-                        .gid,
+                        .map(|x| x.gid)
+                        .or_else(|| g.parse().ok().map(nix::unistd::Gid::from_raw))
+                        .ok_or_else(|| self.err("group", format!("no group {g}")))?,
                 ),
                 None => None,
             };

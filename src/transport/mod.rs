@@ -4,6 +4,7 @@
 //! command lines (with stdin), whole files (written atomically), and stats.
 //! Aim: one round trip per call, over one connection per host.
 
+pub mod check_state;
 pub mod local;
 
 use std::sync::Arc;
@@ -135,6 +136,11 @@ pub trait Transport: Send + Sync {
     async fn stat(&self, path: &str) -> Result<FileStat, TransportError>;
     /// Close every channel and the connection, waiting until they are closed.
     async fn close(&self);
+    /// In a `--check` run: the simulated host ops record what they would have
+    /// done into (see [`check_state`]); wrappers pass their inner one on.
+    fn check_overlay(&self) -> Option<&check_state::CheckTransport> {
+        None
+    }
 }
 
 /// Opens the connection `p` describes: SSH (through its jump hosts), or the
