@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use lab_fixture::LabGuard;
+use lab_fixture::{LabGuard, recap_hosts, text};
 use serde_json::Value;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -68,10 +68,6 @@ fn require_tools() {
     );
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 /// `ferry run`/`check` on the lab's inventory; returns the output and its wall time.
 fn ferry(lab: &LabGuard, args: &[&str]) -> (Output, Duration) {
     let started = Instant::now();
@@ -95,31 +91,12 @@ fn assert_ok(what: &str, out: &Output) {
 
 /// The recap event of an `--events` JSONL file: host -> counters.
 fn recap(events: &Path) -> serde_json::Map<String, Value> {
-    let all = std::fs::read_to_string(events).expect("read the events file");
-    let recap = all
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .rfind(|e| e["event"] == "recap")
-        .unwrap_or_else(|| panic!("no recap event in {}", events.display()));
-    recap["hosts"].as_object().expect("recap hosts").clone()
-}
-
-/// Run a shell command line inside a lab host; panics unless it exits 0.
-fn exec_ok(lab: &LabGuard, host: &str, cmd: &str) -> String {
-    let out = lab.exec(host, cmd);
-    assert!(
-        out.status.success(),
-        "in {host}: {cmd:?} exited {}: {}{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    recap_hosts(&lab_fixture::read_events(events))
 }
 
 /// The NIC inside `host` holding address `ip`.
 fn iface_with(lab: &LabGuard, host: &str, ip: &str) -> String {
-    let out = exec_ok(lab, host, "ip -o -4 addr show");
+    let out = lab.exec_ok(host, "ip -o -4 addr show");
     out.lines()
         .find(|l| l.contains(&format!(" inet {ip}/")))
         .and_then(|l| l.split_whitespace().nth(1))
@@ -129,9 +106,7 @@ fn iface_with(lab: &LabGuard, host: &str, ip: &str) -> String {
 
 /// tx and rx byte counters of a NIC, read inside the host (its own sysfs).
 fn counters(lab: &LabGuard, host: &str, iface: &str) -> (u64, u64) {
-    let out = exec_ok(
-        lab,
-        host,
+    let out = lab.exec_ok(host,
         &format!(
             "cat /sys/class/net/{iface}/statistics/tx_bytes /sys/class/net/{iface}/statistics/rx_bytes"
         ),
@@ -314,11 +289,7 @@ fn testbed_provisions_and_migrates_over_the_migration_network() {
     assert_ok("ferry run playbooks/guest.yml -e guest_start=true", &out);
     assert_eq!(domstate(&lab, &h1.name), "running", "guest on host 1");
     // The guest's address: what the role wrote on its kernel command line.
-    let xml = exec_ok(
-        &lab,
-        &h1.name,
-        &format!("cat /var/lib/ferry/guest/{GUEST}.xml"),
-    );
+    let xml = lab.exec_ok(&h1.name, &format!("cat /var/lib/ferry/guest/{GUEST}.xml"));
     let guest_ip = xml
         .split("ferry.ip=")
         .nth(1)
@@ -337,8 +308,7 @@ fn testbed_provisions_and_migrates_over_the_migration_network() {
 
     // 3. Pre-copy live migration host 1 -> host 2, to host 2's management address.
     let pre = measured(&lab, &h1.name, || {
-        exec_ok(
-            &lab,
+        lab.exec_ok(
             &h1.name,
             &format!(
                 "virsh -c qemu+tcp://{}/system migrate --live {GUEST} qemu+tcp://{}/system",

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use lab_fixture::LabGuard;
+use lab_fixture::{LabGuard, recap_hosts, text};
 use serde_json::Value;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -131,10 +131,6 @@ const PLAYBOOK: &str = r#"---
   roles:
     - qemu
 "#;
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 fn require_tools() -> PathBuf {
     let mut missing = Vec::new();
@@ -294,43 +290,14 @@ impl Drop for GitDaemon {
 /// `ferry run` of the test playbook with the role's git variables; returns
 /// the output and the events file's records.
 fn run_role(lab: &LabGuard, work: &Path, name: &str, vars: &Value) -> (Output, Vec<Value>) {
+    let playbook = work.join("qemu-git.yml").display().to_string();
     let events = work.join(format!("{name}.jsonl"));
-    let out = lab
-        .ferry(&[
-            "run",
-            "-i",
-            &lab.inventory.display().to_string(),
-            &work.join("qemu-git.yml").display().to_string(),
-            "-e",
-            &vars.to_string(),
-            "--events",
-            &events.display().to_string(),
-        ])
-        .current_dir(ROOT)
-        .output()
-        .expect("run ferry run");
-    assert!(
-        out.status.success(),
-        "ferry run ({name}) exited {}:\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let all = std::fs::read_to_string(&events).expect("read the events file");
-    let events = all
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("an events line is JSON"))
-        .collect();
-    (out, events)
+    lab.run_ok(name, &[&playbook, "-e", &vars.to_string()], &events)
 }
 
 /// The recap counters of `host`.
 fn recap(events: &[Value], host: &str) -> Value {
-    events
-        .iter()
-        .rfind(|e| e["event"] == "recap")
-        .expect("a recap event")["hosts"][host]
-        .clone()
+    recap_hosts(events)[host].clone()
 }
 
 /// The host_result of the task whose name ends with `task` on `host`.
@@ -345,22 +312,9 @@ fn result<'a>(events: &'a [Value], host: &str, task: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no result of task `{task}` on {host} in the events"))
 }
 
-fn exec_ok(lab: &LabGuard, host: &str, cmd: &str) -> String {
-    let out = lab.exec(host, cmd);
-    assert!(
-        out.status.success(),
-        "in {host}: {cmd:?} exited {}: {}{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
 /// inode and mtime (ns) of the installed binary, as `stat` inside the host sees them.
 fn installed_identity(lab: &LabGuard, host: &str) -> String {
-    exec_ok(
-        lab,
+    lab.exec_ok(
         host,
         &format!("stat -c '%i %.9Y' {PREFIX}/bin/qemu-system-x86_64"),
     )
@@ -431,17 +385,12 @@ fn qemu_role_builds_from_a_git_daemon_in_the_lab_once_per_commit() {
         daemon.log_text()
     );
     assert_eq!(
-        exec_ok(
-            &lab,
-            &host.name,
-            &format!("git -C {SRC_DIR} rev-parse HEAD")
-        )
-        .trim(),
+        lab.exec_ok(&host.name, &format!("git -C {SRC_DIR} rev-parse HEAD"))
+            .trim(),
         commit1,
         "the clone on the host is at the pinned commit"
     );
-    let version = exec_ok(
-        &lab,
+    let version = lab.exec_ok(
         &host.name,
         &format!("{PREFIX}/bin/qemu-system-x86_64 --version"),
     );
@@ -451,7 +400,7 @@ fn qemu_role_builds_from_a_git_daemon_in_the_lab_once_per_commit() {
             && version.contains("--disable-werror"),
         "the installed binary is not commit 1's build with the role's configure flags: {version}"
     );
-    let marker = exec_ok(&lab, &host.name, &format!("cat {PREFIX}/.ferry-build"));
+    let marker = lab.exec_ok(&host.name, &format!("cat {PREFIX}/.ferry-build"));
     assert!(
         marker.contains(&format!("commit={commit1}\n")),
         "the build marker records another commit: {marker}"
@@ -510,16 +459,11 @@ fn qemu_role_builds_from_a_git_daemon_in_the_lab_once_per_commit() {
         daemon.log_text()
     );
     assert_eq!(
-        exec_ok(
-            &lab,
-            &host.name,
-            &format!("git -C {SRC_DIR} rev-parse HEAD")
-        )
-        .trim(),
+        lab.exec_ok(&host.name, &format!("git -C {SRC_DIR} rev-parse HEAD"))
+            .trim(),
         commit2
     );
-    let version = exec_ok(
-        &lab,
+    let version = lab.exec_ok(
         &host.name,
         &format!("{PREFIX}/bin/qemu-system-x86_64 --version"),
     );
@@ -533,7 +477,7 @@ fn qemu_role_builds_from_a_git_daemon_in_the_lab_once_per_commit() {
         "the binary at the prefix was not reinstalled"
     );
     assert!(
-        exec_ok(&lab, &host.name, &format!("cat {PREFIX}/.ferry-build"))
+        lab.exec_ok(&host.name, &format!("cat {PREFIX}/.ferry-build"))
             .contains(&format!("commit={commit2}\n"))
     );
     let installed2 = installed_identity(&lab, &host.name);
@@ -559,8 +503,7 @@ fn qemu_role_builds_from_a_git_daemon_in_the_lab_once_per_commit() {
         "Configure, build and install QEMU (rebuilds only when the commit or flags change)",
     );
     assert_eq!(build["outcome"], "changed", "{}", text(&out.stdout));
-    let version = exec_ok(
-        &lab,
+    let version = lab.exec_ok(
         &host.name,
         &format!("{PREFIX}/bin/qemu-system-x86_64 --version"),
     );

@@ -29,7 +29,7 @@ mod lab_fixture;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use lab_fixture::LabGuard;
+use lab_fixture::{LabGuard, recap_hosts, text};
 use serde_json::Value;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -49,10 +49,6 @@ const PLAYBOOK: &str = r#"---
 
 /// An ifupdown system's interfaces file without the `source` line (as older releases ship it).
 const INTERFACES: &str = "# The loopback network interface\nauto lo\niface lo inet loopback\n";
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 fn require_tools() {
     let mut missing = Vec::new();
@@ -80,18 +76,6 @@ fn require_tools() {
     );
 }
 
-fn exec_ok(lab: &LabGuard, host: &str, cmd: &str) -> String {
-    let out = lab.exec(host, cmd);
-    assert!(
-        out.status.success(),
-        "in {host}: {cmd:?} exited {}: {}{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
 /// A compute node's sshd, on the migration address; stopped by PID on drop.
 struct NodeSshd<'a> {
     lab: &'a LabGuard,
@@ -107,8 +91,7 @@ impl<'a> NodeSshd<'a> {
             lab,
             host: host.to_string(),
         };
-        exec_ok(
-            lab,
+        lab.exec_ok(
             host,
             &format!(
                 "set -e; mkdir -p {SSHD_DIR}; \
@@ -136,33 +119,10 @@ impl Drop for NodeSshd<'_> {
 }
 
 fn run(lab: &LabGuard, work: &Path, name: &str) -> (Output, serde_json::Map<String, Value>) {
+    let playbook = work.join("nodes.yml").display().to_string();
     let events = work.join(format!("{name}.jsonl"));
-    let out = lab
-        .ferry(&[
-            "run",
-            "-i",
-            &lab.inventory.display().to_string(),
-            &work.join("nodes.yml").display().to_string(),
-            "--events",
-            &events.display().to_string(),
-        ])
-        .current_dir(ROOT)
-        .output()
-        .expect("run ferry run");
-    assert!(
-        out.status.success(),
-        "ferry run ({name}) exited {}:\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let all = std::fs::read_to_string(&events).expect("read the events file");
-    let recap = all
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .rfind(|e| e["event"] == "recap")
-        .expect("a recap event");
-    (out, recap["hosts"].as_object().unwrap().clone())
+    let (out, events) = lab.run_ok(name, &[&playbook], &events);
+    (out, recap_hosts(&events))
 }
 
 #[test]
@@ -177,9 +137,8 @@ fn migration_network_persists_by_os_and_nova_ssh_works_between_compute_nodes() {
     std::fs::write(work.path().join("nodes.yml"), PLAYBOOK).unwrap();
 
     // Host 1 looks like a netplan system, host 2 like an ifupdown one.
-    exec_ok(&lab, &h1.name, "mkdir -p /etc/netplan");
-    exec_ok(
-        &lab,
+    lab.exec_ok(&h1.name, "mkdir -p /etc/netplan");
+    lab.exec_ok(
         &h2.name,
         &format!("mkdir -p /etc/network && printf '%s' '{INTERFACES}' > /etc/network/interfaces"),
     );
@@ -198,8 +157,7 @@ fn migration_network_persists_by_os_and_nova_ssh_works_between_compute_nodes() {
 
     // Persistence, by OS, agreeing with the live state.
     for h in [&h1, &h2] {
-        let live = exec_ok(
-            &lab,
+        let live = lab.exec_ok(
             &h.name,
             "ip -o -4 addr show dev mig0; cat /sys/class/net/mig0/mtu",
         );
@@ -209,13 +167,12 @@ fn migration_network_persists_by_os_and_nova_ssh_works_between_compute_nodes() {
             h.name
         );
     }
-    let mtu = exec_ok(&lab, &h1.name, "cat /sys/class/net/mig0/mtu")
+    let mtu = lab
+        .exec_ok(&h1.name, "cat /sys/class/net/mig0/mtu")
         .trim()
         .parse::<u64>()
         .unwrap();
-    let netplan = exec_ok(
-        &lab,
-        &h1.name,
+    let netplan = lab.exec_ok(&h1.name,
         "stat -c '%a' /etc/netplan/60-ferry-migration.yaml; cat /etc/netplan/60-ferry-migration.yaml",
     );
     let (mode, yaml) = netplan.split_once('\n').unwrap();
@@ -241,7 +198,7 @@ fn migration_network_persists_by_os_and_nova_ssh_works_between_compute_nodes() {
         "the netplan host also got an ifupdown stanza"
     );
 
-    let interfaces = exec_ok(&lab, &h2.name, "cat /etc/network/interfaces");
+    let interfaces = lab.exec_ok(&h2.name, "cat /etc/network/interfaces");
     assert!(
         interfaces.starts_with(INTERFACES)
             && interfaces
@@ -249,11 +206,7 @@ fn migration_network_persists_by_os_and_nova_ssh_works_between_compute_nodes() {
                 .any(|l| l == "source /etc/network/interfaces.d/*"),
         "/etc/network/interfaces lost its loopback stanza or does not read interfaces.d:\n{interfaces}"
     );
-    let stanza = exec_ok(
-        &lab,
-        &h2.name,
-        "cat /etc/network/interfaces.d/ferry-migration",
-    );
+    let stanza = lab.exec_ok(&h2.name, "cat /etc/network/interfaces.d/ferry-migration");
     let lines: Vec<&str> = stanza
         .lines()
         .map(str::trim)
@@ -278,7 +231,7 @@ fn migration_network_persists_by_os_and_nova_ssh_works_between_compute_nodes() {
 
     // Host names resolve to migration addresses.
     for (from, to) in [(&h1, &h2), (&h2, &h1)] {
-        let got = exec_ok(&lab, &from.name, &format!("getent hosts {}", to.name));
+        let got = lab.exec_ok(&from.name, &format!("getent hosts {}", to.name));
         assert_eq!(
             got.split_whitespace().next(),
             Some(to.migration_ip.as_str()),
@@ -291,7 +244,7 @@ fn migration_network_persists_by_os_and_nova_ssh_works_between_compute_nodes() {
     // The nova user, its key, and SSH between the compute nodes as nova.
     let mut pubkeys = Vec::new();
     for h in [&h1, &h2] {
-        let pw = exec_ok(&lab, &h.name, "getent passwd nova");
+        let pw = lab.exec_ok(&h.name, "getent passwd nova");
         let f: Vec<&str> = pw.trim().split(':').collect();
         assert_eq!(
             (f[5], f[6]),
@@ -299,8 +252,7 @@ fn migration_network_persists_by_os_and_nova_ssh_works_between_compute_nodes() {
             "{}: nova's home/shell: {pw}",
             h.name
         );
-        let key = exec_ok(
-            &lab,
+        let key = lab.exec_ok(
             &h.name,
             &format!(
                 "stat -c '%U %a' {NOVA_HOME}/.ssh/id_ed25519 {NOVA_HOME}/.ssh/authorized_keys"
@@ -308,22 +260,14 @@ fn migration_network_persists_by_os_and_nova_ssh_works_between_compute_nodes() {
         );
         assert_eq!(key, "nova 600\nnova 600\n", "{}: key owner/mode", h.name);
         pubkeys.push(
-            exec_ok(
-                &lab,
-                &h.name,
-                &format!("cat {NOVA_HOME}/.ssh/id_ed25519.pub"),
-            )
-            .trim()
-            .to_string(),
+            lab.exec_ok(&h.name, &format!("cat {NOVA_HOME}/.ssh/id_ed25519.pub"))
+                .trim()
+                .to_string(),
         );
     }
     assert_ne!(pubkeys[0], pubkeys[1], "each node has its own key");
     for h in [&h1, &h2] {
-        let ak = exec_ok(
-            &lab,
-            &h.name,
-            &format!("cat {NOVA_HOME}/.ssh/authorized_keys"),
-        );
+        let ak = lab.exec_ok(&h.name, &format!("cat {NOVA_HOME}/.ssh/authorized_keys"));
         for k in &pubkeys {
             assert!(
                 ak.lines().any(|l| l == k),

@@ -14,6 +14,31 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use ferry::lab::{HostRecord, LabState};
 
+/// Bytes (a command's output) as text.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Every event of an `--events` JSONL file.
+pub fn read_events(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("read the events file {}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an events line is JSON"))
+        .collect()
+}
+
+/// The last recap's counters per host.
+pub fn recap_hosts(events: &[serde_json::Value]) -> serde_json::Map<String, serde_json::Value> {
+    events
+        .iter()
+        .rfind(|e| e["event"] == "recap")
+        .expect("a recap event")["hosts"]
+        .as_object()
+        .expect("recap hosts")
+        .clone()
+}
+
 /// The `ferry` binary under test.
 pub fn ferry_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ferry"))
@@ -225,6 +250,47 @@ impl LabGuard {
         ])
         .output()
         .expect("run ferry lab exec")
+    }
+
+    /// As [`LabGuard::exec`], panicking unless it exits 0; returns stdout.
+    pub fn exec_ok(&self, host: &str, cmd: &str) -> String {
+        let out = self.exec(host, cmd);
+        assert!(
+            out.status.success(),
+            "in {host}: {cmd:?} exited {}: {}{}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// `ferry run -i <lab inventory> ARGS --events EVENTS` from the crate root, panicking
+    /// (with both outputs) unless it exits 0; returns the output and the events.
+    pub fn run_ok(
+        &self,
+        what: &str,
+        args: &[&str],
+        events: &Path,
+    ) -> (Output, Vec<serde_json::Value>) {
+        let inventory = self.inventory.display().to_string();
+        let events_arg = events.display().to_string();
+        let mut all = vec!["run", "-i", &inventory];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--events", &events_arg]);
+        let out = self
+            .ferry(&all)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("run ferry run");
+        assert!(
+            out.status.success(),
+            "ferry run ({what}) exited {}:\n--- stdout\n{}\n--- stderr\n{}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        (out, read_events(events))
     }
 
     /// Take the lab down now (Drop does it otherwise); panics if `down` fails.
