@@ -225,6 +225,18 @@ impl Run {
     fn stat(&self, host: &str) -> HostStats {
         self.stats[host]
     }
+    /// Results that failed and were not ignored.
+    fn failures(&self) -> Vec<ferry::engine::HostResult> {
+        self.events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::HostResult(x) if x.outcome == Outcome::Failed && !x.ignored => {
+                    Some(x.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    }
     /// Final outcomes of one task, per host.
     fn outcomes(&self, task: &str) -> Vec<(String, Outcome)> {
         self.events
@@ -835,16 +847,7 @@ async fn command_options_and_small_ops() {
 "#,
     );
     let r = run(&pb, &["h1", "h2"], dir.path(), RunOptions::default()).await;
-    let failures: Vec<_> = r
-        .events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::HostResult(x) if x.outcome == Outcome::Failed && !x.ignored => {
-                Some(x.clone())
-            }
-            _ => None,
-        })
-        .collect();
+    let failures = r.failures();
     assert!(failures.is_empty(), "{failures:#?}");
     assert_eq!(r.code, 0);
     assert_eq!(
@@ -1143,16 +1146,7 @@ async fn include_vars_layers_files_dirs_and_names() {
       assert: { that: ["port == 8080", "conf.a == 1"] }
 "#;
     let r = run_loaded(d, &inv, pb, None).await;
-    let failed: Vec<_> = r
-        .events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::HostResult(x) if x.outcome == Outcome::Failed && !x.ignored => {
-                Some(x.clone())
-            }
-            _ => None,
-        })
-        .collect();
+    let failed = r.failures();
     assert!(failed.is_empty(), "{failed:#?}");
     assert_eq!(r.code, 0);
     assert_eq!(r.stat("h1").ignored, 3);
