@@ -9,196 +9,44 @@ use ferry::engine::{
     ConnectFuture, Engine, EventKind, EventSink, Fanout, HostStats, Outcome, Recorder, RunOptions,
     StaticHosts, local_connector,
 };
-use ferry::playbook::{Block, Play, Playbook, Task, TaskItem, TaskKeywords, Vars};
+use ferry::playbook::{Playbook, Vars};
 use ferry::report::{JsonlReporter, PlainReporter};
 use ferry::transport::local::LocalTransport;
 use ferry::transport::{Transport, TransportError};
 use serde_json::{Value, json};
 
-// ---- a tiny YAML -> model reader for test fixtures (the real loader is `playbook::load_and_check`)
+// ---- playbooks through the real loader (`ferry check`'s, without the variable checks)
 
-fn strs(v: Option<&Value>) -> Vec<String> {
-    match v {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(a)) => a.iter().map(text).collect(),
-        Some(other) => vec![text(other)],
-    }
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn vars(v: Option<&Value>) -> Vars {
-    match v {
-        Some(Value::Object(m)) => m.clone().into_iter().collect(),
-        _ => Vars::new(),
-    }
-}
-
-const KEYWORDS: &[&str] = &[
-    "name",
-    "when",
-    "tags",
-    "become",
-    "become_user",
-    "ignore_errors",
-    "vars",
-    "environment",
-    "delegate_to",
-    "run_once",
-    "no_log",
-    "any_errors_fatal",
-    "timeout",
-    "check_mode",
-    "loop",
-    "with_items",
-    "loop_control",
-    "register",
-    "notify",
-    "listen",
-    "changed_when",
-    "failed_when",
-    "until",
-    "retries",
-    "delay",
-    "block",
-    "rescue",
-    "always",
-    "args",
-];
-
-fn keywords(m: &serde_json::Map<String, Value>) -> TaskKeywords {
-    let b = |k: &str| m.get(k).and_then(Value::as_bool);
-    TaskKeywords {
-        when: strs(m.get("when")),
-        tags: strs(m.get("tags")),
-        become_: b("become"),
-        become_user: m.get("become_user").map(text),
-        ignore_errors: b("ignore_errors"),
-        vars: vars(m.get("vars")),
-        environment: vars(m.get("environment")),
-        delegate_to: m.get("delegate_to").map(text),
-        run_once: b("run_once"),
-        no_log: b("no_log"),
-        any_errors_fatal: b("any_errors_fatal"),
-        timeout: m.get("timeout").and_then(Value::as_f64),
-        check_mode: b("check_mode"),
-    }
-}
-
-fn items(v: Option<&Value>) -> Vec<TaskItem> {
-    match v {
-        Some(Value::Array(a)) => a.iter().map(item).collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn item(v: &Value) -> TaskItem {
-    let m = v.as_object().expect("a task is a mapping");
-    if m.contains_key("block") {
-        return TaskItem::Block(Block {
-            name: m.get("name").map(text),
-            block: items(m.get("block")),
-            rescue: items(m.get("rescue")),
-            always: items(m.get("always")),
-            keywords: keywords(m),
-            ..Block::default()
-        });
-    }
-    TaskItem::Task(task(m))
-}
-
-fn task(m: &serde_json::Map<String, Value>) -> Task {
-    let (op, raw) = m
+/// Load the playbook at `path`; panics, showing the problems, if the loader refuses it.
+fn load(path: &Path) -> Playbook {
+    let mut loaded = ferry::playbook::loader::Loader::new().load(&[path.to_path_buf()]);
+    let errors: Vec<String> = loaded
+        .problems
         .iter()
-        .find(|(k, _)| !KEYWORDS.contains(&k.as_str()))
-        .expect("a task has an op");
-    let mut args: Vars = match raw {
-        Value::Object(a) => a.clone().into_iter().collect(),
-        Value::Null => Vars::new(),
-        other => Vars::from_iter([("_raw_params".to_string(), Value::String(text(other)))]),
-    };
-    args.extend(vars(m.get("args")));
-    let lc = m.get("loop_control").and_then(Value::as_object);
-    Task {
-        name: m.get("name").map(text),
-        op: op.clone(),
-        args,
-        keywords: keywords(m),
-        loop_: m.get("loop").or_else(|| m.get("with_items")).cloned(),
-        loop_var: lc
-            .and_then(|l| l.get("loop_var"))
-            .map(text)
-            .unwrap_or_else(|| "item".into()),
-        loop_label: lc.and_then(|l| l.get("label")).map(text),
-        register: m.get("register").map(text),
-        notify: strs(m.get("notify")),
-        listen: strs(m.get("listen")),
-        changed_when: strs(m.get("changed_when")),
-        failed_when: strs(m.get("failed_when")),
-        until: m.get("until").map(text),
-        retries: m.get("retries").and_then(Value::as_u64).map(|r| r as u32),
-        delay: m.get("delay").and_then(Value::as_f64),
-        ..Task::default()
-    }
-}
-
-fn playbook(yaml: &str, path: &Path) -> Playbook {
-    let doc: Value = serde_saphyr::from_str(yaml).expect("fixture is YAML");
-    let plays = doc
-        .as_array()
-        .expect("a playbook is a list")
-        .iter()
-        .map(|p| {
-            let m = p.as_object().unwrap();
-            Play {
-                name: m.get("name").map(text),
-                hosts: text(&m["hosts"]),
-                gather_facts: m.get("gather_facts").and_then(Value::as_bool),
-                vars: vars(m.get("vars")),
-                serial: match m.get("serial") {
-                    None => Vec::new(),
-                    Some(Value::Array(a)) => a.clone(),
-                    Some(v) => vec![v.clone()],
-                },
-                max_fail_percentage: m.get("max_fail_percentage").and_then(Value::as_f64),
-                any_errors_fatal: m
-                    .get("any_errors_fatal")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false),
-                tags: strs(m.get("tags")),
-                pre_tasks: items(m.get("pre_tasks")),
-                tasks: items(m.get("tasks")),
-                post_tasks: items(m.get("post_tasks")),
-                handlers: m
-                    .get("handlers")
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().map(|h| task(h.as_object().unwrap())).collect())
-                    .unwrap_or_default(),
-                base_dir: path.parent().unwrap().to_path_buf(),
-                ..Play::default()
-            }
-        })
+        .filter(|p| p.is_error())
+        .map(|p| format!("{}: {}", p.loc, p.message))
         .collect();
-    Playbook {
-        path: path.to_path_buf(),
-        plays,
-    }
+    assert!(
+        errors.is_empty(),
+        "the loader refused {}: {errors:#?}",
+        path.display()
+    );
+    loaded.playbooks.remove(0)
 }
 
 fn fixture(name: &str) -> Playbook {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name);
-    playbook(&std::fs::read_to_string(&path).unwrap(), &path)
+    load(&path)
 }
 
+/// A playbook written in the test, loaded from a file of its own.
 fn inline(yaml: &str) -> Playbook {
-    playbook(yaml, Path::new("inline.yml"))
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inline.yml");
+    std::fs::write(&path, yaml).unwrap();
+    load(&path)
 }
 
 // ---- running
@@ -1285,4 +1133,36 @@ async fn static_hosts_take_added_hosts_and_groups() {
     );
     assert_eq!(read(dir.path(), "s3-later").as_deref(), Some("three\n"));
     assert_eq!(read(dir.path(), "s1-later").as_deref(), Some("none\n"));
+}
+
+#[tokio::test]
+async fn environment_from_a_template_a_mapping_and_a_list_merged_as_ansible_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = inline(
+        r#"
+- hosts: all
+  gather_facts: false
+  vars:
+    proxy_env: { FERRY_A: from-play-var, FERRY_B: play }
+    more: { FERRY_C: "{{ inventory_hostname }}" }
+  environment: "{{ proxy_env }}"
+  tasks:
+    - name: env
+      shell: 'echo "$FERRY_A $FERRY_B $FERRY_C"'
+      environment:
+        - { FERRY_B: task }
+        - "{{ more }}"
+      register: out
+    - assert: { that: ["out.stdout == 'from-play-var task h1'"] }
+    - name: not a mapping
+      command: "true"
+      environment: "{{ inventory_hostname }}"
+"#,
+    );
+    let r = run(&pb, &["h1"], dir.path(), RunOptions::default()).await;
+    let failures = r.failures();
+    assert_eq!(failures.len(), 1, "{failures:#?}");
+    assert_eq!(failures[0].task, "not a mapping");
+    let msg = failures[0].msg.clone().unwrap_or_default();
+    assert!(msg.contains("environment must be a mapping"), "{msg}");
 }

@@ -292,7 +292,7 @@ fn task_uses_var(t: &Task, kw: &TaskKeywords, name: &str) -> bool {
     t.args.values().any(|v| in_value(v, name))
         || kw.when.iter().any(|w| in_expr(w, name))
         || kw.vars.values().any(|v| in_value(v, name))
-        || kw.environment.values().any(|v| in_value(v, name))
+        || kw.environment.iter().any(|v| in_value(v, name))
         || t.loop_.as_ref().is_some_and(|v| in_value(v, name))
         || kw
             .delegate_to
@@ -572,6 +572,7 @@ impl Inherit {
                 become_user: play.become_user.clone(),
                 any_errors_fatal: Some(play.any_errors_fatal),
                 check_mode: play.check_mode,
+                environment: play.environment.clone(),
                 ..TaskKeywords::default()
             },
             rescuable: false,
@@ -1732,11 +1733,25 @@ impl Engine {
             })
             .collect();
         let mut env = Vec::new();
-        for (k, v) in &kw.environment {
-            match self.render.render_value(v, vars) {
-                Ok(Value::String(s)) => env.push((k.clone(), s)),
-                Ok(other) => env.push((k.clone(), other.to_string())),
-                Err(e) => return TaskOutput::failed(format!("environment `{k}`: {e}")),
+        for item in &kw.environment {
+            let rendered = match self.render.render_value(item, vars) {
+                Ok(Value::Object(m)) => m,
+                Ok(other) => {
+                    return TaskOutput::failed(format!(
+                        "environment must be a mapping of variable names to values, got {other}"
+                    ));
+                }
+                Err(e) => return TaskOutput::failed(format!("environment: {e}")),
+            };
+            for (k, v) in rendered {
+                let v = match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                match env.iter_mut().find(|(name, _)| *name == k) {
+                    Some(slot) => slot.1 = v,
+                    None => env.push((k, v)),
+                }
             }
         }
         let become_ = kw.become_.unwrap_or(false).then(|| Become {

@@ -32,6 +32,7 @@ pub const PLAY_KEYS: &[&str] = &[
     "max_fail_percentage",
     "any_errors_fatal",
     "check_mode",
+    "environment",
     "pre_tasks",
     "tasks",
     "post_tasks",
@@ -498,6 +499,10 @@ impl Loader {
                 },
                 "any_errors_fatal" => play.any_errors_fatal = self.boolean(k, v).unwrap_or(false),
                 "check_mode" => play.check_mode = self.boolean(k, v),
+                "environment" => {
+                    play.environment = self.vars_env(k, v);
+                    self.template_uses(v, &ctx);
+                }
                 "tags" => play.tags = self.tags(k, v),
                 "pre_tasks" | "tasks" | "post_tasks" | "handlers" | "roles" => sections.push((
                     PLAY_KEYS
@@ -1088,18 +1093,27 @@ impl Loader {
         true
     }
 
-    fn vars_env(&mut self, k: &Node, v: &Node) -> Vars {
-        match &v.kind {
-            NodeKind::Map(entries) => entries
-                .iter()
-                .map(|(ek, ev)| (ek.key_text(), ev.to_value()))
-                .collect(),
-            NodeKind::Null => Vars::new(),
-            _ => {
-                self.wrong_type(k, v, "a mapping of environment variables");
-                Vars::new()
+    /// `environment:`: a mapping, a template that renders to one, or a list of those.
+    fn vars_env(&mut self, k: &Node, v: &Node) -> Vec<Value> {
+        let items = match &v.kind {
+            NodeKind::Seq(items) => items.iter().collect(),
+            NodeKind::Null => Vec::new(),
+            _ => vec![v],
+        };
+        let mut out = Vec::new();
+        for item in items {
+            match &item.kind {
+                NodeKind::Map(_) => out.push(item.to_value()),
+                NodeKind::Str(s) if s.contains("{{") => out.push(item.to_value()),
+                NodeKind::Null => {}
+                _ => self.wrong_type(
+                    k,
+                    item,
+                    "a mapping of environment variables (or a template that gives one)",
+                ),
             }
         }
+        out
     }
 
     /// The names a node's `vars:` defines, added to the local scope.

@@ -53,6 +53,8 @@ pub struct Play {
     pub any_errors_fatal: bool,
     /// `check_mode:` for every task of the play (a task's or block's own wins).
     pub check_mode: Option<bool>,
+    /// `environment:` for every task of the play (merged before blocks' and tasks').
+    pub environment: Vec<Value>,
     pub tags: Vec<String>,
     /// pre_tasks, role tasks, tasks, post_tasks: already in run order is NOT assumed;
     /// the engine runs `pre_tasks`, then `role_tasks`, then `tasks`, then `post_tasks`.
@@ -115,7 +117,9 @@ pub struct TaskKeywords {
     pub become_user: Option<String>,
     pub ignore_errors: Option<bool>,
     pub vars: Vars,
-    pub environment: Vars,
+    /// `environment:` as Ansible keeps it: a list of mappings or templated strings that
+    /// must render to mappings, merged in order (the play's come first).
+    pub environment: Vec<Value>,
     pub delegate_to: Option<String>,
     pub run_once: Option<bool>,
     pub no_log: Option<bool>,
@@ -207,6 +211,18 @@ pub mod shape {
         }
     }
 
+    fn put_environment(m: &mut Map<String, Value>, env: &[Value]) {
+        match env {
+            [] => {}
+            [one] => {
+                m.insert("environment".into(), one.clone());
+            }
+            many => {
+                m.insert("environment".into(), Value::Array(many.to_vec()));
+            }
+        }
+    }
+
     fn keywords(m: &mut Map<String, Value>, k: &TaskKeywords) {
         put_list(m, "when", &k.when);
         put_list(m, "tags", &k.tags);
@@ -214,7 +230,7 @@ pub mod shape {
         put(m, "become_user", &k.become_user);
         put(m, "ignore_errors", &k.ignore_errors);
         put_vars(m, "vars", &k.vars);
-        put_vars(m, "environment", &k.environment);
+        put_environment(m, &k.environment);
         put(m, "delegate_to", &k.delegate_to);
         put(m, "run_once", &k.run_once);
         put(m, "no_log", &k.no_log);
@@ -294,6 +310,8 @@ pub mod shape {
         if p.any_errors_fatal {
             m.insert("any_errors_fatal".into(), json!(true));
         }
+        put(&mut m, "check_mode", &p.check_mode);
+        put_environment(&mut m, &p.environment);
         put_list(&mut m, "tags", &p.tags);
         for (k, v) in [
             ("pre_tasks", &p.pre_tasks),
