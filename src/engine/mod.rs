@@ -498,6 +498,9 @@ impl Transport for Traced {
     fn host(&self) -> &str {
         self.inner.host()
     }
+    fn endpoint(&self) -> String {
+        self.inner.endpoint()
+    }
     async fn run(&self, spec: &CommandSpec) -> Result<CommandOutput, TransportError> {
         let cmd = if self.hide {
             "[hidden: no_log]".to_string()
@@ -701,7 +704,8 @@ pub struct Engine {
     failed_hosts: Mutex<HashSet<String>>,
     pending_start: Mutex<Option<String>>,
     error: AtomicBool,
-    /// `--check`: per host, what earlier tasks would have done (see `transport::check_state`).
+    /// `--check`: per machine ([`Transport::endpoint`]), what earlier tasks
+    /// would have done (see `transport::check_state`).
     check_states: Mutex<HashMap<String, Arc<CheckState>>>,
     /// `--check`: per host, variables registered (or set) by tasks check mode could not run.
     unchecked_vars: Mutex<HashMap<String, HashSet<String>>>,
@@ -1690,13 +1694,14 @@ impl Engine {
                     return o;
                 }
             };
-            // A --check run: the task sees what earlier tasks would have done on that host.
+            // A --check run: the task sees what earlier tasks would have done
+            // on that machine (by any inventory name that reaches it).
             if self.opts.check && self.check_mode(kw) {
                 let state = self
                     .check_states
                     .lock()
                     .unwrap()
-                    .entry(target.clone())
+                    .entry(transport.endpoint())
                     .or_default()
                     .clone();
                 Arc::new(CheckTransport::new(transport, state))

@@ -6,7 +6,16 @@
 //! `lineinfile` after a `copy` edits the host's old content instead of the
 //! content the copy would have written. So in a `--check` run the engine
 //! hands every check-mode op a [`CheckTransport`] in front of the host's
-//! transport, sharing one [`CheckState`] per host for the whole run:
+//! transport, sharing one [`CheckState`] per machine for the whole run.
+//!
+//! The state is keyed by the machine the connection reaches
+//! ([`Transport::endpoint`]: address and port after any jump hosts, `local`
+//! for the controller), not by inventory name: it simulates a file system,
+//! and an `add_host` alias or a `delegate_to` target that reaches the same
+//! machine sees what the host's own tasks would have made (a delegated task
+//! works on the delegate's state, not the task host's). Only the owner of
+//! what check mode creates is per inventory name (an alias may log in as
+//! another user).
 //!
 //! - `stat` and `get_file` answer from the recorded state where it knows the
 //!   path (a directory, file with its would-be content and mode, link,
@@ -28,7 +37,7 @@
 //! under `become`, which is the become user's (its group stays the
 //! connecting user's).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -75,8 +84,9 @@ impl Node {
 #[derive(Debug, Default)]
 pub struct CheckState {
     nodes: Mutex<BTreeMap<String, Node>>,
-    /// The connecting user and group (name, name, uid, gid): owner of what check mode creates.
-    user: OnceCell<(String, String, u32, u32)>,
+    /// Per inventory name connecting to the machine: the connecting user
+    /// and group (name, name, uid, gid), owner of what check mode creates.
+    users: Mutex<HashMap<String, Arc<OnceCell<(String, String, u32, u32)>>>>,
 }
 
 impl CheckState {
@@ -200,29 +210,37 @@ impl CheckTransport {
         lookup(&self.state.nodes.lock().unwrap(), path, 0)
     }
 
-    async fn user(&self) -> &(String, String, u32, u32) {
-        self.state
-            .user
-            .get_or_init(|| async {
-                let out = self
-                    .inner
-                    .run(&CommandSpec::new("id -un; id -gn; id -u; id -g"))
-                    .await;
-                let text = out
-                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                    .unwrap_or_default();
-                let l: Vec<&str> = text.lines().collect();
-                match l.as_slice() {
-                    [u, g, uid, gid, ..] => (
-                        u.to_string(),
-                        g.to_string(),
-                        uid.parse().unwrap_or(0),
-                        gid.parse().unwrap_or(0),
-                    ),
-                    _ => ("root".into(), "root".into(), 0, 0),
-                }
-            })
-            .await
+    /// The connecting user of this task's connection (an alias may log in as another).
+    async fn user(&self) -> (String, String, u32, u32) {
+        let cell = self
+            .state
+            .users
+            .lock()
+            .unwrap()
+            .entry(self.inner.host().to_string())
+            .or_default()
+            .clone();
+        cell.get_or_init(|| async {
+            let out = self
+                .inner
+                .run(&CommandSpec::new("id -un; id -gn; id -u; id -g"))
+                .await;
+            let text = out
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            let l: Vec<&str> = text.lines().collect();
+            match l.as_slice() {
+                [u, g, uid, gid, ..] => (
+                    u.to_string(),
+                    g.to_string(),
+                    uid.parse().unwrap_or(0),
+                    gid.parse().unwrap_or(0),
+                ),
+                _ => ("root".into(), "root".into(), 0, 0),
+            }
+        })
+        .await
+        .clone()
     }
 
     /// A stat of a recorded node (`host` is the host's stat for `Kind::Host`).
@@ -237,7 +255,7 @@ impl CheckTransport {
             }
             Kind::Absent => return Ok(FileStat::default()),
             other => {
-                let (u, g, uid, gid) = self.user().await.clone();
+                let (u, g, uid, gid) = self.user().await;
                 let mut st = FileStat {
                     exists: true,
                     owner: u,
@@ -542,6 +560,9 @@ fn sha256_hex(data: &[u8]) -> String {
 impl Transport for CheckTransport {
     fn host(&self) -> &str {
         self.inner.host()
+    }
+    fn endpoint(&self) -> String {
+        self.inner.endpoint()
     }
     async fn run(&self, spec: &CommandSpec) -> Result<CommandOutput, TransportError> {
         self.inner.run(spec).await
