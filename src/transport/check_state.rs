@@ -80,13 +80,16 @@ impl Node {
     }
 }
 
-/// One host's would-be changes during a `--check` run (shared by its tasks).
+/// User name, group name, uid, gid.
+type UserIds = (String, String, u32, u32);
+
+/// One machine's would-be changes during a `--check` run (shared by its tasks).
 #[derive(Debug, Default)]
 pub struct CheckState {
     nodes: Mutex<BTreeMap<String, Node>>,
     /// Per inventory name connecting to the machine: the connecting user
     /// and group (name, name, uid, gid), owner of what check mode creates.
-    users: Mutex<HashMap<String, Arc<OnceCell<(String, String, u32, u32)>>>>,
+    users: Mutex<HashMap<String, Arc<OnceCell<UserIds>>>>,
 }
 
 impl CheckState {
@@ -211,7 +214,7 @@ impl CheckTransport {
     }
 
     /// The connecting user of this task's connection (an alias may log in as another).
-    async fn user(&self) -> (String, String, u32, u32) {
+    async fn user(&self) -> UserIds {
         let cell = self
             .state
             .users
