@@ -64,6 +64,8 @@ enum Kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Node {
     kind: Kind,
+    /// Modification time (seconds) when check mode knows it (an unpacked archive member).
+    mtime: Option<i64>,
     mode: Option<u32>,
     owner: Option<String>,
     group: Option<String>,
@@ -73,6 +75,7 @@ impl Node {
     fn new(kind: Kind) -> Self {
         Node {
             kind,
+            mtime: None,
             mode: None,
             owner: None,
             group: None,
@@ -90,6 +93,18 @@ pub struct CheckState {
     /// Per inventory name connecting to the machine: the connecting user
     /// and group (name, name, uid, gid), owner of what check mode creates.
     users: Mutex<HashMap<String, Arc<OnceCell<UserIds>>>>,
+    /// Python environments `pip` would have changed, by environment (venv path or pip command).
+    pips: Mutex<HashMap<String, PipEnv>>,
+}
+
+/// What check-mode `pip` tasks would have done to one Python environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PipEnv {
+    /// The virtualenv would have been created.
+    pub created: bool,
+    /// Normalised package name -> `Some(version)` installed (`None` inside:
+    /// version not known), or `None`: uninstalled.
+    pub packages: BTreeMap<String, Option<Option<String>>>,
 }
 
 impl CheckState {
@@ -297,6 +312,9 @@ impl CheckTransport {
         if let Some(m) = n.mode {
             st.mode = m & 0o7777;
         }
+        if let Some(t) = n.mtime {
+            st.mtime = t;
+        }
         if let Some(o) = &n.owner {
             st.owner = o.clone();
             if let Ok(id) = o.parse() {
@@ -414,6 +432,7 @@ impl CheckTransport {
                 d,
                 Node {
                     kind: Kind::Dir,
+                    mtime: None,
                     mode,
                     owner: owner.map(str::to_string),
                     group: group.map(str::to_string),
@@ -494,6 +513,14 @@ impl CheckTransport {
         }
     }
 
+    /// The modification time a recorded path would have (an archive member
+    /// keeps its own); nothing when the path is not recorded.
+    pub fn would_set_mtime(&self, path: &str, mtime: i64) {
+        if let Some(n) = self.state.nodes.lock().unwrap().get_mut(&normalize(path)) {
+            n.mtime = Some(mtime);
+        }
+    }
+
     /// Attributes check mode would set on an existing path.
     pub fn would_set_attrs(
         &self,
@@ -516,6 +543,23 @@ impl CheckTransport {
         if let Some(g) = group {
             n.group = Some(g.to_string());
         }
+    }
+
+    /// What earlier check-mode `pip` tasks would have done to environment `key`.
+    pub fn pip_env(&self, key: &str) -> Option<PipEnv> {
+        self.state.pips.lock().unwrap().get(key).cloned()
+    }
+
+    /// Record what a check-mode `pip` task would do to environment `key`.
+    pub fn would_pip(&self, key: &str, change: impl FnOnce(&mut PipEnv)) {
+        change(
+            self.state
+                .pips
+                .lock()
+                .unwrap()
+                .entry(key.to_string())
+                .or_default(),
+        );
     }
 
     /// Whether `path` is a directory check mode would create (nothing below
