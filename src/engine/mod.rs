@@ -1669,6 +1669,7 @@ impl Engine {
         let host = &pr.names[h];
         let no_log = kw.no_log.unwrap_or(false);
         let mut delegated_to = None;
+        let mut check_t: Option<Arc<CheckTransport>> = None;
         let transport: Arc<dyn Transport> = if op.needs_connection() {
             let target = match &kw.delegate_to {
                 Some(d) => match self.render.render_value(&Value::String(d.clone()), vars) {
@@ -1697,14 +1698,17 @@ impl Engine {
             // A --check run: the task sees what earlier tasks would have done
             // on that machine (by any inventory name that reaches it).
             if self.opts.check && self.check_mode(kw) {
-                let state = self
-                    .check_states
-                    .lock()
-                    .unwrap()
-                    .entry(transport.endpoint())
-                    .or_default()
-                    .clone();
-                Arc::new(CheckTransport::new(transport, state))
+                let (state, controller) = {
+                    let mut states = self.check_states.lock().unwrap();
+                    let state = states.entry(transport.endpoint()).or_default().clone();
+                    // The controller is the machine `local` connections reach.
+                    let controller = states.entry("local".into()).or_default().clone();
+                    (state, controller)
+                };
+                let ct =
+                    Arc::new(CheckTransport::new(transport, state).with_controller(controller));
+                check_t = Some(ct.clone());
+                ct
             } else {
                 transport
             }
@@ -1804,6 +1808,14 @@ impl Engine {
             let outcome = self.change_inventory(outcome);
             let mut o = self.finish(t, outcome, vars);
             o.not_checked = o.skipped && ctx.check;
+            // It read what a task check mode could not run would have made:
+            // its own result is unknown too.
+            if let Some(p) = check_t.as_ref().and_then(|c| c.unknown_seen()) {
+                o = TaskOutput::skipped(&format!(
+                    "reads {p}, which a task check mode could not run would make or change"
+                ));
+                o.not_checked = true;
+            }
             o.delegated_to = delegated_to.clone();
             let Some(until) = &t.until else {
                 return o;

@@ -59,6 +59,9 @@ enum Kind {
     /// The host's own object at this path (attributes changed) or, for a
     /// hard link, at another path.
     Host(String),
+    /// Whatever a task check mode could not run (a command's `creates:`,
+    /// a fetch of such a path) would leave: unknown.
+    Unknown,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,6 +204,7 @@ fn lookup(nodes: &BTreeMap<String, Node>, path: &str, depth: u32) -> Found {
                 return lookup(nodes, &format!("{base}/{rest}"), depth + 1);
             }
             Some(Kind::Dir) => fresh = true,
+            Some(Kind::Unknown) => return Found::Node(prefix.clone(), Node::new(Kind::Unknown)),
             Some(Kind::Host(_)) | None => {}
         }
     }
@@ -217,15 +221,97 @@ fn lookup(nodes: &BTreeMap<String, Node>, path: &str, depth: u32) -> Found {
 pub struct CheckTransport {
     inner: Arc<dyn Transport>,
     state: Arc<CheckState>,
+    /// The controller's simulated state (where `fetch` would write).
+    controller: Option<Arc<CheckState>>,
+    /// The first unknown path this task looked at (see [`Self::unknown_seen`]).
+    unknown: Mutex<Option<String>>,
+}
+
+/// A controller file as check mode sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalRead {
+    /// Not recorded: read the controller's file system.
+    NotRecorded,
+    /// An earlier check-mode task (fetch) would have written this.
+    Content(Vec<u8>),
+    /// A task check mode could not run would have written it.
+    Unknown,
 }
 
 impl CheckTransport {
     pub fn new(inner: Arc<dyn Transport>, state: Arc<CheckState>) -> Self {
-        Self { inner, state }
+        Self {
+            inner,
+            state,
+            controller: None,
+            unknown: Mutex::new(None),
+        }
+    }
+
+    /// With the controller's simulated state, for ops that write there (`fetch`).
+    pub fn with_controller(mut self, controller: Arc<CheckState>) -> Self {
+        self.controller = Some(controller);
+        self
     }
 
     fn found(&self, path: &str) -> Found {
-        lookup(&self.state.nodes.lock().unwrap(), path, 0)
+        let f = lookup(&self.state.nodes.lock().unwrap(), path, 0);
+        if let Found::Node(p, n) = &f
+            && n.kind == Kind::Unknown
+        {
+            self.unknown
+                .lock()
+                .unwrap()
+                .get_or_insert_with(|| p.clone());
+        }
+        f
+    }
+
+    /// The first path this task read that a task check mode could not run
+    /// would have made or changed: the task's result is not known either
+    /// (the engine reports it "not checked").
+    pub fn unknown_seen(&self) -> Option<String> {
+        self.unknown.lock().unwrap().clone()
+    }
+
+    /// A path a task check mode could not run would make or change.
+    pub fn would_be_unknown(&self, path: &str) {
+        let path = normalize(path);
+        let mut nodes = self.state.nodes.lock().unwrap();
+        Self::clear_below(&mut nodes, &path);
+        nodes.insert(path, Node::new(Kind::Unknown));
+    }
+
+    /// A controller file a check-mode task would write (`None`: unknown content).
+    pub fn would_write_local(&self, path: &str, content: Option<Vec<u8>>) {
+        let Some(c) = &self.controller else { return };
+        let kind = match content {
+            Some(c) => Kind::File(Arc::new(c)),
+            None => Kind::Unknown,
+        };
+        c.nodes
+            .lock()
+            .unwrap()
+            .insert(normalize(path), Node::new(kind));
+    }
+
+    /// A controller file as earlier check-mode tasks would have left it.
+    pub fn local_read(&self, path: &str) -> LocalRead {
+        let Some(c) = &self.controller else {
+            return LocalRead::NotRecorded;
+        };
+        let path = normalize(path);
+        match c.nodes.lock().unwrap().get(&path).map(|n| &n.kind) {
+            Some(Kind::File(data)) => LocalRead::Content(data.as_ref().clone()),
+            Some(Kind::Unknown) => {
+                self.unknown
+                    .lock()
+                    .unwrap()
+                    .get_or_insert_with(|| path.clone());
+                LocalRead::Unknown
+            }
+            _ => LocalRead::NotRecorded,
+        }
     }
 
     /// The connecting user of this task's connection (an alias may log in as another).
@@ -342,6 +428,7 @@ impl CheckTransport {
                     Kind::Dir => return OverlayRead::IsDir,
                     Kind::File(c) => return OverlayRead::Content(c.as_ref().clone()),
                     Kind::Host(at) => return OverlayRead::Host(at),
+                    Kind::Unknown => return OverlayRead::Host(normalize(&path)),
                     Kind::Link(t) => {
                         path = if t.starts_with('/') {
                             t
@@ -580,7 +667,7 @@ impl CheckTransport {
             nodes
                 .range(prefix.clone()..)
                 .take_while(|(k, _)| k.starts_with(&prefix))
-                .filter(|(_, n)| n.kind != Kind::Absent)
+                .filter(|(_, n)| n.kind != Kind::Absent && n.kind != Kind::Unknown)
                 .map(|(k, n)| (k.clone(), n.clone()))
                 .collect()
         };
@@ -641,6 +728,7 @@ impl Transport for CheckTransport {
         match self.found(path) {
             Found::Missing => Ok(FileStat::default()),
             Found::Host(p) => self.inner.stat(&p).await,
+            Found::Node(_, n) if n.kind == Kind::Unknown => self.inner.stat(path).await,
             Found::Node(_, n) => self.synth(&n).await,
         }
     }
