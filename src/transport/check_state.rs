@@ -26,8 +26,18 @@
 //! - `run` goes to the host unchanged: in check mode ops only run probes.
 //! - The ops say what they would have done through [`Transport::check_overlay`]
 //!   (`would_put`, `would_mkdir`, `would_remove`, `would_link`,
-//!   `would_hardlink`, `would_set_attrs`); outside a `--check` run that is
-//!   `None` and nothing is recorded.
+//!   `would_hardlink`, `would_set_attrs`, `would_set_mtime` for unpacked
+//!   archive members, `would_pip` for the package set of a Python
+//!   environment); outside a `--check` run that is `None` and nothing is
+//!   recorded.
+//! - A path a skipped command/script names in `creates:`/`removes:` is
+//!   recorded unknown (`would_be_unknown`): a task that then reads it
+//!   ([`CheckTransport::unknown_seen`]) is reported "not checked" by the
+//!   engine instead of predicting from the host's stale answer.
+//! - The controller has a state too (the `local` machine's): `fetch` records
+//!   the copy it would write there (`would_write_local`, unknown content for
+//!   an unknown source) and `copy` reads it back (`local_read`); nothing is
+//!   written on the controller.
 //!
 //! Nothing here ever changes the host. Limits: shell probes that ops run
 //! (`find`, `readlink -f`, a command's `chdir`) see the host, not this state;
