@@ -426,3 +426,96 @@ fn check_predicts_the_first_run_of_more_ops() {
         ]
     );
 }
+
+const NEW_OPS: &str = r#"
+- hosts: all
+  gather_facts: false
+  vars:
+    fetched: "{{ d }}/../fetched"
+  tasks:
+    - name: dir
+      file: {path: "{{ d }}/x", state: directory}
+    - name: unpack
+      unarchive: {src: app.tar.gz, dest: "{{ d }}/x"}
+    - name: unpack again
+      unarchive: {src: app.tar.gz, dest: "{{ d }}/x"}
+    - name: get a member
+      get_url: {url: "file://{{ d }}/x/app/README", dest: "{{ d }}/readme.copy"}
+    - name: read the copy
+      slurp: {src: "{{ d }}/readme.copy"}
+      register: sl
+    - name: it is the member
+      assert: {that: "sl.content | b64decode == 'hello\n'"}
+    - name: fetch a member
+      fetch: {src: "{{ d }}/x/app/README", dest: "{{ fetched }}/", flat: true}
+    - name: copy it back
+      copy: {src: "{{ fetched }}/README", dest: "{{ d }}/back"}
+    - name: a guarded command
+      command: "touch {{ d }}/made"
+      args: {creates: "{{ d }}/made"}
+    - name: stat what it would make
+      stat: {path: "{{ d }}/made"}
+    - name: fetch what it would make
+      fetch: {src: "{{ d }}/made", dest: "{{ fetched }}/made", flat: true}
+    - name: copy that back
+      copy: {src: "{{ fetched }}/made", dest: "{{ d }}/made.back"}
+"#;
+
+/// unarchive records what it would extract (a later get_url file:// and a
+/// second unarchive see it), fetch records its controller copy (a copy back
+/// reads it), and what a skipped guarded command would make is unknown: the
+/// tasks reading it are not checked.
+#[test]
+fn check_follows_unarchive_get_url_fetch_and_guarded_commands() {
+    let s = setup();
+    let src = s.base.join("src/app");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("README"), "hello\n").unwrap();
+    std::fs::create_dir_all(s.base.join("files")).unwrap();
+    let tar = Command::new("tar")
+        .arg("-czf")
+        .arg(s.base.join("files/app.tar.gz"))
+        .arg("-C")
+        .arg(s.base.join("src"))
+        .arg("app")
+        .status()
+        .expect("tar on the controller");
+    assert!(tar.success());
+    let check = ferry(&s, NEW_OPS, &["--check"]);
+    assert!(check.out.status.success(), "{}", check.show());
+    assert_eq!(listing(&s.work), Vec::<String>::new(), "--check wrote");
+    assert!(!s.base.join("fetched").exists(), "--check fetched");
+    let want = [
+        ("dir", "changed", false),
+        ("unpack", "changed", false),
+        ("unpack again", "ok", false),
+        ("get a member", "changed", false),
+        ("it is the member", "ok", false),
+        ("fetch a member", "changed", false),
+        ("copy it back", "changed", false),
+        ("a guarded command", "skipped", true),
+        ("stat what it would make", "skipped", true),
+        ("fetch what it would make", "skipped", true),
+        ("copy that back", "skipped", true),
+    ];
+    for (task, outcome, not_checked) in want {
+        let r = check.results().into_iter().find(|r| r.0 == task);
+        assert_eq!(
+            r,
+            Some((task.to_string(), outcome.to_string(), not_checked)),
+            "{}",
+            check.show()
+        );
+    }
+    let real = ferry(&s, NEW_OPS, &[]);
+    assert!(real.out.status.success(), "{}", real.show());
+    for (task, outcome, not_checked) in want {
+        if !not_checked {
+            assert_eq!(real.outcome(task), outcome, "{task}: {}", real.show());
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(s.work.join("made.back")).unwrap(),
+        ""
+    );
+}

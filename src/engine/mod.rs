@@ -498,6 +498,9 @@ impl Transport for Traced {
     fn host(&self) -> &str {
         self.inner.host()
     }
+    fn endpoint(&self) -> String {
+        self.inner.endpoint()
+    }
     async fn run(&self, spec: &CommandSpec) -> Result<CommandOutput, TransportError> {
         let cmd = if self.hide {
             "[hidden: no_log]".to_string()
@@ -702,7 +705,8 @@ pub struct Engine {
     failed_hosts: Mutex<HashSet<String>>,
     pending_start: Mutex<Option<String>>,
     error: AtomicBool,
-    /// `--check`: per host, what earlier tasks would have done (see `transport::check_state`).
+    /// `--check`: per machine ([`Transport::endpoint`]), what earlier tasks
+    /// would have done (see `transport::check_state`).
     check_states: Mutex<HashMap<String, Arc<CheckState>>>,
     /// `--check`: per host, variables registered (or set) by tasks check mode could not run.
     unchecked_vars: Mutex<HashMap<String, HashSet<String>>>,
@@ -1666,6 +1670,7 @@ impl Engine {
         let host = &pr.names[h];
         let no_log = kw.no_log.unwrap_or(false);
         let mut delegated_to = None;
+        let mut check_t: Option<Arc<CheckTransport>> = None;
         let transport: Arc<dyn Transport> = if op.needs_connection() {
             let target = match &kw.delegate_to {
                 Some(d) => match self.render.render_value(&Value::String(d.clone()), vars) {
@@ -1691,16 +1696,20 @@ impl Engine {
                     return o;
                 }
             };
-            // A --check run: the task sees what earlier tasks would have done on that host.
+            // A --check run: the task sees what earlier tasks would have done
+            // on that machine (by any inventory name that reaches it).
             if self.opts.check && self.check_mode(kw) {
-                let state = self
-                    .check_states
-                    .lock()
-                    .unwrap()
-                    .entry(target.clone())
-                    .or_default()
-                    .clone();
-                Arc::new(CheckTransport::new(transport, state))
+                let (state, controller) = {
+                    let mut states = self.check_states.lock().unwrap();
+                    let state = states.entry(transport.endpoint()).or_default().clone();
+                    // The controller is the machine `local` connections reach.
+                    let controller = states.entry("local".into()).or_default().clone();
+                    (state, controller)
+                };
+                let ct =
+                    Arc::new(CheckTransport::new(transport, state).with_controller(controller));
+                check_t = Some(ct.clone());
+                ct
             } else {
                 transport
             }
@@ -1814,6 +1823,14 @@ impl Engine {
             let outcome = self.change_inventory(outcome);
             let mut o = self.finish(t, outcome, vars);
             o.not_checked = o.skipped && ctx.check;
+            // It read what a task check mode could not run would have made:
+            // its own result is unknown too.
+            if let Some(p) = check_t.as_ref().and_then(|c| c.unknown_seen()) {
+                o = TaskOutput::skipped(&format!(
+                    "reads {p}, which a task check mode could not run would make or change"
+                ));
+                o.not_checked = true;
+            }
             o.delegated_to = delegated_to.clone();
             let Some(until) = &t.until else {
                 return o;

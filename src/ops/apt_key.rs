@@ -110,6 +110,8 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
                         &format!("removing {path}"),
                     )
                     .await?;
+                } else if let Some(o) = t.check_overlay() {
+                    o.would_remove(path);
                 }
             }
         }

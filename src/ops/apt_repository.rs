@@ -125,7 +125,27 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         format!("for f in {SOURCES} {SOURCES_D}/*.list; do [ -f \"$f\" ] && {{ echo \"==> $f\"; cat \"$f\"; echo; }}; done; true"),
     )
     .await?;
-    let files = split_files(&String::from_utf8_lossy(&out.stdout));
+    let mut files = split_files(&String::from_utf8_lossy(&out.stdout));
+    // In a --check run: the sources as earlier check-mode tasks would have left them.
+    if let Some(o) = t.check_overlay() {
+        let mut paths: Vec<String> = files.iter().map(|(p, _)| p.clone()).collect();
+        for (p, st) in o.recorded_below(SOURCES_D).await? {
+            if st.is_file && p.ends_with(".list") && !paths.contains(&p) {
+                paths.push(p);
+            }
+        }
+        if !paths.iter().any(|p| p == SOURCES) {
+            paths.insert(0, SOURCES.to_string());
+        }
+        files.clear();
+        for p in paths {
+            if t.stat(&p).await?.is_file {
+                let mut text = String::from_utf8_lossy(&t.get_file(&p).await?).into_owned();
+                text.push('\n');
+                files.push((p, text));
+            }
+        }
+    }
     let holds = |text: &str| text.lines().any(|l| normalize(l) == want);
     let target = p.path();
     let attrs = FileAttrs {
@@ -185,6 +205,8 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
                         &format!("removing {path}"),
                     )
                     .await?;
+                } else if let Some(o) = t.check_overlay() {
+                    o.would_remove(path);
                 }
                 if env.diff {
                     diffs.push(super::outcome::FileDiff {

@@ -42,6 +42,19 @@ pub fn command_line(ctx: &OpContext<'_>) -> Result<String, OpError> {
         .ok_or_else(|| OpError::Args("no command given (free-form, `cmd:` or `argv:`)".into()))
 }
 
+/// A command check mode skips would presumably make its `creates:` path
+/// and remove its `removes:` path: what those become is unknown to later
+/// tasks (they are reported not checked when they read them).
+pub fn unknown_guards(ctx: &OpContext<'_>) {
+    if let Some(o) = ctx.transport.check_overlay() {
+        for g in ["creates", "removes"] {
+            if let Some(p) = ctx.arg_str(g) {
+                o.would_be_unknown(&p);
+            }
+        }
+    }
+}
+
 /// Run a command line with the guards and options `command` and `shell` share.
 pub async fn run_guarded(ctx: &OpContext<'_>, cmdline: String) -> Result<OpOutcome, OpError> {
     let t = &ctx.transport;
@@ -62,6 +75,7 @@ pub async fn run_guarded(ctx: &OpContext<'_>, cmdline: String) -> Result<OpOutco
         return Ok(o);
     }
     if ctx.check {
+        unknown_guards(ctx);
         return Ok(OpOutcome::skipped(
             "Command would have run if not in check mode",
         ));

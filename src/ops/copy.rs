@@ -7,6 +7,7 @@ use super::attrs::{FileAttrs, ModeSpec, stat_result};
 use super::content::{WriteOpts, check_validate, write_content};
 use super::outcome::{Args, OpEnv, OpError, OpReport, find_src, sh, sh_ok, sh_quote};
 use crate::playbook::model::Vars;
+use crate::transport::check_state::LocalRead;
 use crate::transport::{FileStat, Transport};
 
 #[derive(Debug, Clone)]
@@ -215,6 +216,34 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         .await?;
         r.set("src", src);
         return Ok(r);
+    }
+    // In a --check run: a controller file an earlier task (fetch) would have written.
+    if env.check
+        && let Some(o) = t.check_overlay()
+    {
+        match o.local_read(&src) {
+            LocalRead::Content(data) => {
+                let mut r = place(
+                    t,
+                    "copy",
+                    &p.dest,
+                    Some(basename(&src)),
+                    &data,
+                    &p.attrs,
+                    &opts,
+                    env,
+                )
+                .await?;
+                r.set("src", src);
+                return Ok(r);
+            }
+            LocalRead::Unknown => {
+                return Err(OpError::failed(format!(
+                    "{src} would be written by a task check mode could not run"
+                )));
+            }
+            LocalRead::NotRecorded => {}
+        }
     }
     let path = p.resolve_src(env)?.unwrap_or_default();
     if !path.is_dir() {

@@ -11,6 +11,7 @@ use std::path::{Component, Path, PathBuf};
 use super::outcome::{Args, FileDiff, OpEnv, OpError, OpReport, sh, sh_quote, sha256_hex};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
+use crate::transport::check_state::LocalRead;
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -135,6 +136,23 @@ pub fn write_local_atomic(path: &Path, data: &[u8]) -> Result<(), OpError> {
 }
 
 pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+    let base = env
+        .base_dirs
+        .last()
+        .cloned()
+        .unwrap_or_else(|| std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")));
+    let dest = local_dest(p, &env.host, &base)?;
+    // In a --check run the controller copy is recorded, not written: later
+    // tasks (a copy of it back) read it from there. A source a task check
+    // mode could not run would make leaves the copy unknown too.
+    let overlay = t.check_overlay().filter(|_| env.check);
+    if let Some(o) = overlay {
+        let before = o.unknown_seen();
+        let _ = t.stat(&p.src).await?;
+        if o.unknown_seen() != before {
+            o.would_write_local(&dest.display().to_string(), None);
+        }
+    }
     let mut src = p.src.clone();
     let mut st = t.stat(&src).await?;
     if st.is_link {
@@ -168,13 +186,10 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
             .msg(format!("{msg}, not transferring, ignored"))
             .with("file", p.src.clone()));
     }
-    let base = env
-        .base_dirs
-        .last()
-        .cloned()
-        .unwrap_or_else(|| std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")));
-    let dest = local_dest(p, &env.host, &base)?;
-    let local = std::fs::read(&dest).ok();
+    let local = match overlay.map(|o| o.local_read(&dest.display().to_string())) {
+        Some(LocalRead::Content(c)) => Some(c),
+        _ => std::fs::read(&dest).ok(),
+    };
     let local_sum = local.as_deref().map(sha256_hex);
     let dest_s = dest.display().to_string();
     if local_sum.is_some() && local_sum == st.checksum {
@@ -213,6 +228,8 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
     }
     if !env.check {
         write_local_atomic(&dest, &data)?;
+    } else if let Some(o) = overlay {
+        o.would_write_local(&dest.display().to_string(), Some(data));
     }
     Ok(r)
 }

@@ -248,6 +248,20 @@ pub async fn http_get(url: &Url, timeout: Duration) -> Result<Vec<u8>, String> {
         .map_err(|_| format!("timed out after {}s", timeout.as_secs()))?
 }
 
+/// `algo`'s digest of `data`, lowercase hex (the algorithms of [`ALGOS`]).
+fn digest(algo: &str, data: &[u8]) -> Option<String> {
+    use sha2::Digest;
+    Some(match algo {
+        "sha256" => hex::encode(sha2::Sha256::digest(data)),
+        "sha224" => hex::encode(sha2::Sha224::digest(data)),
+        "sha384" => hex::encode(sha2::Sha384::digest(data)),
+        "sha512" => hex::encode(sha2::Sha512::digest(data)),
+        "sha1" => super::fetch::sha1_hex(data),
+        "md5" => super::fetch::md5_hex(data),
+        _ => return None,
+    })
+}
+
 /// The digest of a host file with `algo` (sha256 comes with the stat).
 async fn host_sum(
     t: &dyn Transport,
@@ -259,6 +273,12 @@ async fn host_sum(
         && let Some(c) = &st.checksum
     {
         return Ok(Some(c.clone()));
+    }
+    // In a --check run the file may be one check mode would have written.
+    if let Some(o) = t.check_overlay()
+        && let crate::transport::check_state::OverlayRead::Content(c) = o.overlay_read(path)
+    {
+        return Ok(digest(algo, &c));
     }
     let out = sh(t, format!("{algo}sum -- {}", sh_quote(path))).await?;
     Ok((out.rc == 0).then(|| {
@@ -381,7 +401,37 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         if env.check {
             // The source is on the host: its checksum says exactly whether dest would change.
             let same = st.exists && ss.checksum.is_some() && ss.checksum == st.checksum;
-            let changed = !same || ensure_attrs(t, &dest, &st, &p.attrs, true).await?;
+            let changed = if same {
+                ensure_attrs(t, &dest, &st, &p.attrs, true).await?
+            } else {
+                // Later tasks see the copy (read through the simulated state).
+                if let Some(o) = t.check_overlay() {
+                    let content = t.get_file(src).await?;
+                    if let Some((algo, want)) = &p.checksum
+                        && let Some(got) = digest(algo, &content)
+                        && got != *want
+                    {
+                        return Err(OpError::failed(format!(
+                            "The checksum for {dest} did not match {want}; it was {got}."
+                        )));
+                    }
+                    let mode = p.attrs.wanted_mode(&FileStat {
+                        mode: if st.exists { st.mode } else { 0o644 },
+                        is_file: true,
+                        exists: true,
+                        ..FileStat::default()
+                    })?;
+                    o.would_put(&FileSpec {
+                        path: dest.clone(),
+                        content,
+                        mode: mode.or((!st.exists).then_some(0o644)),
+                        owner: p.attrs.owner.clone(),
+                        group: p.attrs.group.clone(),
+                        become_: None,
+                    });
+                }
+                true
+            };
             return Ok(unchanged(&dest, &st, changed, &p.url, "check mode"));
         }
     } else if env.check {

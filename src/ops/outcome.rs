@@ -322,6 +322,9 @@ impl Transport for BecomeTransport<'_> {
     fn host(&self) -> &str {
         self.inner.host()
     }
+    fn endpoint(&self) -> String {
+        self.inner.endpoint()
+    }
     async fn run(&self, spec: &CommandSpec) -> Result<CommandOutput, TransportError> {
         let mut s = spec.clone();
         s.become_.get_or_insert_with(|| self.become_.clone());

@@ -218,6 +218,98 @@ async fn run_in(
     Ok(t.run(&spec).await?)
 }
 
+/// Which environment a task works on (check mode records per environment).
+fn env_key(p: &Params) -> String {
+    match &p.virtualenv {
+        Some(v) => crate::transport::check_state::normalize(v),
+        None => pip_cmd(p),
+    }
+}
+
+/// The version of `name` in a wheel or sdist file name, if it is one of `name`'s.
+pub fn dist_version(file: &str, name: &str) -> Option<String> {
+    let stem = file
+        .strip_suffix(".whl")
+        .or_else(|| file.strip_suffix(".tar.gz"))
+        .or_else(|| file.strip_suffix(".zip"))?;
+    let (n, rest) = if file.ends_with(".whl") {
+        stem.split_once('-')?
+    } else {
+        stem.rsplit_once('-')?
+    };
+    let v = rest.split('-').next()?;
+    (normalize(n) == name && !v.is_empty()).then(|| v.to_string())
+}
+
+/// Compare dotted versions numerically where the parts are numbers.
+fn version_key(v: &str) -> Vec<(u64, String)> {
+    v.split('.')
+        .map(|p| (p.parse().unwrap_or(0), p.to_string()))
+        .collect()
+}
+
+/// What installing `specs` would leave (normalised name, version when
+/// known): a pinned version, else with `--no-index` the newest version in
+/// the `--find-links` directories (as check mode sees them), else unknown.
+async fn would_install(
+    t: &dyn Transport,
+    p: &Params,
+    specs: &[String],
+) -> Result<Vec<(String, Option<String>)>, OpError> {
+    let args: Vec<&str> = p
+        .extra_args
+        .as_deref()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let no_index = args.contains(&"--no-index");
+    let mut dirs = Vec::new();
+    for (i, a) in args.iter().enumerate() {
+        if let Some(d) = a.strip_prefix("--find-links=") {
+            dirs.push(d.to_string());
+        } else if (*a == "--find-links" || *a == "-f")
+            && let Some(d) = args.get(i + 1)
+        {
+            dirs.push(d.to_string());
+        }
+    }
+    let mut files = Vec::new();
+    if no_index && let Some(o) = t.check_overlay() {
+        for d in &dirs {
+            let d = d.strip_prefix("file://").unwrap_or(d);
+            for (path, _) in o.recorded_below(d).await? {
+                files.push(path.rsplit('/').next().unwrap_or("").to_string());
+            }
+            if !o.is_created_dir(d) {
+                let out = t
+                    .run(&CommandSpec::new(format!("ls -1 -- {}", sh_quote(d))))
+                    .await?;
+                for f in String::from_utf8_lossy(&out.stdout).lines() {
+                    if t.stat(&format!("{}/{f}", d.trim_end_matches('/')))
+                        .await?
+                        .exists
+                    {
+                        files.push(f.to_string());
+                    }
+                }
+            }
+        }
+    }
+    Ok(specs
+        .iter()
+        .filter_map(|s| parse_spec(s))
+        .map(|(n, pinned)| {
+            let v = pinned.or_else(|| {
+                files
+                    .iter()
+                    .filter_map(|f| dist_version(f, &n))
+                    .max_by_key(|v| version_key(v))
+            });
+            (n, v)
+        })
+        .collect())
+}
+
 async fn freeze(t: &dyn Transport, p: &Params) -> Result<BTreeMap<String, String>, OpError> {
     let out = run_in(t, p, format!("{} freeze --all", pip_cmd(p))).await?;
     if out.rc != 0 {
@@ -240,18 +332,35 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
     r.set("requirements", p.requirements.clone());
     r.set("version", p.version.clone());
     r.set("virtualenv", p.virtualenv.clone());
+    // In a --check run: what earlier check-mode pip tasks would have done here.
+    let overlay = t.check_overlay().filter(|_| env.check);
+    let key = env_key(p);
+    let rec = overlay.and_then(|o| o.pip_env(&key)).unwrap_or_default();
+    let mut on_host = true;
     // The virtualenv, created when missing.
     if let Some(v) = &p.virtualenv {
         let st = t
             .stat(&format!("{}/bin/python", v.trim_end_matches('/')))
             .await?;
-        if !st.exists {
+        if !st.exists && rec.created {
+            on_host = false;
+        } else if !st.exists {
             if p.state == State::Absent {
                 return Ok(r.msg("no virtualenv, nothing to remove"));
             }
             r.changed = true;
             if env.check {
                 let todo = specs.clone();
+                if let Some(o) = overlay {
+                    let installed = would_install(t, p, &specs).await?;
+                    o.would_mkdir(v, None, None, None).await?;
+                    o.would_pip(&key, |e| {
+                        e.created = true;
+                        for (n, ver) in installed {
+                            e.packages.insert(n, Some(ver));
+                        }
+                    });
+                }
                 r.set("cmd", format!("{} {}", p.virtualenv_command, v));
                 return Ok(r.msg(format!("would create {v} and install {}", todo.join(" "))));
             }
@@ -274,7 +383,18 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
             }
         }
     }
-    let before = freeze(t, p).await?;
+    let mut before = if on_host {
+        freeze(t, p).await?
+    } else {
+        BTreeMap::new()
+    };
+    for (n, what) in &rec.packages {
+        match what {
+            // A version check mode cannot know matches no pin.
+            Some(v) => before.insert(n.clone(), v.clone().unwrap_or_else(|| "?".into())),
+            None => before.remove(n),
+        };
+    }
     let extra = p
         .extra_args
         .as_deref()
@@ -355,6 +475,26 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
     if env.check {
         // Present/absent know exactly from the freeze; latest cannot without the index.
         r.changed = true;
+        if let Some(o) = overlay {
+            if p.state == State::Absent {
+                let gone: Vec<String> = specs
+                    .iter()
+                    .filter_map(|s| parse_spec(s).map(|(n, _)| n))
+                    .collect();
+                o.would_pip(&key, |e| {
+                    for n in gone {
+                        e.packages.insert(n, None);
+                    }
+                });
+            } else {
+                let installed = would_install(t, p, &specs).await?;
+                o.would_pip(&key, |e| {
+                    for (n, ver) in installed {
+                        e.packages.insert(n, Some(ver));
+                    }
+                });
+            }
+        }
         return Ok(r);
     }
     let out = run_in(t, p, cmd.clone()).await?;
@@ -372,6 +512,19 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn versions_from_dist_file_names() {
+        assert_eq!(
+            dist_version("compat_demo-1.0-py3-none-any.whl", "compat-demo"),
+            Some("1.0".into())
+        );
+        assert_eq!(dist_version("Foo-2.1.tar.gz", "foo"), Some("2.1".into()));
+        assert_eq!(dist_version("foo-bar-2.1.tar.gz", "foo"), None);
+        assert_eq!(dist_version("foo-1.0-py3-none-any.whl", "bar"), None);
+        assert_eq!(dist_version("README", "foo"), None);
+        assert!(version_key("1.10") > version_key("1.9"));
+    }
 
     #[test]
     fn names_specs_and_freeze() {

@@ -85,6 +85,7 @@ impl Op for Script {
             return Ok(o);
         }
         if ctx.check {
+            super::command::unknown_guards(ctx);
             return Ok(OpOutcome::skipped(
                 "Command would have run if not in check mode",
             ));

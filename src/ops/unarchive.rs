@@ -15,6 +15,7 @@
 use super::attrs::stat_result;
 use super::outcome::{Args, OpEnv, OpError, OpReport, find_src, sh, sh_quote, sha256_hex};
 use crate::playbook::model::Vars;
+use crate::transport::check_state::CheckTransport;
 use crate::transport::{FileSpec, Transport};
 
 #[derive(Debug, Clone)]
@@ -109,6 +110,19 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
             p.dest
         )));
     }
+    // A --check run with a controller-side archive: compare and record
+    // through the simulated state, without sending the archive.
+    if env.check
+        && !p.remote_src
+        && let Some(o) = t.check_overlay()
+    {
+        let mut r = check_on_controller(o, p, env).await?;
+        r.set("src", p.src.clone());
+        let st = t.stat(&p.dest).await?;
+        stat_result(&mut r, &p.dest, &st);
+        r.set("dest", p.dest.clone());
+        return Ok(r);
+    }
     // The archive on the host.
     let (archive, kind, uploaded) = if p.remote_src {
         let st = t.stat(&p.src).await?;
@@ -120,16 +134,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         }
         (p.src.clone(), kind_of(&p.src, None), false)
     } else {
-        let local = find_src(&p.src, "files", env).ok_or_else(|| {
-            OpError::params(
-                "unarchive",
-                format!(
-                    "Could not find `{}` in {} (looked in files/ below each and in each)",
-                    p.src,
-                    super::copy::search_list(env)
-                ),
-            )
-        })?;
+        let local = find_archive(p, env)?;
         let data = std::fs::read(&local)
             .map_err(|e| OpError::failed(format!("reading {}: {e}", local.display())))?;
         let kind = kind_of(&p.src, Some(&data));
@@ -161,6 +166,178 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
     let st = t.stat(&p.dest).await?;
     stat_result(&mut r, &p.dest, &st);
     r.set("dest", p.dest.clone());
+    Ok(r)
+}
+
+fn find_archive(p: &Params, env: &OpEnv<'_>) -> Result<std::path::PathBuf, OpError> {
+    find_src(&p.src, "files", env).ok_or_else(|| {
+        OpError::params(
+            "unarchive",
+            format!(
+                "Could not find `{}` in {} (looked in files/ below each and in each)",
+                p.src,
+                super::copy::search_list(env)
+            ),
+        )
+    })
+}
+
+/// One member of an archive, unpacked on the controller.
+enum Member {
+    Dir,
+    File(Vec<u8>),
+    Link(String),
+}
+
+/// Check mode: unpack the archive into a controller temp directory, compare
+/// each member with what the (simulated) host has at its place as the real
+/// run's check does (tar: type, content, size, mode, mtime, link target;
+/// zip: content, missing directories), and record what unpacking would make.
+async fn check_on_controller(
+    o: &CheckTransport,
+    p: &Params,
+    env: &OpEnv<'_>,
+) -> Result<OpReport, OpError> {
+    let local = find_archive(p, env)?;
+    let head = std::fs::read(&local)
+        .map(|d| d.into_iter().take(4).collect::<Vec<u8>>())
+        .map_err(|e| OpError::failed(format!("reading {}: {e}", local.display())))?;
+    let kind = kind_of(&p.src, Some(&head));
+    let tmp = tempfile::tempdir().map_err(|e| OpError::failed(format!("temp dir: {e}")))?;
+    let mut cmd = match kind {
+        Kind::Tar => {
+            let mut c = tokio::process::Command::new("tar");
+            c.arg("--extract")
+                .arg("--no-same-owner")
+                .arg("-C")
+                .arg(tmp.path());
+            for e in &p.exclude {
+                c.arg(format!("--exclude={}", e.trim_end_matches('/')));
+            }
+            c.arg("-f").arg(&local);
+            c
+        }
+        Kind::Zip => {
+            let mut c = tokio::process::Command::new("unzip");
+            c.arg("-q").arg("-o").arg(&local).arg("-d").arg(tmp.path());
+            if !p.exclude.is_empty() {
+                c.arg("-x").args(&p.exclude);
+            }
+            c
+        }
+    };
+    let out = cmd
+        .env("LC_ALL", "C")
+        .output()
+        .await
+        .map_err(|e| OpError::failed(format!("running {cmd:?} on the controller: {e}")))?;
+    if !out.status.success() {
+        return Err(OpError::failed(format!(
+            "Failed to find handler for \"{}\": {}",
+            local.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    // Members, parents first.
+    let mut members: Vec<(String, Member, u32, i64)> = Vec::new();
+    let mut stack = vec![tmp.path().to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&d)
+            .map_err(|e| OpError::failed(format!("reading {}: {e}", d.display())))?
+            .flatten()
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            use std::os::unix::fs::MetadataExt;
+            let path = e.path();
+            let meta = std::fs::symlink_metadata(&path)
+                .map_err(|e| OpError::failed(format!("{}: {e}", path.display())))?;
+            let rel = path
+                .strip_prefix(tmp.path())
+                .unwrap_or(&path)
+                .display()
+                .to_string();
+            let member = if meta.file_type().is_symlink() {
+                Member::Link(
+                    std::fs::read_link(&path)
+                        .map(|l| l.display().to_string())
+                        .unwrap_or_default(),
+                )
+            } else if meta.is_dir() {
+                stack.push(path.clone());
+                Member::Dir
+            } else {
+                Member::File(
+                    std::fs::read(&path)
+                        .map_err(|e| OpError::failed(format!("{}: {e}", path.display())))?,
+                )
+            };
+            members.push((rel, member, meta.mode() & 0o7777, meta.mtime()));
+        }
+    }
+    members.sort_by(|a, b| a.0.cmp(&b.0));
+    let dest = p.dest.trim_end_matches('/');
+    let mut differs = false;
+    for (rel, m, mode, mtime) in &members {
+        let st = o.stat(&format!("{dest}/{rel}")).await?;
+        let tar = kind == Kind::Tar;
+        let this = match m {
+            Member::Dir => !st.is_dir || (tar && st.mode & 0o7777 != *mode),
+            Member::Link(target) => !st.is_link || st.link_target.as_deref() != Some(target),
+            Member::File(data) => {
+                let newer = p.keep_newer && st.exists && st.mtime > *mtime;
+                !newer
+                    && (!st.is_file
+                        || st.is_link
+                        || st.checksum.as_deref() != Some(sha256_hex(data).as_str())
+                        || (tar && (st.mode & 0o7777 != *mode || st.mtime != *mtime)))
+            }
+        };
+        differs |= this;
+    }
+    if differs {
+        for (rel, m, mode, mtime) in &members {
+            let path = format!("{dest}/{rel}");
+            match m {
+                Member::Dir => {
+                    if o.stat(&path).await?.is_dir {
+                        o.would_set_attrs(&path, Some(*mode), None, None);
+                    } else {
+                        o.would_mkdir(&path, Some(*mode), None, None).await?;
+                    }
+                }
+                Member::Link(target) => o.would_link(&path, target, None, None),
+                Member::File(data) => {
+                    let st = o.stat(&path).await?;
+                    if p.keep_newer && st.exists && st.mtime > *mtime {
+                        continue;
+                    }
+                    o.would_put(&FileSpec {
+                        path: path.clone(),
+                        content: data.clone(),
+                        mode: Some(*mode),
+                        ..FileSpec::default()
+                    });
+                    o.would_set_mtime(&path, *mtime);
+                }
+            }
+        }
+    }
+    let handler = match kind {
+        Kind::Tar => "TgzArchive",
+        Kind::Zip => "ZipArchive",
+    };
+    let mut r = OpReport::new(differs).with("handler", handler);
+    if p.list_files {
+        let files: Vec<serde_json::Value> = members
+            .iter()
+            .map(|(rel, m, _, _)| match m {
+                Member::Dir => format!("{rel}/").into(),
+                _ => rel.clone().into(),
+            })
+            .collect();
+        r.set("files", files);
+    }
     Ok(r)
 }
 

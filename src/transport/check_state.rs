@@ -6,7 +6,16 @@
 //! `lineinfile` after a `copy` edits the host's old content instead of the
 //! content the copy would have written. So in a `--check` run the engine
 //! hands every check-mode op a [`CheckTransport`] in front of the host's
-//! transport, sharing one [`CheckState`] per host for the whole run:
+//! transport, sharing one [`CheckState`] per machine for the whole run.
+//!
+//! The state is keyed by the machine the connection reaches
+//! ([`Transport::endpoint`]: address and port after any jump hosts, `local`
+//! for the controller), not by inventory name: it simulates a file system,
+//! and an `add_host` alias or a `delegate_to` target that reaches the same
+//! machine sees what the host's own tasks would have made (a delegated task
+//! works on the delegate's state, not the task host's). Only the owner of
+//! what check mode creates is per inventory name (an alias may log in as
+//! another user).
 //!
 //! - `stat` and `get_file` answer from the recorded state where it knows the
 //!   path (a directory, file with its would-be content and mode, link,
@@ -17,8 +26,18 @@
 //! - `run` goes to the host unchanged: in check mode ops only run probes.
 //! - The ops say what they would have done through [`Transport::check_overlay`]
 //!   (`would_put`, `would_mkdir`, `would_remove`, `would_link`,
-//!   `would_hardlink`, `would_set_attrs`); outside a `--check` run that is
-//!   `None` and nothing is recorded.
+//!   `would_hardlink`, `would_set_attrs`, `would_set_mtime` for unpacked
+//!   archive members, `would_pip` for the package set of a Python
+//!   environment); outside a `--check` run that is `None` and nothing is
+//!   recorded.
+//! - A path a skipped command/script names in `creates:`/`removes:` is
+//!   recorded unknown (`would_be_unknown`): a task that then reads it
+//!   ([`CheckTransport::unknown_seen`]) is reported "not checked" by the
+//!   engine instead of predicting from the host's stale answer.
+//! - The controller has a state too (the `local` machine's): `fetch` records
+//!   the copy it would write there (`would_write_local`, unknown content for
+//!   an unknown source) and `copy` reads it back (`local_read`); nothing is
+//!   written on the controller.
 //!
 //! Nothing here ever changes the host. Limits: shell probes that ops run
 //! (`find`, `readlink -f`, a command's `chdir`) see the host, not this state;
@@ -28,7 +47,7 @@
 //! under `become`, which is the become user's (its group stays the
 //! connecting user's).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -50,11 +69,16 @@ enum Kind {
     /// The host's own object at this path (attributes changed) or, for a
     /// hard link, at another path.
     Host(String),
+    /// Whatever a task check mode could not run (a command's `creates:`,
+    /// a fetch of such a path) would leave: unknown.
+    Unknown,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Node {
     kind: Kind,
+    /// Modification time (seconds) when check mode knows it (an unpacked archive member).
+    mtime: Option<i64>,
     mode: Option<u32>,
     owner: Option<String>,
     group: Option<String>,
@@ -64,6 +88,7 @@ impl Node {
     fn new(kind: Kind) -> Self {
         Node {
             kind,
+            mtime: None,
             mode: None,
             owner: None,
             group: None,
@@ -71,12 +96,28 @@ impl Node {
     }
 }
 
-/// One host's would-be changes during a `--check` run (shared by its tasks).
+/// User name, group name, uid, gid.
+type UserIds = (String, String, u32, u32);
+
+/// One machine's would-be changes during a `--check` run (shared by its tasks).
 #[derive(Debug, Default)]
 pub struct CheckState {
     nodes: Mutex<BTreeMap<String, Node>>,
-    /// The connecting user and group (name, name, uid, gid): owner of what check mode creates.
-    user: OnceCell<(String, String, u32, u32)>,
+    /// Per inventory name connecting to the machine: the connecting user
+    /// and group (name, name, uid, gid), owner of what check mode creates.
+    users: Mutex<HashMap<String, Arc<OnceCell<UserIds>>>>,
+    /// Python environments `pip` would have changed, by environment (venv path or pip command).
+    pips: Mutex<HashMap<String, PipEnv>>,
+}
+
+/// What check-mode `pip` tasks would have done to one Python environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PipEnv {
+    /// The virtualenv would have been created.
+    pub created: bool,
+    /// Normalised package name -> `Some(version)` installed (`None` inside:
+    /// version not known), or `None`: uninstalled.
+    pub packages: BTreeMap<String, Option<Option<String>>>,
 }
 
 impl CheckState {
@@ -173,6 +214,7 @@ fn lookup(nodes: &BTreeMap<String, Node>, path: &str, depth: u32) -> Found {
                 return lookup(nodes, &format!("{base}/{rest}"), depth + 1);
             }
             Some(Kind::Dir) => fresh = true,
+            Some(Kind::Unknown) => return Found::Node(prefix.clone(), Node::new(Kind::Unknown)),
             Some(Kind::Host(_)) | None => {}
         }
     }
@@ -189,40 +231,130 @@ fn lookup(nodes: &BTreeMap<String, Node>, path: &str, depth: u32) -> Found {
 pub struct CheckTransport {
     inner: Arc<dyn Transport>,
     state: Arc<CheckState>,
+    /// The controller's simulated state (where `fetch` would write).
+    controller: Option<Arc<CheckState>>,
+    /// The first unknown path this task looked at (see [`Self::unknown_seen`]).
+    unknown: Mutex<Option<String>>,
+}
+
+/// A controller file as check mode sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalRead {
+    /// Not recorded: read the controller's file system.
+    NotRecorded,
+    /// An earlier check-mode task (fetch) would have written this.
+    Content(Vec<u8>),
+    /// A task check mode could not run would have written it.
+    Unknown,
 }
 
 impl CheckTransport {
     pub fn new(inner: Arc<dyn Transport>, state: Arc<CheckState>) -> Self {
-        Self { inner, state }
+        Self {
+            inner,
+            state,
+            controller: None,
+            unknown: Mutex::new(None),
+        }
+    }
+
+    /// With the controller's simulated state, for ops that write there (`fetch`).
+    pub fn with_controller(mut self, controller: Arc<CheckState>) -> Self {
+        self.controller = Some(controller);
+        self
     }
 
     fn found(&self, path: &str) -> Found {
-        lookup(&self.state.nodes.lock().unwrap(), path, 0)
+        let f = lookup(&self.state.nodes.lock().unwrap(), path, 0);
+        if let Found::Node(p, n) = &f
+            && n.kind == Kind::Unknown
+        {
+            self.unknown
+                .lock()
+                .unwrap()
+                .get_or_insert_with(|| p.clone());
+        }
+        f
     }
 
-    async fn user(&self) -> &(String, String, u32, u32) {
-        self.state
-            .user
-            .get_or_init(|| async {
-                let out = self
-                    .inner
-                    .run(&CommandSpec::new("id -un; id -gn; id -u; id -g"))
-                    .await;
-                let text = out
-                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                    .unwrap_or_default();
-                let l: Vec<&str> = text.lines().collect();
-                match l.as_slice() {
-                    [u, g, uid, gid, ..] => (
-                        u.to_string(),
-                        g.to_string(),
-                        uid.parse().unwrap_or(0),
-                        gid.parse().unwrap_or(0),
-                    ),
-                    _ => ("root".into(), "root".into(), 0, 0),
-                }
-            })
-            .await
+    /// The first path this task read that a task check mode could not run
+    /// would have made or changed: the task's result is not known either
+    /// (the engine reports it "not checked").
+    pub fn unknown_seen(&self) -> Option<String> {
+        self.unknown.lock().unwrap().clone()
+    }
+
+    /// A path a task check mode could not run would make or change.
+    pub fn would_be_unknown(&self, path: &str) {
+        let path = normalize(path);
+        let mut nodes = self.state.nodes.lock().unwrap();
+        Self::clear_below(&mut nodes, &path);
+        nodes.insert(path, Node::new(Kind::Unknown));
+    }
+
+    /// A controller file a check-mode task would write (`None`: unknown content).
+    pub fn would_write_local(&self, path: &str, content: Option<Vec<u8>>) {
+        let Some(c) = &self.controller else { return };
+        let kind = match content {
+            Some(c) => Kind::File(Arc::new(c)),
+            None => Kind::Unknown,
+        };
+        c.nodes
+            .lock()
+            .unwrap()
+            .insert(normalize(path), Node::new(kind));
+    }
+
+    /// A controller file as earlier check-mode tasks would have left it.
+    pub fn local_read(&self, path: &str) -> LocalRead {
+        let Some(c) = &self.controller else {
+            return LocalRead::NotRecorded;
+        };
+        let path = normalize(path);
+        match c.nodes.lock().unwrap().get(&path).map(|n| &n.kind) {
+            Some(Kind::File(data)) => LocalRead::Content(data.as_ref().clone()),
+            Some(Kind::Unknown) => {
+                self.unknown
+                    .lock()
+                    .unwrap()
+                    .get_or_insert_with(|| path.clone());
+                LocalRead::Unknown
+            }
+            _ => LocalRead::NotRecorded,
+        }
+    }
+
+    /// The connecting user of this task's connection (an alias may log in as another).
+    async fn user(&self) -> UserIds {
+        let cell = self
+            .state
+            .users
+            .lock()
+            .unwrap()
+            .entry(self.inner.host().to_string())
+            .or_default()
+            .clone();
+        cell.get_or_init(|| async {
+            let out = self
+                .inner
+                .run(&CommandSpec::new("id -un; id -gn; id -u; id -g"))
+                .await;
+            let text = out
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            let l: Vec<&str> = text.lines().collect();
+            match l.as_slice() {
+                [u, g, uid, gid, ..] => (
+                    u.to_string(),
+                    g.to_string(),
+                    uid.parse().unwrap_or(0),
+                    gid.parse().unwrap_or(0),
+                ),
+                _ => ("root".into(), "root".into(), 0, 0),
+            }
+        })
+        .await
+        .clone()
     }
 
     /// A stat of a recorded node (`host` is the host's stat for `Kind::Host`).
@@ -237,7 +369,7 @@ impl CheckTransport {
             }
             Kind::Absent => return Ok(FileStat::default()),
             other => {
-                let (u, g, uid, gid) = self.user().await.clone();
+                let (u, g, uid, gid) = self.user().await;
                 let mut st = FileStat {
                     exists: true,
                     owner: u,
@@ -276,6 +408,9 @@ impl CheckTransport {
         if let Some(m) = n.mode {
             st.mode = m & 0o7777;
         }
+        if let Some(t) = n.mtime {
+            st.mtime = t;
+        }
         if let Some(o) = &n.owner {
             st.owner = o.clone();
             if let Ok(id) = o.parse() {
@@ -303,6 +438,7 @@ impl CheckTransport {
                     Kind::Dir => return OverlayRead::IsDir,
                     Kind::File(c) => return OverlayRead::Content(c.as_ref().clone()),
                     Kind::Host(at) => return OverlayRead::Host(at),
+                    Kind::Unknown => return OverlayRead::Host(normalize(&path)),
                     Kind::Link(t) => {
                         path = if t.starts_with('/') {
                             t
@@ -393,6 +529,7 @@ impl CheckTransport {
                 d,
                 Node {
                     kind: Kind::Dir,
+                    mtime: None,
                     mode,
                     owner: owner.map(str::to_string),
                     group: group.map(str::to_string),
@@ -473,6 +610,14 @@ impl CheckTransport {
         }
     }
 
+    /// The modification time a recorded path would have (an archive member
+    /// keeps its own); nothing when the path is not recorded.
+    pub fn would_set_mtime(&self, path: &str, mtime: i64) {
+        if let Some(n) = self.state.nodes.lock().unwrap().get_mut(&normalize(path)) {
+            n.mtime = Some(mtime);
+        }
+    }
+
     /// Attributes check mode would set on an existing path.
     pub fn would_set_attrs(
         &self,
@@ -497,6 +642,23 @@ impl CheckTransport {
         }
     }
 
+    /// What earlier check-mode `pip` tasks would have done to environment `key`.
+    pub fn pip_env(&self, key: &str) -> Option<PipEnv> {
+        self.state.pips.lock().unwrap().get(key).cloned()
+    }
+
+    /// Record what a check-mode `pip` task would do to environment `key`.
+    pub fn would_pip(&self, key: &str, change: impl FnOnce(&mut PipEnv)) {
+        change(
+            self.state
+                .pips
+                .lock()
+                .unwrap()
+                .entry(key.to_string())
+                .or_default(),
+        );
+    }
+
     /// Whether `path` is a directory check mode would create (nothing below
     /// it is on the host).
     pub fn is_created_dir(&self, path: &str) -> bool {
@@ -515,7 +677,7 @@ impl CheckTransport {
             nodes
                 .range(prefix.clone()..)
                 .take_while(|(k, _)| k.starts_with(&prefix))
-                .filter(|(_, n)| n.kind != Kind::Absent)
+                .filter(|(_, n)| n.kind != Kind::Absent && n.kind != Kind::Unknown)
                 .map(|(k, n)| (k.clone(), n.clone()))
                 .collect()
         };
@@ -542,6 +704,9 @@ fn sha256_hex(data: &[u8]) -> String {
 impl Transport for CheckTransport {
     fn host(&self) -> &str {
         self.inner.host()
+    }
+    fn endpoint(&self) -> String {
+        self.inner.endpoint()
     }
     async fn run(&self, spec: &CommandSpec) -> Result<CommandOutput, TransportError> {
         self.inner.run(spec).await
@@ -573,6 +738,7 @@ impl Transport for CheckTransport {
         match self.found(path) {
             Found::Missing => Ok(FileStat::default()),
             Found::Host(p) => self.inner.stat(&p).await,
+            Found::Node(_, n) if n.kind == Kind::Unknown => self.inner.stat(path).await,
             Found::Node(_, n) => self.synth(&n).await,
         }
     }

@@ -33,6 +33,10 @@ impl Transport for LocalTransport {
     fn host(&self) -> &str {
         &self.host
     }
+    /// Every local host is the controller itself.
+    fn endpoint(&self) -> String {
+        "local".into()
+    }
 
     async fn run(&self, spec: &CommandSpec) -> Result<CommandOutput, TransportError> {
         let mut cmd = match &spec.become_ {

@@ -136,6 +136,13 @@ pub trait Transport: Send + Sync {
     async fn stat(&self, path: &str) -> Result<FileStat, TransportError>;
     /// Close every channel and the connection, waiting until they are closed.
     async fn close(&self);
+    /// Which machine this connection reaches, for state kept per machine
+    /// (check mode's simulated file system): two inventory names that reach
+    /// one machine the same way (an `add_host` alias, a `delegate_to` target
+    /// with the same address) give the same value. Defaults to the inventory name.
+    fn endpoint(&self) -> String {
+        self.host().to_string()
+    }
     /// In a `--check` run: the simulated host ops record what they would have
     /// done into (see [`check_state`]); wrappers pass their inner one on.
     fn check_overlay(&self) -> Option<&check_state::CheckTransport> {

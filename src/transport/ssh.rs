@@ -55,6 +55,8 @@ impl client::Handler for Client {
 /// One host reached over SSH.
 pub struct SshTransport {
     name: String,
+    /// See [`Transport::endpoint`]: `ssh://address:port`, after its jump hosts'.
+    endpoint: String,
     handle: Handle<Client>,
     /// Jump connections this one runs through (kept open as long as it is).
     jumps: Vec<Handle<Client>>,
@@ -75,10 +77,21 @@ pub async fn connect(p: &ConnectParams) -> Result<SshTransport, TransportError> 
     let shell = RemoteShell::start(&p.name, &p.user, &handle).await?;
     Ok(SshTransport {
         name: p.name.clone(),
+        endpoint: endpoint(p),
         handle,
         jumps,
         shell: Mutex::new(Some(shell)),
     })
+}
+
+/// The machine `p` reaches: its address and port as seen from the last jump
+/// host (the same address behind another jump host is another machine).
+fn endpoint(p: &ConnectParams) -> String {
+    let here = format!("ssh://{}:{}", p.host.to_ascii_lowercase(), p.port);
+    match &p.jump {
+        Some(j) => format!("{} -> {here}", endpoint(j)),
+        None => here,
+    }
 }
 
 fn config(p: &ConnectParams) -> Arc<client::Config> {
@@ -344,6 +357,9 @@ impl SshTransport {
 impl Transport for SshTransport {
     fn host(&self) -> &str {
         &self.name
+    }
+    fn endpoint(&self) -> String {
+        self.endpoint.clone()
     }
 
     async fn run(&self, spec: &CommandSpec) -> Result<CommandOutput, TransportError> {
