@@ -198,8 +198,10 @@ fn provision_on(args: &BenchProvisionArgs, inventory: &std::path::Path) -> CmdRe
             super::command::connector(&connect),
             rec.clone(),
         );
+        let trips0 = crate::transport::remote::round_trips();
         let start = Instant::now();
         let code = rt.block_on(engine.run(std::slice::from_ref(&pb)));
+        let trips = crate::transport::remote::round_trips() - trips0;
         let wall = start.elapsed().as_secs_f64();
         let stats = engine.stats();
         let changed: u32 = stats.values().map(|s| s.changed).sum();
@@ -207,8 +209,9 @@ fn provision_on(args: &BenchProvisionArgs, inventory: &std::path::Path) -> CmdRe
         let total = (n_hosts as f64) * f64::from(args.tasks);
         let (rss, cpu) = usage();
         println!(
-            "run {run}: wall {wall:.3} s, {:.0} tasks/s, changed {changed}, failed {failed}, exit {code}; controller peak RSS {rss:.1} MiB, CPU {cpu:.2} s",
-            total / wall.max(1e-9)
+            "run {run}: wall {wall:.3} s, {:.0} tasks/s, changed {changed}, failed {failed}, exit {code}; controller peak RSS {rss:.1} MiB, CPU {cpu:.2} s; {:.1} round trips per host",
+            total / wall.max(1e-9),
+            trips as f64 / (n_hosts.max(1) as f64)
         );
         // The first few failures, so a run that failed says why.
         let events = rec.0.lock().unwrap();

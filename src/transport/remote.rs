@@ -7,9 +7,19 @@ use std::time::Duration;
 use russh::ChannelMsg;
 use russh::client::{Handle, Msg};
 
-use super::{CommandOutput, CommandSpec, FileSpec, FileStat, TransportError};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{CommandOutput, CommandSpec, FileRead, FileSpec, FileStat, TransportError, parent_dir};
 
 const SCRIPT: &str = include_str!("remote_shell.sh");
+
+static ROUND_TRIPS: AtomicU64 = AtomicU64::new(0);
+
+/// Requests sent to remote shells by this process so far (`ferry bench`
+/// prints it per run).
+pub fn round_trips() -> u64 {
+    ROUND_TRIPS.load(Ordering::Relaxed)
+}
 
 /// `'s'`, safe for any POSIX shell.
 pub fn sh_quote(s: &str) -> String {
@@ -213,6 +223,7 @@ impl RemoteShell {
         }
         req.extend_from_slice(stdin);
         self.broken = true;
+        ROUND_TRIPS.fetch_add(1, Ordering::Relaxed);
         self.send(&req).await?;
         self.broken = false;
         self.pending = Some(id);
@@ -415,12 +426,9 @@ pub async fn get_file(shell: &mut RemoteShell, path: &str) -> Result<Vec<u8>, Tr
 /// Stats a path (links not followed), with the sha256 of regular files.
 pub async fn stat(shell: &mut RemoteShell, path: &str) -> Result<FileStat, TransportError> {
     let script = format!(
-        "p={}\nif [ -L \"$p\" ] || [ -e \"$p\" ]; then\n\
-         stat -c '%f %u %g %s %Y %U %G' -- \"$p\" || exit 3\n\
-         if [ -L \"$p\" ]; then printf L; readlink -- \"$p\"\n\
-         elif [ -f \"$p\" ] && [ -r \"$p\" ]; then printf S; sha256sum < \"$p\"; fi\n\
-         else echo missing; fi",
-        sh_quote(path)
+        "p={}\n{}",
+        sh_quote(path),
+        stat_script("sha256sum < \"$p\"")
     );
     let out = shell.run(&CommandSpec::new(script)).await?;
     if out.rc != 0 {
@@ -433,6 +441,173 @@ pub async fn stat(shell: &mut RemoteShell, path: &str) -> Result<FileStat, Trans
             String::from_utf8_lossy(&out.stdout)
         ),
     })
+}
+
+/// The script that prints the stat answer for `$p` (see [`parse_stat`]);
+/// `file_cmd` prints what follows `S` for a regular readable file.
+fn stat_script(file_cmd: &str) -> String {
+    format!(
+        "if [ -L \"$p\" ] || [ -e \"$p\" ]; then\n\
+         stat -c '%f %u %g %s %Y %U %G' -- \"$p\" || exit 3\n\
+         if [ -L \"$p\" ]; then printf L; readlink -- \"$p\"\n\
+         elif [ -f \"$p\" ] && [ -r \"$p\" ]; then printf S; {file_cmd}; fi\n\
+         else echo missing; fi"
+    )
+}
+
+fn bad_answer(shell: &RemoteShell, what: &str, out: &CommandOutput) -> TransportError {
+    TransportError::Other {
+        host: shell.host().to_string(),
+        reason: format!(
+            "{what}: unexpected answer {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        ),
+    }
+}
+
+/// Whether anything (a dangling link included) is at `path`: shell
+/// builtins only.
+pub async fn exists(shell: &mut RemoteShell, path: &str) -> Result<bool, TransportError> {
+    let script = format!(
+        "p={}\nif [ -L \"$p\" ] || [ -e \"$p\" ]; then echo y; else echo n; fi",
+        sh_quote(path)
+    );
+    let out = shell.run(&CommandSpec::new(script)).await?;
+    match (out.rc, out.stdout.as_slice()) {
+        (0, b"y\n") => Ok(true),
+        (0, b"n\n") => Ok(false),
+        _ => Err(bad_answer(shell, &format!("checking {path}"), &out)),
+    }
+}
+
+/// Stats `path` and reads it when it is a regular file, in one round trip
+/// (the checksum is computed here, not by a `sha256sum` on the host). For a
+/// missing path, says whether its parent is a directory.
+pub async fn stat_read(shell: &mut RemoteShell, path: &str) -> Result<FileRead, TransportError> {
+    let script = format!(
+        "p={}\nif [ -L \"$p\" ] || [ -e \"$p\" ]; then\n{}\nelif [ -d {} ]; then echo missing; echo D\nelse echo missing; fi",
+        sh_quote(path),
+        stat_script("echo; cat -- \"$p\" || exit 4"),
+        sh_quote(&parent_dir(path)),
+    );
+    let out = shell.run(&CommandSpec::new(script)).await?;
+    if out.rc != 0 {
+        return Err(failed(shell, &format!("reading {path}"), &out));
+    }
+    parse_stat_read(&out.stdout).ok_or_else(|| bad_answer(shell, &format!("stat {path}"), &out))
+}
+
+/// Parses [`stat_read`]'s answer: the stat line, then `S\n` and the
+/// content, `L` and the link target, or (missing) `D` for a parent directory.
+pub fn parse_stat_read(out: &[u8]) -> Option<FileRead> {
+    let nl = out.iter().position(|&b| b == b'\n')?;
+    let first = std::str::from_utf8(&out[..nl]).ok()?;
+    let rest = &out[nl + 1..];
+    if first == "missing" {
+        return Some(FileRead {
+            stat: FileStat::default(),
+            content: None,
+            parent_is_dir: Some(rest == b"D\n"),
+        });
+    }
+    if let Some(content) = rest.strip_prefix(b"S\n") {
+        let mut stat = parse_stat(&format!("{first}\n"))?;
+        stat.checksum = Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content)));
+        return Some(FileRead {
+            stat,
+            content: Some(content.to_vec()),
+            parent_is_dir: None,
+        });
+    }
+    let stat = parse_stat(&String::from_utf8_lossy(out))?;
+    Some(FileRead {
+        stat,
+        content: None,
+        parent_is_dir: None,
+    })
+}
+
+/// Content this large or larger goes by [`put_file`], not inside the script.
+const INLINE_MAX: usize = 32 * 1024;
+
+/// What [`create_file`] did.
+#[derive(Debug)]
+pub enum Created {
+    Written,
+    /// Nothing written: the path's stat (`exists` false when the parent is
+    /// not a directory).
+    NotWritten(FileStat),
+    /// The content cannot travel inside a script (binary, NUL, large, or
+    /// written with become): nothing asked.
+    CannotInline,
+}
+
+/// Writes `spec` only when nothing is at its path and its parent is a
+/// directory, in one round trip (see [`super::Transport::create_file`]).
+/// The content travels inside the script (`printf`, a builtin), so nothing
+/// is written when the file exists; the write is atomic as `put_file`'s
+/// (temp file in the same directory, fsync, rename), its mode set by the
+/// umask when it can be (no `chmod`).
+pub async fn create_file(
+    shell: &mut RemoteShell,
+    spec: &FileSpec,
+) -> Result<Created, TransportError> {
+    let text = match std::str::from_utf8(&spec.content) {
+        Ok(t) if t.len() < INLINE_MAX && !t.contains('\0') && spec.become_.is_none() => t,
+        _ => return Ok(Created::CannotInline),
+    };
+    let path = spec.path.trim_end_matches('/');
+    if path.is_empty() || path.contains('\0') {
+        return Ok(Created::CannotInline);
+    }
+    let dir = parent_dir(path);
+    let base = path.rsplit('/').next().unwrap_or(path);
+    let tmp = format!(
+        "{}/.{base}.ferry-{}",
+        dir.trim_end_matches('/'),
+        random_hex(6)
+    );
+    let mut w = format!("t={}\ntrap 'rm -f \"$t\"' EXIT\n", sh_quote(&tmp));
+    let mut chmod = None;
+    match spec.mode {
+        Some(m) if m & !0o666 == 0 => w.push_str(&format!("umask {:o}\n", !m & 0o777)),
+        Some(m) => chmod = Some(m),
+        None => {}
+    }
+    w.push_str(&format!(
+        "printf %s {} > \"$t\" || exit 1\nsync \"$t\" 2>/dev/null\n",
+        sh_quote(text)
+    ));
+    if let Some(m) = chmod {
+        w.push_str(&format!("chmod {m:o} \"$t\" || exit 1\n"));
+    }
+    match (&spec.owner, &spec.group) {
+        (Some(o), Some(g)) => w.push_str(&format!(
+            "chown {} \"$t\" || exit 1\n",
+            sh_quote(&format!("{o}:{g}"))
+        )),
+        (Some(o), None) => w.push_str(&format!("chown {} \"$t\" || exit 1\n", sh_quote(o))),
+        (None, Some(g)) => w.push_str(&format!("chgrp {} \"$t\" || exit 1\n", sh_quote(g))),
+        (None, None) => {}
+    }
+    w.push_str("mv -f \"$t\" \"$p\" || exit 1\ntrap - EXIT\necho created");
+    let script = format!(
+        "p={}\nif [ -L \"$p\" ] || [ -e \"$p\" ] || [ ! -d {} ]; then\n{}\nelse\n{w}\nfi",
+        sh_quote(path),
+        sh_quote(&dir),
+        stat_script("sha256sum < \"$p\""),
+    );
+    let out = shell.run(&CommandSpec::new(script)).await?;
+    if out.rc != 0 {
+        return Err(failed(shell, &format!("writing {path}"), &out));
+    }
+    if out.stdout == b"created\n" {
+        return Ok(Created::Written);
+    }
+    match parse_stat(&String::from_utf8_lossy(&out.stdout)) {
+        Some(st) => Ok(Created::NotWritten(st)),
+        None => Err(bad_answer(shell, &format!("writing {path}"), &out)),
+    }
 }
 
 /// Parses the stat script's answer.

@@ -37,7 +37,6 @@ while read -r _f_op _f_id _f_n _f_len _f_to _f_b _f_dest; do
       head -c "$_f_len" > "$_f_d/in"
       _f_in=$_f_d/in
     fi
-    rm -f "$_f_d/to"
     if [ "$_f_b" = 1 ]; then
       export FERRY_BECOME_PW="$_f_pw" SUDO_ASKPASS="$_f_d/askpass"
     fi
@@ -57,9 +56,12 @@ while read -r _f_op _f_id _f_n _f_len _f_to _f_b _f_dest; do
     fi
     unset FERRY_BECOME_PW SUDO_ASKPASS
     _f_t=0
+    # The watchdog is gone here: its mark is checked and removed (no fork
+    # unless a command timed out).
     if [ -e "$_f_d/to" ]; then
       _f_t=1
       kill -KILL "-$_f_p" 2> /dev/null
+      rm -f "$_f_d/to"
     fi
     [ "$_f_len" -gt 0 ] && [ -z "$_f_dest" ] && : > "$_f_d/in"
     printf '%s%s %s %s\n' "$_f_M" "$_f_id" "$_f_rc" "$_f_t"
