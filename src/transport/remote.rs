@@ -158,7 +158,14 @@ impl RemoteShell {
 
     /// Runs `spec` through the shell: one round trip.
     pub async fn run(&mut self, spec: &CommandSpec) -> Result<CommandOutput, TransportError> {
-        self.run_to(spec, None).await
+        self.run_to(spec, None, false).await
+    }
+
+    /// Runs one of ferry's own scripts in the shell itself (no fork; see
+    /// remote_shell.sh's `I` request): it must end with `return`, never
+    /// `exit`, read no stdin and restore the umask it changes.
+    async fn run_own(&mut self, script: String) -> Result<CommandOutput, TransportError> {
+        self.run_to(&CommandSpec::new(script), None, true).await
     }
 
     /// As [`run`](Self::run), the shell writing stdin to `dest` itself
@@ -167,6 +174,7 @@ impl RemoteShell {
         &mut self,
         spec: &CommandSpec,
         dest: Option<&str>,
+        own: bool,
     ) -> Result<CommandOutput, TransportError> {
         if self.broken {
             return Err(self.lost("an earlier call was interrupted while sending"));
@@ -175,7 +183,11 @@ impl RemoteShell {
             self.collect(prev, None).await?;
             self.pending = None;
         }
-        let script = command_script(spec, &self.login_user);
+        let script = if own {
+            spec.cmd.clone()
+        } else {
+            command_script(spec, &self.login_user)
+        };
         if script.contains('\0') {
             return Err(TransportError::Other {
                 host: self.name.clone(),
@@ -209,7 +221,8 @@ impl RemoteShell {
             .map_or(0, |t| t.as_secs_f64().ceil().max(1.0) as u64);
         req.extend_from_slice(
             format!(
-                "R {id} {} {} {timeout} {}{}\n",
+                "{} {id} {} {} {timeout} {}{}\n",
+                if own { 'I' } else { 'R' },
                 lines.len(),
                 stdin.len(),
                 u8::from(password.is_some()),
@@ -405,7 +418,9 @@ pub async fn put_file(shell: &mut RemoteShell, spec: &FileSpec) -> Result<(), Tr
         become_: spec.become_.clone(),
         ..Default::default()
     };
-    let out = shell.run_to(&spec2, direct.then_some(tmp.as_str())).await?;
+    let out = shell
+        .run_to(&spec2, direct.then_some(tmp.as_str()), false)
+        .await?;
     if out.rc != 0 {
         return Err(failed(shell, &format!("writing {path}"), &out));
     }
@@ -414,9 +429,7 @@ pub async fn put_file(shell: &mut RemoteShell, spec: &FileSpec) -> Result<(), Tr
 
 /// Reads a whole file.
 pub async fn get_file(shell: &mut RemoteShell, path: &str) -> Result<Vec<u8>, TransportError> {
-    let out = shell
-        .run(&CommandSpec::new(format!("cat -- {}", sh_quote(path))))
-        .await?;
+    let out = shell.run_own(format!("cat -- {}", sh_quote(path))).await?;
     if out.rc != 0 {
         return Err(failed(shell, &format!("reading {path}"), &out));
     }
@@ -426,11 +439,11 @@ pub async fn get_file(shell: &mut RemoteShell, path: &str) -> Result<Vec<u8>, Tr
 /// Stats a path (links not followed), with the sha256 of regular files.
 pub async fn stat(shell: &mut RemoteShell, path: &str) -> Result<FileStat, TransportError> {
     let script = format!(
-        "p={}\n{}",
+        "_f_p={}\n{}",
         sh_quote(path),
-        stat_script("sha256sum < \"$p\"")
+        stat_script("sha256sum < \"$_f_p\"")
     );
-    let out = shell.run(&CommandSpec::new(script)).await?;
+    let out = shell.run_own(script).await?;
     if out.rc != 0 {
         return Err(failed(shell, &format!("stat {path}"), &out));
     }
@@ -443,14 +456,14 @@ pub async fn stat(shell: &mut RemoteShell, path: &str) -> Result<FileStat, Trans
     })
 }
 
-/// The script that prints the stat answer for `$p` (see [`parse_stat`]);
+/// The script that prints the stat answer for `$_f_p` (see [`parse_stat`]);
 /// `file_cmd` prints what follows `S` for a regular readable file.
 fn stat_script(file_cmd: &str) -> String {
     format!(
-        "if [ -L \"$p\" ] || [ -e \"$p\" ]; then\n\
-         stat -c '%f %u %g %s %Y %U %G' -- \"$p\" || exit 3\n\
-         if [ -L \"$p\" ]; then printf L; readlink -- \"$p\"\n\
-         elif [ -f \"$p\" ] && [ -r \"$p\" ]; then printf S; {file_cmd}; fi\n\
+        "if [ -L \"$_f_p\" ] || [ -e \"$_f_p\" ]; then\n\
+         stat -c '%f %u %g %s %Y %U %G' -- \"$_f_p\" || return 3\n\
+         if [ -L \"$_f_p\" ]; then printf L; readlink -- \"$_f_p\"\n\
+         elif [ -f \"$_f_p\" ] && [ -r \"$_f_p\" ]; then printf S; {file_cmd}; fi\n\
          else echo missing; fi"
     )
 }
@@ -469,10 +482,10 @@ fn bad_answer(shell: &RemoteShell, what: &str, out: &CommandOutput) -> Transport
 /// builtins only.
 pub async fn exists(shell: &mut RemoteShell, path: &str) -> Result<bool, TransportError> {
     let script = format!(
-        "p={}\nif [ -L \"$p\" ] || [ -e \"$p\" ]; then echo y; else echo n; fi",
+        "_f_p={}\nif [ -L \"$_f_p\" ] || [ -e \"$_f_p\" ]; then echo y; else echo n; fi",
         sh_quote(path)
     );
-    let out = shell.run(&CommandSpec::new(script)).await?;
+    let out = shell.run_own(script).await?;
     match (out.rc, out.stdout.as_slice()) {
         (0, b"y\n") => Ok(true),
         (0, b"n\n") => Ok(false),
@@ -485,12 +498,12 @@ pub async fn exists(shell: &mut RemoteShell, path: &str) -> Result<bool, Transpo
 /// missing path, says whether its parent is a directory.
 pub async fn stat_read(shell: &mut RemoteShell, path: &str) -> Result<FileRead, TransportError> {
     let script = format!(
-        "p={}\nif [ -L \"$p\" ] || [ -e \"$p\" ]; then\n{}\nelif [ -d {} ]; then echo missing; echo D\nelse echo missing; fi",
+        "_f_p={}\nif [ -L \"$_f_p\" ] || [ -e \"$_f_p\" ]; then\n{}\nelif [ -d {} ]; then echo missing; echo D\nelse echo missing; fi",
         sh_quote(path),
-        stat_script("echo; cat -- \"$p\" || exit 4"),
+        stat_script("echo; cat -- \"$_f_p\" || return 4"),
         sh_quote(&parent_dir(path)),
     );
-    let out = shell.run(&CommandSpec::new(script)).await?;
+    let out = shell.run_own(script).await?;
     if out.rc != 0 {
         return Err(failed(shell, &format!("reading {path}"), &out));
     }
@@ -567,37 +580,50 @@ pub async fn create_file(
         dir.trim_end_matches('/'),
         random_hex(6)
     );
-    let mut w = format!("t={}\ntrap 'rm -f \"$t\"' EXIT\n", sh_quote(&tmp));
+    // Run in the remote shell itself: no trap, no exit, the umask restored.
+    let mut w = format!("_f_tf={}\n", sh_quote(&tmp));
     let mut chmod = None;
-    match spec.mode {
-        Some(m) if m & !0o666 == 0 => w.push_str(&format!("umask {:o}\n", !m & 0o777)),
-        Some(m) => chmod = Some(m),
-        None => {}
+    let umask = match spec.mode {
+        Some(m) if m & !0o666 == 0 => Some(!m & 0o777),
+        Some(m) => {
+            chmod = Some(m);
+            None
+        }
+        None => None,
+    };
+    if let Some(u) = umask {
+        w.push_str(&format!("umask {u:o}\n"));
     }
     w.push_str(&format!(
-        "printf %s {} > \"$t\" || exit 1\nsync \"$t\" 2>/dev/null\n",
+        "printf %s {} > \"$_f_tf\"\n_f_wr=$?\n",
         sh_quote(text)
     ));
+    if umask.is_some() {
+        w.push_str("umask \"$_f_um\"\n");
+    }
+    w.push_str("if [ \"$_f_wr\" = 0 ] && { sync \"$_f_tf\" 2>/dev/null; true; }");
     if let Some(m) = chmod {
-        w.push_str(&format!("chmod {m:o} \"$t\" || exit 1\n"));
+        w.push_str(&format!(" && chmod {m:o} \"$_f_tf\""));
     }
     match (&spec.owner, &spec.group) {
         (Some(o), Some(g)) => w.push_str(&format!(
-            "chown {} \"$t\" || exit 1\n",
+            " && chown {} \"$_f_tf\"",
             sh_quote(&format!("{o}:{g}"))
         )),
-        (Some(o), None) => w.push_str(&format!("chown {} \"$t\" || exit 1\n", sh_quote(o))),
-        (None, Some(g)) => w.push_str(&format!("chgrp {} \"$t\" || exit 1\n", sh_quote(g))),
+        (Some(o), None) => w.push_str(&format!(" && chown {} \"$_f_tf\"", sh_quote(o))),
+        (None, Some(g)) => w.push_str(&format!(" && chgrp {} \"$_f_tf\"", sh_quote(g))),
         (None, None) => {}
     }
-    w.push_str("mv -f \"$t\" \"$p\" || exit 1\ntrap - EXIT\necho created");
+    w.push_str(
+        " && mv -f \"$_f_tf\" \"$_f_p\"; then echo created\nelse rm -f \"$_f_tf\"; return 1; fi",
+    );
     let script = format!(
-        "p={}\nif [ -L \"$p\" ] || [ -e \"$p\" ] || [ ! -d {} ]; then\n{}\nelse\n{w}\nfi",
+        "_f_p={}\nif [ -L \"$_f_p\" ] || [ -e \"$_f_p\" ] || [ ! -d {} ]; then\n{}\nelse\n{w}\nfi",
         sh_quote(path),
         sh_quote(&dir),
-        stat_script("sha256sum < \"$p\""),
+        stat_script("sha256sum < \"$_f_p\""),
     );
-    let out = shell.run(&CommandSpec::new(script)).await?;
+    let out = shell.run_own(script).await?;
     if out.rc != 0 {
         return Err(failed(shell, &format!("writing {path}"), &out));
     }
