@@ -178,13 +178,14 @@ fn provision_on(args: &BenchProvisionArgs, inventory: &std::path::Path) -> CmdRe
     let template = dir.path().join("small.j2");
     std::fs::write(&template, TEMPLATE).into_diagnostic()?;
     let pb = workload(args.tasks, &template);
+    let strategy: super::Strategy = args.strategy.parse().map_err(|e: String| miette!("{e}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .into_diagnostic()?;
     println!(
-        "bench provision: {n_hosts} hosts x {} tasks (file, copy, template, guarded shell, lineinfile; read-only cat last)",
-        args.tasks
+        "bench provision: {n_hosts} hosts x {} tasks (file, copy, template, guarded shell, lineinfile; read-only cat last), {} strategy",
+        args.tasks, args.strategy
     );
     let mut worst = 0;
     for run in 1..=2 {
@@ -192,6 +193,7 @@ fn provision_on(args: &BenchProvisionArgs, inventory: &std::path::Path) -> CmdRe
         let engine = Engine::new(
             RunOptions {
                 forks: n_hosts.max(1),
+                strategy,
                 ..RunOptions::default()
             },
             hosts.clone(),
