@@ -706,6 +706,24 @@ mod tests {
     }
 
     #[test]
+    fn stat_read_answers_parse() {
+        let r = parse_stat_read(b"81a4 0 0 4 1700000000 root root\nS\nab\n\n").unwrap();
+        assert!(r.stat.is_file);
+        assert_eq!(r.content.as_deref(), Some(&b"ab\n\n"[..]));
+        assert_eq!(
+            r.stat.checksum.as_deref(),
+            Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"ab\n\n")).as_str())
+        );
+        let m = parse_stat_read(b"missing\nD\n").unwrap();
+        assert!(!m.stat.exists && m.parent_is_dir == Some(true));
+        let m = parse_stat_read(b"missing\n").unwrap();
+        assert_eq!(m.parent_is_dir, Some(false));
+        let l = parse_stat_read(b"a1ff 0 0 4 1 root root\nL/etc\n").unwrap();
+        assert!(l.stat.is_link && l.content.is_none());
+        assert!(parse_stat_read(b"garbage").is_none());
+    }
+
+    #[test]
     fn stat_answers_parse() {
         let st = parse_stat("81a4 0 0 5 1700000000 root root\nSabc  -\n").unwrap();
         assert!(st.exists && st.is_file && !st.is_dir);
