@@ -272,6 +272,9 @@ pub struct BenchProvisionArgs {
     /// Use this inventory instead of making a lab.
     #[arg(short = 'i', long = "inventory")]
     pub inventory: Option<PathBuf>,
+    /// `linear` (every host finishes a task before the next starts) or `free`.
+    #[arg(long, default_value = "linear")]
+    pub strategy: String,
 }
 
 #[derive(Debug, Args)]

@@ -938,3 +938,113 @@ async fn latency() {
             .trim()
     );
 }
+
+/// The one-round-trip calls (`create_file`, `stat_read`, `exists`) answer as the
+/// calls they replace, over SSH as through the local transport (which uses
+/// the trait's default implementations built from stat/get_file/put_file).
+#[tokio::test]
+async fn one_round_trip_calls_answer_as_the_calls_they_replace() {
+    let sshd = Sshd::start("");
+    let ssh = sshd.connect().await;
+    let local: Arc<dyn Transport> = Arc::new(ferry::transport::local::LocalTransport::new("local"));
+    for (which, t) in [("ssh", ssh.clone()), ("local", local)] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap().to_string();
+        let p = format!("{d}/conf");
+        let text = "it's \"quoted\" $HOME `x` \\n back\\slash\r\nnon-ASCII é\n\n'\nno newline";
+        let spec = FileSpec {
+            path: p.clone(),
+            content: text.as_bytes().to_vec(),
+            mode: Some(0o640),
+            ..Default::default()
+        };
+        assert_eq!(
+            t.create_file(&spec).await.unwrap(),
+            None,
+            "{which}: created"
+        );
+        assert_eq!(std::fs::read(&p).unwrap(), text.as_bytes(), "{which}");
+        let st = t.stat(&p).await.unwrap();
+        assert_eq!(st.mode, 0o640, "{which}: mode from the umask");
+        let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&p).unwrap());
+
+        // Something there: nothing written, its stat (with checksum) answered.
+        let other = FileSpec {
+            content: b"other".to_vec(),
+            ..spec.clone()
+        };
+        let again = t.create_file(&other).await.unwrap().expect("not written");
+        assert_eq!(again, st, "{which}: the stat, checksum included");
+        assert_eq!(std::fs::read(&p).unwrap(), text.as_bytes(), "{which}");
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&p).unwrap()),
+            ino,
+            "{which}: not rewritten"
+        );
+
+        // A missing parent: nothing written, a missing stat answered.
+        let nowhere = FileSpec {
+            path: format!("{d}/no/such/f"),
+            ..spec.clone()
+        };
+        let st = t.create_file(&nowhere).await.unwrap().expect("not written");
+        assert!(!st.exists, "{which}");
+        assert!(!Path::new(&format!("{d}/no")).exists(), "{which}");
+
+        // Modes beyond the umask (chmod), and binary content (put_file).
+        let x = FileSpec {
+            path: format!("{d}/run.sh"),
+            content: b"#!/bin/sh\n".to_vec(),
+            mode: Some(0o4755),
+            ..Default::default()
+        };
+        assert_eq!(t.create_file(&x).await.unwrap(), None, "{which}");
+        assert_eq!(t.stat(&x.path).await.unwrap().mode, 0o4755, "{which}");
+        let bin = FileSpec {
+            path: format!("{d}/bin"),
+            content: vec![0, 1, 2, 255, b'\'', b'\n'],
+            ..Default::default()
+        };
+        assert_eq!(t.create_file(&bin).await.unwrap(), None, "{which}");
+        assert_eq!(std::fs::read(&bin.path).unwrap(), bin.content, "{which}");
+
+        let names: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains("ferry"))
+            .collect();
+        assert!(names.is_empty(), "{which}: temp files left: {names:?}");
+
+        // stat_read: a file's stat with its content; a link's stat; a directory's.
+        let r = t.stat_read(&p).await.unwrap();
+        assert_eq!(r.stat, t.stat(&p).await.unwrap(), "{which}");
+        assert_eq!(r.content.as_deref(), Some(text.as_bytes()), "{which}");
+        let r = t.stat_read(&bin.path).await.unwrap();
+        assert_eq!(
+            r.content.as_deref(),
+            Some(bin.content.as_slice()),
+            "{which}"
+        );
+        std::os::unix::fs::symlink("/nonexistent", format!("{d}/dangling")).unwrap();
+        let r = t.stat_read(&format!("{d}/dangling")).await.unwrap();
+        assert!(r.stat.is_link && r.content.is_none(), "{which}: {r:?}");
+        let r = t.stat_read(&d).await.unwrap();
+        assert!(r.stat.is_dir && r.content.is_none(), "{which}");
+        let r = t.stat_read(&format!("{d}/missing")).await.unwrap();
+        assert!(!r.stat.exists && r.content.is_none(), "{which}");
+        assert_ne!(
+            r.parent_is_dir,
+            Some(false),
+            "{which}: the parent is a directory"
+        );
+        let r = t.stat_read(&format!("{p}/under-a-file")).await.unwrap();
+        assert!(!r.stat.exists, "{which}");
+        assert_ne!(r.parent_is_dir, Some(true), "{which}: the parent is a file");
+
+        // exists: a dangling link counts, as stat says.
+        assert!(t.exists(&p).await.unwrap(), "{which}");
+        assert!(t.exists(&format!("{d}/dangling")).await.unwrap(), "{which}");
+        assert!(!t.exists(&format!("{d}/missing")).await.unwrap(), "{which}");
+    }
+    ssh.close().await;
+}

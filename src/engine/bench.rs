@@ -178,13 +178,14 @@ fn provision_on(args: &BenchProvisionArgs, inventory: &std::path::Path) -> CmdRe
     let template = dir.path().join("small.j2");
     std::fs::write(&template, TEMPLATE).into_diagnostic()?;
     let pb = workload(args.tasks, &template);
+    let strategy: super::Strategy = args.strategy.parse().map_err(|e: String| miette!("{e}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .into_diagnostic()?;
     println!(
-        "bench provision: {n_hosts} hosts x {} tasks (file, copy, template, guarded shell, lineinfile; read-only cat last)",
-        args.tasks
+        "bench provision: {n_hosts} hosts x {} tasks (file, copy, template, guarded shell, lineinfile; read-only cat last), {} strategy",
+        args.tasks, args.strategy
     );
     let mut worst = 0;
     for run in 1..=2 {
@@ -192,14 +193,17 @@ fn provision_on(args: &BenchProvisionArgs, inventory: &std::path::Path) -> CmdRe
         let engine = Engine::new(
             RunOptions {
                 forks: n_hosts.max(1),
+                strategy,
                 ..RunOptions::default()
             },
             hosts.clone(),
             super::command::connector(&connect),
             rec.clone(),
         );
+        let trips0 = crate::transport::remote::round_trips();
         let start = Instant::now();
         let code = rt.block_on(engine.run(std::slice::from_ref(&pb)));
+        let trips = crate::transport::remote::round_trips() - trips0;
         let wall = start.elapsed().as_secs_f64();
         let stats = engine.stats();
         let changed: u32 = stats.values().map(|s| s.changed).sum();
@@ -207,8 +211,9 @@ fn provision_on(args: &BenchProvisionArgs, inventory: &std::path::Path) -> CmdRe
         let total = (n_hosts as f64) * f64::from(args.tasks);
         let (rss, cpu) = usage();
         println!(
-            "run {run}: wall {wall:.3} s, {:.0} tasks/s, changed {changed}, failed {failed}, exit {code}; controller peak RSS {rss:.1} MiB, CPU {cpu:.2} s",
-            total / wall.max(1e-9)
+            "run {run}: wall {wall:.3} s, {:.0} tasks/s, changed {changed}, failed {failed}, exit {code}; controller peak RSS {rss:.1} MiB, CPU {cpu:.2} s; {:.1} round trips per host",
+            total / wall.max(1e-9),
+            trips as f64 / (n_hosts.max(1) as f64)
         );
         // The first few failures, so a run that failed says why.
         let events = rec.0.lock().unwrap();

@@ -59,7 +59,7 @@ pub fn unknown_guards(ctx: &OpContext<'_>) {
 pub async fn run_guarded(ctx: &OpContext<'_>, cmdline: String) -> Result<OpOutcome, OpError> {
     let t = &ctx.transport;
     if let Some(creates) = ctx.arg_str("creates")
-        && t.stat(&creates).await?.exists
+        && t.exists(&creates).await?
     {
         let mut o = OpOutcome::ok().with_msg(format!("skipped, since {creates} exists"));
         o.result.insert("cmd".into(), cmdline.into());
@@ -67,7 +67,7 @@ pub async fn run_guarded(ctx: &OpContext<'_>, cmdline: String) -> Result<OpOutco
         return Ok(o);
     }
     if let Some(removes) = ctx.arg_str("removes")
-        && !t.stat(&removes).await?.exists
+        && !t.exists(&removes).await?
     {
         let mut o = OpOutcome::ok().with_msg(format!("skipped, since {removes} does not exist"));
         o.result.insert("cmd".into(), cmdline.into());

@@ -133,26 +133,21 @@ pub async fn write_content(
             after,
         });
     }
-    let mode = if st.exists {
-        Some(attrs.wanted_mode(&st)?.unwrap_or(st.mode & 0o7777))
-    } else {
-        let fresh = FileStat {
-            mode: 0o644,
-            ..FileStat::default()
+    let spec = if st.exists {
+        let keep = |want: &Option<String>, cur: &str| {
+            want.clone()
+                .or_else(|| (!cur.is_empty()).then(|| cur.to_string()))
         };
-        attrs.wanted_mode(&fresh)?
-    };
-    let keep = |want: &Option<String>, cur: &str| {
-        want.clone()
-            .or_else(|| (st.exists && !cur.is_empty()).then(|| cur.to_string()))
-    };
-    let spec = FileSpec {
-        path: path.clone(),
-        content: content.to_vec(),
-        mode,
-        owner: keep(&attrs.owner, &st.owner),
-        group: keep(&attrs.group, &st.group),
-        become_: None,
+        FileSpec {
+            path: path.clone(),
+            content: content.to_vec(),
+            mode: Some(attrs.wanted_mode(&st)?.unwrap_or(st.mode & 0o7777)),
+            owner: keep(&attrs.owner, &st.owner),
+            group: keep(&attrs.group, &st.group),
+            become_: None,
+        }
+    } else {
+        new_file_spec(&path, content, attrs)?
     };
     if env.check {
         // In a --check run the transport's put_file only records the would-be
@@ -201,8 +196,32 @@ pub async fn write_content(
         }
         w.backup_file = Some(String::from_utf8_lossy(&out.stdout).into_owned());
     }
-    t.put_file(&spec).await?;
+    if st.exists {
+        t.put_file(&spec).await?;
+    } else if t.create_file(&spec).await?.is_some() {
+        // One round trip where the transport can (see `Transport::create_file`);
+        // when something appeared meanwhile, or the parent is missing,
+        // `put_file` replaces it or says why it cannot.
+        t.put_file(&spec).await?;
+    }
     Ok(w)
+}
+
+/// The file to write at `path` when nothing is there yet: `attrs`' mode
+/// over a fresh 0644, its owner and group.
+pub fn new_file_spec(path: &str, content: &[u8], attrs: &FileAttrs) -> Result<FileSpec, OpError> {
+    let fresh = FileStat {
+        mode: 0o644,
+        ..FileStat::default()
+    };
+    Ok(FileSpec {
+        path: path.to_string(),
+        content: content.to_vec(),
+        mode: attrs.wanted_mode(&fresh)?,
+        owner: attrs.owner.clone(),
+        group: attrs.group.clone(),
+        become_: None,
+    })
 }
 
 /// The common tail of the text-editing ops: write `edit` over `before`
@@ -262,7 +281,9 @@ pub async fn read_for_edit(
     absent_msg: &str,
     what: &str,
 ) -> Result<EditTarget, OpError> {
-    let stat = t.stat(path).await?;
+    // Stat and content in one round trip where the transport can.
+    let read = t.stat_read(path).await?;
+    let stat = read.stat;
     if stat.is_dir {
         return Err(OpError::failed(format!("Path {path} is a directory !")));
     }
@@ -279,13 +300,18 @@ pub async fn read_for_edit(
                 "{what} {path} does not exist ! (use create: true to create it)"
             )));
         }
-        ensure_parent(t, path, env.check).await?;
+        if read.parent_is_dir != Some(true) {
+            ensure_parent(t, path, env.check).await?;
+        }
         return Ok(EditTarget::Edit {
             stat,
             before: Vec::new(),
         });
     }
-    let before = t.get_file(path).await?;
+    let before = match read.content {
+        Some(c) => c,
+        None => t.get_file(path).await?,
+    };
     Ok(EditTarget::Edit { stat, before })
 }
 

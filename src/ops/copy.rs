@@ -105,7 +105,25 @@ pub async fn place(
 ) -> Result<OpReport, OpError> {
     let mut dest = dest.to_string();
     let mut created_dir = false;
-    let mut st = t.stat(dest.trim_end_matches('/')).await?;
+    let plain = !env.check && !env.diff && !opts.backup && opts.validate.is_none();
+    let mut st = if plain && !dest.ends_with('/') {
+        // The common case in one round trip: create the file when nothing
+        // is there, else get the stat to compare with.
+        let spec = super::content::new_file_spec(&dest, content, attrs)?;
+        match t.create_file(&spec).await? {
+            None => {
+                let mut r = OpReport::new(true);
+                r.set("dest", dest.clone());
+                r.set("checksum", super::outcome::sha256_hex(content));
+                r.set("size", content.len());
+                r.set("state", "file");
+                return Ok(r);
+            }
+            Some(st) => st,
+        }
+    } else {
+        t.stat(dest.trim_end_matches('/')).await?
+    };
     if dest.ends_with('/') && dest.len() > 1 && !st.exists {
         // As Ansible: a dest ending in `/` is a directory, created when missing.
         created_dir = true;

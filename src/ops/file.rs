@@ -179,16 +179,18 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
                         is_dir: true,
                         ..FileStat::default()
                     };
-                    let fix = p
-                        .attrs
-                        .fix_command("$d", &fresh, false)?
-                        .unwrap_or_else(|| "true".into());
-                    let fix = fix.replace("'$d'", "\"$d\"");
-                    let cmd = format!(
-                        "p={q}; m=; while [ ! -e \"$p\" ]; do m=\"$p\n$m\"; p=$(dirname \"$p\"); done; \
-                         printf '%s' \"$m\" | while IFS= read -r d; do [ -n \"$d\" ] || continue; \
-                         mkdir \"$d\" && {fix} || exit 1; done"
-                    );
+                    let cmd = match p.attrs.fix_command("$d", &fresh, false)? {
+                        // Fresh directories already have the attributes: one mkdir.
+                        None => format!("mkdir -p -- {q}"),
+                        Some(fix) => {
+                            let fix = fix.replace("'$d'", "\"$d\"");
+                            format!(
+                                "p={q}; m=; while [ ! -e \"$p\" ]; do m=\"$p\n$m\"; p=$(dirname \"$p\"); done; \
+                                 printf '%s' \"$m\" | while IFS= read -r d; do [ -n \"$d\" ] || continue; \
+                                 mkdir \"$d\" && {fix} || exit 1; done"
+                            )
+                        }
+                    };
                     sh_ok(t, cmd, &format!("creating directory {path}")).await?;
                 } else if let Some(o) = t.check_overlay() {
                     let fresh = FileStat {

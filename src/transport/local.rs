@@ -207,7 +207,15 @@ impl Transport for LocalTransport {
     async fn stat(&self, path: &str) -> Result<FileStat, TransportError> {
         let md = match tokio::fs::symlink_metadata(path).await {
             Ok(md) => md,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileStat::default()),
+            // As over SSH (`[ -e ]`): a path below a file is missing too.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(FileStat::default());
+            }
             Err(e) => return Err(self.err(&format!("stat {path}"), e)),
         };
         let ft = md.file_type();

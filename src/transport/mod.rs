@@ -92,6 +92,27 @@ pub struct FileStat {
     pub link_target: Option<String>,
 }
 
+/// What [`Transport::stat_read`] finds: the stat, and the content of a
+/// regular file (its checksum filled in).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileRead {
+    pub stat: FileStat,
+    /// The content of a regular, readable file; `None` otherwise.
+    pub content: Option<Vec<u8>>,
+    /// For a missing path: whether its parent is a directory (links
+    /// followed); `None` when not known.
+    pub parent_is_dir: Option<bool>,
+}
+
+/// The parent directory of `path` as `put_file` sees it.
+pub fn parent_dir(path: &str) -> String {
+    match path.trim_end_matches('/').rsplit_once('/') {
+        Some(("", _)) => "/".to_string(),
+        Some((d, _)) => d.to_string(),
+        None => ".".to_string(),
+    }
+}
+
 /// Why a transport call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -134,6 +155,49 @@ pub trait Transport: Send + Sync {
     async fn put_file(&self, spec: &FileSpec) -> Result<(), TransportError>;
     async fn get_file(&self, path: &str) -> Result<Vec<u8>, TransportError>;
     async fn stat(&self, path: &str) -> Result<FileStat, TransportError>;
+
+    // The calls below do in one round trip what the ops would otherwise do
+    // in several. Their default implementations are built from the calls
+    // above (so a wrapper overriding those stays correct); transports where
+    // a round trip is expensive override them.
+
+    /// Whether anything (a dangling link included) is at `path`.
+    async fn exists(&self, path: &str) -> Result<bool, TransportError> {
+        Ok(self.stat(path).await?.exists)
+    }
+
+    /// Stats `path` and, when it is a regular file, reads it.
+    async fn stat_read(&self, path: &str) -> Result<FileRead, TransportError> {
+        let stat = self.stat(path).await?;
+        let content = if stat.is_file {
+            Some(self.get_file(path).await?)
+        } else {
+            None
+        };
+        Ok(FileRead {
+            stat,
+            content,
+            parent_is_dir: None,
+        })
+    }
+
+    /// Writes `spec` (as `put_file`) only when nothing is at its path and its
+    /// parent is a directory (or a link): `None` when written; otherwise
+    /// nothing is written and the answer is the path's stat (`exists` false:
+    /// the parent is missing or not a directory).
+    async fn create_file(&self, spec: &FileSpec) -> Result<Option<FileStat>, TransportError> {
+        let st = self.stat(&spec.path).await?;
+        if st.exists {
+            return Ok(Some(st));
+        }
+        let ps = self.stat(&parent_dir(&spec.path)).await?;
+        if !ps.is_dir && !ps.is_link {
+            return Ok(Some(st));
+        }
+        self.put_file(spec).await?;
+        Ok(None)
+    }
+
     /// Close every channel and the connection, waiting until they are closed.
     async fn close(&self);
     /// Which machine this connection reaches, for state kept per machine

@@ -7,9 +7,19 @@ use std::time::Duration;
 use russh::ChannelMsg;
 use russh::client::{Handle, Msg};
 
-use super::{CommandOutput, CommandSpec, FileSpec, FileStat, TransportError};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{CommandOutput, CommandSpec, FileRead, FileSpec, FileStat, TransportError, parent_dir};
 
 const SCRIPT: &str = include_str!("remote_shell.sh");
+
+static ROUND_TRIPS: AtomicU64 = AtomicU64::new(0);
+
+/// Requests sent to remote shells by this process so far (`ferry bench`
+/// prints it per run).
+pub fn round_trips() -> u64 {
+    ROUND_TRIPS.load(Ordering::Relaxed)
+}
 
 /// `'s'`, safe for any POSIX shell.
 pub fn sh_quote(s: &str) -> String {
@@ -148,7 +158,14 @@ impl RemoteShell {
 
     /// Runs `spec` through the shell: one round trip.
     pub async fn run(&mut self, spec: &CommandSpec) -> Result<CommandOutput, TransportError> {
-        self.run_to(spec, None).await
+        self.run_to(spec, None, false).await
+    }
+
+    /// Runs one of ferry's own scripts in the shell itself (no fork; see
+    /// remote_shell.sh's `I` request): it must end with `return`, never
+    /// `exit`, read no stdin and restore the umask it changes.
+    async fn run_own(&mut self, script: String) -> Result<CommandOutput, TransportError> {
+        self.run_to(&CommandSpec::new(script), None, true).await
     }
 
     /// As [`run`](Self::run), the shell writing stdin to `dest` itself
@@ -157,6 +174,7 @@ impl RemoteShell {
         &mut self,
         spec: &CommandSpec,
         dest: Option<&str>,
+        own: bool,
     ) -> Result<CommandOutput, TransportError> {
         if self.broken {
             return Err(self.lost("an earlier call was interrupted while sending"));
@@ -165,7 +183,11 @@ impl RemoteShell {
             self.collect(prev, None).await?;
             self.pending = None;
         }
-        let script = command_script(spec, &self.login_user);
+        let script = if own {
+            spec.cmd.clone()
+        } else {
+            command_script(spec, &self.login_user)
+        };
         if script.contains('\0') {
             return Err(TransportError::Other {
                 host: self.name.clone(),
@@ -199,7 +221,8 @@ impl RemoteShell {
             .map_or(0, |t| t.as_secs_f64().ceil().max(1.0) as u64);
         req.extend_from_slice(
             format!(
-                "R {id} {} {} {timeout} {}{}\n",
+                "{} {id} {} {} {timeout} {}{}\n",
+                if own { 'I' } else { 'R' },
                 lines.len(),
                 stdin.len(),
                 u8::from(password.is_some()),
@@ -213,6 +236,7 @@ impl RemoteShell {
         }
         req.extend_from_slice(stdin);
         self.broken = true;
+        ROUND_TRIPS.fetch_add(1, Ordering::Relaxed);
         self.send(&req).await?;
         self.broken = false;
         self.pending = Some(id);
@@ -394,7 +418,9 @@ pub async fn put_file(shell: &mut RemoteShell, spec: &FileSpec) -> Result<(), Tr
         become_: spec.become_.clone(),
         ..Default::default()
     };
-    let out = shell.run_to(&spec2, direct.then_some(tmp.as_str())).await?;
+    let out = shell
+        .run_to(&spec2, direct.then_some(tmp.as_str()), false)
+        .await?;
     if out.rc != 0 {
         return Err(failed(shell, &format!("writing {path}"), &out));
     }
@@ -403,9 +429,7 @@ pub async fn put_file(shell: &mut RemoteShell, spec: &FileSpec) -> Result<(), Tr
 
 /// Reads a whole file.
 pub async fn get_file(shell: &mut RemoteShell, path: &str) -> Result<Vec<u8>, TransportError> {
-    let out = shell
-        .run(&CommandSpec::new(format!("cat -- {}", sh_quote(path))))
-        .await?;
+    let out = shell.run_own(format!("cat -- {}", sh_quote(path))).await?;
     if out.rc != 0 {
         return Err(failed(shell, &format!("reading {path}"), &out));
     }
@@ -415,14 +439,11 @@ pub async fn get_file(shell: &mut RemoteShell, path: &str) -> Result<Vec<u8>, Tr
 /// Stats a path (links not followed), with the sha256 of regular files.
 pub async fn stat(shell: &mut RemoteShell, path: &str) -> Result<FileStat, TransportError> {
     let script = format!(
-        "p={}\nif [ -L \"$p\" ] || [ -e \"$p\" ]; then\n\
-         stat -c '%f %u %g %s %Y %U %G' -- \"$p\" || exit 3\n\
-         if [ -L \"$p\" ]; then printf L; readlink -- \"$p\"\n\
-         elif [ -f \"$p\" ] && [ -r \"$p\" ]; then printf S; sha256sum < \"$p\"; fi\n\
-         else echo missing; fi",
-        sh_quote(path)
+        "_f_p={}\n{}",
+        sh_quote(path),
+        stat_script("sha256sum < \"$_f_p\"")
     );
-    let out = shell.run(&CommandSpec::new(script)).await?;
+    let out = shell.run_own(script).await?;
     if out.rc != 0 {
         return Err(failed(shell, &format!("stat {path}"), &out));
     }
@@ -433,6 +454,186 @@ pub async fn stat(shell: &mut RemoteShell, path: &str) -> Result<FileStat, Trans
             String::from_utf8_lossy(&out.stdout)
         ),
     })
+}
+
+/// The script that prints the stat answer for `$_f_p` (see [`parse_stat`]);
+/// `file_cmd` prints what follows `S` for a regular readable file.
+fn stat_script(file_cmd: &str) -> String {
+    format!(
+        "if [ -L \"$_f_p\" ] || [ -e \"$_f_p\" ]; then\n\
+         stat -c '%f %u %g %s %Y %U %G' -- \"$_f_p\" || return 3\n\
+         if [ -L \"$_f_p\" ]; then printf L; readlink -- \"$_f_p\"\n\
+         elif [ -f \"$_f_p\" ] && [ -r \"$_f_p\" ]; then printf S; {file_cmd}; fi\n\
+         else echo missing; fi"
+    )
+}
+
+fn bad_answer(shell: &RemoteShell, what: &str, out: &CommandOutput) -> TransportError {
+    TransportError::Other {
+        host: shell.host().to_string(),
+        reason: format!(
+            "{what}: unexpected answer {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        ),
+    }
+}
+
+/// Whether anything (a dangling link included) is at `path`: shell
+/// builtins only.
+pub async fn exists(shell: &mut RemoteShell, path: &str) -> Result<bool, TransportError> {
+    let script = format!(
+        "_f_p={}\nif [ -L \"$_f_p\" ] || [ -e \"$_f_p\" ]; then echo y; else echo n; fi",
+        sh_quote(path)
+    );
+    let out = shell.run_own(script).await?;
+    match (out.rc, out.stdout.as_slice()) {
+        (0, b"y\n") => Ok(true),
+        (0, b"n\n") => Ok(false),
+        _ => Err(bad_answer(shell, &format!("checking {path}"), &out)),
+    }
+}
+
+/// Stats `path` and reads it when it is a regular file, in one round trip
+/// (the checksum is computed here, not by a `sha256sum` on the host). For a
+/// missing path, says whether its parent is a directory.
+pub async fn stat_read(shell: &mut RemoteShell, path: &str) -> Result<FileRead, TransportError> {
+    let script = format!(
+        "_f_p={}\nif [ -L \"$_f_p\" ] || [ -e \"$_f_p\" ]; then\n{}\nelif [ -d {} ]; then echo missing; echo D\nelse echo missing; fi",
+        sh_quote(path),
+        stat_script("echo; cat -- \"$_f_p\" || return 4"),
+        sh_quote(&parent_dir(path)),
+    );
+    let out = shell.run_own(script).await?;
+    if out.rc != 0 {
+        return Err(failed(shell, &format!("reading {path}"), &out));
+    }
+    parse_stat_read(&out.stdout).ok_or_else(|| bad_answer(shell, &format!("stat {path}"), &out))
+}
+
+/// Parses [`stat_read`]'s answer: the stat line, then `S\n` and the
+/// content, `L` and the link target, or (missing) `D` for a parent directory.
+pub fn parse_stat_read(out: &[u8]) -> Option<FileRead> {
+    let nl = out.iter().position(|&b| b == b'\n')?;
+    let first = std::str::from_utf8(&out[..nl]).ok()?;
+    let rest = &out[nl + 1..];
+    if first == "missing" {
+        return Some(FileRead {
+            stat: FileStat::default(),
+            content: None,
+            parent_is_dir: Some(rest == b"D\n"),
+        });
+    }
+    if let Some(content) = rest.strip_prefix(b"S\n") {
+        let mut stat = parse_stat(&format!("{first}\n"))?;
+        stat.checksum = Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content)));
+        return Some(FileRead {
+            stat,
+            content: Some(content.to_vec()),
+            parent_is_dir: None,
+        });
+    }
+    let stat = parse_stat(&String::from_utf8_lossy(out))?;
+    Some(FileRead {
+        stat,
+        content: None,
+        parent_is_dir: None,
+    })
+}
+
+/// Content this large or larger goes by [`put_file`], not inside the script.
+const INLINE_MAX: usize = 32 * 1024;
+
+/// What [`create_file`] did.
+#[derive(Debug)]
+pub enum Created {
+    Written,
+    /// Nothing written: the path's stat (`exists` false when the parent is
+    /// not a directory).
+    NotWritten(FileStat),
+    /// The content cannot travel inside a script (binary, NUL, large, or
+    /// written with become): nothing asked.
+    CannotInline,
+}
+
+/// Writes `spec` only when nothing is at its path and its parent is a
+/// directory, in one round trip (see [`super::Transport::create_file`]).
+/// The content travels inside the script (`printf`, a builtin), so nothing
+/// is written when the file exists; the write is atomic as `put_file`'s
+/// (temp file in the same directory, fsync, rename), its mode set by the
+/// umask when it can be (no `chmod`).
+pub async fn create_file(
+    shell: &mut RemoteShell,
+    spec: &FileSpec,
+) -> Result<Created, TransportError> {
+    let text = match std::str::from_utf8(&spec.content) {
+        Ok(t) if t.len() < INLINE_MAX && !t.contains('\0') && spec.become_.is_none() => t,
+        _ => return Ok(Created::CannotInline),
+    };
+    let path = spec.path.trim_end_matches('/');
+    if path.is_empty() || path.contains('\0') {
+        return Ok(Created::CannotInline);
+    }
+    let dir = parent_dir(path);
+    let base = path.rsplit('/').next().unwrap_or(path);
+    let tmp = format!(
+        "{}/.{base}.ferry-{}",
+        dir.trim_end_matches('/'),
+        random_hex(6)
+    );
+    // Run in the remote shell itself: no trap, no exit, the umask restored.
+    let mut w = format!("_f_tf={}\n", sh_quote(&tmp));
+    let mut chmod = None;
+    let umask = match spec.mode {
+        Some(m) if m & !0o666 == 0 => Some(!m & 0o777),
+        Some(m) => {
+            chmod = Some(m);
+            None
+        }
+        None => None,
+    };
+    if let Some(u) = umask {
+        w.push_str(&format!("umask {u:o}\n"));
+    }
+    w.push_str(&format!(
+        "printf %s {} > \"$_f_tf\"\n_f_wr=$?\n",
+        sh_quote(text)
+    ));
+    if umask.is_some() {
+        w.push_str("umask \"$_f_um\"\n");
+    }
+    w.push_str("if [ \"$_f_wr\" = 0 ] && { sync \"$_f_tf\" 2>/dev/null; true; }");
+    if let Some(m) = chmod {
+        w.push_str(&format!(" && chmod {m:o} \"$_f_tf\""));
+    }
+    match (&spec.owner, &spec.group) {
+        (Some(o), Some(g)) => w.push_str(&format!(
+            " && chown {} \"$_f_tf\"",
+            sh_quote(&format!("{o}:{g}"))
+        )),
+        (Some(o), None) => w.push_str(&format!(" && chown {} \"$_f_tf\"", sh_quote(o))),
+        (None, Some(g)) => w.push_str(&format!(" && chgrp {} \"$_f_tf\"", sh_quote(g))),
+        (None, None) => {}
+    }
+    w.push_str(
+        " && mv -f \"$_f_tf\" \"$_f_p\"; then echo created\nelse rm -f \"$_f_tf\"; return 1; fi",
+    );
+    let script = format!(
+        "_f_p={}\nif [ -L \"$_f_p\" ] || [ -e \"$_f_p\" ] || [ ! -d {} ]; then\n{}\nelse\n{w}\nfi",
+        sh_quote(path),
+        sh_quote(&dir),
+        stat_script("sha256sum < \"$_f_p\""),
+    );
+    let out = shell.run_own(script).await?;
+    if out.rc != 0 {
+        return Err(failed(shell, &format!("writing {path}"), &out));
+    }
+    if out.stdout == b"created\n" {
+        return Ok(Created::Written);
+    }
+    match parse_stat(&String::from_utf8_lossy(&out.stdout)) {
+        Some(st) => Ok(Created::NotWritten(st)),
+        None => Err(bad_answer(shell, &format!("writing {path}"), &out)),
+    }
 }
 
 /// Parses the stat script's answer.
@@ -502,6 +703,24 @@ mod tests {
             ),
             "{s}"
         );
+    }
+
+    #[test]
+    fn stat_read_answers_parse() {
+        let r = parse_stat_read(b"81a4 0 0 4 1700000000 root root\nS\nab\n\n").unwrap();
+        assert!(r.stat.is_file);
+        assert_eq!(r.content.as_deref(), Some(&b"ab\n\n"[..]));
+        assert_eq!(
+            r.stat.checksum.as_deref(),
+            Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"ab\n\n")).as_str())
+        );
+        let m = parse_stat_read(b"missing\nD\n").unwrap();
+        assert!(!m.stat.exists && m.parent_is_dir == Some(true));
+        let m = parse_stat_read(b"missing\n").unwrap();
+        assert_eq!(m.parent_is_dir, Some(false));
+        let l = parse_stat_read(b"a1ff 0 0 4 1 root root\nL/etc\n").unwrap();
+        assert!(l.stat.is_link && l.content.is_none());
+        assert!(parse_stat_read(b"garbage").is_none());
     }
 
     #[test]

@@ -3,23 +3,34 @@
 # Request:  R ID NLINES STDINLEN TIMEOUT BECOME [DEST]  then NLINES lines of
 #           script, then STDINLEN bytes of stdin (written to DEST when given,
 #           e.g. a file put's temp file, and read by the script otherwise).
+#           I ID NLINES 0 0 0  then NLINES lines of script: ferry's own
+#           scripts (stat, read, create), run in this shell without a fork;
+#           they end with `return`, never `exit`, read no stdin, restore
+#           the umask they change and name their variables _f_*.
 #           K  then one line: the become password (kept in memory only).
 #           Q  quit.
 # Reply:    the script's stdout then "MARKER<ID> RC TIMEDOUT\n" on stdout,
 #           the script's stderr then "MARKER<ID>\n" on stderr.
 # Scripts without a timeout run in a subshell (a fork, no exec); the
 # helper's own variables are prefixed _f_ and the password is cleared there.
+# The temp directory (askpass, stdin, timeout mark) is made on first need.
 _f_M=$1
 set --
-_f_d=$(mktemp -d "${TMPDIR:-/tmp}/ferry.XXXXXXXX") || exit 97
-trap 'rm -rf "$_f_d"' EXIT
+_f_d=
+_f_um=$(umask)
+_f_tmp() {
+  [ -n "$_f_d" ] && return 0
+  _f_d=$(mktemp -d "${TMPDIR:-/tmp}/ferry.XXXXXXXX") || exit 97
+  printf '#!/bin/sh\nprintf "%%s\\n" "$FERRY_BECOME_PW"\n' > "$_f_d/askpass" && chmod 700 "$_f_d/askpass" || exit 97
+}
+_f_own() { eval "$_f_s"; }
+trap '[ -z "$_f_d" ] || rm -rf "$_f_d"' EXIT
 trap 'exit 1' HUP TERM
-printf '#!/bin/sh\nprintf "%%s\\n" "$FERRY_BECOME_PW"\n' > "$_f_d/askpass" && chmod 700 "$_f_d/askpass" || exit 97
 _f_pw=
 printf '%sready\n' "$_f_M"
 while read -r _f_op _f_id _f_n _f_len _f_to _f_b _f_dest; do
   case $_f_op in
-  R)
+  R|I)
     _f_s=
     _f_i=0
     while [ "$_f_i" -lt "$_f_n" ]; do
@@ -28,6 +39,13 @@ while read -r _f_op _f_id _f_n _f_len _f_to _f_b _f_dest; do
 "
       _f_i=$((_f_i + 1))
     done
+    if [ "$_f_op" = I ]; then
+      _f_own < /dev/null
+      printf '%s%s %s 0\n' "$_f_M" "$_f_id" "$?"
+      printf '%s%s\n' "$_f_M" "$_f_id" >&2
+      continue
+    fi
+    if [ "$_f_len" -gt 0 ] || [ "$_f_to" -gt 0 ] || [ "$_f_b" = 1 ]; then _f_tmp; fi
     _f_in=/dev/null
     if [ -n "$_f_dest" ]; then
       # The script checks that DEST exists; stdin is consumed either way.
@@ -37,7 +55,6 @@ while read -r _f_op _f_id _f_n _f_len _f_to _f_b _f_dest; do
       head -c "$_f_len" > "$_f_d/in"
       _f_in=$_f_d/in
     fi
-    rm -f "$_f_d/to"
     if [ "$_f_b" = 1 ]; then
       export FERRY_BECOME_PW="$_f_pw" SUDO_ASKPASS="$_f_d/askpass"
     fi
@@ -57,9 +74,12 @@ while read -r _f_op _f_id _f_n _f_len _f_to _f_b _f_dest; do
     fi
     unset FERRY_BECOME_PW SUDO_ASKPASS
     _f_t=0
-    if [ -e "$_f_d/to" ]; then
+    # The watchdog is gone here: its mark is checked and removed (no fork
+    # unless a command timed out).
+    if [ "$_f_to" -gt 0 ] && [ -e "$_f_d/to" ]; then
       _f_t=1
       kill -KILL "-$_f_p" 2> /dev/null
+      rm -f "$_f_d/to"
     fi
     [ "$_f_len" -gt 0 ] && [ -z "$_f_dest" ] && : > "$_f_d/in"
     printf '%s%s %s %s\n' "$_f_M" "$_f_id" "$_f_rc" "$_f_t"

@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 use super::known_hosts::KnownHosts;
 use super::params::ConnectParams;
 use super::remote::{self, RemoteShell};
-use super::{CommandOutput, CommandSpec, FileSpec, FileStat, Transport, TransportError};
+use super::{CommandOutput, CommandSpec, FileRead, FileSpec, FileStat, Transport, TransportError};
 
 /// Checks the server's key during the handshake.
 struct Client {
@@ -378,6 +378,38 @@ impl Transport for SshTransport {
 
     async fn stat(&self, path: &str) -> Result<FileStat, TransportError> {
         self.with_shell(async |s| remote::stat(s, path).await).await
+    }
+
+    async fn exists(&self, path: &str) -> Result<bool, TransportError> {
+        self.with_shell(async |s| remote::exists(s, path).await)
+            .await
+    }
+
+    async fn stat_read(&self, path: &str) -> Result<FileRead, TransportError> {
+        self.with_shell(async |s| remote::stat_read(s, path).await)
+            .await
+    }
+
+    async fn create_file(&self, spec: &FileSpec) -> Result<Option<FileStat>, TransportError> {
+        let created = self
+            .with_shell(async |s| remote::create_file(s, spec).await)
+            .await?;
+        match created {
+            remote::Created::Written => Ok(None),
+            remote::Created::NotWritten(st) => Ok(Some(st)),
+            remote::Created::CannotInline => {
+                let st = self.stat(&spec.path).await?;
+                if st.exists {
+                    return Ok(Some(st));
+                }
+                let ps = self.stat(&super::parent_dir(&spec.path)).await?;
+                if !ps.is_dir && !ps.is_link {
+                    return Ok(Some(st));
+                }
+                self.put_file(spec).await?;
+                Ok(None)
+            }
+        }
     }
 
     async fn close(&self) {
