@@ -9,8 +9,8 @@
 //! the file named by `keyring:` or by `id:`.
 
 use super::attrs::{FileAttrs, ModeSpec};
-use super::content::{WriteOpts, write_content};
-use super::outcome::{Args, OpEnv, OpError, OpReport, find_src, sh_ok, sh_quote, sha256_hex};
+use super::content::{WriteOpts, remove_file, write_content};
+use super::outcome::{Args, OpEnv, OpError, OpReport, find_src, sha256_hex};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
 
@@ -103,16 +103,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
             if t.stat(path).await?.exists {
                 r.changed = true;
                 r.set("keyring", path.clone());
-                if !env.check {
-                    sh_ok(
-                        t,
-                        format!("rm -f -- {}", sh_quote(path)),
-                        &format!("removing {path}"),
-                    )
-                    .await?;
-                } else if let Some(o) = t.check_overlay() {
-                    o.would_remove(path);
-                }
+                remove_file(t, path, env).await?;
             }
         }
         r.set("id", p.id.clone());

@@ -9,8 +9,8 @@
 //! change; lab hosts have no mirror, so lab playbooks say `update_cache: no`.
 
 use super::attrs::{FileAttrs, ModeSpec};
-use super::content::{WriteOpts, write_content};
-use super::outcome::{Args, OpEnv, OpError, OpReport, sh, sh_ok, sh_quote};
+use super::content::{WriteOpts, remove_file, write_content};
+use super::outcome::{Args, OpEnv, OpError, OpReport, sh};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
 
@@ -198,16 +198,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
             removed.push(path.clone());
             let empty = kept.lines().all(|l| normalize(l).is_empty());
             if empty && path.as_str() != SOURCES {
-                if !env.check {
-                    sh_ok(
-                        t,
-                        format!("rm -f -- {}", sh_quote(path)),
-                        &format!("removing {path}"),
-                    )
-                    .await?;
-                } else if let Some(o) = t.check_overlay() {
-                    o.would_remove(path);
-                }
+                remove_file(t, path, env).await?;
                 if env.diff {
                     diffs.push(super::outcome::FileDiff {
                         path: path.clone(),

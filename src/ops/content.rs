@@ -338,3 +338,20 @@ pub async fn ensure_parent(t: &dyn Transport, path: &str, check: bool) -> Result
     }
     Ok(())
 }
+
+/// Remove a file; in a --check run only record that it would be gone.
+pub async fn remove_file(t: &dyn Transport, path: &str, env: &OpEnv<'_>) -> Result<(), OpError> {
+    if env.check {
+        if let Some(o) = t.check_overlay() {
+            o.would_remove(path);
+        }
+        return Ok(());
+    }
+    super::outcome::sh_ok(
+        t,
+        format!("rm -f -- {}", sh_quote(path)),
+        &format!("removing {path}"),
+    )
+    .await
+    .map(|_| ())
+}

@@ -213,74 +213,52 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         return place(t, "copy", &p.dest, None, c.as_bytes(), &p.attrs, &opts, env).await;
     }
     let src = p.src.clone().unwrap_or_default();
-    if p.remote_src {
+    let mut dir_src = None;
+    // One file: from the host (remote_src); in a --check run, what an earlier task
+    // (fetch) would have written on the controller; else the controller's file.
+    let single = if p.remote_src {
         let st = t.stat(&src).await?;
         if !st.is_file {
             return Err(OpError::failed(format!(
                 "Source {src} not found on the host"
             )));
         }
-        let data = t.get_file(&src).await?;
-        let mut r = place(
-            t,
-            "copy",
-            &p.dest,
-            Some(basename(&src)),
-            &data,
-            &p.attrs,
-            &opts,
-            env,
-        )
-        .await?;
-        r.set("src", src);
-        return Ok(r);
-    }
-    // In a --check run: a controller file an earlier task (fetch) would have written.
-    if env.check
-        && let Some(o) = t.check_overlay()
-    {
-        match o.local_read(&src) {
-            LocalRead::Content(data) => {
-                let mut r = place(
-                    t,
-                    "copy",
-                    &p.dest,
-                    Some(basename(&src)),
-                    &data,
-                    &p.attrs,
-                    &opts,
-                    env,
-                )
-                .await?;
-                r.set("src", src);
-                return Ok(r);
+        Some((t.get_file(&src).await?, src.clone()))
+    } else {
+        let recorded = match t.check_overlay().filter(|_| env.check) {
+            Some(o) => match o.local_read(&src) {
+                LocalRead::Content(data) => Some((data, src.clone())),
+                LocalRead::Unknown => {
+                    return Err(OpError::failed(format!(
+                        "{src} would be written by a task check mode could not run"
+                    )));
+                }
+                LocalRead::NotRecorded => None,
+            },
+            None => None,
+        };
+        match recorded {
+            Some(r) => Some(r),
+            None => {
+                let path = p.resolve_src(env)?.unwrap_or_default();
+                if path.is_dir() {
+                    dir_src = Some(path);
+                    None
+                } else {
+                    let data = std::fs::read(&path)
+                        .map_err(|e| OpError::failed(format!("reading {}: {e}", path.display())))?;
+                    Some((data, path.display().to_string()))
+                }
             }
-            LocalRead::Unknown => {
-                return Err(OpError::failed(format!(
-                    "{src} would be written by a task check mode could not run"
-                )));
-            }
-            LocalRead::NotRecorded => {}
         }
-    }
-    let path = p.resolve_src(env)?.unwrap_or_default();
-    if !path.is_dir() {
-        let data = std::fs::read(&path)
-            .map_err(|e| OpError::failed(format!("reading {}: {e}", path.display())))?;
-        let mut r = place(
-            t,
-            "copy",
-            &p.dest,
-            Some(basename(&src)),
-            &data,
-            &p.attrs,
-            &opts,
-            env,
-        )
-        .await?;
-        r.set("src", path.display().to_string());
+    };
+    if let Some((data, shown)) = single {
+        let name = Some(basename(&src));
+        let mut r = place(t, "copy", &p.dest, name, &data, &p.attrs, &opts, env).await?;
+        r.set("src", shown);
         return Ok(r);
     }
+    let path = dir_src.unwrap_or_default();
     // A directory: `dir/` copies its contents into dest, `dir` copies dir itself.
     let root = if src.ends_with('/') {
         p.dest.trim_end_matches('/').to_string()
