@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use super::outcome::{Args, OpEnv, OpError, OpReport, find_src, sh, sh_quote, sha256_hex};
 use crate::playbook::model::Vars;
-use crate::transport::{FileSpec, Transport};
+use crate::transport::{CommandSpec, FileSpec, Transport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -197,18 +197,25 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         r.changed |= updated;
     }
     if let Some(deb) = &p.deb {
+        // In check mode a put_file is only recorded (check_state), so the
+        // .deb goes to the host on the probe's stdin instead.
+        let mut stdin = None;
         let (path, cleanup) = match p.controller_deb(env) {
             Some(local) => {
                 let data = std::fs::read(&local)
                     .map_err(|e| OpError::failed(format!("reading {}: {e}", local.display())))?;
                 let remote = format!("/tmp/ferry-{}.deb", &sha256_hex(&data)[..16]);
-                t.put_file(&FileSpec {
-                    path: remote.clone(),
-                    content: data,
-                    mode: Some(0o600),
-                    ..FileSpec::default()
-                })
-                .await?;
+                if env.check {
+                    stdin = Some(data);
+                } else {
+                    t.put_file(&FileSpec {
+                        path: remote.clone(),
+                        content: data,
+                        mode: Some(0o600),
+                        ..FileSpec::default()
+                    })
+                    .await?;
+                }
                 (remote, true)
             }
             None => {
@@ -233,12 +240,22 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         } else {
             "true".into()
         };
+        let receive = if stdin.is_some() {
+            format!("(umask 077; cat > {q}) || exit $?; ")
+        } else {
+            String::new()
+        };
         let cmd = format!(
-            "n=$(dpkg-deb -f {q} Package) && v=$(dpkg-deb -f {q} Version) || {{ rc=$?; {rm}; exit $rc; }}; \
+            "{receive}n=$(dpkg-deb -f {q} Package) && v=$(dpkg-deb -f {q} Version) || {{ rc=$?; {rm}; exit $rc; }}; \
              cur=$(dpkg-query -W -f='${{db:Status-Abbrev}}|${{Version}}' \"$n\" 2>/dev/null); \
              if [ \"$cur\" = \"ii |$v\" ]; then echo OK; rc=0; else {install}; rc=$?; fi; {rm}; echo \"$n\"; exit $rc"
         );
-        let out = sh(t, cmd).await?;
+        let out = t
+            .run(&CommandSpec {
+                stdin,
+                ..CommandSpec::new(cmd)
+            })
+            .await?;
         if out.rc != 0 {
             return Err(OpError::command(format!("installing {deb}"), &out));
         }
