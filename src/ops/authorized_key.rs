@@ -105,10 +105,14 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
     let out = sh(t, format!("getent passwd {}", sh_quote(&p.user))).await?;
     let pw = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let f: Vec<&str> = pw.split(':').collect();
-    if out.rc != 0 || f.len() < 7 {
+    let (gid, home) = if out.rc == 0 && f.len() >= 7 {
+        (f[3].to_string(), f[5].to_string())
+    } else if let Some(Some(home)) = t.check_overlay().and_then(|o| o.account(&p.user)) {
+        // In check mode, an earlier `user` task would have added the account.
+        (String::new(), home)
+    } else {
         return Err(OpError::failed(format!("user {} does not exist", p.user)));
-    }
-    let (gid, home) = (f[3].to_string(), f[5].to_string());
+    };
     let path = p
         .path
         .clone()

@@ -74,6 +74,15 @@ fn identity(p: &Params) -> String {
 pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
     let out = sh(t, identity(p)).await?;
     if out.rc == 3 {
+        // Check mode: an earlier task (git, copy, unarchive) would make the tree.
+        if env.check && t.check_overlay().is_some_and(|o| o.would_exist(&p.src)) {
+            let mut r = OpReport::new(true).with("marker", p.marker.clone());
+            r.msg = Some(format!(
+                "{} would be made by an earlier task: would build",
+                p.src
+            ));
+            return Ok(r);
+        }
         return Err(OpError::failed(format!(
             "source tree {} does not exist on the host",
             p.src

@@ -189,6 +189,11 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
     }
     r.changed = true;
     if env.check {
+        // What the checkout would hold is not recorded: later tasks reading
+        // it are "not checked" rather than predicted from the old tree.
+        if let Some(o) = t.check_overlay() {
+            o.would_be_unknown(&p.dest);
+        }
         return Ok(r);
     }
     let checkout = if branch {

@@ -223,7 +223,13 @@ pub async fn run(
         return Ok(r);
     }
     r.changed = true;
-    let Some(tar) = tar else { return Ok(r) };
+    let Some(tar) = tar else {
+        // Check mode: what the tree would hold is not recorded.
+        if let Some(o) = t.check_overlay() {
+            o.would_be_unknown(&p.dest);
+        }
+        return Ok(r);
+    };
     let d = p.dest.trim_end_matches('/');
     let (new, old, dq) = (
         sh_quote(&format!("{d}.ferry-new")),

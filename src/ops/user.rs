@@ -223,6 +223,18 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
             return Err(OpError::command(format!("user {}", p.name), &out));
         }
     }
+    if cmd.is_some()
+        && let Some(o) = t.check_overlay()
+    {
+        match (&cur, p.state_present) {
+            (None, true) => o.would_account(
+                &p.name,
+                Some(p.home.clone().unwrap_or(format!("/home/{}", p.name))),
+            ),
+            (Some(_), false) => o.would_account(&p.name, None),
+            _ => {}
+        }
+    }
     let mut r = OpReport::new(cmd.is_some())
         .with("name", p.name.clone())
         .with("state", if p.state_present { "present" } else { "absent" });

@@ -28,7 +28,8 @@
 //!   (`would_put`, `would_mkdir`, `would_remove`, `would_link`,
 //!   `would_hardlink`, `would_set_attrs`, `would_set_mtime` for unpacked
 //!   archive members, `would_pip` for the package set of a Python
-//!   environment); outside a `--check` run that is `None` and nothing is
+//!   environment, `would_account` for a local account `user` would add or
+//!   remove); outside a `--check` run that is `None` and nothing is
 //!   recorded.
 //! - A path a skipped command/script names in `creates:`/`removes:` is
 //!   recorded unknown (`would_be_unknown`): a task that then reads it
@@ -108,6 +109,8 @@ pub struct CheckState {
     users: Mutex<HashMap<String, Arc<OnceCell<UserIds>>>>,
     /// Python environments `pip` would have changed, by environment (venv path or pip command).
     pips: Mutex<HashMap<String, PipEnv>>,
+    /// Local accounts `user` would have added (`Some(home)`) or removed (`None`), by name.
+    accounts: Mutex<HashMap<String, Option<String>>>,
 }
 
 /// What check-mode `pip` tasks would have done to one Python environment.
@@ -657,6 +660,28 @@ impl CheckTransport {
                 .entry(key.to_string())
                 .or_default(),
         );
+    }
+
+    /// What earlier check-mode `user` tasks would have done to account `name`:
+    /// `Some(Some(home))` added, `Some(None)` removed, `None` nothing.
+    pub fn account(&self, name: &str) -> Option<Option<String>> {
+        self.state.accounts.lock().unwrap().get(name).cloned()
+    }
+
+    /// Record that a check-mode `user` task would add (`Some(home)`) or remove account `name`.
+    pub fn would_account(&self, name: &str, home: Option<String>) {
+        self.state
+            .accounts
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), home);
+    }
+
+    /// Whether check mode recorded `path` as made by an earlier task (a file,
+    /// directory or link, or unknown content, which marks the asking task
+    /// "not checked"); false for paths it knows nothing about.
+    pub fn would_exist(&self, path: &str) -> bool {
+        matches!(self.found(path), Found::Node(_, n) if n.kind != Kind::Absent)
     }
 
     /// Whether `path` is a directory check mode would create (nothing below
