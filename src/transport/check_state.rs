@@ -794,6 +794,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn accounts_and_would_exist() {
+        let (dir, t) = tp();
+        assert_eq!(t.account("opslab"), None);
+        t.would_account("opslab", Some("/home/opslab".into()));
+        assert_eq!(t.account("opslab"), Some(Some("/home/opslab".into())));
+        t.would_account("opslab", None);
+        assert_eq!(t.account("opslab"), Some(None));
+
+        let root = dir.path().display().to_string();
+        let (made, unknown) = (format!("{root}/made"), format!("{root}/clone"));
+        assert!(!t.would_exist(&made), "nothing recorded yet");
+        t.would_mkdir(&made, None, None, None).await.unwrap();
+        assert!(t.would_exist(&made));
+        assert_eq!(t.unknown_seen(), None);
+        t.would_be_unknown(&unknown);
+        assert!(t.would_exist(&unknown));
+        assert_eq!(
+            t.unknown_seen(),
+            Some(unknown.clone()),
+            "asking marks the task not checked"
+        );
+        t.would_remove(&made);
+        assert!(!t.would_exist(&made));
+    }
+
+    #[tokio::test]
     async fn later_ops_see_what_earlier_ones_would_have_made() {
         let (dir, t) = tp();
         let root = dir.path().display().to_string();
