@@ -104,7 +104,7 @@ pub fn condition(p: &Params) -> String {
 
 pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
     if env.check {
-        return Ok(OpReport::new(false).msg("skipped in check mode"));
+        return Ok(OpReport::new(false).msg("not waited for in check mode"));
     }
     let cond = condition(p);
     let script = format!(
