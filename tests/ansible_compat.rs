@@ -16,13 +16,11 @@
 mod lab_fixture;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use lab_fixture::LabGuard;
-use sha2::Digest;
 
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ansible_compat")
@@ -254,49 +252,6 @@ fn tree(lab: &LabGuard, host: &str, h: &Header) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Every file the host's overlay holds (its changes against `/`), with mode,
-/// owner, size, mtime and content hash: equal before and after means the run
-/// changed nothing on the host.
-fn overlay_listing(lab: &LabGuard, index: u32) -> BTreeMap<String, String> {
-    let upper = lab.state_dir.join(format!("hosts/{index}/upper"));
-    let mut out = BTreeMap::new();
-    let mut stack = vec![upper.clone()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let p = e.path();
-            let m = std::fs::symlink_metadata(&p).unwrap();
-            let rel = p.strip_prefix(&upper).unwrap().display().to_string();
-            let desc = if m.is_dir() {
-                stack.push(p.clone());
-                // A directory copied up unchanged (a temp file made and
-                // removed in it, e.g. by sshd) is not a change.
-                let lower = std::fs::symlink_metadata(Path::new("/").join(&rel)).ok();
-                if lower
-                    .is_some_and(|l| (l.mode(), l.uid(), l.gid()) == (m.mode(), m.uid(), m.gid()))
-                {
-                    continue;
-                }
-                format!("dir {:o} {}:{}", m.mode(), m.uid(), m.gid())
-            } else if m.file_type().is_symlink() {
-                format!("link -> {}", std::fs::read_link(&p).unwrap().display())
-            } else {
-                let sum = sha2::Sha256::digest(std::fs::read(&p).unwrap_or_default());
-                format!(
-                    "file {:o} {}:{} {} mtime {} {:x}",
-                    m.mode(),
-                    m.uid(),
-                    m.gid(),
-                    m.size(),
-                    m.mtime(),
-                    sum
-                )
-            };
-            out.insert(rel, desc);
-        }
-    }
-    out
-}
-
 fn setup(playbook: &str) -> (PathBuf, Header, tempfile::TempDir, Vec<String>, LabGuard) {
     let pb = corpus_dir().join(playbook);
     let h = header(&pb);
@@ -369,9 +324,9 @@ fn compat(playbook: &str) {
 fn check_predicts(playbook: &str) {
     let (pb, _h, _repo, extra, lab) = setup(playbook);
     let host = lab.hosts[1].name.clone();
-    let before = overlay_listing(&lab, 2);
+    let before = lab.overlay_listing(2);
     let check = ferry(&lab, &host, &pb, &extra, &["--check"]);
-    let after = overlay_listing(&lab, 2);
+    let after = lab.overlay_listing(2);
     assert_eq!(before, after, "{playbook}: --check changed the host");
     assert!(
         check.out.status.success(),
@@ -507,7 +462,7 @@ fn copy_with_missing_source_fails_before_any_host_is_touched() {
 
     let lab = LabGuard::up("compatbad", 1);
     let host = lab.hosts[0].name.clone();
-    let before = overlay_listing(&lab, 1);
+    let before = lab.overlay_listing(1);
     let run = ferry(&lab, &host, &pb, &[], &[]);
     assert!(
         !run.out.status.success(),
@@ -519,7 +474,7 @@ fn copy_with_missing_source_fails_before_any_host_is_touched() {
         "{}",
         show(&run.out)
     );
-    assert_eq!(before, overlay_listing(&lab, 1), "the host was touched");
+    assert_eq!(before, lab.overlay_listing(1), "the host was touched");
     let probe = lab.exec(&host, "test -e /srv/compat/missing");
     assert!(!probe.status.success(), "the task before the bad copy ran");
 }
@@ -606,10 +561,10 @@ fn check_diff_shows_what_the_run_then_does() {
             .map(|l| format!("{l}\n"))
             .collect()
     };
-    let before = overlay_listing(&lab, 2);
+    let before = lab.overlay_listing(2);
     let check = ferry(&lab, &host, &pb, &extra, &["--check", "--diff"]);
     assert!(check.out.status.success(), "{}", show(&check.out));
-    assert_eq!(before, overlay_listing(&lab, 2), "--check changed the host");
+    assert_eq!(before, lab.overlay_listing(2), "--check changed the host");
     let real = ferry(&lab, &host, &pb, &extra, &["--diff"]);
     assert!(real.out.status.success(), "{}", show(&real.out));
     let check_text = stable(&check.out);

@@ -423,49 +423,6 @@ fn ferry_run(lab: &LabGuard, what: &str, fx: &Fixture, flags: &[&str]) -> RunEve
     run_events(&ev, &host)
 }
 
-/// Every file the host's overlay holds (its changes against `/`), with mode,
-/// owner, size, mtime and content hash.
-fn overlay_listing(lab: &LabGuard, index: u32) -> BTreeMap<String, String> {
-    let upper = lab.state_dir.join(format!("hosts/{index}/upper"));
-    assert!(upper.is_dir(), "no overlay upper dir {}", upper.display());
-    let mut out = BTreeMap::new();
-    let mut stack = vec![upper.clone()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let p = e.path();
-            let m = std::fs::symlink_metadata(&p).unwrap();
-            let rel = p.strip_prefix(&upper).unwrap().display().to_string();
-            let desc = if m.is_dir() {
-                stack.push(p.clone());
-                // A directory copied up unchanged (a temp file made and
-                // removed in it, e.g. by sshd) is not a change.
-                let lower = std::fs::symlink_metadata(Path::new("/").join(&rel)).ok();
-                if lower
-                    .is_some_and(|l| (l.mode(), l.uid(), l.gid()) == (m.mode(), m.uid(), m.gid()))
-                {
-                    continue;
-                }
-                format!("dir {:o} {}:{}", m.mode(), m.uid(), m.gid())
-            } else if m.file_type().is_symlink() {
-                format!("link -> {}", std::fs::read_link(&p).unwrap().display())
-            } else {
-                let sum = sha2::Sha256::digest(std::fs::read(&p).unwrap_or_default());
-                format!(
-                    "file {:o} {}:{} {} mtime {} {:x}",
-                    m.mode(),
-                    m.uid(),
-                    m.gid(),
-                    m.size(),
-                    m.mtime(),
-                    sum
-                )
-            };
-            out.insert(rel, desc);
-        }
-    }
-    out
-}
-
 /// Host state outside files that check mode must not touch.
 fn live_state(lab: &LabGuard, host: &str) -> String {
     lab.exec_ok(
@@ -685,11 +642,11 @@ fn check_on_a_fresh_host_predicts_the_first_run() {
     let fx = fixture();
     let lab = lab();
     let host = lab.hosts[0].name.clone();
-    let (before, live_before) = (overlay_listing(&lab, 1), live_state(&lab, &host));
+    let (before, live_before) = (lab.overlay_listing(1), live_state(&lab, &host));
     let check = ferry_run(&lab, "check", &fx, &["--check"]);
     assert_eq!(
         before,
-        overlay_listing(&lab, 1),
+        lab.overlay_listing(1),
         "--check changed files on the host"
     );
     assert_eq!(

@@ -8,7 +8,11 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+use sha2::Digest;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -291,6 +295,50 @@ impl LabGuard {
             text(&out.stderr)
         );
         (out, read_events(events))
+    }
+
+    /// Every file the host's overlay holds (its changes against `/`), with mode,
+    /// owner, size, mtime and content hash: equal before and after means a run
+    /// changed nothing on host `index` (1-based).
+    pub fn overlay_listing(&self, index: u32) -> BTreeMap<String, String> {
+        let upper = self.state_dir.join(format!("hosts/{index}/upper"));
+        assert!(upper.is_dir(), "no overlay upper dir {}", upper.display());
+        let mut out = BTreeMap::new();
+        let mut stack = vec![upper.clone()];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                let m = std::fs::symlink_metadata(&p).unwrap();
+                let rel = p.strip_prefix(&upper).unwrap().display().to_string();
+                let desc = if m.is_dir() {
+                    stack.push(p.clone());
+                    // A directory copied up unchanged (a temp file made and
+                    // removed in it, e.g. by sshd) is not a change.
+                    let lower = std::fs::symlink_metadata(Path::new("/").join(&rel)).ok();
+                    if lower.is_some_and(|l| {
+                        (l.mode(), l.uid(), l.gid()) == (m.mode(), m.uid(), m.gid())
+                    }) {
+                        continue;
+                    }
+                    format!("dir {:o} {}:{}", m.mode(), m.uid(), m.gid())
+                } else if m.file_type().is_symlink() {
+                    format!("link -> {}", std::fs::read_link(&p).unwrap().display())
+                } else {
+                    let sum = sha2::Sha256::digest(std::fs::read(&p).unwrap_or_default());
+                    format!(
+                        "file {:o} {}:{} {} mtime {} {:x}",
+                        m.mode(),
+                        m.uid(),
+                        m.gid(),
+                        m.size(),
+                        m.mtime(),
+                        sum
+                    )
+                };
+                out.insert(rel, desc);
+            }
+        }
+        out
     }
 
     /// Take the lab down now (Drop does it otherwise); panics if `down` fails.
