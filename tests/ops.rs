@@ -4,9 +4,12 @@
 //! inode untouched, and check mode predicting the first run while touching
 //! nothing.
 
-use std::collections::BTreeMap;
+#[path = "common/tree.rs"]
+mod tree;
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use tree::snapshot;
 
 use async_trait::async_trait;
 use ferry::ops::outcome::{OpEnv, OpError, OpReport};
@@ -130,40 +133,6 @@ impl Transport for Local {
         })
     }
     async fn close(&self) {}
-}
-
-/// Everything a user could check about a tree: per path, inode, mtime (ns),
-/// mode, owner, content hash or link target.
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
-    let mut out = BTreeMap::new();
-    fn walk(p: &Path, root: &Path, out: &mut BTreeMap<PathBuf, String>) {
-        let m = std::fs::symlink_metadata(p).unwrap();
-        let what = if m.file_type().is_symlink() {
-            format!("link->{}", std::fs::read_link(p).unwrap().display())
-        } else if m.is_file() {
-            hex::encode(sha2::Sha256::digest(std::fs::read(p).unwrap()))
-        } else {
-            "dir".into()
-        };
-        out.insert(
-            p.strip_prefix(root).unwrap().to_path_buf(),
-            format!(
-                "ino={} mtime={}.{} mode={:o} uid={} {what}",
-                m.ino(),
-                m.mtime(),
-                m.mtime_nsec(),
-                m.mode(),
-                m.uid()
-            ),
-        );
-        if m.is_dir() {
-            for e in std::fs::read_dir(p).unwrap() {
-                walk(&e.unwrap().path(), root, out);
-            }
-        }
-    }
-    walk(root, root, &mut out);
-    out
 }
 
 fn args(v: Value) -> Vars {

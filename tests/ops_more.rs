@@ -4,11 +4,14 @@
 //! run and touches nothing, the first run changes, the second changes nothing
 //! (content, mtime, inode), and check mode then predicts no change.
 
-use std::collections::BTreeMap;
+#[path = "common/tree.rs"]
+mod tree;
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
+use tree::snapshot;
 
 use ferry::engine::render::TemplateRender;
 use ferry::ops::{OpContext, OpOutcome, lookup};
@@ -16,41 +19,6 @@ use ferry::playbook::model::Vars;
 use ferry::transport::local::LocalTransport;
 use serde_json::{Value, json};
 use sha2::Digest;
-
-/// Per path: inode, mtime (ns), mode, owner, content hash or link target.
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
-    let mut out = BTreeMap::new();
-    fn walk(p: &Path, root: &Path, out: &mut BTreeMap<PathBuf, String>) {
-        let Ok(m) = std::fs::symlink_metadata(p) else {
-            return;
-        };
-        let what = if m.file_type().is_symlink() {
-            format!("link->{}", std::fs::read_link(p).unwrap().display())
-        } else if m.is_file() {
-            hex::encode(sha2::Sha256::digest(std::fs::read(p).unwrap()))
-        } else {
-            "dir".into()
-        };
-        out.insert(
-            p.strip_prefix(root).unwrap().to_path_buf(),
-            format!(
-                "ino={} mtime={}.{} mode={:o} uid={} {what}",
-                m.ino(),
-                m.mtime(),
-                m.mtime_nsec(),
-                m.mode(),
-                m.uid()
-            ),
-        );
-        if m.is_dir() {
-            for e in std::fs::read_dir(p).unwrap() {
-                walk(&e.unwrap().path(), root, out);
-            }
-        }
-    }
-    walk(root, root, &mut out);
-    out
-}
 
 /// Run op `name` with `args` as the engine does (registry, local transport,
 /// playbook dir `base`, inventory host `web1`).
