@@ -18,12 +18,11 @@
 #[path = "common/lab.rs"]
 mod lab_fixture;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use lab_fixture::{LabGuard, recap_hosts, text};
-use serde_json::Value;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const GUEST: &str = "ferry-guest";
@@ -87,11 +86,6 @@ fn assert_ok(what: &str, out: &Output) {
         text(&out.stdout),
         text(&out.stderr)
     );
-}
-
-/// The recap event of an `--events` JSONL file: host -> counters.
-fn recap(events: &Path) -> serde_json::Map<String, Value> {
-    recap_hosts(&lab_fixture::read_events(events))
 }
 
 /// The NIC inside `host` holding address `ip`.
@@ -263,19 +257,14 @@ fn testbed_provisions_and_migrates_over_the_migration_network() {
         assert_ok(&format!("ferry check {pb}"), &out);
     }
     let first = events("testbed-1");
-    let (out, t_first) = ferry(
-        &lab,
-        &[
-            "run",
-            "-i",
-            &inv,
-            "playbooks/testbed.yml",
-            "--events",
-            first.to_str().unwrap(),
-        ],
+    let started = Instant::now();
+    let (_, ev) = lab.run_ok(
+        "playbooks/testbed.yml (first)",
+        &["playbooks/testbed.yml"],
+        &first,
     );
-    assert_ok("ferry run playbooks/testbed.yml (first)", &out);
-    let r1 = recap(&first);
+    let t_first = started.elapsed();
+    let r1 = recap_hosts(&ev);
     for h in &lab.hosts {
         assert_eq!(r1[&h.name]["failed"], 0, "{}: {r1:?}", h.name);
         assert!(
@@ -284,19 +273,14 @@ fn testbed_provisions_and_migrates_over_the_migration_network() {
         );
     }
     let second = events("testbed-2");
-    let (out, t_second) = ferry(
-        &lab,
-        &[
-            "run",
-            "-i",
-            &inv,
-            "playbooks/testbed.yml",
-            "--events",
-            second.to_str().unwrap(),
-        ],
+    let started = Instant::now();
+    let (out, ev) = lab.run_ok(
+        "playbooks/testbed.yml (second)",
+        &["playbooks/testbed.yml"],
+        &second,
     );
-    assert_ok("ferry run playbooks/testbed.yml (second)", &out);
-    let r2 = recap(&second);
+    let t_second = started.elapsed();
+    let r2 = recap_hosts(&ev);
     for h in &lab.hosts {
         assert_eq!(
             r2[&h.name]["changed"],
