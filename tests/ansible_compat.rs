@@ -409,6 +409,17 @@ fn plain_inventory(dir: &Path) -> PathBuf {
     inv
 }
 
+/// `ferry check` of `pb` against a throwaway inventory in `dir` (no lab).
+fn ferry_check(dir: &Path, pb: &Path) -> Output {
+    Command::new(lab_fixture::ferry_bin())
+        .arg("check")
+        .arg("-i")
+        .arg(plain_inventory(dir))
+        .arg(pb)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn unsupported_parameter_is_rejected_by_check_naming_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -419,13 +430,7 @@ fn unsupported_parameter_is_rejected_by_check_naming_it() {
          copy: {content: x, dest: /tmp/x, unsafe_writes_typo: true}\n",
     )
     .unwrap();
-    let out = Command::new(lab_fixture::ferry_bin())
-        .arg("check")
-        .arg("-i")
-        .arg(plain_inventory(dir.path()))
-        .arg(&pb)
-        .output()
-        .unwrap();
+    let out = ferry_check(dir.path(), &pb);
     let all = show(&out);
     assert!(!out.status.success(), "ferry check accepted it: {all}");
     assert!(
@@ -446,13 +451,7 @@ fn copy_with_missing_source_fails_before_any_host_is_touched() {
          copy: {src: no-such-file.txt, dest: /srv/compat/missing/x}\n",
     )
     .unwrap();
-    let out = Command::new(lab_fixture::ferry_bin())
-        .arg("check")
-        .arg("-i")
-        .arg(plain_inventory(dir.path()))
-        .arg(&pb)
-        .output()
-        .unwrap();
+    let out = ferry_check(dir.path(), &pb);
     assert!(
         !out.status.success(),
         "ferry check accepted it: {}",
