@@ -62,7 +62,7 @@ pub struct ConnectOpts {
     #[arg(short = 'f', long, value_name = "N")]
     pub forks: Option<usize>,
     /// SSH connect timeout in seconds.
-    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    #[arg(long, default_value_t = crate::transport::DEFAULT_CONNECT_TIMEOUT_SECS, value_name = "SECS")]
     pub connect_timeout: u64,
     /// Ask for the become (sudo) password.
     #[arg(short = 'K', long = "ask-become-pass")]
@@ -70,41 +70,6 @@ pub struct ConnectOpts {
     /// SSH user when neither inventory nor ssh config says.
     #[arg(short = 'u', long = "user")]
     pub user: Option<String>,
-}
-
-/// The command line's defaults (a 10 s connect timeout), for commands that reach hosts
-/// without parsing these options (`ferry bench provision`).
-impl Default for ConnectOpts {
-    fn default() -> Self {
-        ConnectOpts {
-            private_key: None,
-            known_hosts: Vec::new(),
-            accept_new_host_keys: false,
-            forks: None,
-            connect_timeout: 10,
-            ask_become_pass: false,
-            user: None,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Probe {
-        #[command(flatten)]
-        connect: super::ConnectOpts,
-    }
-
-    #[test]
-    fn connect_opts_default_is_the_command_lines() {
-        let parsed = Probe::parse_from(["probe"]).connect;
-        let default = super::ConnectOpts::default();
-        assert_eq!(parsed.connect_timeout, default.connect_timeout);
-        assert_eq!(format!("{parsed:?}"), format!("{default:?}"));
-    }
 }
 
 #[derive(Debug, Args)]

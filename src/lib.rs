@@ -5,6 +5,7 @@
 //! everything that happens is an event, and `report` decides how it looks.
 
 pub mod cli;
+pub mod cmd;
 pub mod engine;
 pub mod experiment;
 pub mod facts;

@@ -10,8 +10,6 @@
 //! - [`crate::ops::Render`]: templates (`crate::template`; [`render::TemplateRender`]);
 //! - [`Engine::task_vars`]: variable precedence (to move into `crate::vars`).
 
-pub mod bench;
-pub mod command;
 pub mod events;
 pub mod render;
 

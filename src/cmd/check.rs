@@ -1,8 +1,6 @@
 //! `ferry check`: load and validate inventory, variables, templates and
 //! playbooks; connect nowhere. Prints every problem, exits 0 when clean, 1 otherwise.
 
-use std::io::IsTerminal;
-
 use crate::CmdResult;
 use crate::cli::CheckArgs;
 use crate::inventory::Inventory;
@@ -13,8 +11,8 @@ pub fn check(args: CheckArgs) -> CmdResult {
     let extra_vars =
         crate::vars::parse_extra_vars(&args.inv.extra_vars).map_err(miette::Report::new)?;
 
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    match super::load_and_check(&args.playbooks, &inventory, &extra_vars) {
+    let color = super::color(&std::io::stdout());
+    match crate::playbook::load_and_check(&args.playbooks, &inventory, &extra_vars) {
         Ok((playbooks, warnings)) => {
             if !warnings.is_empty() {
                 print!("{}", CheckReport::new(warnings).render(color));
