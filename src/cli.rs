@@ -30,6 +30,8 @@ pub enum Command {
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Tables, plots and a self-contained HTML report of an experiment's results directory.
+    Report(ReportArgs),
 }
 
 /// Options shared by every command that reads an inventory.
@@ -250,4 +252,23 @@ pub struct BenchCheckArgs {
     /// Tasks in the generated playbook.
     #[arg(long, default_value_t = 500)]
     pub tasks: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The results directory `ferry experiment` wrote (holds results.jsonl).
+    #[arg(value_name = "RESULTS_DIR")]
+    pub results: PathBuf,
+    /// Where the report goes (default: RESULTS_DIR/report).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Formats to write, comma-separated (default: all).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "FORMATS")]
+    pub format: Vec<crate::plot::report::Format>,
+    /// Group runs by these axes only (default: every axis, one group per scenario).
+    #[arg(long, value_enum, num_args = 1.., value_name = "AXIS")]
+    pub group_by: Vec<crate::plot::summary::Axis>,
+    /// A second results directory: the same scenarios side by side with the change in medians.
+    #[arg(long, value_name = "DIR2")]
+    pub compare: Option<PathBuf>,
 }

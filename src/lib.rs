@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod lab;
 pub mod ops;
 pub mod playbook;
+pub mod plot;
 pub mod report;
 pub mod template;
 pub mod transport;

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
             ferry::cmd::bench_provision::provision(args)
         }
         Command::Bench(BenchCommand::Check(args)) => ferry::cmd::bench_check::check(args),
+        Command::Report(args) => ferry::cmd::report::report(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -12,6 +12,7 @@ pub mod exec;
 pub mod facts;
 pub mod inventory;
 pub mod lab;
+pub mod report;
 pub mod run;
 
 use std::io::IsTerminal;

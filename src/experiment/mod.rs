@@ -5,8 +5,10 @@
 //! - [`result`]: the result row ([`result::MigrationResult`]), the samples, and the
 //!   results directory format (`docs/results.md`), which `ferry report` reads.
 //! - [`driver`]: how a migration is started and watched (qmp, virsh, nova).
+//! - [`model`]: what an analytic model of the algorithm predicts for a run.
 
 pub mod driver;
+pub mod model;
 pub mod result;
 pub mod run;
 pub mod scenario;
