@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ferry::cli::{BenchCommand, Cli, Command, LabCommand};
+use ferry::cli::{BenchCommand, Cli, Command, InventoryArgs, InventoryCommand, LabCommand};
 
 fn main() -> ExitCode {
     // One error, one line where it fits: never wrap a message mid-sentence.
@@ -14,6 +14,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => ferry::engine::command::run(args),
         Command::Check(args) => ferry::playbook::command::check(args),
+        Command::Inventory(InventoryArgs {
+            command: Some(InventoryCommand::FromVagrant(args)),
+            ..
+        }) => ferry::inventory::command::from_vagrant(args),
         Command::Inventory(args) => ferry::inventory::command::inventory(args),
         Command::Exec(args) => ferry::engine::command::exec(args),
         Command::Facts(args) => ferry::facts::command(args),

@@ -27,6 +27,7 @@ pub mod command;
 mod ini;
 mod pattern;
 mod render;
+pub mod vagrant;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
