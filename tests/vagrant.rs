@@ -9,7 +9,9 @@
 //! `vagrant ssh-config` and raises its real errors. Only `vagrant ssh NAME -c
 //! 'ip -o -4 addr show'` cannot run without a machine: a wrapper named `vagrant`
 //! first on PATH answers that one with addresses written by hand and hands every
-//! other command to the real Vagrant.
+//! other command to the real Vagrant. One test goes further: the stub's machines
+//! are the hosts of a ferry lab (real sshd, a real migration NIC), so real
+//! `vagrant ssh -c` reaches them, and `ferry exec`/`ferry run` use the inventory.
 //!
 //! Every test needs `vagrant` (and vagrant-libvirt): missing, they fail and say
 //! so (`.ci/setup` installs both).
@@ -402,4 +404,177 @@ fn from_vagrant_says_when_vagrant_is_not_installed() {
             && err.contains("apt-get install vagrant"),
         "{err}"
     );
+}
+
+#[path = "common/lab.rs"]
+mod lab_fixture;
+
+/// The closest this machine comes to a booted Vagrant cluster: a 3-host ferry lab
+/// (real sshd, a real migration NIC `mig0` per host) as the machines of the stub
+/// provider (`FERRY_STUB_SHAPE=lab`). Real Vagrant evaluates ferry's Vagrantfile
+/// with the lab's networks, renders ssh-config, and runs `vagrant ssh NAME -c`
+/// through OpenSSH into each lab host, so every answer ferry reads is real; only
+/// the machines are namespaces instead of VMs. Then host keys: unknown without
+/// `--accept-new-host-keys`, recorded beside the inventory with it, known after.
+#[test]
+fn from_vagrant_on_lab_hosts_finds_the_migration_nic_and_records_host_keys() {
+    real_vagrant();
+    let lab = lab_fixture::LabGuard::up("vagrant", 3);
+    let net = |ip: &str| ip.rsplit_once('.').unwrap().0.to_string();
+    let hosts: Vec<String> = (1..=3)
+        .map(|i| lab.host(&i.to_string()).mgmt_ip.clone())
+        .collect();
+    assert!(
+        hosts
+            .iter()
+            .enumerate()
+            .all(|(i, ip)| ip.ends_with(&format!(".{}", i + 1))),
+        "{hosts:?}"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = tmp.path().join("inventory.yml");
+    let inv_s = inv.display().to_string();
+    let key = lab.private_key().display().to_string();
+    let env: Vec<(&str, String)> = vec![
+        ("VAGRANT_DEFAULT_PROVIDER", "ferry_stub".into()),
+        (
+            "VAGRANT_DOTFILE_PATH",
+            tmp.path().join("dot").display().to_string(),
+        ),
+        ("FERRY_STUB_SHAPE", "lab".into()),
+        ("FERRY_STUB_HOSTS", hosts.join(",")),
+        ("FERRY_STUB_KEY", key),
+        ("FERRY_MGMT_NET", net(&lab.host("1").mgmt_ip)),
+        ("FERRY_MIGRATION_NET", net(&lab.host("1").migration_ip)),
+        ("FERRY_FIRST_ADDRESS", "1".into()),
+        ("FERRY_MIGRATION_MTU", "1500".into()),
+    ];
+    let ferry = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        c.args(args)
+            .current_dir(repo())
+            .env_remove("FERRY_STUB_RUNNING");
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+        c.output().expect("run ferry")
+    };
+    let out = ferry(&[
+        "inventory",
+        "from-vagrant",
+        "--dir",
+        &stub_dir(),
+        "--out",
+        &inv_s,
+    ]);
+    assert!(
+        out.status.success(),
+        "from-vagrant on lab hosts: {}",
+        show(&out)
+    );
+    assert!(!text(&out.stderr).contains("warning"), "{}", show(&out));
+    let out = ferry(&["inventory", "-i", &inv_s, "--list"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (i, m) in ["compute1", "compute2"].iter().enumerate() {
+        let v = &list["_meta"]["hostvars"][m];
+        let lab_host = lab.host(&(i + 2).to_string());
+        assert_eq!(
+            v["ansible_host"],
+            serde_json::json!(lab_host.mgmt_ip),
+            "{m}: {v}"
+        );
+        assert_eq!(
+            v["migration_ip"],
+            serde_json::json!(lab_host.migration_ip),
+            "{m}: {v}"
+        );
+        assert_eq!(
+            v["migration_iface"],
+            serde_json::json!("mig0"),
+            "{m}: the lab's migration NIC, found by asking the host: {v}"
+        );
+    }
+
+    let known_hosts = tmp.path().join("known_hosts");
+    let out = ferry(&["exec", "-i", &inv_s, "all", "--", "true"]);
+    assert!(
+        !out.status.success(),
+        "unknown host keys must be refused: {}",
+        show(&out)
+    );
+    assert!(
+        text(&out.stdout).contains("--accept-new-host-keys")
+            || text(&out.stderr).contains("--accept-new-host-keys"),
+        "{}",
+        show(&out)
+    );
+    let out = ferry(&[
+        "exec",
+        "-i",
+        &inv_s,
+        "--accept-new-host-keys",
+        "all",
+        "--",
+        "true",
+    ]);
+    assert!(
+        out.status.success(),
+        "first run with --accept-new-host-keys: {}",
+        show(&out)
+    );
+    let recorded = std::fs::read_to_string(&known_hosts).unwrap_or_default();
+    assert_eq!(
+        recorded.lines().count(),
+        3,
+        "one key per machine in {}:\n{recorded}",
+        known_hosts.display()
+    );
+    let out = ferry(&["exec", "-i", &inv_s, "all", "--", "true"]);
+    assert!(
+        out.status.success(),
+        "later runs know the keys: {}",
+        show(&out)
+    );
+    let out = ferry(&["check", "-i", &inv_s, "playbooks/testbed.yml"]);
+    assert!(
+        out.status.success() && text(&out.stderr).trim().is_empty(),
+        "{}",
+        show(&out)
+    );
+
+    // The testbed playbook provisions the compute nodes through this inventory
+    // (the lab hosts stand in for the machines; the inventory is only what
+    // from-vagrant wrote), and a second run changes nothing.
+    for (run, must_change) in [("first", true), ("second", false)] {
+        let events = tmp.path().join(format!("{run}.jsonl"));
+        let ev_s = events.display().to_string();
+        let out = ferry(&[
+            "run",
+            "-i",
+            &inv_s,
+            "playbooks/testbed.yml",
+            "--events",
+            &ev_s,
+        ]);
+        assert!(
+            out.status.success(),
+            "ferry run ({run}) on the from-vagrant inventory: {}",
+            show(&out)
+        );
+        let recap = lab_fixture::recap_hosts(&lab_fixture::read_events(&events));
+        for m in ["compute1", "compute2"] {
+            assert_eq!(recap[m]["failed"], 0, "{run} run, {m}: {recap:?}");
+            let changed = recap[m]["changed"].as_u64().unwrap();
+            assert_eq!(
+                changed > 0,
+                must_change,
+                "{run} run, {m} changed {changed}: {recap:?}"
+            );
+        }
+        assert!(
+            !recap.contains_key("controller"),
+            "the testbed play is for compute nodes: {recap:?}"
+        );
+    }
 }
