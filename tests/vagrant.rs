@@ -347,13 +347,14 @@ fn from_vagrant_says_when_a_machine_is_not_running() {
     let w = VagrantWorld::new();
     let out = w.ferry(
         &["inventory", "from-vagrant", "--dir", &stub_dir()],
-        &[("FERRY_STUB_RUNNING", "controller,compute1")],
+        &[("FERRY_STUB_RUNNING", "compute1")],
     );
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert!(out.stdout.is_empty(), "{}", show(&out));
     assert!(
-        err.contains("Vagrant machines not running in") && err.contains(": compute2"),
+        err.contains("Vagrant machines not running in")
+            && err.contains(": controller (not_created), compute2 (not_created)"),
         "{err}"
     );
     assert!(

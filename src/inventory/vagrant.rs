@@ -9,6 +9,9 @@
 //!   the box and provider): `vagrant ssh NAME -c 'ip -o -4 addr show'`
 //!   ([`parse_ip_addr`]).
 //!
+//! When machines are not running, `vagrant status --machine-readable` says which
+//! ([`parse_machine_states`]).
+//!
 //! [`read_cluster`] runs those, [`build_cluster`] joins the answers and
 //! [`inventory_yaml`] writes the inventory. Nothing here prints; hints for the
 //! user travel in [`VagrantError`]'s help and in [`VagrantCluster::warnings`].
@@ -55,8 +58,8 @@ pub enum VagrantError {
     ))]
     NotRunning {
         dir: PathBuf,
-        /// Machines of the plan without an ssh-config entry (the first of them is
-        /// the one Vagrant stopped at), or `["(unknown)"]` without a plan.
+        /// `NAME (state)` as `vagrant status` says, for every machine not running;
+        /// without that answer, the machines `vagrant ssh-config` did not list.
         missing: Vec<String>,
         vagrant_says: String,
     },
@@ -602,16 +605,25 @@ pub fn read_cluster(vagrant: &VagrantDir) -> Result<VagrantCluster, VagrantError
     if !out.status.success() {
         let says = one_line(&out.stderr);
         if says.contains(SSH_NOT_READY) {
-            let listed = parse_ssh_config(&stdout).unwrap_or_default();
-            let missing = match &plan {
-                Some(p) => p
-                    .machines
-                    .iter()
-                    .filter(|m| !listed.iter().any(|h| h.name == m.name))
-                    .map(|m| m.name.clone())
-                    .collect(),
-                None => vec!["(unknown)".to_string()],
-            };
+            let mut missing: Vec<String> = machine_states(vagrant)
+                .into_iter()
+                .filter(|(_, state)| state != "running")
+                .map(|(name, state)| format!("{name} ({state})"))
+                .collect();
+            if missing.is_empty() {
+                // `vagrant status` did not answer: Vagrant stops ssh-config at the
+                // first machine not ready, so these are that one and the ones after it.
+                let listed = parse_ssh_config(&stdout).unwrap_or_default();
+                missing = match &plan {
+                    Some(p) => p
+                        .machines
+                        .iter()
+                        .filter(|m| !listed.iter().any(|h| h.name == m.name))
+                        .map(|m| m.name.clone())
+                        .collect(),
+                    None => vec!["(vagrant status did not say which)".to_string()],
+                };
+            }
             return Err(VagrantError::NotRunning {
                 dir: dir.clone(),
                 missing,
@@ -648,6 +660,28 @@ pub fn read_cluster(vagrant: &VagrantDir) -> Result<VagrantCluster, VagrantError
         nics.insert(name, addrs);
     }
     build_cluster(dir, &ssh, &plan, &nics)
+}
+
+/// Each machine's state, from `vagrant status --machine-readable`
+/// (`TIMESTAMP,NAME,state,STATE` lines); empty when Vagrant does not answer.
+fn machine_states(vagrant: &VagrantDir) -> Vec<(String, String)> {
+    match vagrant.run(&["status", "--machine-readable"], &[]) {
+        Ok(out) if out.status.success() => {
+            parse_machine_states(&String::from_utf8_lossy(&out.stdout))
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The `state` lines of `vagrant status --machine-readable`.
+pub fn parse_machine_states(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut f = line.splitn(4, ',');
+            let (_ts, name, kind, state) = (f.next()?, f.next()?, f.next()?, f.next()?);
+            (kind == "state" && !name.is_empty()).then(|| (name.to_string(), state.to_string()))
+        })
+        .collect()
 }
 
 fn probe_nics(
@@ -764,6 +798,22 @@ mod tests {
         assert!(
             e.to_string().contains("line 2") && e.to_string().contains("twenty"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn vagrant_status_machine_readable() {
+        // Captured like the ssh-config fixtures (see tests/fixtures/vagrant/README.md).
+        let text = include_str!(
+            "../../tests/fixtures/vagrant/status-machine-readable.compute1-running.txt"
+        );
+        assert_eq!(
+            parse_machine_states(text),
+            [
+                ("controller".to_string(), "not_created".to_string()),
+                ("compute1".to_string(), "running".to_string()),
+                ("compute2".to_string(), "not_created".to_string()),
+            ]
         );
     }
 
