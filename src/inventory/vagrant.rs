@@ -531,6 +531,8 @@ impl VagrantDir {
         cmd.args(args)
             .current_dir(&self.dir)
             .stdin(Stdio::null())
+            // --dir says where the Vagrantfile is; VAGRANT_CWD would point Vagrant elsewhere.
+            .env_remove("VAGRANT_CWD")
             .env("VAGRANT_NO_COLOR", "1");
         for (k, v) in env {
             cmd.env(k, v);
