@@ -335,36 +335,35 @@ pub fn build_cluster(
                 m.name
             ));
         }
-        let migration =
-            match &m.migration_ip {
-                None => None,
-                Some(ip) => {
-                    let seen = nics.get(&m.name).map(Vec::as_slice).unwrap_or_default();
-                    let nic = seen.iter().find(|a| &a.ip == ip).ok_or_else(|| {
-                        VagrantError::NoMigrationNic {
-                            machine: m.name.clone(),
-                            ip: ip.clone(),
-                            seen: describe_nics(seen),
-                        }
-                    })?;
-                    if nic.prefix != plan.migration_prefix {
-                        warnings.push(format!(
-                        "machine {}: {} has {}/{} but the plan says /{}; the inventory says /{}",
-                        m.name, nic.iface, ip, nic.prefix, plan.migration_prefix,
-                        plan.migration_prefix
+        let migration = match &m.migration_ip {
+            None => None,
+            Some(ip) => {
+                let seen = nics.get(&m.name).map(Vec::as_slice).unwrap_or_default();
+                let nic = seen.iter().find(|a| &a.ip == ip).ok_or_else(|| {
+                    VagrantError::NoMigrationNic {
+                        machine: m.name.clone(),
+                        ip: ip.clone(),
+                        seen: describe_nics(seen),
+                    }
+                })?;
+                if nic.prefix != plan.migration_prefix {
+                    let (name, iface) = (&m.name, &nic.iface);
+                    let (have, planned) = (nic.prefix, plan.migration_prefix);
+                    warnings.push(format!(
+                        "machine {name}: {iface} has {ip}/{have}, the plan /{planned} (used)"
                     ));
-                    }
-                    if !seen.is_empty() && !seen.iter().any(|a| a.ip == m.mgmt_ip) {
-                        warnings.push(format!(
-                            "machine {}: no NIC holds its management address {} (it has: {})",
-                            m.name,
-                            m.mgmt_ip,
-                            describe_nics(seen)
-                        ));
-                    }
-                    Some((ip.clone(), nic.iface.clone()))
                 }
-            };
+                if !seen.is_empty() && !seen.iter().any(|a| a.ip == m.mgmt_ip) {
+                    warnings.push(format!(
+                        "machine {}: no NIC holds its management address {} (it has: {})",
+                        m.name,
+                        m.mgmt_ip,
+                        describe_nics(seen)
+                    ));
+                }
+                Some((ip.clone(), nic.iface.clone()))
+            }
+        };
         hosts.push(VagrantHost {
             name: m.name.clone(),
             group,
@@ -867,6 +866,31 @@ mod tests {
             c.hosts[2].migration,
             Some(("10.10.0.12".to_string(), "ens7".to_string()))
         );
+    }
+
+    #[test]
+    fn vagrant_machine_of_neither_group_is_ungrouped_with_a_warning() {
+        let mut ssh = parse_ssh_config(LIBVIRT_SHAPE).unwrap();
+        ssh[0].name = "storage".into();
+        let mut plan = plan();
+        plan.machines[0].name = "storage".into();
+        let nics = HashMap::from([
+            ("compute1".to_string(), nics_of(1)),
+            ("compute2".to_string(), nics_of(2)),
+        ]);
+        let c = build_cluster(Path::new("."), &ssh, &plan, &nics).unwrap();
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].contains("storage is in neither group"),
+            "{:?}",
+            c.warnings
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inventory.yml");
+        std::fs::write(&path, inventory_yaml(&c, Path::new("/kh"))).unwrap();
+        let inv = crate::inventory::Inventory::load(&[path]).unwrap();
+        assert_eq!(inv.group_hosts("ungrouped"), ["storage"]);
+        assert!(inv.group_hosts("controller").is_empty());
     }
 
     #[test]
