@@ -422,15 +422,17 @@ fn shell_word(s: &str) -> String {
 pub fn inventory_yaml(cluster: &VagrantCluster, known_hosts: &Path) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "# Written by `ferry inventory from-vagrant` from `vagrant ssh-config` in {}\n\
-         # and the network plan its Vagrantfile wrote; the migration NIC of each compute\n\
-         # node is the one holding its migration address (`vagrant ssh NAME -c '{IP_ADDR_COMMAND}'`).\n\
-         # Run it again after `vagrant up`, `reload` or `destroy` (addresses and ports may change).\n\
+        "# Written by `ferry inventory from-vagrant` from `vagrant ssh-config` in\n\
+         #   {}\n\
+         # and the network plan its Vagrantfile wrote; each compute node's migration NIC is\n\
+         # the one holding its migration address (`vagrant ssh NAME -c '{IP_ADDR_COMMAND}'`).\n\
+         # Run it again after `vagrant up`, `reload` or `destroy` (addresses and ports change).\n\
          #\n\
-         # Host keys: checked against {} (Vagrant's ssh-config turns checking off;\n\
-         # ferry does not). The first run records them:\n\
+         # Host keys are checked against\n\
+         #   {}\n\
+         # (Vagrant's ssh-config turns checking off; ferry does not). The first run records them:\n\
          #   ferry run -i THIS_FILE --accept-new-host-keys playbooks/testbed.yml\n\
-         # After `vagrant destroy` the machines have new keys: delete that file.\n",
+         # After `vagrant destroy`, the machines have new keys: delete that file.\n",
         cluster.dir.display(),
         known_hosts.display()
     ));
@@ -908,6 +910,36 @@ mod tests {
                 && msg.contains("10.10.0.12")
                 && msg.contains("ens6 192.168.56.12/24"),
             "{msg}"
+        );
+    }
+
+    /// The comment heading `inventories/vagrant.yml`; the rest of that file is
+    /// what `inventory_yaml` writes for [`cluster`].
+    const EXAMPLE_HEADER: &str = "\
+# What `ferry inventory from-vagrant --dir vagrant --out vagrant/inventory.yml` writes
+# for the default vagrant/Vagrantfile under vagrant-libvirt, kept here as a documented
+# example (a unit test in src/inventory/vagrant.rs keeps it equal to what ferry
+# writes). The ssh-config part is real Vagrant 2.3.4 output behind a stub provider
+# (tests/fixtures/vagrant/); the 192.168.121.x SSH addresses and the NIC names
+# (ens5..ens7) are examples: use the file from-vagrant writes for your machines.
+#
+";
+
+    #[test]
+    fn vagrant_example_inventory_is_what_ferry_writes() {
+        let kh = Path::new("/home/you/ferry/vagrant/known_hosts");
+        let mut c = cluster();
+        c.dir = PathBuf::from("/home/you/ferry/vagrant");
+        let expected = format!("{EXAMPLE_HEADER}{}", inventory_yaml(&c, kh));
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/inventories/vagrant.yml");
+        if std::env::var_os("FERRY_WRITE_EXAMPLES").is_some() {
+            std::fs::write(path, &expected).unwrap();
+        }
+        let actual = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            actual == expected,
+            "inventories/vagrant.yml differs from what from-vagrant writes; \
+             rewrite it with FERRY_WRITE_EXAMPLES=1 cargo test --lib vagrant_example"
         );
     }
 
