@@ -122,7 +122,10 @@ pub struct CheckArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct InventoryArgs {
+    #[command(subcommand)]
+    pub command: Option<InventoryCommand>,
     #[command(flatten)]
     pub inv: InventoryOpts,
     /// Print the whole inventory as JSON (ansible-inventory --list shape).
@@ -137,6 +140,22 @@ pub struct InventoryArgs {
     /// With --host: say which layer and file:line set VAR, and what it overrode.
     #[arg(long, value_name = "VAR", requires = "host")]
     pub explain: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InventoryCommand {
+    /// Write an inventory for a running Vagrant cluster (`vagrant ssh-config` + the Vagrantfile's network plan).
+    FromVagrant(FromVagrantArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FromVagrantArgs {
+    /// Directory holding the Vagrantfile (`vagrant` runs there).
+    #[arg(long, value_name = "DIR", default_value = "vagrant")]
+    pub dir: PathBuf,
+    /// Write the inventory to FILE (default: stdout); host keys go to `known_hosts` beside it.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -70,3 +70,47 @@ fn emit(text: &str) {
     use std::io::Write;
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
+
+/// `ferry inventory from-vagrant [--dir DIR] [--out FILE]`.
+pub fn from_vagrant(args: crate::cli::FromVagrantArgs) -> CmdResult {
+    use crate::inventory::vagrant::{VagrantDir, inventory_yaml, read_cluster};
+    let cluster = read_cluster(&VagrantDir::new(&args.dir))?;
+    for w in &cluster.warnings {
+        eprintln!("warning: {w}");
+    }
+    // Host keys go beside the inventory (beside the Vagrantfile when printing it).
+    let beside = match &args.out {
+        Some(out) => out
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default(),
+        None => args.dir.clone(),
+    };
+    let beside = if beside.as_os_str().is_empty() {
+        ".".into()
+    } else {
+        beside
+    };
+    let beside = std::fs::canonicalize(&beside)
+        .into_diagnostic()
+        .map_err(|e| e.wrap_err(format!("directory {}", beside.display())))?;
+    let known_hosts = beside.join("known_hosts");
+    let yaml = inventory_yaml(&cluster, &known_hosts);
+    match &args.out {
+        None => emit(&yaml),
+        Some(out) => {
+            std::fs::write(out, &yaml)
+                .into_diagnostic()
+                .map_err(|e| e.wrap_err(format!("write {}", out.display())))?;
+            let names: Vec<&str> = cluster.hosts.iter().map(|h| h.name.as_str()).collect();
+            eprintln!(
+                "wrote {} ({}); the first `ferry run -i {} --accept-new-host-keys ...` records host keys in {}",
+                out.display(),
+                names.join(", "),
+                out.display(),
+                known_hosts.display()
+            );
+        }
+    }
+    Ok(0)
+}

@@ -26,6 +26,7 @@
 mod ini;
 mod pattern;
 mod render;
+pub mod vagrant;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
