@@ -10,6 +10,7 @@
 //! - [`compare`]: two directories side by side;
 //! - [`html`]: the self-contained report.html;
 //! - [`report`]: all of it written to an output directory;
+//!
 //! The `ferry report` handler is `crate::cmd::report` (the command layer: it alone prints).
 
 pub mod chart;
