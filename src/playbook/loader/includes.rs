@@ -151,11 +151,10 @@ impl Loader {
         let candidates = [ctx.dir.join(&target), ctx.play_dir.join(&target)];
         let Some(path) = candidates.iter().find(|p| p.is_file()) else {
             self.problem(
-                Problem::error(
+                Problem::no_such_file(
                     &target_node.loc,
                     format!("task file {target} does not exist"),
                 )
-                .label("no such file")
                 .hint(format!(
                     "looked in {} and {}",
                     ctx.dir.display(),
@@ -227,8 +226,7 @@ impl Loader {
                 "file"
             };
             self.problem(
-                Problem::error(&loc, format!("{}: {what} `{name}` not found", task.op))
-                    .label("no such file")
+                Problem::no_such_file(&loc, format!("{}: {what} `{name}` not found", task.op))
                     .hint(format!(
                         "looked in: {}",
                         dirs.iter()

@@ -173,10 +173,7 @@ impl Loader {
                     line: 0,
                     col: 0,
                 });
-                self.problem(
-                    Problem::error(&loc, format!("cannot read {}: {e}", path.display()))
-                        .label("this file"),
-                );
+                self.problem(Problem::unreadable(&loc, "", path, &e).label("this file"));
                 None
             }
         }

@@ -124,11 +124,10 @@ impl Loader {
             let target = base_dir.join(file);
             if !target.exists() {
                 self.problem(
-                    Problem::error(
+                    Problem::no_such_file(
                         &v.loc,
                         format!("imported playbook {} does not exist", target.display()),
                     )
-                    .label("no such file")
                     .hint("file names are relative to the importing playbook's directory"),
                 );
                 return;
@@ -341,11 +340,10 @@ impl Loader {
             let path = base_dir.join(name);
             if !path.exists() {
                 self.problem(
-                    Problem::error(
+                    Problem::no_such_file(
                         &i.loc,
                         format!("vars file {} does not exist", path.display()),
                     )
-                    .label("no such file")
                     .hint("vars_files are relative to the playbook's directory"),
                 );
                 continue;

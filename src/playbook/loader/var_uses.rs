@@ -47,11 +47,7 @@ impl Loader {
             Ok(s) => s,
             Err(e) => {
                 self.problem(
-                    Problem::error(
-                        from,
-                        format!("cannot read template {}: {e}", path.display()),
-                    )
-                    .label("this template"),
+                    Problem::unreadable(from, "template ", path, &e).label("this template"),
                 );
                 return None;
             }
