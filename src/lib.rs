@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod engine;
+pub mod exit;
 pub mod experiment;
 pub mod facts;
 pub mod inventory;
@@ -27,7 +28,6 @@ pub const VERSION_LONG: &str = concat!(
     ")"
 );
 
-/// What a command hands back to `main`: an exit code, or one error report.
-/// Exit codes follow Ansible: 0 ok, 1 bad input/other, 2 a host failed,
-/// 4 a host unreachable, 130 interrupted.
+/// What a command hands back to `main`: an exit code ([`exit`]), or one error report
+/// (exit code [`exit::ERROR`]).
 pub type CmdResult = miette::Result<u8>;
