@@ -11,7 +11,7 @@
 //! (block/rescue/always, inherited keywords), `selection` (tags, `--start-at-task`),
 //! `task` (one task on its hosts and its result), `loops` and `item` (loop items,
 //! delegation, retries/until), `handlers`, `task_vars` (variable assembly),
-//! `check_mode`, `connect` (one connection per host), `hosts`.
+//! `play_run` (one batch's state), `check_mode`, `connect` (one connection per host), `hosts`.
 
 mod blocks;
 mod check_mode;
@@ -21,6 +21,7 @@ mod handlers;
 mod hosts;
 mod item;
 mod loops;
+mod play_run;
 pub mod render;
 mod scheduler;
 mod selection;
