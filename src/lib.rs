@@ -1,8 +1,12 @@
 //! ferry: testbed-as-code for live-migration research.
 //!
-//! The map of this crate is `../shared/DESIGN.md`. Dependencies flow one way:
-//! cli -> engine/experiment -> ops -> transport. Nothing below `cli` prints:
-//! everything that happens is an event, and `report` decides how it looks.
+//! The map of this crate is `../shared/DESIGN.md`; the layers and the import directions
+//! that hold today are in `docs/architecture.md`, checked by `tests/architecture.rs`.
+//! `cmd` holds one handler per subcommand (it reads `cli`'s definitions, loads inputs,
+//! chooses reporters and prints); below it, `engine` (and `experiment`) run on `ops`,
+//! which run on `transport`. Nothing below `cmd` prints: the engine emits events and
+//! `report` turns them into text. `playbook`, `vars`, `template`, `yaml` and `exit` are
+//! shared by all of them.
 
 pub mod cli;
 pub mod cmd;
