@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::builder::PossibleValue;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::engine::Strategy;
 
 /// ferry: testbed-as-code for live-migration research.
 #[derive(Debug, Parser)]
@@ -61,8 +64,8 @@ pub struct ConnectOpts {
     #[arg(long)]
     pub accept_new_host_keys: bool,
     /// Hosts worked on at once.
-    #[arg(short = 'f', long, value_name = "N")]
-    pub forks: Option<usize>,
+    #[arg(short = 'f', long, value_name = "N", default_value_t = crate::engine::DEFAULT_FORKS)]
+    pub forks: usize,
     /// SSH connect timeout in seconds.
     #[arg(long, default_value_t = crate::transport::DEFAULT_CONNECT_TIMEOUT_SECS, value_name = "SECS")]
     pub connect_timeout: u64,
@@ -99,8 +102,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME")]
     pub start_at_task: Option<String>,
     /// Strategy: linear (a task on all hosts before the next) or free.
-    #[arg(long, default_value = "linear")]
-    pub strategy: String,
+    #[arg(long, value_enum, default_value_t = Strategy::Linear)]
+    pub strategy: Strategy,
     /// Run notified handlers even when a host failed.
     #[arg(long)]
     pub force_handlers: bool,
@@ -255,12 +258,12 @@ pub struct BenchProvisionArgs {
     /// Tasks per host.
     #[arg(long, default_value_t = 20)]
     pub tasks: u32,
-    /// Use this inventory instead of making a lab.
-    #[arg(short = 'i', long = "inventory")]
-    pub inventory: Option<PathBuf>,
+    /// Use this inventory instead of making a lab (repeatable; merged in order).
+    #[arg(short = 'i', long = "inventory", value_name = "INV")]
+    pub inventory: Vec<PathBuf>,
     /// `linear` (every host finishes a task before the next starts) or `free`.
-    #[arg(long, default_value = "linear")]
-    pub strategy: String,
+    #[arg(long, value_enum, default_value_t = Strategy::Linear)]
+    pub strategy: Strategy,
 }
 
 #[derive(Debug, Args)]
@@ -290,4 +293,15 @@ pub struct ReportArgs {
     /// A second results directory: the same scenarios side by side with the change in medians.
     #[arg(long, value_name = "DIR2")]
     pub compare: Option<PathBuf>,
+}
+
+/// `--strategy linear|free`: the engine's [`Strategy`], named as it names them.
+impl ValueEnum for Strategy {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Strategy::Linear, Strategy::Free]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()))
+    }
 }

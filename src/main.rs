@@ -35,7 +35,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(report) => {
             eprintln!("{report:?}");
-            ExitCode::from(1)
+            ExitCode::from(ferry::exit::ERROR)
         }
     }
 }

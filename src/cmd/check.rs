@@ -3,6 +3,7 @@
 
 use crate::CmdResult;
 use crate::cli::CheckArgs;
+use crate::exit;
 use crate::inventory::Inventory;
 use crate::playbook::diag::CheckReport;
 
@@ -23,11 +24,11 @@ pub fn check(args: CheckArgs) -> CmdResult {
                 "ok: {} playbook(s), {plays} play(s), {tasks} task(s) checked",
                 playbooks.len()
             );
-            Ok(0)
+            Ok(exit::OK)
         }
         Err(report) => {
             print!("{}", report.render(color));
-            Ok(1)
+            Ok(exit::ERROR)
         }
     }
 }
