@@ -9,13 +9,16 @@
 //! - [`store`]: the results directory written row by row, read back, resumed.
 //! - [`driver`]: how a migration is started and watched (qmp, virsh, nova).
 
+pub mod check;
 pub mod clock;
 pub mod driver;
 pub mod flavor;
 pub mod matrix;
+pub mod pairs;
 pub mod quantity;
 pub mod result;
 pub mod run;
 pub mod scenario;
+pub mod source;
 pub mod spec;
 pub mod store;
