@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         Command::Inventory(args) => ferry::inventory::command::inventory(args),
         Command::Exec(args) => ferry::engine::command::exec(args),
         Command::Facts(args) => ferry::facts::command(args),
+        Command::Experiment(args) => ferry::experiment::command::experiment(args),
         Command::Lab(LabCommand::Up(args)) => ferry::lab::command::up(args),
         Command::Lab(LabCommand::Down(args)) => ferry::lab::command::down(args),
         Command::Lab(LabCommand::Status(args)) => ferry::lab::command::status(args),

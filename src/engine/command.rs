@@ -89,7 +89,10 @@ fn drive(engine: Engine, playbooks: Vec<Playbook>) -> CmdResult {
 }
 
 pub fn run(args: RunArgs) -> CmdResult {
-    let strategy: Strategy = args.strategy.parse().map_err(|e: String| miette!("{e}"))?;
+    // A bad --strategy is an error before anything is loaded.
+    args.strategy
+        .parse::<Strategy>()
+        .map_err(|e: String| miette!("{e}"))?;
     let extra_vars = extra_vars(&args.inv)?;
     let inventory = load_inventory(&args.inv)?;
     // Everything is loaded and checked before any connection; a problem stops here.
@@ -107,6 +110,30 @@ pub fn run(args: RunArgs) -> CmdResult {
             return Ok(1);
         }
     };
+    if crate::experiment::command::has_experiments(&playbooks) {
+        // Plays with `experiment:` run in the experiment stage, the others here, in order.
+        let inv = inventory.clone();
+        return crate::experiment::command::run_with_experiments(
+            playbooks,
+            &inv,
+            &args.inv,
+            &extra_vars,
+            &args.connect,
+            &args.out,
+            |group| run_engine(&args, inventory.clone(), extra_vars.clone(), group),
+        );
+    }
+    run_engine(&args, inventory, extra_vars, playbooks)
+}
+
+/// The engine over `playbooks` with `ferry run`'s options and reporters.
+fn run_engine(
+    args: &RunArgs,
+    inventory: Inventory,
+    extra_vars: Vars,
+    playbooks: Vec<Playbook>,
+) -> CmdResult {
+    let strategy: Strategy = args.strategy.parse().map_err(|e: String| miette!("{e}"))?;
     let hosts: Arc<dyn HostSource> =
         Arc::new(InventoryHosts::new(inventory, args.inv.limit.clone()));
     let opts = RunOptions {

@@ -7,17 +7,24 @@
 //! - [`result`]: the result row ([`result::MigrationResult`]), the samples, and the
 //!   results directory format (`docs/results.md`), which `ferry report` reads.
 //! - [`store`]: the results directory written row by row, read back, resumed.
+//! - [`pairs`]: the experiment's hosts resolved against the inventory.
+//! - [`runner`]: connect, record provenance, run the matrix, append rows, stop on Ctrl-C.
+//! - [`provenance`]: what a results directory records about ferry, the file and the hosts.
 //! - [`driver`]: how a migration is started and watched (qmp, virsh, nova).
 
 pub mod check;
 pub mod clock;
+pub mod command;
 pub mod driver;
+pub mod events;
 pub mod flavor;
 pub mod matrix;
 pub mod pairs;
+pub mod provenance;
 pub mod quantity;
 pub mod result;
 pub mod run;
+pub mod runner;
 pub mod scenario;
 pub mod source;
 pub mod spec;
