@@ -49,6 +49,9 @@ pub fn plan_of(
     let spec = src.parse()?;
     let play_hosts = src.play.hosts.as_ref().map(|(h, _)| h.as_str());
     let hosts = pairs::resolve(&spec, inventory, play_hosts, limit)?;
+    // A driver that cannot be made is a problem now, before any host is touched.
+    driver_for(spec.driver, &spec.driver_options)
+        .map_err(|e| vec![Problem::error(&spec.loc, e).label("this experiment")])?;
     let file_bytes = std::fs::read(&src.file).map_err(|e| {
         vec![Problem::error(
             &spec.loc,
