@@ -32,6 +32,8 @@ pub enum Command {
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Tables, plots and a self-contained HTML report of an experiment's results directory.
+    Report(ReportArgs),
 }
 
 /// Options shared by every command that reads an inventory.
@@ -64,7 +66,7 @@ pub struct ConnectOpts {
     #[arg(short = 'f', long, value_name = "N")]
     pub forks: Option<usize>,
     /// SSH connect timeout in seconds.
-    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    #[arg(long, default_value_t = crate::transport::DEFAULT_CONNECT_TIMEOUT_SECS, value_name = "SECS")]
     pub connect_timeout: u64,
     /// Ask for the become (sudo) password.
     #[arg(short = 'K', long = "ask-become-pass")]
@@ -72,41 +74,6 @@ pub struct ConnectOpts {
     /// SSH user when neither inventory nor ssh config says.
     #[arg(short = 'u', long = "user")]
     pub user: Option<String>,
-}
-
-/// The command line's defaults (a 10 s connect timeout), for commands that reach hosts
-/// without parsing these options (`ferry bench provision`).
-impl Default for ConnectOpts {
-    fn default() -> Self {
-        ConnectOpts {
-            private_key: None,
-            known_hosts: Vec::new(),
-            accept_new_host_keys: false,
-            forks: None,
-            connect_timeout: 10,
-            ask_become_pass: false,
-            user: None,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Probe {
-        #[command(flatten)]
-        connect: super::ConnectOpts,
-    }
-
-    #[test]
-    fn connect_opts_default_is_the_command_lines() {
-        let parsed = Probe::parse_from(["probe"]).connect;
-        let default = super::ConnectOpts::default();
-        assert_eq!(parsed.connect_timeout, default.connect_timeout);
-        assert_eq!(format!("{parsed:?}"), format!("{default:?}"));
-    }
 }
 
 #[derive(Debug, Args)]
@@ -310,4 +277,23 @@ pub struct BenchCheckArgs {
     /// Tasks in the generated playbook.
     #[arg(long, default_value_t = 500)]
     pub tasks: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The results directory `ferry experiment` wrote (holds results.jsonl).
+    #[arg(value_name = "RESULTS_DIR")]
+    pub results: PathBuf,
+    /// Where the report goes (default: RESULTS_DIR/report).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Formats to write, comma-separated (default: all).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "FORMATS")]
+    pub format: Vec<crate::plot::report::Format>,
+    /// Group runs by these axes only (default: every axis, one group per scenario).
+    #[arg(long, value_enum, num_args = 1.., value_name = "AXIS")]
+    pub group_by: Vec<crate::plot::summary::Axis>,
+    /// A second results directory: the same scenarios side by side with the change in medians.
+    #[arg(long, value_name = "DIR2")]
+    pub compare: Option<PathBuf>,
 }

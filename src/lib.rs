@@ -5,6 +5,7 @@
 //! everything that happens is an event, and `report` decides how it looks.
 
 pub mod cli;
+pub mod cmd;
 pub mod engine;
 pub mod experiment;
 pub mod facts;
@@ -12,6 +13,7 @@ pub mod inventory;
 pub mod lab;
 pub mod ops;
 pub mod playbook;
+pub mod plot;
 pub mod report;
 pub mod template;
 pub mod transport;

@@ -12,18 +12,21 @@ fn main() -> ExitCode {
     }));
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => ferry::engine::command::run(args),
-        Command::Check(args) => ferry::playbook::command::check(args),
-        Command::Inventory(args) => ferry::inventory::command::inventory(args),
-        Command::Exec(args) => ferry::engine::command::exec(args),
-        Command::Facts(args) => ferry::facts::command(args),
-        Command::Experiment(args) => ferry::experiment::command::experiment(args),
-        Command::Lab(LabCommand::Up(args)) => ferry::lab::command::up(args),
-        Command::Lab(LabCommand::Down(args)) => ferry::lab::command::down(args),
-        Command::Lab(LabCommand::Status(args)) => ferry::lab::command::status(args),
-        Command::Lab(LabCommand::Exec(args)) => ferry::lab::command::exec(args),
-        Command::Bench(BenchCommand::Provision(args)) => ferry::engine::bench::provision(args),
-        Command::Bench(BenchCommand::Check(args)) => ferry::playbook::bench::check(args),
+        Command::Run(args) => ferry::cmd::run::run(args),
+        Command::Check(args) => ferry::cmd::check::check(args),
+        Command::Inventory(args) => ferry::cmd::inventory::inventory(args),
+        Command::Exec(args) => ferry::cmd::exec::exec(args),
+        Command::Facts(args) => ferry::cmd::facts::facts(args),
+        Command::Experiment(args) => ferry::cmd::experiment::experiment(args),
+        Command::Lab(LabCommand::Up(args)) => ferry::cmd::lab::up(args),
+        Command::Lab(LabCommand::Down(args)) => ferry::cmd::lab::down(args),
+        Command::Lab(LabCommand::Status(args)) => ferry::cmd::lab::status(args),
+        Command::Lab(LabCommand::Exec(args)) => ferry::cmd::lab::exec(args),
+        Command::Bench(BenchCommand::Provision(args)) => {
+            ferry::cmd::bench_provision::provision(args)
+        }
+        Command::Bench(BenchCommand::Check(args)) => ferry::cmd::bench_check::check(args),
+        Command::Report(args) => ferry::cmd::report::report(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -153,7 +153,10 @@ fn good_fixture_checks_clean() {
         Path::new("tests/fixtures/good/basic/playbook.yml"),
     );
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert_eq!(stdout, "ok: 1 playbook(s), 2 play(s), 11 task(s), 1 experiment(s) checked\n");
+    assert_eq!(
+        stdout,
+        "ok: 1 playbook(s), 2 play(s), 11 task(s), 1 experiment(s) checked\n"
+    );
 }
 
 #[test]

@@ -761,7 +761,7 @@ async fn free_strategy_and_max_fail_percentage() {
 #[tokio::test]
 async fn exec_runs_one_command_and_prints_per_host() {
     let dir = tempfile::tempdir().unwrap();
-    let pb = ferry::engine::command::adhoc_playbook(
+    let pb = ferry::cmd::exec::adhoc_playbook(
         "all",
         &["echo".into(), "hi there".into()],
         false,

@@ -6,8 +6,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferry::cli::ConnectOpts;
 use ferry::playbook::model::Vars;
+use ferry::transport::ConnectDefaults;
 use ferry::transport::ssh_config::SshHostConfig;
 use ferry::transport::{Become, CommandSpec, ConnectParams, FileSpec, Transport, TransportError};
 use serde_json::{Value, json};
@@ -140,14 +140,11 @@ impl Sshd {
         if let Some(a) = common_args {
             vars.insert("ansible_ssh_common_args".into(), json!(a));
         }
-        let opts = ConnectOpts {
-            private_key: None,
+        let opts = ConnectDefaults {
             known_hosts: vec![known_hosts],
             accept_new_host_keys: accept_new,
-            forks: None,
-            connect_timeout: 5,
-            ask_become_pass: false,
-            user: None,
+            connect_timeout: Duration::from_secs(5),
+            ..ConnectDefaults::default()
         };
         ConnectParams::build("testhost", &vars, &opts, &SshHostConfig::default()).unwrap()
     }

@@ -11,14 +11,15 @@
 //! - [`runner`]: connect, record provenance, run the matrix, append rows, stop on Ctrl-C.
 //! - [`provenance`]: what a results directory records about ferry, the file and the hosts.
 //! - [`driver`]: how a migration is started and watched (qmp, virsh, nova).
+//! - [`model`]: what an analytic model of the algorithm predicts for a run.
 
 pub mod check;
 pub mod clock;
-pub mod command;
 pub mod driver;
 pub mod events;
 pub mod flavor;
 pub mod matrix;
+pub mod model;
 pub mod pairs;
 pub mod provenance;
 pub mod quantity;

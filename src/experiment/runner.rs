@@ -563,7 +563,15 @@ mod tests {
             use crate::engine::HostSource;
             view.base_vars(h)
         };
-        let connector = crate::engine::command::connector(&crate::cli::ConnectOpts::default());
+        let connector: Arc<dyn Connector> =
+            Arc::new(|host: &str, vars: &Vars| -> crate::engine::ConnectFuture {
+                let params = crate::transport::ConnectParams::from_host_vars(
+                    host,
+                    vars,
+                    &crate::transport::ConnectDefaults::default(),
+                );
+                Box::pin(async move { crate::transport::connect(&params?).await })
+            });
         let sink = crate::experiment::events::CollectedEvents::default();
         let out = tmp.path().join("results");
         let opts = RunnerOptions {

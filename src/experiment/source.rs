@@ -96,6 +96,14 @@ fn walk(path: &Path, out: &mut Vec<ExperimentSource>, seen: &mut Vec<PathBuf>) {
     }
 }
 
+/// Whether any play of these playbooks is an experiment.
+pub fn has_experiments(playbooks: &[crate::playbook::Playbook]) -> bool {
+    playbooks
+        .iter()
+        .flat_map(|p| &p.plays)
+        .any(|p| p.experiment.is_some())
+}
+
 /// The experiment of a loaded play (`play.experiment_loc` names where it was written).
 pub fn of_play(play: &Play) -> Option<ExperimentSource> {
     let loc = play.experiment_loc.as_ref()?;

@@ -23,7 +23,6 @@
 //! but `all` is in `ungrouped`; a group's depth is its longest distance from `all`;
 //! a group that becomes its own descendant is an error naming the cycle.
 
-pub mod command;
 mod ini;
 mod pattern;
 mod render;

@@ -22,7 +22,6 @@
 //! - [`lifecycle`]: `up`, `down`, `status`, `exec` put together.
 
 pub mod address;
-pub mod command;
 pub mod host;
 pub mod lifecycle;
 pub mod network;

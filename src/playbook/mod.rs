@@ -7,9 +7,7 @@
 //!   variables that no layer could define.
 //! - [`load_and_check`] is what `ferry check` and `ferry run` call.
 
-pub mod bench;
 pub mod check;
-pub mod command;
 pub mod diag;
 pub mod loader;
 pub mod model;

@@ -7,13 +7,13 @@ pub mod plain;
 pub mod terminal;
 
 use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use indexmap::IndexMap;
 
-use crate::engine::{Event, EventSink, Fanout, HostStats};
+use crate::engine::{Event, EventSink, HostStats};
 
 pub use plain::{AdhocReporter, PlainReporter};
 pub use terminal::TerminalReporter;
@@ -71,22 +71,4 @@ pub fn recap_lines(hosts: &IndexMap<String, HostStats>, check: bool) -> Vec<Stri
         ));
     }
     lines
-}
-
-/// The reporter for stdout (interactive when stdout is a terminal, plain lines otherwise),
-/// plus the JSON lines log when `events` is given.
-pub fn for_run(verbosity: u8, events: Option<&Path>) -> std::io::Result<Arc<dyn EventSink>> {
-    let mut sinks: Vec<Arc<dyn EventSink>> = Vec::new();
-    if std::io::stdout().is_terminal() {
-        sinks.push(Arc::new(TerminalReporter::new(verbosity)));
-    } else {
-        sinks.push(Arc::new(PlainReporter::new(
-            Box::new(std::io::stdout()),
-            verbosity,
-        )));
-    }
-    if let Some(p) = events {
-        sinks.push(Arc::new(JsonlReporter::create(p)?));
-    }
-    Ok(Arc::new(Fanout(sinks)))
 }

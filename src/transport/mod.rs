@@ -21,7 +21,7 @@ pub mod ssh;
 pub mod ssh_config;
 
 pub use known_hosts::{HostKeyPolicy, KnownHosts};
-pub use params::{ConnectParams, ConnectionKind};
+pub use params::{ConnectDefaults, ConnectParams, ConnectionKind, DEFAULT_CONNECT_TIMEOUT_SECS};
 
 /// Run a command as another user (sudo).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -9,8 +9,38 @@ use serde_json::Value;
 use super::known_hosts::{HostKeyPolicy, KnownHosts};
 use super::ssh_config::{self, SshHostConfig, expand_tilde};
 use super::{Become, TransportError};
-use crate::cli::ConnectOpts;
 use crate::playbook::model::Vars;
+
+/// The connect timeout when nobody says otherwise (seconds; `--connect-timeout`'s default).
+pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
+
+/// What the caller (the command line, a benchmark) says about reaching hosts, used where a
+/// host's own variables and `~/.ssh/config` are silent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectDefaults {
+    /// Private key tried after the inventory's and before the ssh config's.
+    pub private_key: Option<PathBuf>,
+    /// Extra known_hosts files, searched first.
+    pub known_hosts: Vec<PathBuf>,
+    /// Record unknown host keys (never changed ones).
+    pub accept_new_host_keys: bool,
+    /// SSH connect timeout (at least one second is used).
+    pub connect_timeout: Duration,
+    /// SSH user when neither the inventory nor the ssh config says.
+    pub user: Option<String>,
+}
+
+impl Default for ConnectDefaults {
+    fn default() -> Self {
+        ConnectDefaults {
+            private_key: None,
+            known_hosts: Vec::new(),
+            accept_new_host_keys: false,
+            connect_timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS),
+            user: None,
+        }
+    }
+}
 
 /// Which transport reaches the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -213,7 +243,7 @@ impl ConnectParams {
     pub fn from_host_vars(
         name: &str,
         vars: &Vars,
-        opts: &ConnectOpts,
+        opts: &ConnectDefaults,
     ) -> Result<ConnectParams, TransportError> {
         let cfg = ssh_config::for_host(var_str(vars, "ansible_host").as_deref().unwrap_or(name));
         let cfg_by_name = if var_str(vars, "ansible_host").is_some() {
@@ -228,7 +258,7 @@ impl ConnectParams {
     pub fn build(
         name: &str,
         vars: &Vars,
-        opts: &ConnectOpts,
+        opts: &ConnectDefaults,
         cfg: &SshHostConfig,
     ) -> Result<ConnectParams, TransportError> {
         let bad = |reason: String| TransportError::Other {
@@ -322,7 +352,7 @@ impl ConnectParams {
         };
         let known_hosts = KnownHosts { files, policy };
         let jump_spec = args.jump.clone().or_else(|| cfg.proxy_jump.clone());
-        let connect_timeout = Duration::from_secs(opts.connect_timeout.max(1));
+        let connect_timeout = opts.connect_timeout.max(Duration::from_secs(1));
         let jump = match jump_spec {
             Some(spec) => Some(Box::new(Self::jump_chain(
                 name,
@@ -362,7 +392,7 @@ impl ConnectParams {
     fn jump_chain(
         name: &str,
         spec: &str,
-        opts: &ConnectOpts,
+        opts: &ConnectDefaults,
         known_hosts: &KnownHosts,
         identity_files: &[PathBuf],
         connect_timeout: Duration,
@@ -459,15 +489,11 @@ fn merge(a: SshHostConfig, b: SshHostConfig) -> SshHostConfig {
 mod tests {
     use super::*;
 
-    fn opts() -> ConnectOpts {
-        ConnectOpts {
-            private_key: None,
+    fn opts() -> ConnectDefaults {
+        ConnectDefaults {
             known_hosts: vec![PathBuf::from("/kh")],
-            accept_new_host_keys: false,
-            forks: None,
-            connect_timeout: 5,
-            ask_become_pass: false,
-            user: None,
+            connect_timeout: Duration::from_secs(5),
+            ..ConnectDefaults::default()
         }
     }
 

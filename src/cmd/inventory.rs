@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use miette::IntoDiagnostic;
 
-use super::{Inventory, graph, list_json, list_json_of};
 use crate::CmdResult;
 use crate::cli::InventoryArgs;
+use crate::inventory::{Inventory, graph, list_json, list_json_of};
 use crate::vars::{VarLayers, extra_vars_scopes};
 
 pub fn inventory(args: InventoryArgs) -> CmdResult {

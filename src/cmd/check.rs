@@ -1,8 +1,6 @@
 //! `ferry check`: load and validate inventory, variables, templates and
 //! playbooks; connect nowhere. Prints every problem, exits 0 when clean, 1 otherwise.
 
-use std::io::IsTerminal;
-
 use crate::CmdResult;
 use crate::cli::CheckArgs;
 use crate::inventory::Inventory;
@@ -13,7 +11,7 @@ pub fn check(args: CheckArgs) -> CmdResult {
     let extra_vars =
         crate::vars::parse_extra_vars(&args.inv.extra_vars).map_err(miette::Report::new)?;
 
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color = super::color(&std::io::stdout());
     // Experiment files of their own go to the experiment stage's checks; experiment
     // plays are checked there too, and their playbooks by the loader as well.
     let experiments = crate::experiment::check::check_files(
@@ -24,7 +22,7 @@ pub fn check(args: CheckArgs) -> CmdResult {
     let loaded = if experiments.playbooks.is_empty() {
         Ok((Vec::new(), Vec::new()))
     } else {
-        super::load_and_check(&experiments.playbooks, &inventory, &extra_vars)
+        crate::playbook::load_and_check(&experiments.playbooks, &inventory, &extra_vars)
     };
     match loaded {
         Ok((playbooks, mut warnings)) if !experiments.problems.iter().any(|p| p.is_error()) => {

@@ -14,10 +14,11 @@ use std::time::Instant;
 use miette::{IntoDiagnostic, miette};
 use serde_json::{Value, json};
 
-use super::{Engine, Recorder, RunOptions};
 use crate::CmdResult;
-use crate::cli::{BenchProvisionArgs, ConnectOpts, InventoryOpts};
+use crate::cli::{BenchProvisionArgs, InventoryOpts};
+use crate::engine::{Engine, EventKind, Outcome, Recorder, RunOptions, Strategy};
 use crate::playbook::{Play, Playbook, Task, TaskItem};
+use crate::transport::ConnectDefaults;
 
 /// The benchmark's tasks for one host, cycling through: ensure a directory (0755), copy a
 /// small file (0644), template a small file with host vars (`template`, the controller file
@@ -168,8 +169,7 @@ fn provision_on(args: &BenchProvisionArgs, inventory: &std::path::Path) -> CmdRe
         inventory: vec![inventory.to_path_buf()],
         ..InventoryOpts::default()
     };
-    let connect = ConnectOpts::default();
-    let hosts = super::command::load_hosts(&inv)?;
+    let hosts = super::load_hosts(&inv)?;
     let n_hosts = hosts
         .select("all")
         .map_err(|e| miette!("{}: {e}", inventory.display()))?
@@ -178,7 +178,7 @@ fn provision_on(args: &BenchProvisionArgs, inventory: &std::path::Path) -> CmdRe
     let template = dir.path().join("small.j2");
     std::fs::write(&template, TEMPLATE).into_diagnostic()?;
     let pb = workload(args.tasks, &template);
-    let strategy: super::Strategy = args.strategy.parse().map_err(|e: String| miette!("{e}"))?;
+    let strategy: Strategy = args.strategy.parse().map_err(|e: String| miette!("{e}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -197,7 +197,7 @@ fn provision_on(args: &BenchProvisionArgs, inventory: &std::path::Path) -> CmdRe
                 ..RunOptions::default()
             },
             hosts.clone(),
-            super::command::connector(&connect),
+            super::connector(ConnectDefaults::default()),
             rec.clone(),
         );
         let trips0 = crate::transport::remote::round_trips();
@@ -218,11 +218,8 @@ fn provision_on(args: &BenchProvisionArgs, inventory: &std::path::Path) -> CmdRe
         // The first few failures, so a run that failed says why.
         let events = rec.0.lock().unwrap();
         let failures = events.iter().filter_map(|e| match &e.kind {
-            super::EventKind::HostResult(r)
-                if matches!(
-                    r.outcome,
-                    super::Outcome::Failed | super::Outcome::Unreachable
-                ) =>
+            EventKind::HostResult(r)
+                if matches!(r.outcome, Outcome::Failed | Outcome::Unreachable) =>
             {
                 Some(format!(
                     "  {}: {} [{}]: {}{}",

@@ -76,8 +76,11 @@ pub fn check(args: BenchCheckArgs) -> CmdResult {
         // Same calls as `ferry check` (interim inventory loader until the inventory module lands).
         let inventory = crate::inventory::Inventory::load(std::slice::from_ref(&inv))
             .map_err(miette::Report::new)?;
-        let result =
-            super::load_and_check(std::slice::from_ref(&pb), &inventory, &Default::default());
+        let result = crate::playbook::load_and_check(
+            std::slice::from_ref(&pb),
+            &inventory,
+            &Default::default(),
+        );
         times.push(start.elapsed());
         if let Err(report) = result {
             return Err(miette::miette!(

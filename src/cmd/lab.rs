@@ -6,7 +6,7 @@ use std::time::Instant;
 use crate::CmdResult;
 use crate::cli::{LabExecArgs, LabNameArgs, LabUpArgs};
 
-use super::lifecycle::{self, LabSpec};
+use crate::lab::lifecycle::{self, LabSpec};
 
 /// Print a line to stdout; a closed pipe (e.g. `| head -1`) is not an error worth a panic.
 macro_rules! out {

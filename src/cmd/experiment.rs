@@ -5,19 +5,18 @@
 //! stderr, Ctrl-C stops starting runs (the second exits at once; every row
 //! recorded so far is on disk), and stdout's last line is the results directory.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use miette::{IntoDiagnostic, miette};
 
-use super::driver::{Driver, DriverKind};
-use super::pairs;
-use super::runner::{self, DriverRuns, ExperimentPlan, RunnerOptions};
-use super::source::{self, ExperimentSource};
 use crate::CmdResult;
 use crate::cli::{ConnectOpts, ExperimentArgs, InventoryOpts};
+use crate::experiment::driver::{Driver, DriverKind};
+use crate::experiment::pairs;
+use crate::experiment::runner::{self, DriverRuns, ExperimentPlan, RunnerOptions};
+use crate::experiment::source::{self, ExperimentSource};
 use crate::inventory::Inventory;
 use crate::playbook::diag::{CheckReport, Problem};
 use crate::playbook::{Playbook, Vars};
@@ -67,7 +66,7 @@ pub fn plan_of(
 }
 
 fn color() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    super::color(&std::io::stderr())
 }
 
 /// Each host's variables as a run sees them: the inventory's view, then `-e`.
@@ -108,7 +107,7 @@ fn run_plan(
         .build()
         .into_diagnostic()?;
     let vars = host_vars(inventory, extra);
-    let connector = crate::engine::command::connector(connect);
+    let connector = super::connector(connect.into());
     let outcome = rt.block_on(async {
         let flag = interrupted.clone();
         tokio::spawn(async move {

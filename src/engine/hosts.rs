@@ -1,0 +1,217 @@
+//! Which hosts a pattern selects and each host's base variables: from a loaded inventory
+//! ([`InventoryHosts`]) or given directly ([`StaticHosts`]).
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use indexmap::IndexMap;
+use serde_json::Value;
+
+use crate::ops::{self};
+use crate::playbook::Vars;
+
+/// Which hosts a pattern selects and each host's base variables
+/// ([`InventoryHosts`]: `Inventory::select` and `crate::vars::inventory_vars`).
+pub trait HostSource: Send + Sync {
+    /// Host names matching `pattern`, in inventory order.
+    fn select(&self, pattern: &str) -> Result<Vec<String>, String>;
+    /// The host's inventory variables (group and host vars merged), with the
+    /// inventory's magic variables (`groups`, `group_names`).
+    fn base_vars(&self, host: &str) -> Vars;
+    /// `hostvars`: every host's inventory variables (the engine adds what hosts
+    /// gained during the run). Only built for tasks that mention `hostvars`.
+    fn hostvars(&self) -> Value {
+        Value::Object(Default::default())
+    }
+    /// `add_host` / `group_by`: change the hosts and groups later selections and
+    /// variable views see. `Ok(true)` when something changed.
+    fn change(&self, change: &ops::InventoryChange) -> Result<bool, String> {
+        let _ = change;
+        Err("this run's hosts are fixed: add_host and group_by cannot change them".into())
+    }
+}
+
+/// Hosts from a loaded inventory, with `--limit` applied to every play's pattern.
+/// `add_host` and `group_by` change it during the run.
+pub struct InventoryHosts {
+    inv: RwLock<crate::inventory::Inventory>,
+    limit: Option<String>,
+    /// `hostvars`, built on first use and again after the inventory changed.
+    hostvars: Mutex<Option<Value>>,
+    groups: RwLock<Value>,
+}
+
+fn groups_value(inv: &crate::inventory::Inventory) -> Value {
+    Value::Object(
+        inv.groups
+            .keys()
+            .map(|g| (g.clone(), Value::from(inv.group_hosts(g))))
+            .collect(),
+    )
+}
+
+impl InventoryHosts {
+    pub fn new(inv: crate::inventory::Inventory, limit: Option<String>) -> Self {
+        let groups = groups_value(&inv);
+        Self {
+            inv: RwLock::new(inv),
+            limit,
+            hostvars: Mutex::new(None),
+            groups: RwLock::new(groups),
+        }
+    }
+}
+
+impl HostSource for InventoryHosts {
+    fn select(&self, pattern: &str) -> Result<Vec<String>, String> {
+        self.inv
+            .read()
+            .unwrap()
+            .select_limited(pattern, self.limit.as_deref())
+            .map_err(|e| e.to_string())
+    }
+    fn base_vars(&self, host: &str) -> Vars {
+        let inv = self.inv.read().unwrap();
+        let mut v = crate::vars::inventory_vars(&inv, host);
+        v.insert("groups".into(), self.groups.read().unwrap().clone());
+        v.insert("group_names".into(), Value::from(inv.group_names(host)));
+        v
+    }
+    fn hostvars(&self) -> Value {
+        let mut hv = self.hostvars.lock().unwrap();
+        hv.get_or_insert_with(|| crate::vars::hostvars(&self.inv.read().unwrap()))
+            .clone()
+    }
+    fn change(&self, change: &ops::InventoryChange) -> Result<bool, String> {
+        let mut inv = self.inv.write().unwrap();
+        let changed = match change {
+            ops::InventoryChange::AddHost { name, groups, vars } => {
+                inv.add_runtime_host(name, groups, vars)
+            }
+            ops::InventoryChange::AddToGroup {
+                host,
+                group,
+                parents,
+            } => inv.add_runtime_group_member(host, group, parents)?,
+        };
+        if changed {
+            *self.groups.write().unwrap() = groups_value(&inv);
+            *self.hostvars.lock().unwrap() = None;
+        }
+        Ok(changed)
+    }
+}
+
+/// Hosts and groups given directly (tests, `ferry exec` on a list, the bench).
+#[derive(Debug, Clone, Default)]
+pub struct StaticHosts {
+    pub hosts: IndexMap<String, Vars>,
+    pub groups: IndexMap<String, Vec<String>>,
+    /// `hosts` and `groups` as add_host/group_by left them (set on the first change).
+    changed: Arc<RwLock<Option<HostsAndGroups>>>,
+}
+
+type HostsAndGroups = (IndexMap<String, Vars>, IndexMap<String, Vec<String>>);
+
+impl StaticHosts {
+    fn with_view<R>(
+        &self,
+        f: impl FnOnce(&IndexMap<String, Vars>, &IndexMap<String, Vec<String>>) -> R,
+    ) -> R {
+        match &*self.changed.read().unwrap() {
+            Some((h, g)) => f(h, g),
+            None => f(&self.hosts, &self.groups),
+        }
+    }
+}
+
+impl HostSource for StaticHosts {
+    fn select(&self, pattern: &str) -> Result<Vec<String>, String> {
+        self.with_view(|hosts, groups| static_select(hosts, groups, pattern))
+    }
+    fn base_vars(&self, host: &str) -> Vars {
+        self.with_view(|hosts, _| hosts.get(host).cloned().unwrap_or_default())
+    }
+    fn change(&self, change: &ops::InventoryChange) -> Result<bool, String> {
+        let mut view = self.changed.write().unwrap();
+        let (hosts, groups) = view.get_or_insert_with(|| (self.hosts.clone(), self.groups.clone()));
+        let mut changed = false;
+        let mut join = |groups: &mut IndexMap<String, Vec<String>>, g: &str, h: &str| {
+            let members = groups.entry(g.to_string()).or_default();
+            if !members.iter().any(|m| m == h) {
+                members.push(h.to_string());
+                changed = true;
+            }
+        };
+        match change {
+            ops::InventoryChange::AddHost {
+                name,
+                groups: gs,
+                vars,
+            } => {
+                let new = !hosts.contains_key(name);
+                let entry = hosts.entry(name.clone()).or_default();
+                let mut vars_changed = false;
+                for (k, v) in vars {
+                    if entry.get(k) != Some(v) {
+                        entry.insert(k.clone(), v.clone());
+                        vars_changed = true;
+                    }
+                }
+                for g in gs {
+                    join(groups, g, name);
+                }
+                if new || vars_changed {
+                    return Ok(true);
+                }
+            }
+            ops::InventoryChange::AddToGroup { host, group, .. } => {
+                if !hosts.contains_key(host) {
+                    return Err(format!("{host} cannot be matched in inventory"));
+                }
+                join(groups, group, host);
+            }
+        }
+        Ok(changed)
+    }
+}
+
+/// [`StaticHosts`]' patterns: names, groups, `all`, joined by `:`/`,`, with `!` and `&`.
+fn static_select(
+    hosts: &IndexMap<String, Vars>,
+    groups: &IndexMap<String, Vec<String>>,
+    pattern: &str,
+) -> Result<Vec<String>, String> {
+    let mut chosen: Vec<String> = Vec::new();
+    for part in pattern
+        .split([':', ','])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let (op, name) = match part.as_bytes()[0] {
+            b'!' => ('!', &part[1..]),
+            b'&' => ('&', &part[1..]),
+            _ => ('+', part),
+        };
+        let set: Vec<String> = if name == "all" || name == "*" {
+            hosts.keys().cloned().collect()
+        } else if let Some(g) = groups.get(name) {
+            g.clone()
+        } else if hosts.contains_key(name) {
+            vec![name.to_string()]
+        } else {
+            return Err(format!("no host or group named `{name}` in the inventory"));
+        };
+        match op {
+            '!' => chosen.retain(|h| !set.contains(h)),
+            '&' => chosen.retain(|h| set.contains(h)),
+            _ => {
+                for h in set {
+                    if !chosen.contains(&h) {
+                        chosen.push(h);
+                    }
+                }
+            }
+        }
+    }
+    Ok(chosen)
+}

@@ -1,0 +1,127 @@
+//! Variable assembly: the variables one task sees on one host, magic variables included.
+
+use std::sync::atomic::Ordering;
+
+use serde_json::Value;
+
+use crate::playbook::{Task, TaskKeywords, Vars};
+
+use super::Engine;
+use super::scheduler::PlayRun;
+use super::var_use::task_mentions;
+
+impl Engine {
+    /// The task's variable view.
+    /// Low to high: role defaults, inventory, play vars, vars_files, role vars, block and task
+    /// vars, set_fact/registered, role params, extra vars; then magic variables.
+    pub(super) fn task_vars(
+        &self,
+        pr: &PlayRun<'_>,
+        h: usize,
+        t: &Task,
+        kw: &TaskKeywords,
+    ) -> Vars {
+        let play = pr.play;
+        let mut v = Vars::new();
+        if let Some(r) = &t.role {
+            v.extend(r.defaults.clone());
+        }
+        {
+            let mut base = pr.base[h].lock().unwrap();
+            let epoch = self.inv_epoch.load(Ordering::SeqCst);
+            if base.0 != epoch {
+                *base = (epoch, self.hosts.base_vars(&pr.names[h]));
+            }
+            v.extend(base.1.clone());
+        }
+        v.extend(play.vars.clone());
+        for (_, f) in &play.vars_files {
+            v.extend(f.clone());
+        }
+        if let Some(r) = &t.role {
+            v.extend(r.vars.clone());
+        }
+        v.extend(kw.vars.clone());
+        if let Some(f) = self.included.lock().unwrap().get(&pr.names[h]) {
+            v.extend(f.clone());
+        }
+        if let Some(f) = self.facts.lock().unwrap().get(&pr.names[h]) {
+            v.extend(f.clone());
+        }
+        if let Some(r) = &t.role {
+            v.extend(r.params.clone());
+            v.insert("role_name".into(), r.name.clone().into());
+            v.insert("role_path".into(), absolute_dir(&r.dir).into());
+        }
+        v.extend(self.opts.extra_vars.clone());
+        let name = &pr.names[h];
+        v.insert("inventory_hostname".into(), name.clone().into());
+        v.insert(
+            "inventory_hostname_short".into(),
+            name.split('.').next().unwrap_or(name).into(),
+        );
+        v.insert("ansible_check_mode".into(), self.check_mode(kw).into());
+        v.insert("ansible_diff_mode".into(), self.opts.diff.into());
+        v.insert("ansible_verbosity".into(), self.opts.verbosity.into());
+        let play_hosts: Vec<Value> = (0..pr.names.len())
+            .filter(|&i| pr.active(i) || i == h)
+            .map(|i| pr.names[i].clone().into())
+            .collect();
+        v.insert(
+            "ansible_play_hosts".into(),
+            Value::Array(play_hosts.clone()),
+        );
+        v.insert(
+            "ansible_play_batch".into(),
+            Value::Array(play_hosts.clone()),
+        );
+        v.insert("play_hosts".into(), Value::Array(play_hosts));
+        v.insert("playbook_dir".into(), absolute_dir(&play.base_dir).into());
+        if task_mentions(t, kw, "hostvars") {
+            let mut hv = self.hosts.hostvars();
+            if let Value::Object(all) = &mut hv {
+                let included = self.included.lock().unwrap();
+                let facts = self.facts.lock().unwrap();
+                for (host, gained) in included.iter().chain(facts.iter()) {
+                    if let Some(Value::Object(m)) = all.get_mut(host) {
+                        m.extend(gained.clone());
+                    }
+                }
+            }
+            v.insert("hostvars".into(), hv);
+        }
+        v
+    }
+}
+
+/// `playbook_dir` and `role_path` are absolute, as in Ansible: a path built
+/// from them (`{{ playbook_dir }}/../x`) means the same in a command run
+/// elsewhere and as a `copy` src.
+pub(super) fn absolute_dir(p: &std::path::Path) -> String {
+    let p = if p.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        p
+    };
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .display()
+        .to_string()
+}
+
+#[cfg(test)]
+mod dir_tests {
+    #[test]
+    fn playbook_dir_is_absolute() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            super::absolute_dir(std::path::Path::new("playbooks")),
+            cwd.join("playbooks").display().to_string()
+        );
+        assert_eq!(
+            super::absolute_dir(std::path::Path::new("")),
+            cwd.display().to_string()
+        );
+        assert_eq!(super::absolute_dir(std::path::Path::new("/a/b")), "/a/b");
+    }
+}
