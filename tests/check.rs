@@ -173,6 +173,16 @@ fn the_studies_experiment_checks_clean_against_the_example_10g_inventory() {
 }
 
 #[test]
+fn the_lab_quick_playbook_checks_clean_against_the_lab_inventory() {
+    let (code, stdout, stderr) = ferry_check(
+        Path::new("inventories/lab.yml"),
+        Path::new("experiments/lab-quick.yml"),
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.ends_with(", 1 experiment(s) checked\n"), "{stdout}");
+}
+
+#[test]
 fn a_pair_host_without_migration_ip_is_named() {
     // The example inventory, copied, with compute2's migration_ip removed.
     let dir = tempfile::tempdir().unwrap();
