@@ -27,6 +27,8 @@ pub enum Command {
     Exec(ExecArgs),
     /// Gather and print host facts as JSON.
     Facts(FactsArgs),
+    /// Run an experiment (a matrix of live migrations, measured); the last line printed is its results directory.
+    Experiment(ExperimentArgs),
     /// The built-in lab: a local test cluster of network namespaces.
     #[command(subcommand)]
     Lab(LabCommand),
@@ -113,6 +115,29 @@ pub struct RunArgs {
     /// More output (-v, -vv, -vvv shows the commands sent).
     #[arg(short = 'v', long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Where plays with `experiment:` put their results (`DIR/<experiment>/<UTC timestamp>/`).
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ExperimentArgs {
+    #[command(flatten)]
+    pub inv: InventoryOpts,
+    #[command(flatten)]
+    pub connect: ConnectOpts,
+    /// The experiment file (or a playbook: its plays with `experiment:` run, the others do not).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Results go to `DIR/<experiment>/<UTC timestamp>/`.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Continue this results directory: runs already recorded are skipped.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// Write every experiment event as JSON lines to this file.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Inventory(args) => ferry::cmd::inventory::inventory(args),
         Command::Exec(args) => ferry::cmd::exec::exec(args),
         Command::Facts(args) => ferry::cmd::facts::facts(args),
+        Command::Experiment(args) => ferry::cmd::experiment::experiment(args),
         Command::Lab(LabCommand::Up(args)) => ferry::cmd::lab::up(args),
         Command::Lab(LabCommand::Down(args)) => ferry::cmd::lab::down(args),
         Command::Lab(LabCommand::Status(args)) => ferry::cmd::lab::status(args),

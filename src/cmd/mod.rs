@@ -9,6 +9,7 @@ pub mod bench_check;
 pub mod bench_provision;
 pub mod check;
 pub mod exec;
+pub mod experiment;
 pub mod facts;
 pub mod inventory;
 pub mod lab;

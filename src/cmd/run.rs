@@ -11,7 +11,9 @@ use crate::CmdResult;
 use crate::cli::RunArgs;
 use crate::engine::{Engine, EventSink, Fanout, HostSource, InventoryHosts, RunOptions};
 use crate::exit;
+use crate::inventory::Inventory;
 use crate::playbook::diag::CheckReport;
+use crate::playbook::{Playbook, Vars};
 use crate::report::{JsonlReporter, PlainReporter, TerminalReporter};
 
 pub fn run(args: RunArgs) -> CmdResult {
@@ -32,6 +34,29 @@ pub fn run(args: RunArgs) -> CmdResult {
             return Ok(exit::ERROR);
         }
     };
+    if crate::experiment::source::has_experiments(&playbooks) {
+        // Plays with `experiment:` run in the experiment stage, the others here, in order.
+        let inv = inventory.clone();
+        return super::experiment::run_with_experiments(
+            playbooks,
+            &inv,
+            &args.inv,
+            &extra_vars,
+            &args.connect,
+            &args.out,
+            |group| run_engine(&args, inventory.clone(), extra_vars.clone(), group),
+        );
+    }
+    run_engine(&args, inventory, extra_vars, playbooks)
+}
+
+/// The engine over `playbooks` with `ferry run`'s options and reporters.
+fn run_engine(
+    args: &RunArgs,
+    inventory: Inventory,
+    extra_vars: Vars,
+    playbooks: Vec<Playbook>,
+) -> CmdResult {
     let hosts: Arc<dyn HostSource> =
         Arc::new(InventoryHosts::new(inventory, args.inv.limit.clone()));
     let opts = RunOptions {
