@@ -22,6 +22,30 @@ fn main() {
         commit
     };
     println!("cargo:rustc-env=FERRY_GIT_COMMIT={commit}");
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/index");
+    // HEAD names the branch; a new commit moves the branch's ref (a loose file, or
+    // packed-refs after `git gc`), not HEAD: watch all three, wherever git keeps
+    // them (in a worktree `.git` is a file and refs live in the common dir).
+    let mut watched = vec![
+        "HEAD".to_string(),
+        "index".to_string(),
+        "packed-refs".to_string(),
+    ];
+    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        watched.push(branch);
+    }
+    for name in watched {
+        if let Some(path) = git(&["rev-parse", "--git-path", &name]) {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
+}
+
+/// One line git prints, or None when git fails.
+fn git(args: &[&str]) -> Option<String> {
+    Command::new("git")
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
 }

@@ -116,13 +116,21 @@ fn virsh(lab: &LabGuard, host: &str, args: &str) -> Output {
     lab.exec(host, &format!("virsh -c qemu:///system {args}"))
 }
 
+/// The guest's state on `host` as libvirt says it, or "absent" when libvirt
+/// answers that it has no such domain. Any other failure (libvirtd down or not
+/// answering) fails the test: a dead libvirtd is not a guest that left.
 fn domstate(lab: &LabGuard, host: &str) -> String {
     let out = virsh(lab, host, &format!("domstate {GUEST}"));
     if out.status.success() {
-        text(&out.stdout).trim().to_string()
-    } else {
-        "absent".into()
+        return text(&out.stdout).trim().to_string();
     }
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("failed to get domain") || err.contains("Domain not found"),
+        "{host}: virsh domstate {GUEST} failed, and not because the domain is absent \
+         (is libvirtd running there?): {err}"
+    );
+    "absent".into()
 }
 
 /// Ping the guest from `host`'s guest-bridge side until it answers (or `limit`).
