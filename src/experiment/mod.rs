@@ -6,7 +6,12 @@
 //!   results directory format (`docs/results.md`), which `ferry report` reads.
 //! - [`driver`]: how a migration is started and watched (qmp, virsh, nova).
 
+pub mod clock;
 pub mod driver;
+pub mod guest;
+pub mod host_sample;
+pub mod link;
+pub mod probe;
 pub mod result;
 pub mod run;
 pub mod scenario;
