@@ -466,6 +466,7 @@ impl Driver for QmpDriver {
         let mut next = started;
         let mut last_dirty: Option<f64> = None;
         let mut cancelled_for: Option<Outcome> = None;
+        let mut last_with_ram: Option<Value> = None;
         let last = loop {
             next += interval;
             tokio::time::sleep_until(next.into()).await;
@@ -480,6 +481,9 @@ impl Driver for QmpDriver {
             }
             if m.ended() {
                 break info;
+            }
+            if info.get("ram").is_some() {
+                last_with_ram = Some(info.clone());
             }
             let status = m.status().to_string();
             // Hybrid: switch after N dirty-sync rounds or T seconds of pre-copy.
@@ -534,6 +538,13 @@ impl Driver for QmpDriver {
             }
         };
         row.migration_wall_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+        // A cancelled migration ends with no figures: those of its last running
+        // answer (bytes sent, rounds) are what it achieved.
+        if last.get("ram").is_none()
+            && let Some(running) = &last_with_ram
+        {
+            MigrateInfo(running).fill_row(row, switch_transferred, last_dirty);
+        }
         let m = MigrateInfo(&last);
         m.fill_row(row, switch_transferred, last_dirty);
         if row.outcome.is_none() {
@@ -556,15 +567,25 @@ impl Driver for QmpDriver {
             });
         }
         if row.outcome == Some(Outcome::Completed) {
-            let status = sock
-                .call_ok(dst, json!({"execute": "query-status"}))
-                .await?;
-            if status["status"] != "running" {
-                row.outcome = Some(Outcome::Failed);
-                row.error = Some(format!(
-                    "the migration completed but the guest on {} is {}",
-                    dst.name, status["status"]
-                ));
+            // The source says completed once it sent everything; the destination
+            // still loads the last state before it runs the guest.
+            let deadline = Instant::now() + ctx.settings.answer_timeout;
+            loop {
+                let status = sock
+                    .call_ok(dst, json!({"execute": "query-status"}))
+                    .await?;
+                if status["status"] == "running" {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    row.outcome = Some(Outcome::Failed);
+                    row.error = Some(format!(
+                        "the migration completed but the guest on {} is still {} after {:?}",
+                        dst.name, status["status"], ctx.settings.answer_timeout
+                    ));
+                    break;
+                }
+                tokio::time::sleep(interval).await;
             }
         }
 
