@@ -45,12 +45,9 @@ pub fn report(args: ReportArgs) -> CmdResult {
     if let Some(c) = &written.comparison {
         let _ = write!(out, "\n{c}");
     }
-    let _ = writeln!(
-        out,
-        "\nwrote {} files to {}",
-        written.files.len(),
-        written.out.display()
-    );
+    let n = written.files.len();
+    let files = if n == 1 { "file" } else { "files" };
+    let _ = writeln!(out, "\nwrote {n} {files} to {}", written.out.display());
     match &written.html {
         Some(p) => {
             let _ = writeln!(out, "{}", p.display());

@@ -77,6 +77,19 @@ impl TextTable {
         out
     }
 
+    /// The table of just these columns (by index, in this order).
+    pub fn columns(&self, idx: &[usize]) -> TextTable {
+        TextTable {
+            headers: idx.iter().map(|&i| self.headers[i].clone()).collect(),
+            align: idx.iter().map(|&i| self.align[i]).collect(),
+            rows: self
+                .rows
+                .iter()
+                .map(|r| idx.iter().map(|&i| r[i].clone()).collect())
+                .collect(),
+        }
+    }
+
     pub fn markdown(&self) -> String {
         let mut out = String::new();
         let esc = |c: &str| c.replace('|', "\\|");
