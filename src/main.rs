@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Command::Lab(LabCommand::Exec(args)) => ferry::lab::command::exec(args),
         Command::Bench(BenchCommand::Provision(args)) => ferry::engine::bench::provision(args),
         Command::Bench(BenchCommand::Check(args)) => ferry::playbook::bench::check(args),
+        Command::Bench(BenchCommand::Report(args)) => ferry::plot::bench::report(args),
         Command::Report(args) => ferry::plot::command::report(args),
     };
     match result {

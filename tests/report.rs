@@ -722,7 +722,7 @@ fn compare_shows_both_medians_and_the_change() {
 #[test]
 fn group_by_pools_the_other_axes() {
     let (_tmp, results, out, rows) = setup("group_by_pools_the_other_axes");
-    ferry_report(&[
+    let run = ferry_report(&[
         p(&results),
         "--out",
         p(&out),
@@ -731,6 +731,16 @@ fn group_by_pools_the_other_axes() {
         "--group-by",
         "algorithm",
     ]);
+    assert!(
+        run.stdout.contains("\nall links · all loads\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.lines().any(|l| l.starts_with("  precopy ")),
+        "{}",
+        run.stdout
+    );
     let table = csv_rows(&fs::read_to_string(out.join("summary.csv")).unwrap());
     let names: Vec<&str> = table.iter().map(|r| r["scenario"].as_str()).collect();
     assert_eq!(names, ["precopy", "postcopy", "hybrid-1"]);

@@ -10,8 +10,10 @@
 //! - [`compare`]: two directories side by side;
 //! - [`html`]: the self-contained report.html;
 //! - [`report`]: all of it written to an output directory;
-//! - [`command`]: the `ferry report` handler (the CLI layer: it alone prints).
+//! - [`command`]: the `ferry report` handler (the CLI layer: it alone prints);
+//! - [`bench`]: `ferry bench report`, the time of a 10,000-row report.
 
+pub mod bench;
 pub mod chart;
 pub mod command;
 pub mod compare;
