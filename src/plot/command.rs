@@ -18,13 +18,12 @@ pub fn report(args: ReportArgs) -> CmdResult {
     })?;
     let mut err = std::io::stderr();
     for s in &written.skipped {
-        let _ = writeln!(
-            err,
-            "warning: {}:{}: {}",
-            s.path.display(),
-            s.line,
-            s.reason
-        );
+        let line = if s.line > 0 {
+            format!(":{}", s.line)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(err, "warning: {}{line}: {}", s.path.display(), s.reason);
     }
     let mut out = std::io::stdout();
     let _ = writeln!(
