@@ -273,6 +273,15 @@ pub enum BenchCommand {
     Provision(BenchProvisionArgs),
     /// Time `ferry check` on a generated 200-host inventory and 500-task playbook.
     Check(BenchCheckArgs),
+    /// Time `ferry report` (every format) on a generated results directory.
+    Report(BenchReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchReportArgs {
+    /// Rows in the generated results directory.
+    #[arg(long, default_value_t = 10_000)]
+    pub rows: u32,
 }
 
 #[derive(Debug, Args)]

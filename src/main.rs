@@ -30,6 +30,7 @@ fn main() -> ExitCode {
             ferry::cmd::bench_provision::provision(args)
         }
         Command::Bench(BenchCommand::Check(args)) => ferry::cmd::bench_check::check(args),
+        Command::Bench(BenchCommand::Report(args)) => ferry::cmd::bench_report::report(args),
         Command::Report(args) => ferry::cmd::report::report(args),
     };
     match result {

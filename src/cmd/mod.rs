@@ -7,6 +7,7 @@
 
 pub mod bench_check;
 pub mod bench_provision;
+pub mod bench_report;
 pub mod check;
 pub mod exec;
 pub mod experiment;
