@@ -27,9 +27,11 @@ pub fn driver_for(
     kind: DriverKind,
     options: &serde_json::Value,
 ) -> Result<Arc<dyn Driver>, String> {
-    let _ = options;
     match kind {
-        DriverKind::Nova | DriverKind::Qmp | DriverKind::Virsh => Err(format!(
+        DriverKind::Nova => Ok(Arc::new(crate::experiment::driver::nova::NovaDriver::new(
+            options,
+        )?)),
+        DriverKind::Qmp | DriverKind::Virsh => Err(format!(
             "the {} driver is not in this build: it comes with the drivers' branch (issue 11)",
             serde_json::to_value(kind)
                 .ok()

@@ -7,6 +7,8 @@
 //! ends), [`Driver::announce`] when the probe does not hear the guest on the
 //! destination, and [`Driver::cleanup`] (always, also after a failure).
 
+pub mod nova;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
