@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::builder::PossibleValue;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::engine::Strategy;
 
 /// ferry: testbed-as-code for live-migration research.
 #[derive(Debug, Parser)]
@@ -63,8 +66,8 @@ pub struct ConnectOpts {
     #[arg(long)]
     pub accept_new_host_keys: bool,
     /// Hosts worked on at once.
-    #[arg(short = 'f', long, value_name = "N")]
-    pub forks: Option<usize>,
+    #[arg(short = 'f', long, value_name = "N", default_value_t = crate::engine::DEFAULT_FORKS)]
+    pub forks: usize,
     /// SSH connect timeout in seconds.
     #[arg(long, default_value_t = crate::transport::DEFAULT_CONNECT_TIMEOUT_SECS, value_name = "SECS")]
     pub connect_timeout: u64,
@@ -101,8 +104,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME")]
     pub start_at_task: Option<String>,
     /// Strategy: linear (a task on all hosts before the next) or free.
-    #[arg(long, default_value = "linear")]
-    pub strategy: String,
+    #[arg(long, value_enum, default_value_t = Strategy::Linear)]
+    pub strategy: Strategy,
     /// Run notified handlers even when a host failed.
     #[arg(long)]
     pub force_handlers: bool,
@@ -147,7 +150,10 @@ pub struct CheckArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct InventoryArgs {
+    #[command(subcommand)]
+    pub command: Option<InventoryCommand>,
     #[command(flatten)]
     pub inv: InventoryOpts,
     /// Print the whole inventory as JSON (ansible-inventory --list shape).
@@ -162,6 +168,22 @@ pub struct InventoryArgs {
     /// With --host: say which layer and file:line set VAR, and what it overrode.
     #[arg(long, value_name = "VAR", requires = "host")]
     pub explain: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InventoryCommand {
+    /// Write an inventory for a running Vagrant cluster (`vagrant ssh-config` + the Vagrantfile's network plan).
+    FromVagrant(FromVagrantArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FromVagrantArgs {
+    /// Directory holding the Vagrantfile (`vagrant` runs there).
+    #[arg(long, value_name = "DIR", default_value = "vagrant")]
+    pub dir: PathBuf,
+    /// Write the inventory to FILE (default: stdout); host keys go to `known_hosts` beside it.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -261,12 +283,12 @@ pub struct BenchProvisionArgs {
     /// Tasks per host.
     #[arg(long, default_value_t = 20)]
     pub tasks: u32,
-    /// Use this inventory instead of making a lab.
-    #[arg(short = 'i', long = "inventory")]
-    pub inventory: Option<PathBuf>,
+    /// Use this inventory instead of making a lab (repeatable; merged in order).
+    #[arg(short = 'i', long = "inventory", value_name = "INV")]
+    pub inventory: Vec<PathBuf>,
     /// `linear` (every host finishes a task before the next starts) or `free`.
-    #[arg(long, default_value = "linear")]
-    pub strategy: String,
+    #[arg(long, value_enum, default_value_t = Strategy::Linear)]
+    pub strategy: Strategy,
 }
 
 #[derive(Debug, Args)]
@@ -296,4 +318,15 @@ pub struct ReportArgs {
     /// A second results directory: the same scenarios side by side with the change in medians.
     #[arg(long, value_name = "DIR2")]
     pub compare: Option<PathBuf>,
+}
+
+/// `--strategy linear|free`: the engine's [`Strategy`], named as it names them.
+impl ValueEnum for Strategy {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Strategy::Linear, Strategy::Free]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()))
+    }
 }

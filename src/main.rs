@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ferry::cli::{BenchCommand, Cli, Command, LabCommand};
+use ferry::cli::{BenchCommand, Cli, Command, InventoryArgs, InventoryCommand, LabCommand};
 
 fn main() -> ExitCode {
     // One error, one line where it fits: never wrap a message mid-sentence.
@@ -14,6 +14,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => ferry::cmd::run::run(args),
         Command::Check(args) => ferry::cmd::check::check(args),
+        Command::Inventory(InventoryArgs {
+            command: Some(InventoryCommand::FromVagrant(args)),
+            ..
+        }) => ferry::cmd::inventory::from_vagrant(args),
         Command::Inventory(args) => ferry::cmd::inventory::inventory(args),
         Command::Exec(args) => ferry::cmd::exec::exec(args),
         Command::Facts(args) => ferry::cmd::facts::facts(args),
@@ -32,7 +36,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(report) => {
             eprintln!("{report:?}");
-            ExitCode::from(1)
+            ExitCode::from(ferry::exit::ERROR)
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::CmdResult;
 use crate::cli::CheckArgs;
+use crate::exit;
 use crate::inventory::Inventory;
 use crate::playbook::diag::CheckReport;
 
@@ -40,17 +41,17 @@ pub fn check(args: CheckArgs) -> CmdResult {
                 "ok: {} playbook(s), {plays} play(s), {tasks} task(s){exps} checked",
                 playbooks.len()
             );
-            Ok(0)
+            Ok(exit::OK)
         }
         Ok((_, mut problems)) => {
             problems.extend(experiments.problems);
             print!("{}", CheckReport::new(problems).render(color));
-            Ok(1)
+            Ok(exit::ERROR)
         }
         Err(mut report) => {
             report.problems.extend(experiments.problems);
             print!("{}", CheckReport::new(report.problems).render(color));
-            Ok(1)
+            Ok(exit::ERROR)
         }
     }
 }

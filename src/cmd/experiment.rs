@@ -31,13 +31,10 @@ pub fn driver_for(
         DriverKind::Nova => Ok(Arc::new(crate::experiment::driver::nova::NovaDriver::new(
             options,
         )?)),
-        DriverKind::Qmp | DriverKind::Virsh => Err(format!(
-            "the {} driver is not in this build: it comes with the drivers' branch (issue 11)",
-            serde_json::to_value(kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default()
-        )),
+        DriverKind::Qmp => Ok(Arc::new(crate::experiment::driver::qmp::QmpDriver::new(
+            options,
+        ))),
+        DriverKind::Virsh => Ok(Arc::new(crate::experiment::driver::virsh::VirshDriver)),
     }
 }
 

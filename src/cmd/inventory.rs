@@ -7,6 +7,7 @@ use miette::IntoDiagnostic;
 
 use crate::CmdResult;
 use crate::cli::InventoryArgs;
+use crate::exit;
 use crate::inventory::{Inventory, graph, list_json, list_json_of};
 use crate::vars::{VarLayers, extra_vars_scopes};
 
@@ -39,14 +40,14 @@ pub fn inventory(args: InventoryArgs) -> CmdResult {
                     emit(&format!(
                         "{var} is not set for {host} by the inventory or -e\n"
                     ));
-                    return Ok(1);
+                    return Ok(exit::ERROR);
                 }
             }
-            return Ok(0);
+            return Ok(exit::OK);
         }
         let vars = layers.flatten_user();
         emit(&(serde_json::to_string_pretty(&vars).into_diagnostic()? + "\n"));
-        return Ok(0);
+        return Ok(exit::OK);
     }
     if args.graph {
         let root = args.inv.limit.as_deref().unwrap_or("all");
@@ -54,7 +55,7 @@ pub fn inventory(args: InventoryArgs) -> CmdResult {
             return Err(miette::miette!("no group `{root}` to graph"));
         }
         emit(&graph(&inv, root));
-        return Ok(0);
+        return Ok(exit::OK);
     }
     // --list is the default, as the most useful view.
     let json = match &args.inv.limit {
@@ -62,11 +63,55 @@ pub fn inventory(args: InventoryArgs) -> CmdResult {
         Some(limit) => list_json_of(&inv, &inv.select_limited("all", Some(limit))?),
     };
     emit(&(serde_json::to_string_pretty(&json).into_diagnostic()? + "\n"));
-    Ok(0)
+    Ok(exit::OK)
 }
 
 /// Write to stdout; a closed pipe (`| head`) is not an error.
 fn emit(text: &str) {
     use std::io::Write;
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+/// `ferry inventory from-vagrant [--dir DIR] [--out FILE]`.
+pub fn from_vagrant(args: crate::cli::FromVagrantArgs) -> CmdResult {
+    use crate::inventory::vagrant::{VagrantDir, inventory_yaml, read_cluster};
+    let cluster = read_cluster(&VagrantDir::new(&args.dir))?;
+    for w in &cluster.warnings {
+        eprintln!("warning: {w}");
+    }
+    // Host keys go beside the inventory (beside the Vagrantfile when printing it).
+    let beside = match &args.out {
+        Some(out) => out
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default(),
+        None => args.dir.clone(),
+    };
+    let beside = if beside.as_os_str().is_empty() {
+        ".".into()
+    } else {
+        beside
+    };
+    let beside = std::fs::canonicalize(&beside)
+        .into_diagnostic()
+        .map_err(|e| e.wrap_err(format!("directory {}", beside.display())))?;
+    let known_hosts = beside.join("known_hosts");
+    let yaml = inventory_yaml(&cluster, &known_hosts);
+    match &args.out {
+        None => emit(&yaml),
+        Some(out) => {
+            std::fs::write(out, &yaml)
+                .into_diagnostic()
+                .map_err(|e| e.wrap_err(format!("write {}", out.display())))?;
+            let names: Vec<&str> = cluster.hosts.iter().map(|h| h.name.as_str()).collect();
+            eprintln!(
+                "wrote {} ({}); the first `ferry run -i {} --accept-new-host-keys ...` records host keys in {}",
+                out.display(),
+                names.join(", "),
+                out.display(),
+                known_hosts.display()
+            );
+        }
+    }
+    Ok(0)
 }

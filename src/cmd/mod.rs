@@ -107,7 +107,7 @@ fn drive(engine: Engine, playbooks: Vec<Playbook>) -> CmdResult {
             if tokio::signal::ctrl_c().await.is_ok() {
                 flag.store(true, Ordering::SeqCst);
                 if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
+                    std::process::exit(crate::exit::INTERRUPTED.into());
                 }
             }
         });
