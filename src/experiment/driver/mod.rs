@@ -8,6 +8,7 @@
 //! destination, and [`Driver::cleanup`] (always, also after a failure).
 
 pub mod host_command;
+pub mod nova;
 pub mod qmp;
 pub mod qmp_socket;
 pub mod query_migrate;
