@@ -52,6 +52,10 @@ pub async fn run_one(ctx: &RunContext<'_>, driver: &dyn Driver) -> (MigrationRes
     if let Some(g) = &guest
         && let Err(e) = driver.cleanup(ctx, g).await
     {
+        if matches!(e, DriverError::GuestCrashed { .. }) {
+            // The migration may have "completed", but the guest did not survive it.
+            row.outcome = Some(Outcome::Failed);
+        }
         let msg = format!("clean-up: {e}");
         row.error = Some(match row.error.take() {
             Some(prev) => format!("{prev}; {msg}"),

@@ -641,12 +641,14 @@ impl Driver for QmpDriver {
         let g = Self::guest_of(guest_handle)?;
         let one = async |h: &HostEnd, pid: Option<u32>, side: &str| -> Result<(), DriverError> {
             let _ = g.socket().call(h, json!({"execute": "quit"})).await;
+            let mut crashed = None;
             if let Ok(o) = h.sh(&format!("cat {} 2>/dev/null", g.serial())).await {
                 let dir = ctx.results_dir.join("serial");
                 if std::fs::create_dir_all(&dir).is_ok() {
                     let _ =
                         std::fs::write(dir.join(format!("{}-{side}.log", ctx.index)), &o.stdout);
                 }
+                crashed = guest::kernel_failure(&String::from_utf8_lossy(&o.stdout));
             }
             let kill = match pid {
                 Some(p) => format!(
@@ -664,8 +666,14 @@ impl Driver for QmpDriver {
                     dir = sh_quote(&g.dir)
                 ),
             )
-            .await
-            .map(|_| ())
+            .await?;
+            match crashed {
+                Some(line) => Err(DriverError::GuestCrashed {
+                    host: h.name.clone(),
+                    line,
+                }),
+                None => Ok(()),
+            }
         };
         let (a, b) = tokio::join!(
             one(ctx.source, g.source_pid, "source"),

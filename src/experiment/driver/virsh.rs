@@ -388,7 +388,7 @@ impl Driver for VirshDriver {
         src.sh_ok("start virsh migrate", &start).await?;
 
         let poll = format!(
-            "if [ -e {j}/rc ]; then echo RC $(cat {j}/rc); cat {j}/err; else {VIRSH} qemu-monitor-command {d} '{{\"execute\":\"query-migrate\"}}' 2>&1; fi",
+            "if [ -e {j}/rc ]; then echo RC $(cat {j}/rc); cat {j}/err; else {VIRSH} qemu-monitor-command {d} '{{\"execute\":\"query-migrate\"}}' 2>&1 || true; fi",
             d = sh_quote(&g.domain)
         );
         let interval = ctx.settings.sample_interval.max(Duration::from_millis(10));
@@ -572,11 +572,13 @@ impl Driver for VirshDriver {
     ) -> Result<(), DriverError> {
         let g = Self::guest_of(guest_handle)?;
         let one = async |h: &HostEnd, side: &str| -> Result<(), DriverError> {
+            let mut crashed = None;
             if let Ok(o) = h
                 .sh(&format!("cat {} 2>/dev/null", sh_quote(&g.serial)))
                 .await
                 && !o.stdout.is_empty()
             {
+                crashed = guest::kernel_failure(&String::from_utf8_lossy(&o.stdout));
                 let dir = ctx.results_dir.join("serial");
                 if std::fs::create_dir_all(&dir).is_ok() {
                     let _ =
@@ -594,8 +596,14 @@ impl Driver for VirshDriver {
                     j = sh_quote(&g.job_dir)
                 ),
             )
-            .await
-            .map(|_| ())
+            .await?;
+            match crashed {
+                Some(line) => Err(DriverError::GuestCrashed {
+                    host: h.name.clone(),
+                    line,
+                }),
+                None => Ok(()),
+            }
         };
         let (a, b) = tokio::join!(
             one(ctx.source, "source"),
