@@ -1,13 +1,14 @@
 //! The `virsh` driver: the guest runs under libvirt (the testbed's set-up:
 //! roles/libvirt, libvirtd listening on TCP on the management address). Per run
-//! ferry writes a transient domain (the lab guest with the scenario's flavor and
-//! load on its kernel command line) and `virsh create`s it on the source; the
+//! ferry writes a domain (the lab guest with the scenario's flavor and load on
+//! its kernel command line), defines and starts it on the source (defined, so
+//! that libvirt keeps the completed job's statistics there); the
 //! migration is `virsh migrate --live ... qemu+tcp://DEST_MGMT/system` run on
 //! the source in the background, with `--migrateuri tcp://DEST_MIGRATION_IP` so
 //! the memory crosses the migration network. While it runs, QEMU's own figures
 //! come through `virsh qemu-monitor-command G '{"execute":"query-migrate"}'`;
 //! once it ended, libvirt's completed-job statistics (`domjobinfo --completed
-//! --rawstats`) on the destination.
+//! --rawstats`) on both hosts.
 //!
 //! Post-copy dialects, detected from `virsh help migrate` (never by flag
 //! numbers): upstream libvirt's `--postcopy` + `virsh migrate-postcopy`, and the
@@ -288,7 +289,7 @@ impl Driver for VirshDriver {
         // A domain of this name left by an earlier, killed run goes first.
         for h in [ctx.source, ctx.destination] {
             h.sh(&format!(
-                "{VIRSH} destroy {d} >/dev/null 2>&1; rm -f {s}; rm -rf {j}; true",
+                "{VIRSH} destroy {d} >/dev/null 2>&1; {VIRSH} undefine {d} >/dev/null 2>&1; rm -f {s}; rm -rf {j}; true",
                 d = sh_quote(&g.domain),
                 s = sh_quote(&g.serial),
                 j = sh_quote(&g.job_dir)
@@ -304,8 +305,12 @@ impl Driver for VirshDriver {
         let started = Instant::now();
         ctx.source
             .sh_ok(
-                "virsh create",
-                &format!("{VIRSH} create {}", sh_quote(&g.xml)),
+                "virsh define and start",
+                &format!(
+                    "{VIRSH} define {x} >/dev/null && {VIRSH} start {d}",
+                    x = sh_quote(&g.xml),
+                    d = sh_quote(&g.domain)
+                ),
             )
             .await?;
         let has_load = {
@@ -489,15 +494,21 @@ impl Driver for VirshDriver {
             MigrateInfo(info).fill_row(row, switch_transferred, last_dirty);
         }
         if rc == 0 {
-            // libvirt hands the completed job's statistics to the destination.
-            let stats = dst
-                .sh(&format!(
-                    "{VIRSH} domjobinfo --completed --rawstats {}",
-                    sh_quote(&g.domain)
-                ))
-                .await?;
-            let stats = parse_rawstats(&String::from_utf8_lossy(&stats.stdout));
-            fill_from_jobstats(row, &stats);
+            // The completed job's statistics: the destination has those libvirt
+            // handed over; the source (the domain stays defined there, shut off)
+            // has QEMU's final ones, post-copy's downtime included.
+            for h in [dst, src] {
+                let stats = h
+                    .sh(&format!(
+                        "{VIRSH} domjobinfo --completed --rawstats {}",
+                        sh_quote(&g.domain)
+                    ))
+                    .await?;
+                fill_from_jobstats(
+                    row,
+                    &parse_rawstats(&String::from_utf8_lossy(&stats.stdout)),
+                );
+            }
             if let Some(all) = row.transferred_bytes {
                 match switch_transferred {
                     Some(at) => {
@@ -588,8 +599,8 @@ impl Driver for VirshDriver {
             h.sh_ok(
                 "virsh destroy the run's guest",
                 &format!(
-                    "if {VIRSH} domstate {d} >/dev/null 2>&1; then {VIRSH} destroy {d} >/dev/null; fi; \
-                     rm -f {x} {s}; rm -rf {j}",
+                    "if {VIRSH} domstate {d} >/dev/null 2>&1; then {VIRSH} destroy {d} >/dev/null 2>&1; \
+                     {VIRSH} undefine {d} >/dev/null 2>&1; fi; rm -f {x} {s}; rm -rf {j}",
                     d = sh_quote(&g.domain),
                     x = sh_quote(&g.xml),
                     s = sh_quote(&g.serial),
