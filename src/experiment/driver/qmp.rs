@@ -486,7 +486,9 @@ impl Driver for QmpDriver {
                 last_with_ram = Some(info.clone());
             }
             let status = m.status().to_string();
-            // Hybrid: switch after N dirty-sync rounds or T seconds of pre-copy.
+            // Hybrid: switch after N complete pre-copy passes or T seconds. QEMU's
+            // dirty-sync-count is 1 during the first pass (the sync that starts
+            // it), so N passes are done once it exceeds N.
             if sc.algorithm.kind == AlgorithmKind::Hybrid
                 && switch_transferred.is_none()
                 && status == "active"
@@ -495,14 +497,14 @@ impl Driver for QmpDriver {
                 let by_rounds = sc
                     .algorithm
                     .switch_after_rounds
-                    .is_some_and(|n| rounds >= u64::from(n));
+                    .is_some_and(|n| rounds > u64::from(n));
                 let by_time = sc
                     .algorithm
                     .switch_after_s
                     .is_some_and(|s| t_ms >= s * 1000.0);
                 let default = sc.algorithm.switch_after_rounds.is_none()
                     && sc.algorithm.switch_after_s.is_none()
-                    && rounds >= 1;
+                    && rounds > 1;
                 if by_rounds || by_time || default {
                     sock.call_ok(src, json!({"execute": "migrate-start-postcopy"}))
                         .await?;

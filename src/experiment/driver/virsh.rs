@@ -452,12 +452,11 @@ impl Driver for VirshDriver {
                 let now = match a.kind {
                     AlgorithmKind::Postcopy => true,
                     _ => {
-                        a.switch_after_rounds
-                            .is_some_and(|n| rounds >= u64::from(n))
+                        a.switch_after_rounds.is_some_and(|n| rounds > u64::from(n))
                             || a.switch_after_s.is_some_and(|s| t_ms >= s * 1000.0)
                             || (a.switch_after_rounds.is_none()
                                 && a.switch_after_s.is_none()
-                                && rounds >= 1)
+                                && rounds > 1)
                     }
                 };
                 if now && let Some(d) = dialect {
@@ -487,7 +486,10 @@ impl Driver for VirshDriver {
                     Outcome::NotConverged
                 });
             }
-            last_info = Some(info);
+            // A cancelled job's answers carry no figures: keep the last running ones.
+            if info.get("ram").is_some() {
+                last_info = Some(info);
+            }
         };
         row.migration_wall_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
         if let Some(info) = &last_info {
