@@ -70,6 +70,16 @@ impl VirshPostcopy {
     }
 }
 
+/// Whether libvirt itself switches to post-copy (`--postcopy-after-precopy`:
+/// after the first pre-copy pass), for a hybrid after one pass (or with no rule
+/// given); polling through virsh is too slow to catch the end of a pass.
+pub fn libvirt_switches(scenario: &Scenario) -> bool {
+    let a = &scenario.algorithm;
+    a.kind == AlgorithmKind::Hybrid
+        && a.switch_after_s.is_none()
+        && a.switch_after_rounds.is_none_or(|n| n == 1)
+}
+
 /// The `virsh migrate` arguments for `scenario` (after `migrate`).
 pub fn migrate_args(
     scenario: &Scenario,
@@ -84,6 +94,9 @@ pub fn migrate_args(
         && let Some(p) = postcopy
     {
         v.push(p.migrate_flag().into());
+        if libvirt_switches(scenario) {
+            v.push("--postcopy-after-precopy".into());
+        }
     }
     if a.auto_converge {
         v.push("--auto-converge".into());
@@ -442,7 +455,13 @@ impl Driver for VirshDriver {
                 }
                 downtime_set = true;
             }
+            if status == "postcopy-active" && switch_transferred.is_none() {
+                // libvirt switched (--postcopy-after-precopy): date it by this sample.
+                row.postcopy_switch_ms = Some(t_ms);
+                switch_transferred = Some(last_transferred);
+            }
             if sc.algorithm.kind != AlgorithmKind::Precopy
+                && !libvirt_switches(sc)
                 && switch_transferred.is_none()
                 && status == "active"
                 && m.transferred().unwrap_or(0) > 0
@@ -680,8 +699,25 @@ mod tests {
 
     #[test]
     fn migrate_arguments_follow_the_algorithm() {
+        let after_one = Algorithm {
+            kind: AlgorithmKind::Hybrid,
+            switch_after_rounds: Some(1),
+            ..Algorithm::default()
+        };
+        let a = migrate_args(
+            &scenario(after_one),
+            "g",
+            "m",
+            "x",
+            Some(VirshPostcopy::Upstream),
+        );
+        assert_eq!(
+            &a[..3],
+            ["--live", "--postcopy", "--postcopy-after-precopy"]
+        );
         let hybrid = Algorithm {
             kind: AlgorithmKind::Hybrid,
+            switch_after_rounds: Some(3),
             max_bandwidth_mib_s: Some(40),
             block: true,
             incremental: true,
