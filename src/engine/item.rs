@@ -202,6 +202,7 @@ impl Engine {
             let mut uv = vars.clone();
             if let Some(r) = &t.register {
                 uv.insert(r.clone(), Value::Object(o.result.clone()));
+                crate::template::mark_data(&mut uv, r);
             }
             match self.render.eval_condition(until, &uv) {
                 Ok(true) => return o,
