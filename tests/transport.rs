@@ -302,33 +302,48 @@ async fn a_hanging_command_is_killed_at_its_timeout_and_the_next_call_works() {
         "sleep 300 & echo $! > {}; echo started; sleep 300",
         pidfile.display()
     ));
-    spec.timeout = Some(Duration::from_secs(1));
+    // The timeout clock runs from the command's start, its own startup
+    // included: 1 s was once not enough under load for the shell to reach
+    // `echo started` (empty stdout, no pidfile). 3 s is; the check is that
+    // the command is killed at its timeout, not before it and not much after.
+    let limit = Duration::from_secs(3);
+    spec.timeout = Some(limit);
     let t0 = Instant::now();
     let out = t.run(&spec).await.unwrap();
+    let took = t0.elapsed();
     assert!(out.timed_out, "{out:?}");
     assert_eq!(out.rc, -1);
     assert_eq!(out.stdout, b"started\n");
     assert!(
-        t0.elapsed() < Duration::from_secs(20),
-        "killed near its timeout, took {:?}",
-        t0.elapsed()
+        took >= limit && took < limit + Duration::from_secs(20),
+        "killed at its timeout of {limit:?}, took {took:?}"
     );
     let child: i32 = std::fs::read_to_string(&pidfile)
         .unwrap()
         .trim()
         .parse()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    // Dead: gone, or a zombie waiting for its new parent to reap it.
-    let state = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
-    assert!(
+    // Dead: gone, or a zombie waiting for its new parent to reap it. The kill
+    // was sent before the answer came back, but dying takes the killed
+    // process a turn on a CPU: wait for that (a fixed 200 ms once was not
+    // enough under load), up to a deadline a live `sleep 300` cannot meet.
+    let dead = |state: &str| {
         state.is_empty()
             || state
                 .rsplit(')')
                 .next()
                 .unwrap()
                 .trim_start()
-                .starts_with('Z'),
+                .starts_with('Z')
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut state = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+    while !dead(&state) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        state = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+    }
+    assert!(
+        dead(&state),
         "the command's background child was killed too: {state}"
     );
     let mut quick = CommandSpec::new("echo fine");
