@@ -110,6 +110,10 @@ pub struct RunArgs {
     /// More output (-v, -vv, -vvv shows the commands sent).
     #[arg(short = 'v', long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// With -vvv, show the values of variables named like secrets
+    /// (password, secret, token, key); masked as ******** otherwise.
+    #[arg(long)]
+    pub show_secrets: bool,
 }
 
 #[derive(Debug, Args)]

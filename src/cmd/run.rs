@@ -44,6 +44,7 @@ pub fn run(args: RunArgs) -> CmdResult {
         strategy,
         force_handlers: args.force_handlers,
         verbosity: args.verbose,
+        show_secrets: args.show_secrets,
         extra_vars,
         become_password: become_password(args.connect.ask_become_pass)?,
         default_timeout: None,

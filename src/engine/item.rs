@@ -50,6 +50,11 @@ impl Engine {
                     inner: t,
                     sink: self.sink.clone(),
                     hide: no_log,
+                    secrets: if self.opts.show_secrets {
+                        Vec::new()
+                    } else {
+                        super::connect::secret_values(vars)
+                    },
                 }),
                 Ok(t) => t,
                 Err(e) => {
