@@ -7,7 +7,7 @@
 # OUTDIR/build.stamp. Needs: linux-image-amd64 (kernel + modules under
 # /lib/modules), busybox-static, gcc with static libc (libc6-dev), cpio, gzip.
 # Idempotent: when the inputs have not changed (same kernel, busybox, init
-# and dirty.c) it rebuilds nothing and prints "unchanged".
+# and load.c) it rebuilds nothing and prints "unchanged".
 set -eu
 OUT=${1:?usage: build-guest.sh OUTDIR [KERNEL_VERSION]}
 KVER=${2:-$(ls /lib/modules | sort -V | tail -n1)}
@@ -18,7 +18,7 @@ done
 command -v gcc >/dev/null || { echo "build-guest: gcc not found (install gcc libc6-dev)" >&2; exit 1; }
 command -v cpio >/dev/null || { echo "build-guest: cpio not found (install cpio)" >&2; exit 1; }
 
-STAMP=$(cat "$HERE/init" "$HERE/dirty.c" "$HERE/build-guest.sh" /bin/busybox /boot/vmlinuz-$KVER | sha256sum | cut -d' ' -f1)
+STAMP=$(cat "$HERE/init" "$HERE/load.c" "$HERE/build-guest.sh" /bin/busybox /boot/vmlinuz-$KVER | sha256sum | cut -d' ' -f1)
 if [ -f "$OUT/build.stamp" ] && [ "$(cat "$OUT/build.stamp")" = "$KVER $STAMP" ] \
    && [ -f "$OUT/vmlinuz" ] && [ -f "$OUT/initramfs.cpio.gz" ]; then
   echo "unchanged"
@@ -34,7 +34,7 @@ cp /bin/busybox "$ROOT/bin/busybox"
 ln -s busybox "$ROOT/bin/sh"
 cp "$HERE/init" "$ROOT/init"
 chmod 755 "$ROOT/init"
-gcc -static -O2 -Wall -o "$ROOT/bin/dirty" "$HERE/dirty.c"
+gcc -static -O2 -Wall -pthread -o "$ROOT/bin/load" "$HERE/load.c"
 for m in kernel/drivers/virtio/virtio_ring kernel/drivers/virtio/virtio \
          kernel/drivers/virtio/virtio_pci_legacy_dev kernel/drivers/virtio/virtio_pci_modern_dev \
          kernel/drivers/virtio/virtio_pci kernel/net/core/failover \

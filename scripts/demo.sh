@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # ferry's main job on the built-in lab, from a fresh Debian 12 machine (root):
-# install what is needed, build, bring up a 2-host lab with a shaped 1 Gbit/s
-# migration link, check and provision the live-migration testbed on it
-# (migration network, QEMU, libvirt for TCP migration, nova.conf), show it.
+# install what is needed, build, bring up a 3-host lab (two compute hosts and a
+# prober) with a shaped migration link, check and provision the live-migration
+# testbed on it (migration network, QEMU, libvirt for TCP migration, nova.conf),
+# run the scaled experiment `experiments/lab-quick.yml` (the lab guest onto the
+# hosts, then 16 live migrations: pre-/post-copy x idle/memory load x two link
+# rates), and write its report. The last line printed is the path of report.html.
 # The lab stays up for you to explore; `ferry lab down --name demo` removes it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/setup
 cargo build --release
 FERRY=./target/release/ferry
-INV=$($FERRY lab up --name demo --hosts 2 --link-rate 1gbit | tail -1)
+INV=$($FERRY lab up --name demo --hosts 3 --link-rate 1gbit | tail -1)
 echo "inventory: $INV"
-$FERRY check -i "$INV" playbooks/testbed.yml
+$FERRY check -i "$INV" playbooks/testbed.yml experiments/lab-quick.yml
 $FERRY run -i "$INV" playbooks/testbed.yml
-$FERRY lab status --name demo
-echo "next: $FERRY exec -i $INV compute -- virsh list --all;  $FERRY lab down --name demo"
+RESULTS=$($FERRY run -i "$INV" experiments/lab-quick.yml | tail -1)
+echo "results: $RESULTS"
+$FERRY report "$RESULTS" | tail -1

@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::builder::PossibleValue;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::engine::Strategy;
 
 /// ferry: testbed-as-code for live-migration research.
 #[derive(Debug, Parser)]
@@ -24,6 +27,8 @@ pub enum Command {
     Exec(ExecArgs),
     /// Gather and print host facts as JSON.
     Facts(FactsArgs),
+    /// Run an experiment (a matrix of live migrations, measured); the last line printed is its results directory.
+    Experiment(ExperimentArgs),
     /// The built-in lab: a local test cluster of network namespaces.
     #[command(subcommand)]
     Lab(LabCommand),
@@ -61,8 +66,8 @@ pub struct ConnectOpts {
     #[arg(long)]
     pub accept_new_host_keys: bool,
     /// Hosts worked on at once.
-    #[arg(short = 'f', long, value_name = "N")]
-    pub forks: Option<usize>,
+    #[arg(short = 'f', long, value_name = "N", default_value_t = crate::engine::DEFAULT_FORKS)]
+    pub forks: usize,
     /// SSH connect timeout in seconds.
     #[arg(long, default_value_t = crate::transport::DEFAULT_CONNECT_TIMEOUT_SECS, value_name = "SECS")]
     pub connect_timeout: u64,
@@ -99,8 +104,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME")]
     pub start_at_task: Option<String>,
     /// Strategy: linear (a task on all hosts before the next) or free.
-    #[arg(long, default_value = "linear")]
-    pub strategy: String,
+    #[arg(long, value_enum, default_value_t = Strategy::Linear)]
+    pub strategy: Strategy,
     /// Run notified handlers even when a host failed.
     #[arg(long)]
     pub force_handlers: bool,
@@ -114,6 +119,29 @@ pub struct RunArgs {
     /// (password, secret, token, key); masked as ******** otherwise.
     #[arg(long)]
     pub show_secrets: bool,
+    /// Where plays with `experiment:` put their results (`DIR/<experiment>/<UTC timestamp>/`).
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ExperimentArgs {
+    #[command(flatten)]
+    pub inv: InventoryOpts,
+    #[command(flatten)]
+    pub connect: ConnectOpts,
+    /// The experiment file (or a playbook: its plays with `experiment:` run, the others do not).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Results go to `DIR/<experiment>/<UTC timestamp>/`.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Continue this results directory: runs already recorded are skipped.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// Write every experiment event as JSON lines to this file.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -249,6 +277,15 @@ pub enum BenchCommand {
     Provision(BenchProvisionArgs),
     /// Time `ferry check` on a generated 200-host inventory and 500-task playbook.
     Check(BenchCheckArgs),
+    /// Time `ferry report` (every format) on a generated results directory.
+    Report(BenchReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchReportArgs {
+    /// Rows in the generated results directory.
+    #[arg(long, default_value_t = 10_000)]
+    pub rows: u32,
 }
 
 #[derive(Debug, Args)]
@@ -259,12 +296,12 @@ pub struct BenchProvisionArgs {
     /// Tasks per host.
     #[arg(long, default_value_t = 20)]
     pub tasks: u32,
-    /// Use this inventory instead of making a lab.
-    #[arg(short = 'i', long = "inventory")]
-    pub inventory: Option<PathBuf>,
+    /// Use this inventory instead of making a lab (repeatable; merged in order).
+    #[arg(short = 'i', long = "inventory", value_name = "INV")]
+    pub inventory: Vec<PathBuf>,
     /// `linear` (every host finishes a task before the next starts) or `free`.
-    #[arg(long, default_value = "linear")]
-    pub strategy: String,
+    #[arg(long, value_enum, default_value_t = Strategy::Linear)]
+    pub strategy: Strategy,
 }
 
 #[derive(Debug, Args)]
@@ -294,4 +331,15 @@ pub struct ReportArgs {
     /// A second results directory: the same scenarios side by side with the change in medians.
     #[arg(long, value_name = "DIR2")]
     pub compare: Option<PathBuf>,
+}
+
+/// `--strategy linear|free`: the engine's [`Strategy`], named as it names them.
+impl ValueEnum for Strategy {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Strategy::Linear, Strategy::Free]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()))
+    }
 }

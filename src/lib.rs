@@ -1,12 +1,17 @@
 //! ferry: testbed-as-code for live-migration research.
 //!
-//! The map of this crate is `../shared/DESIGN.md`. Dependencies flow one way:
-//! cli -> engine/experiment -> ops -> transport. Nothing below `cli` prints:
-//! everything that happens is an event, and `report` decides how it looks.
+//! The map of this crate is `../shared/DESIGN.md`; the layers and the import directions
+//! that hold today are in `docs/architecture.md`, checked by `tests/architecture.rs`.
+//! `cmd` holds one handler per subcommand (it reads `cli`'s definitions, loads inputs,
+//! chooses reporters and prints); below it, `engine` (and `experiment`) run on `ops`,
+//! which run on `transport`. Nothing below `cmd` prints: the engine emits events and
+//! `report` turns them into text. `playbook`, `vars`, `template`, `yaml` and `exit` are
+//! shared by all of them.
 
 pub mod cli;
 pub mod cmd;
 pub mod engine;
+pub mod exit;
 pub mod experiment;
 pub mod facts;
 pub mod inventory;
@@ -28,7 +33,6 @@ pub const VERSION_LONG: &str = concat!(
     ")"
 );
 
-/// What a command hands back to `main`: an exit code, or one error report.
-/// Exit codes follow Ansible: 0 ok, 1 bad input/other, 2 a host failed,
-/// 4 a host unreachable, 130 interrupted.
+/// What a command hands back to `main`: an exit code ([`exit`]), or one error report
+/// (exit code [`exit::ERROR`]).
 pub type CmdResult = miette::Result<u8>;

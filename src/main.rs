@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Inventory(args) => ferry::cmd::inventory::inventory(args),
         Command::Exec(args) => ferry::cmd::exec::exec(args),
         Command::Facts(args) => ferry::cmd::facts::facts(args),
+        Command::Experiment(args) => ferry::cmd::experiment::experiment(args),
         Command::Lab(LabCommand::Up(args)) => ferry::cmd::lab::up(args),
         Command::Lab(LabCommand::Down(args)) => ferry::cmd::lab::down(args),
         Command::Lab(LabCommand::Status(args)) => ferry::cmd::lab::status(args),
@@ -29,13 +30,14 @@ fn main() -> ExitCode {
             ferry::cmd::bench_provision::provision(args)
         }
         Command::Bench(BenchCommand::Check(args)) => ferry::cmd::bench_check::check(args),
+        Command::Bench(BenchCommand::Report(args)) => ferry::cmd::bench_report::report(args),
         Command::Report(args) => ferry::cmd::report::report(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(report) => {
             eprintln!("{report:?}");
-            ExitCode::from(1)
+            ExitCode::from(ferry::exit::ERROR)
         }
     }
 }

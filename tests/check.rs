@@ -44,6 +44,15 @@ const BAD: &[(&str, &str, bool)] = &[
     ("condition_syntax_error", "playbook.yml:6:26", false),
     ("duplicate_key", "playbook.yml:7:9", false),
     ("error_in_role", "roles/nova/tasks/main.yml:6:5", false),
+    ("experiment_bad_values", "playbook.yml:4:23", false),
+    (
+        "experiment_missing_migration_ip",
+        "playbook.yml:3:21",
+        false,
+    ),
+    ("experiment_play_bad_axis", "playbook.yml:11:7", false),
+    ("experiment_unknown_key", "playbook.yml:4:1", false),
+    ("experiment_unknown_pair_host", "playbook.yml:3:21", false),
     ("experiment_with_tasks", "playbook.yml:5:5", false),
     ("free_form_not_kv", "playbook.yml:3:7", false),
     ("host_pattern_matches_nothing", "playbook.yml:1:10", true),
@@ -166,7 +175,67 @@ fn good_fixture_checks_clean() {
         Path::new("tests/fixtures/good/basic/playbook.yml"),
     );
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert_eq!(stdout, "ok: 1 playbook(s), 2 play(s), 11 task(s) checked\n");
+    assert_eq!(
+        stdout,
+        "ok: 1 playbook(s), 2 play(s), 11 task(s), 1 experiment(s) checked\n"
+    );
+}
+
+#[test]
+fn the_studies_experiment_checks_clean_against_the_example_10g_inventory() {
+    let (code, stdout, stderr) = ferry_check(
+        Path::new("inventories/example-10g"),
+        Path::new("experiments/icclab-10g.yml"),
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(
+        stdout,
+        "ok: 0 playbook(s), 0 play(s), 0 task(s), 1 experiment(s) checked\n"
+    );
+}
+
+#[test]
+fn the_lab_quick_playbook_checks_clean_against_the_lab_inventory() {
+    let (code, stdout, stderr) = ferry_check(
+        Path::new("inventories/lab.yml"),
+        Path::new("experiments/lab-quick.yml"),
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.ends_with(", 1 experiment(s) checked\n"), "{stdout}");
+}
+
+#[test]
+fn a_pair_host_without_migration_ip_is_named() {
+    // The example inventory, copied, with compute2's migration_ip removed.
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("example-10g");
+    std::fs::create_dir_all(inv.join("group_vars")).unwrap();
+    let src = Path::new(ROOT).join("inventories/example-10g");
+    for f in ["group_vars/all.yml", "group_vars/compute.yml"] {
+        std::fs::copy(src.join(f), inv.join(f)).unwrap();
+    }
+    let hosts = std::fs::read_to_string(src.join("hosts.yml")).unwrap();
+    let without: String = hosts
+        .lines()
+        .filter(|l| l.trim() != "migration_ip: 10.10.0.12")
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        without.lines().count() + 1,
+        hosts.lines().count(),
+        "one line removed"
+    );
+    std::fs::write(inv.join("hosts.yml"), without).unwrap();
+    let (code, stdout, stderr) = ferry_check(&inv, Path::new("experiments/icclab-10g.yml"));
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stdout.starts_with(
+            "experiments/icclab-10g.yml:13:20: error: pair host `compute2` has no `migration_ip`\n"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("set `migration_ip:`"), "{stdout}");
+    assert!(stdout.ends_with("1 error, 0 warnings\n"), "{stdout}");
 }
 
 #[test]
@@ -398,8 +467,8 @@ fn good_fixture_loads_into_the_model() {
     // The experiment play keeps its mapping and position.
     let exp = &pbs[0].plays[1];
     assert_eq!(
-        exp.experiment.as_ref().unwrap()["matrix"]["ram"],
-        json!([512, 1024])
+        exp.experiment.as_ref().unwrap()["matrix"]["flavor"],
+        json!(["m1.tiny", "m1.small"])
     );
     assert_eq!(exp.experiment_loc.as_ref().unwrap().line, 46);
 }

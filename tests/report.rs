@@ -722,7 +722,7 @@ fn compare_shows_both_medians_and_the_change() {
 #[test]
 fn group_by_pools_the_other_axes() {
     let (_tmp, results, out, rows) = setup("group_by_pools_the_other_axes");
-    ferry_report(&[
+    let run = ferry_report(&[
         p(&results),
         "--out",
         p(&out),
@@ -731,6 +731,16 @@ fn group_by_pools_the_other_axes() {
         "--group-by",
         "algorithm",
     ]);
+    assert!(
+        run.stdout.contains("\nall links · all loads\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.lines().any(|l| l.starts_with("  precopy ")),
+        "{}",
+        run.stdout
+    );
     let table = csv_rows(&fs::read_to_string(out.join("summary.csv")).unwrap());
     let names: Vec<&str> = table.iter().map(|r| r["scenario"].as_str()).collect();
     assert_eq!(names, ["precopy", "postcopy", "hybrid-1"]);
@@ -790,4 +800,51 @@ fn not_a_results_directory_is_an_error_naming_it() {
         err.contains("not a results directory (no results.jsonl in it)"),
         "{err}"
     );
+}
+
+/// The page as a browser shows it: headless Chromium (Debian's `chromium`, installed
+/// by `.ci/setup`) saves a screenshot beside the report, to be looked at.
+#[test]
+fn html_renders_in_headless_chromium() {
+    let chromium = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|c| {
+            std::process::Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("chromium is missing: `bash .ci/setup` installs Debian's chromium package");
+    let (tmp, results, out, _) = setup("html_renders_in_headless_chromium");
+    ferry_report(&[p(&results), "--out", p(&out), "--format", "html"]);
+    let shot = out.join("report-screenshot.png");
+    let status = std::process::Command::new("timeout")
+        .args([
+            "120",
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+        ])
+        .args([
+            "--hide-scrollbars",
+            "--window-size=1300,2400",
+            "--no-first-run",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            tmp.join("chromium-profile").display()
+        ))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", out.join("report.html").display()))
+        .output()
+        .unwrap();
+    assert!(
+        shot.is_file(),
+        "no screenshot; chromium said: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let reader = png::Decoder::new(fs::File::open(&shot).unwrap());
+    let info = reader.read_info().unwrap().info().clone();
+    assert_eq!((info.width, info.height), (1300, 2400));
 }

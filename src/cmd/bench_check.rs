@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use crate::CmdResult;
 use crate::cli::BenchCheckArgs;
+use crate::exit;
 
 /// Write a generated inventory (`hosts` hosts in 10 groups) and a playbook of
 /// `tasks` tasks (a mix of ops, loops, conditions, templates and handlers).
@@ -98,5 +99,5 @@ pub fn check(args: BenchCheckArgs) -> CmdResult {
         times[0].as_secs_f64() * 1e3,
         times.len()
     );
-    Ok(0)
+    Ok(exit::OK)
 }

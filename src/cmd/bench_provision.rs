@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::CmdResult;
 use crate::cli::{BenchProvisionArgs, InventoryOpts};
-use crate::engine::{Engine, EventKind, Outcome, Recorder, RunOptions, Strategy};
+use crate::engine::{Engine, EventKind, Outcome, Recorder, RunOptions};
 use crate::playbook::{Play, Playbook, Task, TaskItem};
 use crate::transport::ConnectDefaults;
 
@@ -137,10 +137,11 @@ fn lab_up(hosts: u32) -> miette::Result<PathBuf> {
 }
 
 pub fn provision(args: BenchProvisionArgs) -> CmdResult {
-    let made_lab = args.inventory.is_none();
-    let inventory = match &args.inventory {
-        Some(i) => i.clone(),
-        None => lab_up(args.hosts)?,
+    let made_lab = args.inventory.is_empty();
+    let inventory = if made_lab {
+        vec![lab_up(args.hosts)?]
+    } else {
+        args.inventory.clone()
     };
     let result = provision_on(&args, &inventory);
     if made_lab {
@@ -164,21 +165,20 @@ fn lab_down() {
     }
 }
 
-fn provision_on(args: &BenchProvisionArgs, inventory: &std::path::Path) -> CmdResult {
+fn provision_on(args: &BenchProvisionArgs, inventory: &[PathBuf]) -> CmdResult {
     let inv = InventoryOpts {
-        inventory: vec![inventory.to_path_buf()],
+        inventory: inventory.to_vec(),
         ..InventoryOpts::default()
     };
     let hosts = super::load_hosts(&inv)?;
     let n_hosts = hosts
         .select("all")
-        .map_err(|e| miette!("{}: {e}", inventory.display()))?
+        .map_err(|e| miette!("{}: {e}", inventory[0].display()))?
         .len();
     let dir = tempfile::tempdir().into_diagnostic()?;
     let template = dir.path().join("small.j2");
     std::fs::write(&template, TEMPLATE).into_diagnostic()?;
     let pb = workload(args.tasks, &template);
-    let strategy: Strategy = args.strategy.parse().map_err(|e: String| miette!("{e}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -193,7 +193,7 @@ fn provision_on(args: &BenchProvisionArgs, inventory: &std::path::Path) -> CmdRe
         let engine = Engine::new(
             RunOptions {
                 forks: n_hosts.max(1),
-                strategy,
+                strategy: args.strategy,
                 ..RunOptions::default()
             },
             hosts.clone(),

@@ -3,6 +3,7 @@
 
 use crate::CmdResult;
 use crate::cli::CheckArgs;
+use crate::exit;
 use crate::inventory::Inventory;
 use crate::playbook::diag::CheckReport;
 
@@ -12,22 +13,45 @@ pub fn check(args: CheckArgs) -> CmdResult {
         crate::vars::parse_extra_vars(&args.inv.extra_vars).map_err(miette::Report::new)?;
 
     let color = super::color(&std::io::stdout());
-    match crate::playbook::load_and_check(&args.playbooks, &inventory, &extra_vars) {
-        Ok((playbooks, warnings)) => {
+    // Experiment files of their own go to the experiment stage's checks; experiment
+    // plays are checked there too, and their playbooks by the loader as well.
+    let experiments = crate::experiment::check::check_files(
+        &args.playbooks,
+        &inventory,
+        args.inv.limit.as_deref(),
+    );
+    let loaded = if experiments.playbooks.is_empty() {
+        Ok((Vec::new(), Vec::new()))
+    } else {
+        crate::playbook::load_and_check(&experiments.playbooks, &inventory, &extra_vars)
+    };
+    match loaded {
+        Ok((playbooks, mut warnings)) if !experiments.problems.iter().any(|p| p.is_error()) => {
+            warnings.extend(experiments.problems);
             if !warnings.is_empty() {
                 print!("{}", CheckReport::new(warnings).render(color));
             }
             let plays: usize = playbooks.iter().map(|p| p.plays.len()).sum();
             let tasks: usize = playbooks.iter().map(count_tasks).sum();
+            let exps = match experiments.experiments {
+                0 => String::new(),
+                n => format!(", {n} experiment(s)"),
+            };
             println!(
-                "ok: {} playbook(s), {plays} play(s), {tasks} task(s) checked",
+                "ok: {} playbook(s), {plays} play(s), {tasks} task(s){exps} checked",
                 playbooks.len()
             );
-            Ok(0)
+            Ok(exit::OK)
         }
-        Err(report) => {
-            print!("{}", report.render(color));
-            Ok(1)
+        Ok((_, mut problems)) => {
+            problems.extend(experiments.problems);
+            print!("{}", CheckReport::new(problems).render(color));
+            Ok(exit::ERROR)
+        }
+        Err(mut report) => {
+            report.problems.extend(experiments.problems);
+            print!("{}", CheckReport::new(report.problems).render(color));
+            Ok(exit::ERROR)
         }
     }
 }

@@ -54,7 +54,7 @@ pub fn exec(args: ExecArgs) -> CmdResult {
     let hosts = load_hosts(&args.inv)?;
     let playbook = adhoc_playbook(&args.pattern, &args.command, args.become_, args.timeout);
     let opts = RunOptions {
-        forks: args.connect.forks.unwrap_or(50),
+        forks: args.connect.forks,
         extra_vars,
         become_password: become_password(args.connect.ask_become_pass)?,
         default_timeout: args.timeout.map(Duration::from_secs),

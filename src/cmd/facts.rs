@@ -4,10 +4,11 @@ use serde_json::{Map, Value};
 
 use crate::CmdResult;
 use crate::cli::FactsArgs;
+use crate::exit;
 use crate::facts::{FactsError, gather};
 
 /// `ferry facts -i INV [PATTERN]`: every selected host's facts, gathered in parallel
-/// (at most `--forks` at once, default 50), printed as one JSON object host -> facts.
+/// (at most `--forks` at once), printed as one JSON object host -> facts.
 /// Hosts that cannot be reached (or whose facts cannot be gathered) are named on
 /// stderr and left out of the object; then the exit code is 4.
 pub fn facts(args: FactsArgs) -> CmdResult {
@@ -19,10 +20,10 @@ pub fn facts(args: FactsArgs) -> CmdResult {
         .map_err(|e| miette::miette!("pattern {:?}: {e}", args.pattern))?;
     if names.is_empty() {
         eprintln!("ferry facts: no hosts match {:?}", args.pattern);
-        return Ok(1);
+        return Ok(exit::ERROR);
     }
     let connector = super::connector((&args.connect).into());
-    let forks = args.connect.forks.unwrap_or(50).max(1);
+    let forks = args.connect.forks.max(1);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -70,5 +71,9 @@ pub fn facts(args: FactsArgs) -> CmdResult {
         "{}",
         serde_json::to_string_pretty(&Value::Object(all)).into_diagnostic()?
     );
-    Ok(if unreachable > 0 { 4 } else { 0 })
+    Ok(if unreachable > 0 {
+        exit::HOST_UNREACHABLE
+    } else {
+        exit::OK
+    })
 }

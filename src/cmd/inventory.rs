@@ -7,6 +7,7 @@ use miette::IntoDiagnostic;
 
 use crate::CmdResult;
 use crate::cli::InventoryArgs;
+use crate::exit;
 use crate::inventory::{Inventory, graph, list_json, list_json_of};
 use crate::vars::{VarLayers, extra_vars_scopes};
 
@@ -39,14 +40,14 @@ pub fn inventory(args: InventoryArgs) -> CmdResult {
                     emit(&format!(
                         "{var} is not set for {host} by the inventory or -e\n"
                     ));
-                    return Ok(1);
+                    return Ok(exit::ERROR);
                 }
             }
-            return Ok(0);
+            return Ok(exit::OK);
         }
         let vars = layers.flatten_user();
         emit(&(serde_json::to_string_pretty(&vars).into_diagnostic()? + "\n"));
-        return Ok(0);
+        return Ok(exit::OK);
     }
     if args.graph {
         let root = args.inv.limit.as_deref().unwrap_or("all");
@@ -54,7 +55,7 @@ pub fn inventory(args: InventoryArgs) -> CmdResult {
             return Err(miette::miette!("no group `{root}` to graph"));
         }
         emit(&graph(&inv, root));
-        return Ok(0);
+        return Ok(exit::OK);
     }
     // --list is the default, as the most useful view.
     let json = match &args.inv.limit {
@@ -62,7 +63,7 @@ pub fn inventory(args: InventoryArgs) -> CmdResult {
         Some(limit) => list_json_of(&inv, &inv.select_limited("all", Some(limit))?),
     };
     emit(&(serde_json::to_string_pretty(&json).into_diagnostic()? + "\n"));
-    Ok(0)
+    Ok(exit::OK)
 }
 
 /// Write to stdout; a closed pipe (`| head`) is not an error.

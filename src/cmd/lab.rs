@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use crate::CmdResult;
 use crate::cli::{LabExecArgs, LabNameArgs, LabUpArgs};
+use crate::exit;
 
 use crate::lab::lifecycle::{self, LabSpec};
 
@@ -43,7 +44,7 @@ pub fn up(args: LabUpArgs) -> CmdResult {
     );
     out!("ssh: ssh -F {} {}-1", lab.ssh_config().display(), lab.name);
     out!("{}", lab.inventory().display());
-    Ok(0)
+    Ok(exit::OK)
 }
 
 pub fn down(args: LabNameArgs) -> CmdResult {
@@ -63,7 +64,7 @@ pub fn down(args: LabNameArgs) -> CmdResult {
             }
         );
     }
-    Ok(0)
+    Ok(exit::OK)
 }
 
 pub fn status(args: LabNameArgs) -> CmdResult {
@@ -105,7 +106,11 @@ pub fn status(args: LabNameArgs) -> CmdResult {
             if h.answers { "yes" } else { "no" }
         );
     }
-    Ok(if down == 0 { 0 } else { 4 })
+    Ok(if down == 0 {
+        exit::OK
+    } else {
+        exit::HOST_UNREACHABLE
+    })
 }
 
 pub fn exec(args: LabExecArgs) -> CmdResult {

@@ -7,8 +7,10 @@
 
 pub mod bench_check;
 pub mod bench_provision;
+pub mod bench_report;
 pub mod check;
 pub mod exec;
+pub mod experiment;
 pub mod facts;
 pub mod inventory;
 pub mod lab;
@@ -109,7 +111,7 @@ fn drive(engine: Engine, playbooks: Vec<Playbook>) -> CmdResult {
             if tokio::signal::ctrl_c().await.is_ok() {
                 interrupt.store(true, Ordering::SeqCst);
                 if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
+                    std::process::exit(crate::exit::INTERRUPTED.into());
                 }
             }
         });

@@ -18,13 +18,12 @@ pub fn report(args: ReportArgs) -> CmdResult {
     })?;
     let mut err = std::io::stderr();
     for s in &written.skipped {
-        let _ = writeln!(
-            err,
-            "warning: {}:{}: {}",
-            s.path.display(),
-            s.line,
-            s.reason
-        );
+        let line = if s.line > 0 {
+            format!(":{}", s.line)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(err, "warning: {}{line}: {}", s.path.display(), s.reason);
     }
     let mut out = std::io::stdout();
     let _ = writeln!(
@@ -45,12 +44,9 @@ pub fn report(args: ReportArgs) -> CmdResult {
     if let Some(c) = &written.comparison {
         let _ = write!(out, "\n{c}");
     }
-    let _ = writeln!(
-        out,
-        "\nwrote {} files to {}",
-        written.files.len(),
-        written.out.display()
-    );
+    let n = written.files.len();
+    let files = if n == 1 { "file" } else { "files" };
+    let _ = writeln!(out, "\nwrote {n} {files} to {}", written.out.display());
     match &written.html {
         Some(p) => {
             let _ = writeln!(out, "{}", p.display());

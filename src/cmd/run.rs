@@ -9,12 +9,14 @@ use miette::miette;
 use super::{become_password, color, connector, drive, extra_vars, load_inventory};
 use crate::CmdResult;
 use crate::cli::RunArgs;
-use crate::engine::{Engine, EventSink, Fanout, HostSource, InventoryHosts, RunOptions, Strategy};
+use crate::engine::{Engine, EventSink, Fanout, HostSource, InventoryHosts, RunOptions};
+use crate::exit;
+use crate::inventory::Inventory;
 use crate::playbook::diag::CheckReport;
+use crate::playbook::{Playbook, Vars};
 use crate::report::{JsonlReporter, PlainReporter, TerminalReporter};
 
 pub fn run(args: RunArgs) -> CmdResult {
-    let strategy: Strategy = args.strategy.parse().map_err(|e: String| miette!("{e}"))?;
     let extra_vars = extra_vars(&args.inv)?;
     let inventory = load_inventory(&args.inv)?;
     // Everything is loaded and checked before any connection; a problem stops here.
@@ -29,19 +31,42 @@ pub fn run(args: RunArgs) -> CmdResult {
         }
         Err(report) => {
             eprint!("{}", report.render(color));
-            return Ok(1);
+            return Ok(exit::ERROR);
         }
     };
+    if crate::experiment::source::has_experiments(&playbooks) {
+        // Plays with `experiment:` run in the experiment stage, the others here, in order.
+        let inv = inventory.clone();
+        return super::experiment::run_with_experiments(
+            playbooks,
+            &inv,
+            &args.inv,
+            &extra_vars,
+            &args.connect,
+            &args.out,
+            |group| run_engine(&args, inventory.clone(), extra_vars.clone(), group),
+        );
+    }
+    run_engine(&args, inventory, extra_vars, playbooks)
+}
+
+/// The engine over `playbooks` with `ferry run`'s options and reporters.
+fn run_engine(
+    args: &RunArgs,
+    inventory: Inventory,
+    extra_vars: Vars,
+    playbooks: Vec<Playbook>,
+) -> CmdResult {
     let hosts: Arc<dyn HostSource> =
         Arc::new(InventoryHosts::new(inventory, args.inv.limit.clone()));
     let opts = RunOptions {
-        forks: args.connect.forks.unwrap_or(50),
+        forks: args.connect.forks,
         check: args.check,
         diff: args.diff,
         tags: args.tags.clone(),
         skip_tags: args.skip_tags.clone(),
         start_at_task: args.start_at_task.clone(),
-        strategy,
+        strategy: args.strategy,
         force_handlers: args.force_handlers,
         verbosity: args.verbose,
         show_secrets: args.show_secrets,

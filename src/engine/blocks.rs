@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use crate::playbook::{Play, TaskItem, TaskKeywords};
 
 use super::Engine;
-use super::scheduler::PlayRun;
+use super::play_run::PlayRun;
 
 /// Keywords inherited down blocks, plus whether a `rescue` catches failures here.
 #[derive(Clone, Default)]

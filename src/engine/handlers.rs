@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use super::Engine;
 use super::blocks::Inherit;
-use super::scheduler::PlayRun;
+use super::play_run::PlayRun;
 
 impl Engine {
     /// Run notified handlers, in definition order, once per host that notified them.

@@ -14,7 +14,7 @@ use crate::transport::{Become, Transport};
 
 use super::Engine;
 use super::connect::{NoTransport, Traced};
-use super::scheduler::PlayRun;
+use super::play_run::PlayRun;
 use super::task::TaskOutput;
 
 impl Engine {

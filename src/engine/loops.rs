@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use crate::ops::Op;
 use crate::playbook::{Task, TaskKeywords, Vars};
 
-use super::scheduler::PlayRun;
+use super::play_run::PlayRun;
 use super::task::TaskOutput;
 use super::{Engine, EventKind};
 

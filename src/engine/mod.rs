@@ -11,7 +11,7 @@
 //! (block/rescue/always, inherited keywords), `selection` (tags, `--start-at-task`),
 //! `task` (one task on its hosts and its result), `loops` and `item` (loop items,
 //! delegation, retries/until), `handlers`, `task_vars` (variable assembly),
-//! `check_mode`, `connect` (one connection per host), `hosts`.
+//! `play_run` (one batch's state), `check_mode`, `connect` (one connection per host), `hosts`.
 
 mod blocks;
 mod check_mode;
@@ -21,6 +21,7 @@ mod handlers;
 mod hosts;
 mod item;
 mod loops;
+mod play_run;
 pub mod render;
 mod scheduler;
 mod selection;
@@ -40,6 +41,7 @@ use tokio::sync::Semaphore;
 
 pub use events::*;
 
+use crate::exit;
 use crate::ops::Render;
 use crate::playbook::{Playbook, Vars};
 use crate::transport::check_state::CheckState;
@@ -60,18 +62,25 @@ pub enum Strategy {
     Free,
 }
 
-impl std::str::FromStr for Strategy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "linear" => Ok(Self::Linear),
-            "free" => Ok(Self::Free),
-            other => Err(format!(
-                "unknown strategy `{other}`: use `linear` or `free`"
-            )),
+impl Strategy {
+    /// The name `--strategy` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Linear => "linear",
+            Strategy::Free => "free",
         }
     }
 }
+
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Hosts worked on at once when `--forks` is not given (Ansible's default is 5; ferry's
+/// hosts cost one connection and no process each).
+pub const DEFAULT_FORKS: usize = 50;
 
 /// How a run behaves (the `ferry run` flags).
 #[derive(Debug, Clone)]
@@ -101,7 +110,7 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         Self {
-            forks: 50,
+            forks: DEFAULT_FORKS,
             check: false,
             diff: false,
             tags: Vec::new(),
@@ -257,7 +266,7 @@ impl Engine {
     /// Exit code as Ansible gives it, 130 when interrupted.
     pub fn exit_code(&self) -> u8 {
         if self.interrupted() {
-            130
+            exit::INTERRUPTED
         } else if self
             .stats
             .lock()
@@ -265,13 +274,13 @@ impl Engine {
             .values()
             .any(|s| s.unreachable > 0)
         {
-            4
+            exit::HOST_UNREACHABLE
         } else if !self.failed_hosts.lock().unwrap().is_empty() {
-            2
+            exit::HOST_FAILED
         } else if self.error.load(Ordering::SeqCst) {
-            1
+            exit::ERROR
         } else {
-            0
+            exit::OK
         }
     }
 

@@ -8,39 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::future::join_all;
 use serde_json::Value;
 
-use crate::playbook::{Play, Task, TaskKeywords, Vars};
+use crate::playbook::{Play, Task, TaskKeywords};
 
 use super::blocks::Inherit;
+use super::play_run::{HostState, PlayRun};
 use super::{Engine, EventKind, Strategy};
-
-#[derive(Debug, Default)]
-pub(super) struct HostState {
-    pub(super) failed: bool,
-    pub(super) unreachable: bool,
-    pub(super) ended: bool,
-    pub(super) notified: Vec<String>,
-}
-
-/// One batch of one play.
-pub(super) struct PlayRun<'p> {
-    pub(super) play: &'p Play,
-    pub(super) names: Vec<String>,
-    /// Each host's inventory variables, with the inventory epoch they were read at
-    /// (re-read after add_host/group_by changed the inventory).
-    pub(super) base: Vec<Mutex<(u64, Vars)>>,
-    pub(super) states: Vec<Mutex<HostState>>,
-    pub(super) ended: AtomicBool,
-}
-
-impl PlayRun<'_> {
-    pub(super) fn active(&self, h: usize) -> bool {
-        if self.ended.load(Ordering::SeqCst) {
-            return false;
-        }
-        let s = self.states[h].lock().unwrap();
-        !(s.failed || s.unreachable || s.ended)
-    }
-}
 
 impl Engine {
     pub(super) async fn run_play(&self, play: &Play) -> Result<(), String> {

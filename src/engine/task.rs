@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::ops::{self, Control, Diff, OpOutcome};
 use crate::playbook::{Task, TaskKeywords, Vars};
 
-use super::scheduler::PlayRun;
+use super::play_run::PlayRun;
 use super::{Engine, EventKind, HostResult, Outcome, Strategy, truncate};
 
 pub(super) const NO_LOG_MSG: &str =

@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::playbook::{Task, TaskKeywords, Vars};
 
 use super::Engine;
-use super::scheduler::PlayRun;
+use super::play_run::PlayRun;
 use super::var_use::task_mentions;
 
 impl Engine {

@@ -432,4 +432,67 @@ mod tests {
         assert!(!p.switched);
         assert_eq!(p.rounds, 1);
     }
+
+    fn run(outcome: super::super::result::Outcome, total_ms: f64) -> MigrationResult {
+        use super::super::scenario::{Algorithm, Flavor, HostPair, Link, Load};
+        MigrationResult {
+            outcome: Some(outcome),
+            total_time_ms: Some(total_ms),
+            link_rate_bps: Some(1_000_000_000),
+            scenario: Some(Scenario {
+                flavor: Flavor {
+                    name: "f".into(),
+                    vcpus: 1,
+                    memory_mib: 1024,
+                    disk_gib: 0.0,
+                },
+                algorithm: Algorithm::default(),
+                load: Load::default(),
+                link: Link {
+                    name: "l".into(),
+                    rate_bps: Some(100_000_000),
+                    mtu: None,
+                    stands_for_bps: Some(10_000_000_000),
+                },
+                repetition: 0,
+                warmup: false,
+                pair: HostPair {
+                    source: "a".into(),
+                    destination: "b".into(),
+                },
+            }),
+            ..MigrationResult::default()
+        }
+    }
+
+    #[test]
+    fn inputs_use_the_rate_the_run_had_never_what_it_stands_for() {
+        let i =
+            ModelInputs::of_run(&run(super::super::result::Outcome::Completed, 9000.0)).unwrap();
+        assert_eq!(i.link_bytes_s, GBIT_BYTES_S);
+        assert_eq!(i.ram_bytes, GIB);
+        assert_eq!(i.dirty_bytes_s, 0.0);
+        assert_eq!(i.downtime_limit_s, 0.3);
+    }
+
+    #[test]
+    fn runs_beyond_the_factor_or_against_convergence_are_flagged() {
+        use super::super::result::Outcome;
+        let check = |r: &MigrationResult| check_run(r, &ModelInputs::of_run(r).unwrap());
+        // 8.59 s predicted: 12 s is within 2x, 20 s is not.
+        let ok = check(&run(Outcome::Completed, 12_000.0));
+        assert!(ok.disagreement.is_none());
+        assert!(close(ok.time_ratio.unwrap(), 12.0 / 8.589934592, 1e-9));
+        let slow = check(&run(Outcome::Completed, 20_000.0));
+        assert!(slow.disagreement.unwrap().contains("2.33x"));
+        // An idle guest that did not converge contradicts the model.
+        let stuck = check(&run(Outcome::NotConverged, 60_000.0));
+        assert!(
+            stuck
+                .disagreement
+                .unwrap()
+                .contains("the model says it does")
+        );
+        assert_eq!(stuck.time_ratio, None);
+    }
 }

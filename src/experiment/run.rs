@@ -2,12 +2,287 @@
 //! the migration (NIC counters, outside ping, host CPU), the driver's migration,
 //! the guest's first answer on the destination (re-announced if needed), clean-up.
 
-use super::driver::{Driver, RunContext};
-use super::result::{MigrationResult, Sample};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::clock;
+use super::driver::{Driver, DriverError, GuestHandle, HostEnd, RunContext};
+use super::host_sample::HostSample;
+use super::link;
+use super::probe::{self, PingProbe};
+use super::result::{MigrationResult, Outcome, Sample};
+
+/// How often the run reads the probe's log while it waits for the guest.
+const ANSWER_POLL: Duration = Duration::from_millis(100);
 
 /// Run `ctx.scenario` once with `driver`. Never fails: whatever goes wrong is the
 /// row's `outcome` and `error` (a run that fails is recorded, never dropped).
 pub async fn run_one(ctx: &RunContext<'_>, driver: &dyn Driver) -> (MigrationResult, Vec<Sample>) {
-    let _ = (ctx, driver);
-    todo!("issue 11: drivers and probes")
+    let sc = ctx.scenario;
+    let mut row = MigrationResult {
+        index: ctx.index,
+        run_id: sc.run_id(),
+        scenario_key: sc.key(),
+        scenario: Some(sc.clone()),
+        driver: format!("{:?}", driver.kind()).to_lowercase(),
+        started_at: clock::rfc3339(SystemTime::now()),
+        dirty_rate_set_mib_s: sc.load.memory.as_ref().and_then(|m| m.rate_mib_s),
+        ..MigrationResult::default()
+    };
+    let mut samples = Vec::new();
+    let started = Instant::now();
+    let mut phases = Phases::default();
+    let mut guest: Option<GuestHandle> = None;
+    let result = measured_run(ctx, driver, &mut row, &mut samples, &mut phases, &mut guest).await;
+    if let Err(e) = result {
+        if row.outcome.is_none() || row.outcome == Some(Outcome::Completed) {
+            row.outcome = Some(
+                if ctx.interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+                    Outcome::Interrupted
+                } else {
+                    e.outcome
+                },
+            );
+        }
+        row.error = Some(match row.error.take() {
+            Some(prev) if !prev.contains(&e.message) => format!("{prev}; {}", e.message),
+            Some(prev) => prev,
+            None => e.message,
+        });
+    }
+    if let Some(g) = &guest
+        && let Err(e) = driver.cleanup(ctx, g).await
+    {
+        let msg = format!("clean-up: {e}");
+        row.error = Some(match row.error.take() {
+            Some(prev) => format!("{prev}; {msg}"),
+            None => msg,
+        });
+    }
+    let wall = started.elapsed().as_secs_f64() * 1000.0;
+    row.run_wall_ms = Some(wall);
+    let accounted = phases.boot_ms
+        + phases.settle_ms
+        + phases.answer_wait_ms
+        + row.migration_wall_ms.unwrap_or(0.0);
+    row.overhead_ms = Some((wall - accounted).max(0.0));
+    row.samples = samples.len() as u32;
+    (row, samples)
+}
+
+/// Wall time of the phases that are not ferry's overhead, ms.
+#[derive(Debug, Default)]
+struct Phases {
+    boot_ms: f64,
+    settle_ms: f64,
+    answer_wait_ms: f64,
+}
+
+/// Why a run stopped early: the outcome to record and what to say.
+struct RunError {
+    outcome: Outcome,
+    message: String,
+}
+
+impl From<DriverError> for RunError {
+    fn from(e: DriverError) -> Self {
+        RunError {
+            outcome: Outcome::Failed,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn timeout(message: String) -> RunError {
+    RunError {
+        outcome: Outcome::Timeout,
+        message,
+    }
+}
+
+async fn measured_run(
+    ctx: &RunContext<'_>,
+    driver: &dyn Driver,
+    row: &mut MigrationResult,
+    samples: &mut Vec<Sample>,
+    phases: &mut Phases,
+    guest_slot: &mut Option<GuestHandle>,
+) -> Result<(), RunError> {
+    let (src, dst) = (ctx.source, ctx.destination);
+    let src_if = src.require_var("migration_iface")?;
+    let dst_if = dst.require_var("migration_iface")?;
+
+    // 1. The link: shaped where the experiment may, otherwise read and recorded.
+    let link_of = async |h: &HostEnd, iface: &str| {
+        if ctx.settings.shape_link {
+            link::apply(h, iface, &ctx.scenario.link).await
+        } else {
+            link::read(h, iface).await
+        }
+    };
+    let (ls, ld) = tokio::join!(link_of(src, &src_if), link_of(dst, &dst_if));
+    let (ls, ld) = (ls?, ld?);
+    row.link_rate_bps = match (ls.rate_bps, ld.rate_bps) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    row.link_mtu = match (ls.mtu, ld.mtu) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+
+    // 2. The guest, up with its load.
+    let t = Instant::now();
+    let g = tokio::time::timeout(
+        ctx.settings.boot_timeout + Duration::from_secs(30),
+        driver.prepare(ctx),
+    )
+    .await
+    .map_err(|_| {
+        timeout(format!(
+            "the driver did not prepare the guest within {:?}",
+            ctx.settings.boot_timeout
+        ))
+    })??;
+    phases.boot_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let guest_ip = g.ip.clone();
+    *guest_slot = Some(g.clone());
+
+    // 3. The probe, answered once before the migration starts.
+    let t = Instant::now();
+    let tag = format!(
+        "{}-{}",
+        ctx.index,
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis()
+    );
+    let probe = match (ctx.prober, &guest_ip) {
+        (Some(p), Some(ip)) => {
+            let probe = PingProbe::start(p, ip, ctx.settings.probe_interval, &tag).await?;
+            let deadline = Instant::now() + ctx.settings.boot_timeout;
+            loop {
+                if !probe.read().await?.answers.is_empty() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = probe.stop().await;
+                    return Err(timeout(format!(
+                        "the guest ({ip}) did not answer the probe from {} within {:?} before the migration",
+                        p.name, ctx.settings.boot_timeout
+                    )));
+                }
+                tokio::time::sleep(ANSWER_POLL).await;
+            }
+            Some(probe)
+        }
+        _ => None,
+    };
+    phases.settle_ms = t.elapsed().as_secs_f64() * 1000.0;
+
+    // 4. The migration, between two readings of both hosts' NIC and CPU counters.
+    let (bs, bd) = tokio::join!(
+        HostSample::read(src, &src_if),
+        HostSample::read(dst, &dst_if)
+    );
+    let (bs, bd) = (bs?, bd?);
+    let migration_start = SystemTime::now();
+    let migrated = driver.migrate(ctx, &g, row, samples).await;
+    let returned = SystemTime::now();
+    if row.migration_wall_ms.is_none() {
+        row.migration_wall_ms = returned
+            .duration_since(migration_start)
+            .ok()
+            .map(|d| d.as_secs_f64() * 1000.0);
+    }
+    let (as_, ad) = tokio::join!(
+        HostSample::read(src, &src_if),
+        HostSample::read(dst, &dst_if)
+    );
+    if let (Ok(a), Ok(b)) = (&as_, &ad) {
+        row.nic_source_tx_bytes = Some(a.tx_bytes.saturating_sub(bs.tx_bytes));
+        row.nic_destination_rx_bytes = Some(b.rx_bytes.saturating_sub(bd.rx_bytes));
+        row.source_cpu_busy = bs.cpu_busy_until(a);
+        row.destination_cpu_busy = bd.cpu_busy_until(b);
+    }
+    if let Err(e) = migrated {
+        if let Some(p) = &probe {
+            let _ = p.stop().await;
+        }
+        return Err(e.into());
+    }
+
+    // 5. The guest's first answer after the migration's end (where it now runs),
+    //    re-announced once if it does not answer within answer_timeout.
+    let Some(probe) = probe else {
+        return Ok(());
+    };
+    // QEMU's total time dates the end more exactly than our last poll.
+    let start_p = probe.prober_time(migration_start);
+    let end_p = match row.total_time_ms {
+        Some(ms) if row.outcome == Some(Outcome::Completed) => start_p + ms / 1000.0,
+        _ => probe.prober_time(returned),
+    };
+    let t = Instant::now();
+    let mut answered = wait_answer(&probe, end_p, ctx.settings.answer_timeout).await?;
+    if answered.is_none() && row.outcome == Some(Outcome::Completed) {
+        row.reannounced = true;
+        match driver.announce(ctx, &g).await {
+            Ok(true) => {}
+            Ok(false) => {
+                row.error =
+                    Some("the guest did not answer and this QEMU cannot announce-self".into())
+            }
+            Err(e) => row.error = Some(format!("announce-self: {e}")),
+        }
+        answered = wait_answer(&probe, end_p, ctx.settings.answer_timeout).await?;
+    }
+    phases.answer_wait_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let log = probe.stop().await?;
+    row.probe_answered = Some(log.answers.len() as u64);
+    row.probe_sent = log
+        .transmitted
+        .or_else(|| log.answers.last().map(|a| a.seq));
+    match answered.or_else(|| probe::first_after(&log.answers, end_p)) {
+        Some(first) => {
+            row.first_answer_after_ms = Some((first.t - end_p) * 1000.0);
+            row.probe_downtime_ms =
+                probe::longest_gap(&log.answers, start_p, first.t).map(|g| g * 1000.0);
+        }
+        None => {
+            let to = probe.prober_time(SystemTime::now());
+            row.probe_downtime_ms = log.answers.last().map(|a| (to - a.t.max(start_p)) * 1000.0);
+            if row.outcome == Some(Outcome::Completed) {
+                return Err(timeout(format!(
+                    "the guest did not answer the probe after the migration within {:?}{}",
+                    ctx.settings.answer_timeout,
+                    if row.reannounced {
+                        " (nor after announce-self)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Poll the probe until an answer at or after `end` (prober clock), or `limit`.
+async fn wait_answer(
+    probe: &PingProbe<'_>,
+    end: f64,
+    limit: Duration,
+) -> Result<Option<probe::Answer>, RunError> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let log = probe.read().await?;
+        if let Some(a) = probe::first_after(&log.answers, end) {
+            return Ok(Some(a));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(ANSWER_POLL).await;
+    }
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{Inventory, InventoryError, SourceLoc, check_name, invalid};
 use crate::playbook::Vars;
-use crate::vars::Locs;
+use crate::vars::scope::Locs;
 
 #[derive(Clone, Copy, PartialEq)]
 enum State {

@@ -37,7 +37,7 @@ use miette::{NamedSource, SourceSpan};
 
 use crate::playbook::Vars;
 pub use crate::playbook::model::SourceLoc;
-use crate::vars::{Layer, Locs, Scope};
+use crate::vars::scope::{Layer, Locs, Scope};
 use crate::yaml::{self, Node, NodeKind};
 pub use render::{graph, list_json, list_json_of, to_document};
 

@@ -1,8 +1,9 @@
 //! `authorized_key`: SSH public keys in a user's authorized_keys.
 
 use super::attrs::FileAttrs;
+use super::content::Edit;
 use super::content::{WriteOpts, apply_edit};
-use super::lineinfile::{Edit, split_lines, strip_eol};
+use super::lineinfile::{split_lines, strip_eol};
 use super::outcome::{Args, OpEnv, OpError, OpReport, sh, sh_quote};
 use crate::playbook::model::Vars;
 use crate::transport::{FileStat, Transport};

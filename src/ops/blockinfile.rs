@@ -4,8 +4,9 @@
 use regex::Regex;
 
 use super::attrs::FileAttrs;
+use super::content::Edit;
 use super::content::{WriteOpts, apply_edit, check_validate};
-use super::lineinfile::{Edit, compile, split_lines, strip_eol};
+use super::lineinfile::{compile, split_lines, strip_eol};
 use super::outcome::{Args, OpEnv, OpError, OpReport};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;

@@ -224,6 +224,16 @@ pub fn new_file_spec(path: &str, content: &[u8], attrs: &FileAttrs) -> Result<Fi
     })
 }
 
+/// The result of editing a file's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit {
+    pub content: String,
+    pub changed: bool,
+    pub msg: String,
+    /// Lines removed (state=absent).
+    pub found: usize,
+}
+
 /// The common tail of the text-editing ops: write `edit` over `before`
 /// (when it changed anything) and report like Ansible does.
 #[allow(clippy::too_many_arguments)]
@@ -232,7 +242,7 @@ pub async fn apply_edit(
     path: &str,
     st: &FileStat,
     before: &[u8],
-    edit: &super::lineinfile::Edit,
+    edit: &Edit,
     attrs: &FileAttrs,
     opts: &WriteOpts,
     env: &OpEnv<'_>,

@@ -4,8 +4,9 @@
 use regex::Regex;
 
 use super::attrs::FileAttrs;
+use super::content::Edit;
 use super::content::{WriteOpts, apply_edit};
-use super::lineinfile::{Edit, split_lines};
+use super::lineinfile::split_lines;
 use super::outcome::{Args, OpEnv, OpError, OpReport};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;

@@ -4,7 +4,7 @@
 use regex::Regex;
 
 use super::attrs::FileAttrs;
-use super::content::{WriteOpts, apply_edit, check_validate};
+use super::content::{Edit, WriteOpts, apply_edit, check_validate};
 use super::outcome::{Args, OpEnv, OpError, OpReport};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
@@ -156,16 +156,6 @@ pub fn expand_python(tmpl: &str, caps: &regex::Captures<'_>) -> String {
         }
     }
     out
-}
-
-/// The result of editing a file's text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Edit {
-    pub content: String,
-    pub changed: bool,
-    pub msg: String,
-    /// Lines removed (state=absent).
-    pub found: usize,
 }
 
 /// Ansible's `present()`: the new content for `content`.

@@ -24,7 +24,6 @@ pub mod fetch;
 pub mod file;
 pub mod get_url;
 pub mod git;
-pub mod git_sync;
 pub mod group;
 pub mod group_by;
 pub mod hostname;

@@ -4,8 +4,9 @@
 use regex::Regex;
 
 use super::attrs::FileAttrs;
+use super::content::Edit;
 use super::content::{WriteOpts, apply_edit, check_validate};
-use super::lineinfile::{Edit, compile, expand_python};
+use super::lineinfile::{compile, expand_python};
 use super::outcome::{Args, OpEnv, OpError, OpReport};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;

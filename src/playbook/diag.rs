@@ -45,6 +45,22 @@ impl Problem {
         }
     }
 
+    /// A file the playbook names (an import, a vars file, a task file, an op's `src:`)
+    /// that is not there: one shape for all of them, marked "no such file" where it was named.
+    pub fn no_such_file(loc: &SourceLoc, message: impl Into<String>) -> Problem {
+        Problem::error(loc, message).label("no such file")
+    }
+
+    /// A file that is there but cannot be read; `what` names it ("", "template ").
+    pub fn unreadable(
+        loc: &SourceLoc,
+        what: &str,
+        path: &std::path::Path,
+        err: &std::io::Error,
+    ) -> Problem {
+        Problem::error(loc, format!("cannot read {what}{}: {err}", path.display()))
+    }
+
     pub fn warning(loc: &SourceLoc, message: impl Into<String>) -> Problem {
         Problem {
             severity: Severity::Warning,

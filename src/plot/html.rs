@@ -53,11 +53,15 @@ pub fn inline_svg(svg: &str) -> String {
 }
 
 fn table_html(t: &TextTable) -> String {
-    let mut out = String::from("<table>\n<thead><tr>");
-    for (h, a) in t.headers.iter().zip(&t.align) {
-        let _ = write!(out, "<th{}>{}</th>", class(*a), esc(h));
+    let mut out = String::from("<table>\n");
+    if t.headers.iter().any(|h| !h.is_empty()) {
+        out.push_str("<thead><tr>");
+        for (h, a) in t.headers.iter().zip(&t.align) {
+            let _ = write!(out, "<th{}>{}</th>", class(*a), esc(h));
+        }
+        out.push_str("</tr></thead>\n");
     }
-    out.push_str("</tr></thead>\n<tbody>\n");
+    out.push_str("<tbody>\n");
     for r in &t.rows {
         out.push_str("<tr>");
         for (c, a) in r.iter().zip(&t.align) {
@@ -79,11 +83,11 @@ fn class(a: Align) -> &'static str {
 const STYLE: &str = "body{font-family:'DejaVu Sans',sans-serif;margin:2em;max-width:1300px;color:#222}\
 table{border-collapse:collapse;margin:1em 0;font-size:13px}\
 th,td{border:1px solid #ccc;padding:3px 6px;text-align:left}\
-td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}\
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
 th{background:#f0f0f0}tr:nth-child(even) td{background:#fafafa}\
 figure{margin:1.5em 0}figure svg{max-width:100%;height:auto;border:1px solid #ddd}\
 .warn{background:#fff4e0;border-left:4px solid #e69f00;padding:.5em 1em}\
-pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}";
+td:first-child{white-space:nowrap}pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}";
 
 fn outcome(r: &MigrationResult) -> &'static str {
     match r.outcome {
@@ -314,7 +318,13 @@ pub fn render(r: &HtmlReport) -> String {
          docs/model.md, ×model the median measured over it (runs beyond 2× either way are \
          flagged).</p>\n",
     );
-    h.push_str(&table_html(r.summary));
+    // The full table split in two (time; downtime and data) to fit the page.
+    let time: Vec<usize> = (0..13).collect();
+    let data: Vec<usize> = std::iter::once(0)
+        .chain(13..r.summary.headers.len())
+        .collect();
+    h.push_str(&table_html(&r.summary.columns(&time)));
+    h.push_str(&table_html(&r.summary.columns(&data)));
     if let Some((other, table)) = r.compare {
         let _ = writeln!(
             h,

@@ -249,7 +249,6 @@ fn summarize_group(
             .map(|i| i.lower_bound_s() * 1000.0),
     )
     .map(|s| s.median);
-    let ram = Stats::of(done.iter().filter_map(|r| ram_bytes(r))).map(|s| s.median);
     let predictions: Vec<&ModelCheck> = runs.iter().filter_map(|c| c.model.as_ref().ok()).collect();
     let model_total_ms = Stats::of(
         predictions
@@ -289,19 +288,25 @@ fn summarize_group(
                 .or(r.nic_destination_rx_bytes)
                 .map(|b| b as f64)
         }),
-        total_over_bound: match (total_ms, lower_bound_ms) {
-            (Some(t), Some(b)) if b > 0.0 => Some(t.median / b),
-            _ => None,
-        },
-        bytes_over_ram: match (bytes_qemu, ram) {
-            (Some(b), Some(r)) if r > 0.0 => Some(b.median / r),
-            _ => None,
-        },
+        // Ratios are medians of each completed run's own ratio, so a group pooling
+        // several flavors or links (`--group-by`) still compares like with like; for
+        // one scenario (one RAM size, one link) they are the median over the bound.
+        total_over_bound: Stats::of(done.iter().filter_map(|r| {
+            let bound = ModelInputs::of_run(r).ok()?.lower_bound_s() * 1000.0;
+            Some(r.total_time_ms? / bound)
+        }))
+        .map(|s| s.median),
+        bytes_over_ram: Stats::of(
+            done.iter()
+                .filter_map(|r| Some(r.transferred_bytes? as f64 / ram_bytes(r)?)),
+        )
+        .map(|s| s.median),
         lower_bound_ms,
-        measured_over_model: match (total_ms, model_total_ms) {
-            (Some(t), Some(m)) if m > 0.0 => Some(t.median / m),
-            _ => None,
-        },
+        measured_over_model: Stats::of(
+            runs.iter()
+                .filter_map(|c| c.model.as_ref().ok().and_then(|m| m.time_ratio)),
+        )
+        .map(|s| s.median),
         model_total_ms,
         model_not_converging: predictions
             .iter()

@@ -77,6 +77,19 @@ impl TextTable {
         out
     }
 
+    /// The table of just these columns (by index, in this order).
+    pub fn columns(&self, idx: &[usize]) -> TextTable {
+        TextTable {
+            headers: idx.iter().map(|&i| self.headers[i].clone()).collect(),
+            align: idx.iter().map(|&i| self.align[i]).collect(),
+            rows: self
+                .rows
+                .iter()
+                .map(|r| idx.iter().map(|&i| r[i].clone()).collect())
+                .collect(),
+        }
+    }
+
     pub fn markdown(&self) -> String {
         let mut out = String::new();
         let esc = |c: &str| c.replace('|', "\\|");
@@ -173,13 +186,22 @@ pub fn section(s: &ScenarioSummary) -> String {
     section_title(&s.link, s.link_rate_bps, s.stands_for_bps, &s.load)
 }
 
-/// `link lab-1g (1 Gbit/s, standing for 10 Gbit/s) · load idle`.
+/// `link lab-1g (1 Gbit/s, standing for 10 Gbit/s) · load idle`; an axis pooled by
+/// `--group-by` (label `*`) is said so.
 pub fn section_title(
     link: &str,
     rate_bps: Option<u64>,
     stands_for: Option<u64>,
     load: &str,
 ) -> String {
+    let load_part = if load == "*" {
+        "all loads".to_string()
+    } else {
+        format!("load {load}")
+    };
+    if link == "*" {
+        return format!("all links · {load_part}");
+    }
     let mut out = format!("link {link}");
     match (rate_bps, stands_for) {
         (Some(r), Some(f)) => {
@@ -190,13 +212,18 @@ pub fn section_title(
         }
         _ => {}
     }
-    let _ = write!(out, " · load {load}");
+    let _ = write!(out, " · {load_part}");
     out
 }
 
 /// The row label inside a section: flavor/algorithm.
 fn row_label(s: &ScenarioSummary) -> String {
-    format!("{}/{}", s.flavor, s.algorithm)
+    match (s.flavor.as_str(), s.algorithm.as_str()) {
+        ("*", "*") => "all".into(),
+        ("*", a) => a.into(),
+        (f, "*") => f.into(),
+        (f, a) => format!("{f}/{a}"),
+    }
 }
 
 fn sections(summaries: &[ScenarioSummary]) -> Vec<(String, Vec<&ScenarioSummary>)> {

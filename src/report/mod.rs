@@ -2,6 +2,7 @@
 //!
 //! The engine emits [`Event`]s; everything a user sees is decided here.
 
+pub mod experiment;
 pub mod plain;
 pub mod terminal;
 

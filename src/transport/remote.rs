@@ -323,7 +323,7 @@ impl RemoteShell {
     pub async fn close(mut self) {
         let _ = self.channel.data(&b"Q\n"[..]).await;
         let _ = self.channel.eof().await;
-        super::ssh::drain(&mut self.channel, Duration::from_secs(5)).await;
+        drain(&mut self.channel, Duration::from_secs(5)).await;
         let _ = self.channel.close().await;
     }
 
@@ -677,6 +677,19 @@ pub fn parse_stat(text: &str) -> Option<FileStat> {
         checksum,
         link_target,
     })
+}
+
+/// Waits until a channel is fully closed (so it does not count against the
+/// server's session limit).
+pub(crate) async fn drain(ch: &mut russh::Channel<Msg>, limit: Duration) {
+    let _ = tokio::time::timeout(limit, async {
+        while let Some(msg) = ch.wait().await {
+            if matches!(msg, ChannelMsg::Close) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -4,13 +4,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex, OnceLock};
-use std::time::Duration;
 
 use async_trait::async_trait;
+use russh::Disconnect;
 use russh::client::{self, Handle};
 use russh::keys::agent::client::AgentClient;
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
-use russh::{ChannelMsg, Disconnect};
 use tokio::sync::Mutex;
 
 use super::known_hosts::KnownHosts;
@@ -424,17 +423,4 @@ impl Transport for SshTransport {
             let _ = j.disconnect(Disconnect::ByApplication, "", "en").await;
         }
     }
-}
-
-/// Waits until a channel is fully closed (so it does not count against the
-/// server's session limit).
-pub(crate) async fn drain(ch: &mut russh::Channel<client::Msg>, limit: Duration) {
-    let _ = tokio::time::timeout(limit, async {
-        while let Some(msg) = ch.wait().await {
-            if matches!(msg, ChannelMsg::Close) {
-                break;
-            }
-        }
-    })
-    .await;
 }

@@ -7,6 +7,12 @@
 //! ends), [`Driver::announce`] when the probe does not hear the guest on the
 //! destination, and [`Driver::cleanup`] (always, also after a failure).
 
+pub mod host_command;
+pub mod qmp;
+pub mod qmp_socket;
+pub mod query_migrate;
+pub mod virsh;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

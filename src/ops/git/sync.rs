@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use super::git::{Params, is_sha};
-use super::outcome::{OpEnv, OpError, OpReport, sh_quote};
+use super::{Params, is_sha};
+use crate::ops::outcome::{OpEnv, OpError, OpReport, sh_quote};
 use crate::transport::{CommandSpec, Transport};
 
 fn failed(m: impl Into<String>) -> OpError {
@@ -17,7 +17,7 @@ fn cache_dir(repo: &str) -> PathBuf {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
-    let id = &super::outcome::sha256_hex(repo.as_bytes())[..16];
+    let id = &crate::ops::outcome::sha256_hex(repo.as_bytes())[..16];
     base.join("ferry/git").join(format!("{id}.git"))
 }
 
@@ -52,7 +52,7 @@ fn resolve_and_pack(
             .collect();
         remote.disconnect().ok();
         let ls: String = heads.iter().map(|(o, n)| format!("{o}\t{n}\n")).collect();
-        super::git::resolve(&p.version, &ls)
+        super::resolve(&p.version, &ls)
             .ok_or_else(|| format!("version `{}` not found in {}", p.version, p.repo))?
             .0
     };

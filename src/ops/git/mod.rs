@@ -12,7 +12,9 @@
 //! `auto` (default) uses the host's git when the host has one, since the
 //! tree then never crosses the control connection; otherwise the controller.
 
-use super::outcome::{Args, OpEnv, OpError, OpReport, sh, sh_quote};
+mod sync;
+
+use crate::ops::outcome::{Args, OpEnv, OpError, OpReport, sh, sh_quote};
 use crate::playbook::model::Vars;
 use crate::transport::{CommandSpec, Transport};
 
@@ -129,7 +131,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         v => v,
     };
     if via == Via::Controller {
-        return super::git_sync::run(t, p, env, get("synced"), get("nonempty").is_some()).await;
+        return sync::run(t, p, env, get("synced"), get("nonempty").is_some()).await;
     }
     if get("hasgit").is_none() {
         return Err(failed("git: the host has no git; use via: controller"));

@@ -1,0 +1,718 @@
+//! The `virsh` driver: the guest runs under libvirt (the testbed's set-up:
+//! roles/libvirt, libvirtd listening on TCP on the management address). Per run
+//! ferry writes a transient domain (the lab guest with the scenario's flavor and
+//! load on its kernel command line) and `virsh create`s it on the source; the
+//! migration is `virsh migrate --live ... qemu+tcp://DEST_MGMT/system` run on
+//! the source in the background, with `--migrateuri tcp://DEST_MIGRATION_IP` so
+//! the memory crosses the migration network. While it runs, QEMU's own figures
+//! come through `virsh qemu-monitor-command G '{"execute":"query-migrate"}'`;
+//! once it ended, libvirt's completed-job statistics (`domjobinfo --completed
+//! --rawstats`) on the destination.
+//!
+//! Post-copy dialects, detected from `virsh help migrate` (never by flag
+//! numbers): upstream libvirt's `--postcopy` + `virsh migrate-postcopy`, and the
+//! ORBIT branch's `--enable-postcopy` + `virsh migrate-start-postcopy`.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::query_migrate::MigrateInfo;
+use super::{Driver, DriverError, DriverKind, GuestHandle, HostEnd, RunContext};
+use crate::experiment::clock;
+use crate::experiment::guest;
+use crate::experiment::result::{MigrationResult, Outcome, Sample};
+use crate::experiment::scenario::{AlgorithmKind, Scenario};
+use crate::transport::remote::sh_quote;
+
+/// virsh on the host, bounded (a libvirtd that stops answering must not hang the run).
+const VIRSH: &str = "timeout 60 virsh -c qemu:///system";
+
+/// How a virsh spells post-copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VirshPostcopy {
+    /// Upstream libvirt (1.3.3+): `migrate --postcopy`, `migrate-postcopy`.
+    Upstream,
+    /// orbitfp7/libvirt wp3-postcopy (1.2.13): `migrate --enable-postcopy`,
+    /// `migrate-start-postcopy`.
+    Orbit,
+}
+
+impl VirshPostcopy {
+    /// From `virsh help migrate`'s text; None: this virsh has no post-copy.
+    pub fn detect(help: &str) -> Option<VirshPostcopy> {
+        let has = |flag: &str| {
+            help.split(|c: char| c.is_whitespace() || c == '[' || c == ']')
+                .any(|w| w == flag)
+        };
+        if has("--enable-postcopy") {
+            Some(VirshPostcopy::Orbit)
+        } else if has("--postcopy") {
+            Some(VirshPostcopy::Upstream)
+        } else {
+            None
+        }
+    }
+    pub fn migrate_flag(self) -> &'static str {
+        match self {
+            VirshPostcopy::Upstream => "--postcopy",
+            VirshPostcopy::Orbit => "--enable-postcopy",
+        }
+    }
+    pub fn switch_command(self) -> &'static str {
+        match self {
+            VirshPostcopy::Upstream => "migrate-postcopy",
+            VirshPostcopy::Orbit => "migrate-start-postcopy",
+        }
+    }
+}
+
+/// The `virsh migrate` arguments for `scenario` (after `migrate`).
+pub fn migrate_args(
+    scenario: &Scenario,
+    domain: &str,
+    dest_mgmt: &str,
+    dest_migration_ip: &str,
+    postcopy: Option<VirshPostcopy>,
+) -> Vec<String> {
+    let a = &scenario.algorithm;
+    let mut v: Vec<String> = vec!["--live".into()];
+    if a.kind != AlgorithmKind::Precopy
+        && let Some(p) = postcopy
+    {
+        v.push(p.migrate_flag().into());
+    }
+    if a.auto_converge {
+        v.push("--auto-converge".into());
+    }
+    if let Some(mib) = a.xbzrle_cache_mib {
+        v.extend([
+            "--compressed".into(),
+            "--comp-methods".into(),
+            if a.compress { "xbzrle,mt" } else { "xbzrle" }.into(),
+            "--comp-xbzrle-cache".into(),
+            (mib * 1024 * 1024).to_string(),
+        ]);
+    } else if a.compress {
+        v.extend(["--compressed".into(), "--comp-methods".into(), "mt".into()]);
+    }
+    if let Some(n) = a.multifd_channels {
+        v.extend([
+            "--parallel".into(),
+            "--parallel-connections".into(),
+            n.to_string(),
+        ]);
+    }
+    if let Some(bw) = a.max_bandwidth_mib_s {
+        v.extend(["--bandwidth".into(), bw.to_string()]);
+    }
+    if a.block {
+        v.push(
+            if a.incremental {
+                "--copy-storage-inc"
+            } else {
+                "--copy-storage-all"
+            }
+            .into(),
+        );
+    }
+    if a.tunnelled {
+        // Tunnelled: the data goes through libvirtd's connection (no migrateuri).
+        v.extend(["--p2p".into(), "--tunnelled".into()]);
+    } else {
+        v.extend(["--migrateuri".into(), format!("tcp://{dest_migration_ip}")]);
+    }
+    v.extend([
+        "--domain".into(),
+        domain.into(),
+        "--desturi".into(),
+        format!("qemu+tcp://{dest_mgmt}/system"),
+    ]);
+    v
+}
+
+/// libvirt's completed-job statistics (`domjobinfo --completed --rawstats`):
+/// `name: value` lines.
+pub fn parse_rawstats(out: &str) -> BTreeMap<String, String> {
+    out.lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .filter(|(k, _)| !k.is_empty() && !k.contains(' '))
+        .collect()
+}
+
+/// Fill the row's QEMU figures from libvirt's completed-job statistics.
+pub fn fill_from_jobstats(row: &mut MigrationResult, s: &BTreeMap<String, String>) {
+    let u = |k: &str| s.get(k).and_then(|v| v.parse::<u64>().ok());
+    let f = |k: &str| u(k).map(|v| v as f64);
+    row.total_time_ms = f("time_elapsed").or(row.total_time_ms);
+    row.downtime_ms = f("downtime").or(row.downtime_ms);
+    row.setup_time_ms = f("setup_time").or(row.setup_time_ms);
+    row.ram_total_bytes = u("memory_total").or(row.ram_total_bytes);
+    row.disk_transferred_bytes = u("disk_processed")
+        .filter(|d| *d > 0)
+        .or(row.disk_transferred_bytes);
+    if let Some(m) = u("memory_processed") {
+        row.transferred_bytes = Some(m + u("disk_processed").unwrap_or(0));
+    }
+    row.dirty_sync_rounds = u("memory_iteration").or(row.dirty_sync_rounds);
+    row.postcopy_requests = u("memory_postcopy_requests").or(row.postcopy_requests);
+    if let Some(rate) = u("memory_dirty_rate").filter(|r| *r > 0) {
+        let page = u("memory_page_size").unwrap_or(4096);
+        row.dirty_rate_qemu_mib_s = Some((rate * page) as f64 / (1024.0 * 1024.0));
+    }
+}
+
+/// What the virsh driver keeps about a guest it started.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct VirshGuest {
+    domain: String,
+    xml: String,
+    serial: String,
+    /// Where the background `virsh migrate` writes its output and exit status.
+    job_dir: String,
+}
+
+pub struct VirshDriver;
+
+impl VirshDriver {
+    fn guest_of(handle: &GuestHandle) -> Result<VirshGuest, DriverError> {
+        serde_json::from_value(handle.data.clone())
+            .map_err(|e| DriverError::Other(format!("not a virsh driver guest: {e}")))
+    }
+
+    fn domain_xml(
+        ctx: &RunContext<'_>,
+        g: &VirshGuest,
+        cmdline: &str,
+        mac: &str,
+        bridge: &str,
+    ) -> String {
+        let f = &ctx.scenario.flavor;
+        let gd = ctx.settings.guest_dir.trim_end_matches('/');
+        let esc = |s: &str| {
+            s.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('\'', "&apos;")
+        };
+        format!(
+            "<domain type='qemu'>\n  <name>{name}</name>\n  <memory unit='MiB'>{mem}</memory>\n  \
+             <vcpu>{cpus}</vcpu>\n  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n    \
+             <kernel>{gd}/vmlinuz</kernel>\n    <initrd>{gd}/initramfs.cpio.gz</initrd>\n    \
+             <cmdline>{cmd}</cmdline>\n  </os>\n  <on_poweroff>destroy</on_poweroff>\n  \
+             <on_reboot>destroy</on_reboot>\n  <on_crash>destroy</on_crash>\n  <devices>\n    \
+             <interface type='bridge'>\n      <source bridge='{br}'/>\n      <mac address='{mac}'/>\n      \
+             <model type='virtio'/>\n    </interface>\n    <serial type='file'>\n      \
+             <source path='{serial}'/>\n      <target port='0'/>\n    </serial>\n    \
+             <memballoon model='none'/>\n  </devices>\n</domain>\n",
+            name = esc(&g.domain),
+            mem = f.memory_mib,
+            cpus = f.vcpus.max(1),
+            gd = esc(gd),
+            cmd = esc(cmdline),
+            br = esc(bridge),
+            serial = esc(&g.serial),
+        )
+    }
+
+    async fn monitor(host: &HostEnd, domain: &str, command: &Value) -> Result<Value, DriverError> {
+        let out = host
+            .sh_ok(
+                "virsh qemu-monitor-command",
+                &format!(
+                    "{VIRSH} qemu-monitor-command {} {}",
+                    sh_quote(domain),
+                    sh_quote(&command.to_string())
+                ),
+            )
+            .await?;
+        let v: Value = serde_json::from_str(out.trim()).map_err(|e| DriverError::Host {
+            host: host.name.clone(),
+            message: format!("qemu-monitor-command answered no JSON ({e}): {out}"),
+        })?;
+        if let Some(e) = v.get("error") {
+            return Err(DriverError::Host {
+                host: host.name.clone(),
+                message: format!("QEMU {}: {}", command["execute"], e),
+            });
+        }
+        Ok(v["return"].clone())
+    }
+}
+
+#[async_trait]
+impl Driver for VirshDriver {
+    fn kind(&self) -> DriverKind {
+        DriverKind::Virsh
+    }
+
+    async fn prepare(&self, ctx: &RunContext<'_>) -> Result<GuestHandle, DriverError> {
+        for h in [ctx.source, ctx.destination] {
+            h.require_tools(&[("virsh", "libvirt-clients")]).await?;
+            h.sh_ok(
+                "reach libvirtd (virsh version)",
+                &format!("{VIRSH} version >/dev/null"),
+            )
+            .await?;
+        }
+        let bridge = ctx.source.require_var("guest_bridge_iface")?;
+        let (ip, prefix) = guest::guest_address(ctx.source).ok_or_else(|| DriverError::Host {
+            host: ctx.source.name.clone(),
+            message: "no guest address: set guest_vm_ip, or guest_ip and guest_prefix".into(),
+        })?;
+        let stream_to = ctx.prober.and_then(|p| p.var("guest_ip"));
+        let cmdline =
+            guest::kernel_cmdline(&ip, prefix, &ctx.scenario.load, stream_to.as_deref(), None)
+                .map_err(|e| DriverError::Other(e.to_string()))?;
+        let gd = ctx.settings.guest_dir.trim_end_matches('/');
+        let domain = format!("ferry-exp-{}", ctx.index);
+        let g = VirshGuest {
+            xml: format!("{gd}/{domain}.xml"),
+            serial: format!("{gd}/{domain}.serial.log"),
+            job_dir: format!("/var/tmp/ferry-exp/{domain}"),
+            domain,
+        };
+        let mac = format!(
+            "52:54:00:fd:{:02x}:{:02x}",
+            (ctx.index >> 8) & 0xff,
+            ctx.index & 0xff
+        );
+        let handle = GuestHandle {
+            name: g.domain.clone(),
+            ip: Some(ip),
+            data: serde_json::to_value(&g).unwrap_or_default(),
+        };
+        // A domain of this name left by an earlier, killed run goes first.
+        for h in [ctx.source, ctx.destination] {
+            h.sh(&format!(
+                "{VIRSH} destroy {d} >/dev/null 2>&1; rm -f {s}; rm -rf {j}; true",
+                d = sh_quote(&g.domain),
+                s = sh_quote(&g.serial),
+                j = sh_quote(&g.job_dir)
+            ))
+            .await?;
+        }
+        ctx.source
+            .write_file(
+                &g.xml,
+                Self::domain_xml(ctx, &g, &cmdline, &mac, &bridge).into_bytes(),
+            )
+            .await?;
+        let started = Instant::now();
+        ctx.source
+            .sh_ok(
+                "virsh create",
+                &format!("{VIRSH} create {}", sh_quote(&g.xml)),
+            )
+            .await?;
+        let has_load = {
+            let l = &ctx.scenario.load;
+            l.memory.is_some() || l.cpu_threads.is_some_and(|n| n > 0) || l.network.is_some()
+        };
+        loop {
+            let serial = ctx
+                .source
+                .sh(&format!("cat {} 2>/dev/null", sh_quote(&g.serial)))
+                .await
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            if let Some(line) = serial
+                .lines()
+                .find(|l| l.contains("Out of memory: Killed process"))
+            {
+                let _ = self.cleanup(ctx, &handle).await;
+                return Err(DriverError::Host {
+                    host: ctx.source.name.clone(),
+                    message: format!("the guest ran out of memory: {}", line.trim()),
+                });
+            }
+            if guest::booted(&serial) && (!has_load || guest::load_reports(&serial).len() >= 2) {
+                return Ok(handle);
+            }
+            if started.elapsed() > ctx.settings.boot_timeout {
+                let _ = self.cleanup(ctx, &handle).await;
+                return Err(DriverError::Host {
+                    host: ctx.source.name.clone(),
+                    message: format!(
+                        "the guest did not boot within {:?}; serial log ends: {}",
+                        ctx.settings.boot_timeout,
+                        serial.lines().rev().take(5).collect::<Vec<_>>().join(" | ")
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    async fn migrate(
+        &self,
+        ctx: &RunContext<'_>,
+        guest_handle: &GuestHandle,
+        row: &mut MigrationResult,
+        samples: &mut Vec<Sample>,
+    ) -> Result<(), DriverError> {
+        let g = Self::guest_of(guest_handle)?;
+        let (src, dst) = (ctx.source, ctx.destination);
+        let sc = ctx.scenario;
+        let help = src
+            .sh_ok("virsh help migrate", "virsh help migrate")
+            .await?;
+        let dialect = VirshPostcopy::detect(&help);
+        if sc.algorithm.kind != AlgorithmKind::Precopy && dialect.is_none() {
+            return Err(DriverError::Host {
+                host: src.name.clone(),
+                message: "this virsh has no post-copy (neither --postcopy nor --enable-postcopy in `virsh help migrate`)".into(),
+            });
+        }
+        let args = migrate_args(
+            sc,
+            &g.domain,
+            &dst.require_var("mgmt_ip")?,
+            &dst.require_var("migration_ip")?,
+            dialect,
+        );
+        let args: Vec<String> = args.iter().map(|a| sh_quote(a)).collect();
+        let j = sh_quote(&g.job_dir);
+        let start = format!(
+            "mkdir -p {j} && setsid sh -c 'timeout {limit} virsh -c qemu:///system migrate {args} >{jd}/out 2>{jd}/err; echo $? >{jd}/rc' \
+             </dev/null >/dev/null 2>&1 & echo started",
+            limit = ctx.settings.migration_timeout.as_secs() * 3 + 60,
+            args = args.join(" ").replace('\'', "'\\''"),
+            jd = g.job_dir,
+        );
+        row.migration_started_at = Some(clock::rfc3339(SystemTime::now()));
+        let started = Instant::now();
+        src.sh_ok("start virsh migrate", &start).await?;
+
+        let poll = format!(
+            "if [ -e {j}/rc ]; then echo RC $(cat {j}/rc); cat {j}/err; else {VIRSH} qemu-monitor-command {d} '{{\"execute\":\"query-migrate\"}}' 2>&1; fi",
+            d = sh_quote(&g.domain)
+        );
+        let interval = ctx.settings.sample_interval.max(Duration::from_millis(10));
+        let mut next = started;
+        let mut switch_transferred: Option<u64> = None;
+        let mut last_transferred = 0u64;
+        let mut last_dirty: Option<f64> = None;
+        let mut downtime_set = sc.algorithm.downtime_limit_ms.is_none();
+        let mut aborted_for: Option<Outcome> = None;
+        let mut last_info: Option<Value> = None;
+        let (rc, err) = loop {
+            next += interval;
+            tokio::time::sleep_until(next.into()).await;
+            let out = src.sh_ok("poll the migration", &poll).await?;
+            if let Some(rest) = out.strip_prefix("RC ") {
+                let (rc, err) = rest.split_once('\n').unwrap_or((rest, ""));
+                break (
+                    rc.trim().parse::<i32>().unwrap_or(-1),
+                    err.trim().to_string(),
+                );
+            }
+            let t_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let Ok(v) = serde_json::from_str::<Value>(out.trim()) else {
+                continue; // the domain is going away on the source, or the job not set up yet
+            };
+            let info = v["return"].clone();
+            if info.is_null() {
+                continue;
+            }
+            let m = MigrateInfo(&info);
+            samples.push(m.sample(t_ms));
+            if let Some(r) = m.dirty_rate_mib_s().filter(|r| *r > 0.0) {
+                last_dirty = Some(r);
+            }
+            let status = m.status().to_string();
+            if status == "active" && !downtime_set {
+                if let Some(ms) = sc.algorithm.downtime_limit_ms {
+                    src.sh_ok(
+                        "virsh migrate-setmaxdowntime",
+                        &format!(
+                            "{VIRSH} migrate-setmaxdowntime {} {ms}",
+                            sh_quote(&g.domain)
+                        ),
+                    )
+                    .await?;
+                }
+                downtime_set = true;
+            }
+            if sc.algorithm.kind != AlgorithmKind::Precopy
+                && switch_transferred.is_none()
+                && status == "active"
+                && m.transferred().unwrap_or(0) > 0
+            {
+                let rounds = m.sample(t_ms).dirty_sync_rounds.unwrap_or(0);
+                let a = &sc.algorithm;
+                let now = match a.kind {
+                    AlgorithmKind::Postcopy => true,
+                    _ => {
+                        a.switch_after_rounds
+                            .is_some_and(|n| rounds >= u64::from(n))
+                            || a.switch_after_s.is_some_and(|s| t_ms >= s * 1000.0)
+                            || (a.switch_after_rounds.is_none()
+                                && a.switch_after_s.is_none()
+                                && rounds >= 1)
+                    }
+                };
+                if now && let Some(d) = dialect {
+                    src.sh_ok(
+                        &format!("virsh {}", d.switch_command()),
+                        &format!("{VIRSH} {} {}", d.switch_command(), sh_quote(&g.domain)),
+                    )
+                    .await?;
+                    row.postcopy_switch_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+                    switch_transferred = Some(m.transferred().unwrap_or(last_transferred));
+                }
+            }
+            last_transferred = m.transferred().unwrap_or(last_transferred);
+            let interrupted = ctx.interrupted.load(std::sync::atomic::Ordering::Relaxed);
+            if aborted_for.is_none()
+                && status == "active"
+                && (interrupted || started.elapsed() > ctx.settings.migration_timeout)
+            {
+                src.sh_ok(
+                    "virsh domjobabort",
+                    &format!("{VIRSH} domjobabort {}", sh_quote(&g.domain)),
+                )
+                .await?;
+                aborted_for = Some(if interrupted {
+                    Outcome::Interrupted
+                } else {
+                    Outcome::NotConverged
+                });
+            }
+            last_info = Some(info);
+        };
+        row.migration_wall_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+        if let Some(info) = &last_info {
+            MigrateInfo(info).fill_row(row, switch_transferred, last_dirty);
+        }
+        if rc == 0 {
+            // libvirt hands the completed job's statistics to the destination.
+            let stats = dst
+                .sh(&format!(
+                    "{VIRSH} domjobinfo --completed --rawstats {}",
+                    sh_quote(&g.domain)
+                ))
+                .await?;
+            let stats = parse_rawstats(&String::from_utf8_lossy(&stats.stdout));
+            fill_from_jobstats(row, &stats);
+            if let Some(all) = row.transferred_bytes {
+                match switch_transferred {
+                    Some(at) => {
+                        row.precopy_bytes = Some(at.min(all));
+                        row.postcopy_bytes = Some(all.saturating_sub(at));
+                    }
+                    None => {
+                        row.precopy_bytes = Some(all);
+                        row.postcopy_bytes = Some(0);
+                    }
+                }
+            }
+            row.outcome = Some(Outcome::Completed);
+        } else {
+            row.error = Some(if err.is_empty() {
+                format!("virsh migrate exited {rc}")
+            } else {
+                err
+            });
+            row.outcome = Some(match aborted_for {
+                Some(o) => {
+                    row.error = Some(format!(
+                        "pre-copy had not converged after {:?} (aborted; the guest stays on the source): {}",
+                        ctx.settings.migration_timeout,
+                        row.error.take().unwrap_or_default()
+                    ));
+                    o
+                }
+                None => Outcome::Failed,
+            });
+        }
+        // The load the guest achieved: the serial file on each host.
+        let read = async |h: &HostEnd| {
+            h.sh(&format!("cat {} 2>/dev/null", sh_quote(&g.serial)))
+                .await
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        };
+        let (s_serial, d_serial) = tokio::join!(read(src), read(dst));
+        let s_load = guest::mean_load(&guest::load_reports(&s_serial));
+        let d_load = guest::mean_load(&guest::load_reports(&d_serial));
+        row.dirty_rate_achieved_mib_s = s_load
+            .as_ref()
+            .filter(|_| sc.load.memory.is_some())
+            .and_then(|l| l.get("dirty_mib_s"))
+            .and_then(Value::as_f64);
+        if s_load.is_some() || d_load.is_some() {
+            row.load_achieved = Some(json!({"source": s_load, "destination": d_load}));
+        }
+        Ok(())
+    }
+
+    async fn announce(
+        &self,
+        ctx: &RunContext<'_>,
+        guest_handle: &GuestHandle,
+    ) -> Result<bool, DriverError> {
+        let g = Self::guest_of(guest_handle)?;
+        let cmd = json!({"execute": "announce-self", "arguments":
+            {"initial": 50, "max": 550, "rounds": 5, "step": 100}});
+        match Self::monitor(ctx.destination, &g.domain, &cmd).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.to_string().contains("CommandNotFound") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn cleanup(
+        &self,
+        ctx: &RunContext<'_>,
+        guest_handle: &GuestHandle,
+    ) -> Result<(), DriverError> {
+        let g = Self::guest_of(guest_handle)?;
+        let one = async |h: &HostEnd, side: &str| -> Result<(), DriverError> {
+            if let Ok(o) = h
+                .sh(&format!("cat {} 2>/dev/null", sh_quote(&g.serial)))
+                .await
+                && !o.stdout.is_empty()
+            {
+                let dir = ctx.results_dir.join("serial");
+                if std::fs::create_dir_all(&dir).is_ok() {
+                    let _ =
+                        std::fs::write(dir.join(format!("{}-{side}.log", ctx.index)), &o.stdout);
+                }
+            }
+            h.sh_ok(
+                "virsh destroy the run's guest",
+                &format!(
+                    "if {VIRSH} domstate {d} >/dev/null 2>&1; then {VIRSH} destroy {d} >/dev/null; fi; \
+                     rm -f {x} {s}; rm -rf {j}",
+                    d = sh_quote(&g.domain),
+                    x = sh_quote(&g.xml),
+                    s = sh_quote(&g.serial),
+                    j = sh_quote(&g.job_dir)
+                ),
+            )
+            .await
+            .map(|_| ())
+        };
+        let (a, b) = tokio::join!(
+            one(ctx.source, "source"),
+            one(ctx.destination, "destination")
+        );
+        a.and(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::scenario::*;
+
+    const UPSTREAM_HELP: &str = "  SYNOPSIS\n    migrate <domain> <desturi> [--live] [--offline] [--p2p] [--tunnelled] \
+        [--postcopy] [--postcopy-after-precopy] [--postcopy-resume] [--bandwidth <number>]\n";
+    const ORBIT_HELP: &str = "  SYNOPSIS\n    migrate <domain> <desturi> [--live] [--p2p] [--tunnelled] \
+        [--enable-postcopy] [--postcopy-after <number>] [--postcopy-after-precopy]\n";
+
+    #[test]
+    fn the_postcopy_dialect_comes_from_virsh_help() {
+        assert_eq!(
+            VirshPostcopy::detect(UPSTREAM_HELP),
+            Some(VirshPostcopy::Upstream)
+        );
+        assert_eq!(
+            VirshPostcopy::detect(ORBIT_HELP),
+            Some(VirshPostcopy::Orbit)
+        );
+        assert_eq!(VirshPostcopy::detect("[--live] [--postcopy-resume]"), None);
+        assert_eq!(
+            VirshPostcopy::Orbit.switch_command(),
+            "migrate-start-postcopy"
+        );
+    }
+
+    fn scenario(a: Algorithm) -> Scenario {
+        Scenario {
+            flavor: Flavor {
+                name: "f".into(),
+                vcpus: 1,
+                memory_mib: 128,
+                disk_gib: 0.0,
+            },
+            algorithm: a,
+            load: Load::default(),
+            link: Link {
+                name: "l".into(),
+                rate_bps: None,
+                mtu: None,
+                stands_for_bps: None,
+            },
+            repetition: 0,
+            warmup: false,
+            pair: HostPair {
+                source: "a".into(),
+                destination: "b".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn migrate_arguments_follow_the_algorithm() {
+        let hybrid = Algorithm {
+            kind: AlgorithmKind::Hybrid,
+            max_bandwidth_mib_s: Some(40),
+            block: true,
+            incremental: true,
+            ..Algorithm::default()
+        };
+        let a = migrate_args(
+            &scenario(hybrid),
+            "g",
+            "10.0.1.2",
+            "10.0.2.2",
+            Some(VirshPostcopy::Orbit),
+        );
+        assert_eq!(
+            a.join(" "),
+            "--live --enable-postcopy --bandwidth 40 --copy-storage-inc --migrateuri tcp://10.0.2.2 \
+             --domain g --desturi qemu+tcp://10.0.1.2/system"
+        );
+        let tunnelled = Algorithm {
+            tunnelled: true,
+            xbzrle_cache_mib: Some(8),
+            ..Algorithm::default()
+        };
+        let a = migrate_args(
+            &scenario(tunnelled),
+            "g",
+            "m",
+            "x",
+            Some(VirshPostcopy::Upstream),
+        );
+        assert_eq!(
+            a.join(" "),
+            "--live --compressed --comp-methods xbzrle --comp-xbzrle-cache 8388608 --p2p --tunnelled \
+             --domain g --desturi qemu+tcp://m/system"
+        );
+    }
+
+    #[test]
+    fn completed_job_statistics_fill_the_row() {
+        let out = "operation: 5\ntime_elapsed: 5946\ndowntime: 159\nsetup_time: 3\nmemory_total: 201334784\n\
+            memory_processed: 81000000\ndisk_processed: 0\nmemory_iteration: 4\nmemory_postcopy_requests: 12\n\
+            memory_dirty_rate: 2560\nmemory_page_size: 4096\n";
+        let s = parse_rawstats(out);
+        let mut row = MigrationResult::default();
+        fill_from_jobstats(&mut row, &s);
+        assert_eq!(row.total_time_ms, Some(5946.0));
+        assert_eq!(row.downtime_ms, Some(159.0));
+        assert_eq!(row.setup_time_ms, Some(3.0));
+        assert_eq!(row.transferred_bytes, Some(81_000_000));
+        assert_eq!(row.ram_total_bytes, Some(201_334_784));
+        assert_eq!(row.dirty_sync_rounds, Some(4));
+        assert_eq!(row.postcopy_requests, Some(12));
+        assert_eq!(row.dirty_rate_qemu_mib_s, Some(10.0));
+        assert_eq!(row.disk_transferred_bytes, None);
+    }
+}

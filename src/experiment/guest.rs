@@ -1,0 +1,205 @@
+//! The lab guest (guest/: a Debian kernel and a busybox initramfs whose init reads
+//! the kernel command line): its address, the command line that asks for a
+//! scenario's load, and the load reports it prints on its serial console.
+
+use serde_json::{Map, Value, json};
+
+use super::driver::HostEnd;
+use super::scenario::{Direction, DiskWhen, Load};
+
+/// UDP port the guest's network load streams to (discard: nobody needs to listen).
+pub const NETWORK_LOAD_PORT: u16 = 9;
+
+/// The guest's address with prefix on the guest network, from `host`'s variables:
+/// `guest_vm_ip` if set, else `.200` of the host's own `guest_ip`/`guest_prefix`
+/// network (what roles/guest's default gives), else None.
+pub fn guest_address(host: &HostEnd) -> Option<(String, u32)> {
+    if let Some(v) = host.var("guest_vm_ip") {
+        let (ip, prefix) = v.split_once('/').unwrap_or((&v, "24"));
+        return Some((ip.to_string(), prefix.parse().unwrap_or(24)));
+    }
+    let ip = host.var("guest_ip")?;
+    let prefix = host.var("guest_prefix").and_then(|p| p.parse().ok())?;
+    let (net, _) = ip.rsplit_once('.')?;
+    Some((format!("{net}.200"), prefix))
+}
+
+/// Why a load cannot be asked of the lab guest.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LoadError {
+    #[error("a network load needs a prober (the stream's other end) on the guest network")]
+    NoStreamPeer,
+    #[error(
+        "a network load into the guest (direction: in) is not supported by the lab guest; use direction: out"
+    )]
+    InboundStream,
+    #[error("a disk load needs a guest disk (flavor disk > 0 and a driver that attaches one)")]
+    NoDisk,
+}
+
+/// The kernel command line of a lab guest at `ip`/`prefix` running `load`.
+/// `stream_to`: where a network load sends (the prober's address on the guest
+/// network); `disk`: the guest's disk device, when it has one.
+pub fn kernel_cmdline(
+    ip: &str,
+    prefix: u32,
+    load: &Load,
+    stream_to: Option<&str>,
+    disk: Option<&str>,
+) -> Result<String, LoadError> {
+    let mut c = format!("console=ttyS0 quiet ferry.ip={ip}/{prefix}");
+    if let Some(m) = &load.memory {
+        let rate = m.rate_mib_s.unwrap_or(0.0);
+        c.push_str(&format!(" ferry.dirty={},{rate}", m.working_set_mib));
+    }
+    if let Some(n) = load.cpu_threads.filter(|n| *n > 0) {
+        c.push_str(&format!(" ferry.cpu={n}"));
+    }
+    if let Some(n) = &load.network {
+        if n.direction == Direction::In {
+            return Err(LoadError::InboundStream);
+        }
+        let to = stream_to.ok_or(LoadError::NoStreamPeer)?;
+        c.push_str(&format!(
+            " ferry.net={to}:{NETWORK_LOAD_PORT},{}",
+            n.rate_mbit
+        ));
+    }
+    if let Some(d) = &load.disk {
+        let dev = disk.ok_or(LoadError::NoDisk)?;
+        let when = match d.when {
+            DiskWhen::Before => "before",
+            DiskWhen::During => "during",
+            DiskWhen::Both => "both",
+        };
+        c.push_str(&format!(" ferry.disk={dev},{},{when}", d.write_mib));
+    }
+    Ok(c)
+}
+
+/// The load program's per-second reports in a serial log
+/// (`ferry-load: t=N dirty_mib_s=X cpu_loops_s=Y net_mbit_s=Z disk_mib_s=W`).
+pub fn load_reports(serial: &str) -> Vec<Map<String, Value>> {
+    serial
+        .lines()
+        .filter_map(|l| l.split_once("ferry-load: t=").map(|(_, rest)| rest))
+        .filter_map(|rest| {
+            let mut fields = rest.split_whitespace();
+            let t: f64 = fields.next()?.parse().ok()?;
+            let mut m = Map::new();
+            m.insert("t".into(), json!(t));
+            for f in fields {
+                let (k, v) = f.split_once('=')?;
+                m.insert(k.into(), json!(v.parse::<f64>().ok()?));
+            }
+            Some(m)
+        })
+        .collect()
+}
+
+/// Whether the guest's init said it is up.
+pub fn booted(serial: &str) -> bool {
+    serial.contains("ferry-guest: up")
+}
+
+/// The mean of each figure over `reports`, skipping the first (it includes the
+/// working set's first touch); None when there are none.
+pub fn mean_load(reports: &[Map<String, Value>]) -> Option<Map<String, Value>> {
+    let used = if reports.len() > 1 {
+        &reports[1..]
+    } else {
+        reports
+    };
+    if used.is_empty() {
+        return None;
+    }
+    let mut sums: Map<String, Value> = Map::new();
+    for r in used {
+        for (k, v) in r {
+            if k == "t" {
+                continue;
+            }
+            let s = sums.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+            sums.insert(k.clone(), json!(s + v.as_f64().unwrap_or(0.0)));
+        }
+    }
+    let n = used.len() as f64;
+    let mut out: Map<String, Value> = sums
+        .into_iter()
+        .map(|(k, v)| {
+            let mean = v.as_f64().unwrap_or(0.0) / n;
+            (k, json!((mean * 10.0).round() / 10.0))
+        })
+        .collect();
+    out.insert("reports".into(), json!(used.len()));
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::scenario::{MemoryLoad, NetworkLoad};
+
+    #[test]
+    fn command_line_asks_for_each_load() {
+        let load = Load {
+            name: "mix".into(),
+            memory: Some(MemoryLoad {
+                working_set_mib: 32,
+                rate_mib_s: Some(20.0),
+            }),
+            cpu_threads: Some(1),
+            network: Some(NetworkLoad {
+                rate_mbit: 5.0,
+                direction: Direction::Out,
+            }),
+            disk: None,
+        };
+        let c = kernel_cmdline("10.0.3.200", 24, &load, Some("10.0.3.1"), None).unwrap();
+        assert_eq!(
+            c,
+            "console=ttyS0 quiet ferry.ip=10.0.3.200/24 ferry.dirty=32,20 ferry.cpu=1 ferry.net=10.0.3.1:9,5"
+        );
+        let idle = kernel_cmdline("10.0.3.200", 24, &Load::default(), None, None).unwrap();
+        assert_eq!(idle, "console=ttyS0 quiet ferry.ip=10.0.3.200/24");
+        let max = Load {
+            memory: Some(MemoryLoad {
+                working_set_mib: 8,
+                rate_mib_s: None,
+            }),
+            ..Load::default()
+        };
+        assert!(
+            kernel_cmdline("a", 24, &max, None, None)
+                .unwrap()
+                .ends_with("ferry.dirty=8,0")
+        );
+        let disk = Load {
+            disk: Some(crate::experiment::scenario::DiskLoad {
+                write_mib: 4,
+                when: DiskWhen::During,
+            }),
+            ..Load::default()
+        };
+        assert_eq!(
+            kernel_cmdline("a", 24, &disk, None, None),
+            Err(LoadError::NoDisk)
+        );
+    }
+
+    #[test]
+    fn reports_are_parsed_and_averaged() {
+        let serial = "ferry-guest: up, eth0=x\n/ # \x1b[6nferry-load: start mem=32\n\
+            ferry-load: t=1 dirty_mib_s=5.0 cpu_loops_s=10 net_mbit_s=0.0 disk_mib_s=0.0\n\
+            ferry-load: t=2 dirty_mib_s=20.0 cpu_loops_s=100 net_mbit_s=0.0 disk_mib_s=0.0\n\
+            garbage ferry-load: t=3 dirty_mib_s=30.0 cpu_loops_s=300 net_mbit_s=1.0 disk_mib_s=0.0\n";
+        assert!(booted(serial));
+        let r = load_reports(serial);
+        assert_eq!(r.len(), 3);
+        let m = mean_load(&r).unwrap();
+        assert_eq!(m["dirty_mib_s"], json!(25.0));
+        assert_eq!(m["cpu_loops_s"], json!(200.0));
+        assert_eq!(m["reports"], json!(2));
+        assert!(mean_load(&[]).is_none());
+    }
+}

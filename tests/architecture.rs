@@ -1,0 +1,274 @@
+//! The layers of `docs/architecture.md`, checked: which top-level modules may import which,
+//! and no import loop among the files of `src/`.
+//!
+//! An import is a `crate::...` or `super::...` path anywhere in a file (`use` or inline,
+//! one level of `{...}` groups expanded), resolved to the deepest file of `src/` it names
+//! (`crate::engine::Strategy` is `src/engine/mod.rs`). Paths relative to the current
+//! module (`mod x; use x::Y`, how a `mod.rs` re-exports its parts) are not imports: a
+//! module and its own parts are one unit. Comments are skipped; test modules count.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+
+/// `(from, to)`: top-level module `from` must not import `to`. The reason is the layer
+/// drawing: cli/cmd -> engine -> ops -> transport, and only the command layer chooses a
+/// reporter or knows the command line.
+const FORBIDDEN: &[(&str, &str, &str)] = &[
+    ("ops", "engine", "an op never knows which engine runs it"),
+    (
+        "ops",
+        "report",
+        "ops return outcomes; the engine emits events",
+    ),
+    (
+        "transport",
+        "ops",
+        "a transport never knows which op uses it",
+    ),
+    (
+        "transport",
+        "engine",
+        "a transport never knows which engine uses it",
+    ),
+    (
+        "transport",
+        "report",
+        "a transport reports errors as values",
+    ),
+    (
+        "engine",
+        "report",
+        "the engine emits events and never chooses a reporter",
+    ),
+];
+
+/// Modules that may import `cmd` and `cli`: the command layer itself (`cmd` reads `cli`'s
+/// definitions). `main.rs` is outside the library and uses `ferry::` paths.
+const COMMAND_LAYER: &[&str] = &["cmd", "cli"];
+
+struct SourceTree {
+    /// File (relative to `src/`) -> its source.
+    files: BTreeMap<String, String>,
+    /// Module path -> file.
+    modules: BTreeMap<Vec<String>, String>,
+}
+
+fn module_path(rel: &str) -> Vec<String> {
+    let mut p: Vec<String> = rel
+        .trim_end_matches(".rs")
+        .split('/')
+        .map(str::to_string)
+        .collect();
+    if p.last().map(String::as_str) == Some("mod") {
+        p.pop();
+    }
+    if p == ["lib"] || p == ["main"] {
+        p.clear();
+    }
+    p
+}
+
+fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<String, String>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            walk(&path, root, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            out.insert(rel, std::fs::read_to_string(&path).unwrap());
+        }
+    }
+}
+
+impl SourceTree {
+    fn load() -> SourceTree {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = BTreeMap::new();
+        walk(&root, &root, &mut files);
+        files.remove("main.rs");
+        let modules = files
+            .keys()
+            .map(|rel| (module_path(rel), rel.clone()))
+            .collect();
+        SourceTree { files, modules }
+    }
+
+    /// The deepest file a module path names, if any.
+    fn resolve(&self, segs: &[String]) -> Option<&String> {
+        (1..=segs.len())
+            .rev()
+            .find_map(|n| self.modules.get(&segs[..n]))
+    }
+
+    /// File -> the files it imports.
+    fn imports(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let comment = Regex::new(r"//[^\n]*").unwrap();
+        let group = Regex::new(r"\b(crate|super(?:::super)*)((?:::\w+)*)::\{([^{}]*)\}").unwrap();
+        let path = Regex::new(r"\b(crate|super(?:::super)*)((?:::\w+)+)").unwrap();
+        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (rel, src) in &self.files {
+            let me = module_path(rel);
+            let src = comment.replace_all(src, "");
+            let mut targets = Vec::new();
+            let base_of = |base: &str| -> Option<Vec<String>> {
+                if base == "crate" {
+                    return Some(Vec::new());
+                }
+                let up = base.matches("super").count();
+                (up <= me.len()).then(|| me[..me.len() - up].to_vec())
+            };
+            let segs = |s: &str| -> Vec<String> {
+                s.split("::")
+                    .filter(|x| !x.is_empty() && *x != "self")
+                    .map(str::to_string)
+                    .collect()
+            };
+            for c in group.captures_iter(&src) {
+                let Some(base) = base_of(&c[1]) else { continue };
+                for item in c[3].split(',') {
+                    let item = item.split(" as ").next().unwrap().trim();
+                    if item.is_empty() {
+                        continue;
+                    }
+                    let mut p = base.clone();
+                    p.extend(segs(&c[2]));
+                    p.extend(segs(item));
+                    targets.push(p);
+                }
+            }
+            for c in path.captures_iter(&src) {
+                let Some(mut p) = base_of(&c[1]) else {
+                    continue;
+                };
+                p.extend(segs(&c[2]));
+                targets.push(p);
+            }
+            let set = out.entry(rel.clone()).or_default();
+            for t in targets {
+                if let Some(f) = self.resolve(&t)
+                    && f != rel
+                {
+                    set.insert(f.clone());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The top-level module a file belongs to (`engine/task.rs` -> `engine`; `lib.rs` -> "").
+fn top(rel: &str) -> String {
+    module_path(rel).into_iter().next().unwrap_or_default()
+}
+
+#[test]
+fn layers_import_only_downwards() {
+    let tree = SourceTree::load();
+    let mut wrong = Vec::new();
+    for (from, tos) in tree.imports() {
+        let f = top(&from);
+        for to in tos {
+            let t = top(&to);
+            for (a, b, why) in FORBIDDEN {
+                if f == *a && t == *b {
+                    wrong.push(format!("src/{from} imports src/{to}: {why}"));
+                }
+            }
+            if COMMAND_LAYER.contains(&t.as_str()) && !COMMAND_LAYER.contains(&f.as_str()) {
+                wrong.push(format!(
+                    "src/{from} imports src/{to}: only the command layer (cmd, cli) knows the command line"
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "imports against docs/architecture.md:\n  {}",
+        wrong.join("\n  ")
+    );
+}
+
+#[test]
+fn no_import_loop_among_files() {
+    let tree = SourceTree::load();
+    let imports = tree.imports();
+    // Tarjan's strongly connected components; any with two or more files is a loop.
+    struct Walk<'a> {
+        graph: &'a BTreeMap<String, BTreeSet<String>>,
+        index: BTreeMap<&'a str, usize>,
+        low: BTreeMap<&'a str, usize>,
+        stack: Vec<&'a str>,
+        on_stack: BTreeSet<&'a str>,
+        loops: Vec<Vec<&'a str>>,
+    }
+    impl<'a> Walk<'a> {
+        fn visit(&mut self, v: &'a str) {
+            let i = self.index.len();
+            self.index.insert(v, i);
+            self.low.insert(v, i);
+            self.stack.push(v);
+            self.on_stack.insert(v);
+            let graph = self.graph;
+            for w in graph.get(v).into_iter().flatten() {
+                let w = w.as_str();
+                if !self.index.contains_key(w) {
+                    self.visit(w);
+                    let lw = self.low[w];
+                    let lv = self.low.get_mut(v).unwrap();
+                    *lv = (*lv).min(lw);
+                } else if self.on_stack.contains(w) {
+                    let iw = self.index[w];
+                    let lv = self.low.get_mut(v).unwrap();
+                    *lv = (*lv).min(iw);
+                }
+            }
+            if self.low[v] == self.index[v] {
+                let mut comp = Vec::new();
+                loop {
+                    let w = self.stack.pop().unwrap();
+                    self.on_stack.remove(w);
+                    comp.push(w);
+                    if w == v {
+                        break;
+                    }
+                }
+                if comp.len() > 1 {
+                    comp.sort();
+                    self.loops.push(comp);
+                }
+            }
+        }
+    }
+    let mut walk = Walk {
+        graph: &imports,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on_stack: BTreeSet::new(),
+        loops: Vec::new(),
+    };
+    for f in imports.keys() {
+        if !walk.index.contains_key(f.as_str()) {
+            walk.visit(f);
+        }
+    }
+    let loops: Vec<String> = walk.loops.iter().map(|c| c.join(", ")).collect();
+    assert!(
+        loops.is_empty(),
+        "files of src/ that import each other (directly or around a loop):\n  {}",
+        loops.join("\n  ")
+    );
+}
+
+#[test]
+fn the_check_sees_imports() {
+    // The check is only worth something if it finds the imports that are there.
+    let tree = SourceTree::load();
+    let imports = tree.imports();
+    let engine = &imports["engine/task.rs"];
+    assert!(engine.contains("ops/mod.rs"), "{engine:?}");
+    assert!(imports["cmd/run.rs"].contains("report/mod.rs"));
+    assert!(imports["cmd/mod.rs"].contains("cli.rs"));
+}
