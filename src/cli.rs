@@ -115,6 +115,10 @@ pub struct RunArgs {
     /// More output (-v, -vv, -vvv shows the commands sent).
     #[arg(short = 'v', long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// With -vvv, show the values of variables named like secrets
+    /// (password, secret, token, key); masked as ******** otherwise.
+    #[arg(long)]
+    pub show_secrets: bool,
     /// Where plays with `experiment:` put their results (`DIR/<experiment>/<UTC timestamp>/`).
     #[arg(long, default_value = "results", value_name = "DIR")]
     pub out: PathBuf,

@@ -171,13 +171,14 @@ pub fn parse_str(src: &str, path: &Path) -> Result<Vec<Node>, YamlError> {
                 } else {
                     format!("invalid YAML: {message}")
                 };
-                return Err(error(
-                    src,
-                    loc,
-                    message,
-                    "here",
-                    Some("check the indentation of this line and the lines above it".into()),
-                ));
+                let hint = if message.contains("unknown anchor") {
+                    "an alias `*name` needs an anchor `&name` earlier in the same file"
+                } else if message.contains("unclosed") {
+                    "close the bracket or quote opened here (or quote the whole value)"
+                } else {
+                    "check the indentation of this line and the lines above it"
+                };
+                return Err(error(src, loc, message, "here", Some(hint.into())));
             }
         }
     }

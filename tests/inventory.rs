@@ -663,3 +663,39 @@ fn group_hosts_of_an_unknown_group_is_empty_not_a_panic() {
     assert!(inv.group_hosts("no_such_group").is_empty());
     assert!(!inv.group_hosts("all").is_empty());
 }
+
+/// An inventory built in code (as a library user or a test does) may lack the
+/// implicit `all` and `ungrouped` groups: `all` still means every host, and
+/// nothing panics.
+#[test]
+fn an_inventory_built_without_all_answers_instead_of_panicking() {
+    use ferry::inventory::{Group, Host};
+    let mut inv = Inventory::default();
+    for h in ["h1", "h2", "lone"] {
+        inv.hosts.insert(
+            h.into(),
+            Host {
+                name: h.into(),
+                ..Host::default()
+            },
+        );
+    }
+    inv.groups.insert(
+        "web".into(),
+        Group {
+            name: "web".into(),
+            hosts: vec!["h1".into(), "h2".into()],
+            priority: 1,
+            ..Group::default()
+        },
+    );
+    inv.finish();
+    assert_eq!(inv.group_hosts("all"), vec!["h1", "h2", "lone"]);
+    assert_eq!(inv.group_hosts("web"), vec!["h1", "h2"]);
+    assert_eq!(inv.select("all").unwrap(), vec!["h1", "h2", "lone"]);
+    assert_eq!(inv.select("web:!h2").unwrap(), vec!["h1"]);
+    assert_eq!(inv.host_groups("h1"), vec!["web"]);
+    assert_eq!(inv.group_names("h1"), vec!["web"]);
+    assert!(inv.host_groups("lone").is_empty());
+    assert!(inv.group_hosts("nosuch").is_empty());
+}

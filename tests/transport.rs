@@ -302,33 +302,48 @@ async fn a_hanging_command_is_killed_at_its_timeout_and_the_next_call_works() {
         "sleep 300 & echo $! > {}; echo started; sleep 300",
         pidfile.display()
     ));
-    spec.timeout = Some(Duration::from_secs(1));
+    // The timeout clock runs from the command's start, its own startup
+    // included: 1 s was once not enough under load for the shell to reach
+    // `echo started` (empty stdout, no pidfile). 3 s is; the check is that
+    // the command is killed at its timeout, not before it and not much after.
+    let limit = Duration::from_secs(3);
+    spec.timeout = Some(limit);
     let t0 = Instant::now();
     let out = t.run(&spec).await.unwrap();
+    let took = t0.elapsed();
     assert!(out.timed_out, "{out:?}");
     assert_eq!(out.rc, -1);
     assert_eq!(out.stdout, b"started\n");
     assert!(
-        t0.elapsed() < Duration::from_secs(20),
-        "killed near its timeout, took {:?}",
-        t0.elapsed()
+        took >= limit && took < limit + Duration::from_secs(20),
+        "killed at its timeout of {limit:?}, took {took:?}"
     );
     let child: i32 = std::fs::read_to_string(&pidfile)
         .unwrap()
         .trim()
         .parse()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    // Dead: gone, or a zombie waiting for its new parent to reap it.
-    let state = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
-    assert!(
+    // Dead: gone, or a zombie waiting for its new parent to reap it. The kill
+    // was sent before the answer came back, but dying takes the killed
+    // process a turn on a CPU: wait for that (a fixed 200 ms once was not
+    // enough under load), up to a deadline a live `sleep 300` cannot meet.
+    let dead = |state: &str| {
         state.is_empty()
             || state
                 .rsplit(')')
                 .next()
                 .unwrap()
                 .trim_start()
-                .starts_with('Z'),
+                .starts_with('Z')
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut state = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+    while !dead(&state) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        state = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+    }
+    assert!(
+        dead(&state),
         "the command's background child was killed too: {state}"
     );
     let mut quick = CommandSpec::new("echo fine");
@@ -560,6 +575,7 @@ impl Drop for TestUser {
 
 #[tokio::test]
 async fn become_runs_as_another_user_with_the_password_fed_by_askpass() {
+    let started = std::time::SystemTime::now();
     let sshd = Sshd::start("");
     let user = TestUser::create("ferrybecome", "s3cret pass");
     // root -> the test user, no password needed.
@@ -634,7 +650,27 @@ async fn become_runs_as_another_user_with_the_password_fed_by_askpass() {
     let meta = std::fs::metadata(&path).unwrap();
     assert_eq!(std::os::unix::fs::MetadataExt::mode(&meta) & 0o7777, 0o600);
     assert_eq!(std::fs::read(&path).unwrap(), b"root's\n");
+    // The password never reaches a file: not the remote shell's temp dir
+    // (askpass reads it from the environment), not the controller's. Looked
+    // for while the shell is open and after it closed.
+    let on_disk = || {
+        password_files(
+            b"s3cret pass",
+            &[Path::new("/tmp"), Path::new("/var/tmp")],
+            started,
+        )
+    };
+    assert_eq!(
+        on_disk(),
+        Vec::<PathBuf>::new(),
+        "the become password on disk"
+    );
     t.close().await;
+    assert_eq!(
+        on_disk(),
+        Vec::<PathBuf>::new(),
+        "the become password on disk"
+    );
 }
 
 #[tokio::test]
@@ -1044,4 +1080,41 @@ async fn one_round_trip_calls_answer_as_the_calls_they_replace() {
         assert!(!t.exists(&format!("{d}/missing")).await.unwrap(), "{which}");
     }
     ssh.close().await;
+}
+
+/// Files written since `since` (up to 4 levels under `roots`, each under
+/// 4 MiB) holding `needle`.
+fn password_files(needle: &[u8], roots: &[&Path], since: std::time::SystemTime) -> Vec<PathBuf> {
+    fn walk(
+        dir: &Path,
+        depth: u32,
+        needle: &[u8],
+        since: std::time::SystemTime,
+        found: &mut Vec<PathBuf>,
+    ) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let Ok(meta) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if meta.is_dir() && depth < 4 {
+                walk(&p, depth + 1, needle, since, found);
+            } else if meta.is_file()
+                && meta.len() < 4 << 20
+                && meta.modified().is_ok_and(|m| m >= since)
+                && let Ok(bytes) = std::fs::read(&p)
+                && bytes.windows(needle.len()).any(|w| w == needle)
+            {
+                found.push(p);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for r in roots {
+        walk(r, 0, needle, since, &mut found);
+    }
+    found
 }

@@ -99,19 +99,43 @@ fn color(stream: &impl IsTerminal) -> bool {
     stream.is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-/// Run the engine with Ctrl-C handling: the first stops new tasks, the second exits at once.
+/// Run the engine with Ctrl-C and SIGTERM handling: the first stops new tasks
+/// (the running ones finish, the recap is printed; exit 130, or 143 for
+/// SIGTERM), the second exits at once.
 fn drive(engine: Engine, playbooks: Vec<Playbook>) -> CmdResult {
     let rt = runtime()?;
     rt.block_on(async move {
         let flag = engine.interrupt_flag();
+        let interrupt = flag.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                flag.store(true, Ordering::SeqCst);
+                interrupt.store(true, Ordering::SeqCst);
                 if tokio::signal::ctrl_c().await.is_ok() {
                     std::process::exit(crate::exit::INTERRUPTED.into());
                 }
             }
         });
-        Ok(engine.run(&playbooks).await)
+        let terminated = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let term = terminated.clone();
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                tokio::spawn(async move {
+                    if sigterm.recv().await.is_some() {
+                        term.store(true, Ordering::SeqCst);
+                        flag.store(true, Ordering::SeqCst);
+                        if sigterm.recv().await.is_some() {
+                            std::process::exit(143);
+                        }
+                    }
+                });
+            }
+            Err(e) => return Err(miette!("cannot handle SIGTERM: {e}")),
+        }
+        let code = engine.run(&playbooks).await;
+        Ok(if code == 130 && terminated.load(Ordering::SeqCst) {
+            143
+        } else {
+            code
+        })
     })
 }

@@ -69,6 +69,7 @@ fn run_engine(
         strategy: args.strategy,
         force_handlers: args.force_handlers,
         verbosity: args.verbose,
+        show_secrets: args.show_secrets,
         extra_vars,
         become_password: become_password(args.connect.ask_become_pass)?,
         default_timeout: None,

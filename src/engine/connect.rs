@@ -78,6 +78,49 @@ pub(super) struct Traced {
     pub(super) inner: Arc<dyn Transport>,
     pub(super) sink: Arc<dyn EventSink>,
     pub(super) hide: bool,
+    /// Values of the task's variables named like secrets, masked in the
+    /// commands shown (see [`secret_values`]).
+    pub(super) secrets: Vec<String>,
+}
+
+/// The string values of variables whose names say they are secret
+/// (`password`, `passwd`, `secret`, `token`, `key`, any case, anywhere in the
+/// name), longest first so a value inside another is masked whole. Values
+/// shorter than 4 characters are left (masking every `1` would hide the
+/// command); a `*_file` or `*_path` variable names a file, not a secret.
+pub(crate) fn secret_values(vars: &Vars) -> Vec<String> {
+    let mut out: Vec<String> = vars
+        .iter()
+        .filter(|(name, _)| {
+            let n = name.to_ascii_lowercase();
+            ["password", "passwd", "secret", "token", "key"]
+                .iter()
+                .any(|w| n.contains(w))
+                && !n.ends_with("_file")
+                && !n.ends_with("_path")
+        })
+        .filter_map(|(_, v)| match v {
+            serde_json::Value::String(s) if s.chars().count() >= 4 && !s.contains("{{") => {
+                Some(s.clone())
+            }
+            serde_json::Value::Number(n) if n.to_string().len() >= 4 => Some(n.to_string()),
+            _ => None,
+        })
+        .collect();
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out.dedup();
+    out
+}
+
+/// `text` with every secret value replaced by `********`.
+pub(crate) fn mask_secrets(text: &str, secrets: &[String]) -> String {
+    let mut t = text.to_string();
+    for s in secrets {
+        if t.contains(s.as_str()) {
+            t = t.replace(s.as_str(), "********");
+        }
+    }
+    t
 }
 
 #[async_trait]
@@ -92,7 +135,7 @@ impl Transport for Traced {
         let cmd = if self.hide {
             "[hidden: no_log]".to_string()
         } else {
-            spec.cmd.clone()
+            mask_secrets(&spec.cmd, &self.secrets)
         };
         self.sink.emit(&Event::now(EventKind::Command {
             host: self.inner.host().to_string(),

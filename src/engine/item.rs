@@ -50,6 +50,11 @@ impl Engine {
                     inner: t,
                     sink: self.sink.clone(),
                     hide: no_log,
+                    secrets: if self.opts.show_secrets {
+                        Vec::new()
+                    } else {
+                        super::connect::secret_values(vars)
+                    },
                 }),
                 Ok(t) => t,
                 Err(e) => {
@@ -202,6 +207,7 @@ impl Engine {
             let mut uv = vars.clone();
             if let Some(r) = &t.register {
                 uv.insert(r.clone(), Value::Object(o.result.clone()));
+                crate::template::mark_data(&mut uv, r);
             }
             match self.render.eval_condition(until, &uv) {
                 Ok(true) => return o,

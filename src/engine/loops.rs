@@ -140,6 +140,7 @@ impl Engine {
             } else {
                 if let Some(r) = &t.register {
                     iv.insert(r.clone(), Value::Object(o.result.clone()));
+                    crate::template::mark_data(&mut iv, r);
                 }
                 self.conditions(&t.loop_break_when, &iv)
             };

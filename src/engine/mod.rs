@@ -94,6 +94,9 @@ pub struct RunOptions {
     pub strategy: Strategy,
     pub force_handlers: bool,
     pub verbosity: u8,
+    /// `--show-secrets`: at -vvv, show the values of variables named like
+    /// secrets (password, secret, token, key) instead of masking them.
+    pub show_secrets: bool,
     /// `-e`: above every other variable layer.
     pub extra_vars: Vars,
     /// From `-K`; never written anywhere.
@@ -116,6 +119,7 @@ impl Default for RunOptions {
             strategy: Strategy::Linear,
             force_handlers: false,
             verbosity: 0,
+            show_secrets: false,
             extra_vars: Vars::new(),
             become_password: None,
             default_timeout: None,

@@ -412,6 +412,7 @@ impl Engine {
         let mut cv = vars.clone();
         if let Some(r) = &t.register {
             cv.insert(r.clone(), Value::Object(out.result.clone()));
+            crate::template::mark_data(&mut cv, r);
         }
         if !t.changed_when.is_empty() {
             match self.conditions(&t.changed_when, &cv) {
@@ -423,6 +424,7 @@ impl Engine {
             }
             if let Some(r) = &t.register {
                 cv.insert(r.clone(), Value::Object(out.result.clone()));
+                crate::template::mark_data(&mut cv, r);
             }
         }
         if !t.failed_when.is_empty() {

@@ -58,8 +58,10 @@ impl Engine {
         if let Some(f) = self.included.lock().unwrap().get(host) {
             layer(Layer::IncludeVars, "include_vars", f.clone());
         }
+        let mut gained: Vec<String> = Vec::new();
         if let Some(f) = self.facts.lock().unwrap().get(host) {
             layer(Layer::SetFact, "set_fact / register", f.clone());
+            gained = f.keys().cloned().collect();
         }
         if let Some(r) = &t.role {
             let mut params = r.params.clone();
@@ -70,6 +72,18 @@ impl Engine {
         }
         layer(Layer::ExtraVars, "-e", self.opts.extra_vars.clone());
         let mut v = layers.flatten();
+        // Registered results, host facts and set_fact values are host output or
+        // text rendered once already: data from here on, never a template
+        // (unless a role param or an extra var of the same name wins).
+        for name in gained {
+            let overridden = self.opts.extra_vars.contains_key(&name)
+                || t.role
+                    .as_ref()
+                    .is_some_and(|r| r.params.contains_key(&name));
+            if !overridden {
+                crate::template::mark_data(&mut v, &name);
+            }
+        }
         let name = &pr.names[h];
         v.insert("inventory_hostname".into(), name.clone().into());
         v.insert(

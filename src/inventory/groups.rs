@@ -94,7 +94,7 @@ impl Inventory {
             .filter(|g| g.hosts.iter().any(|h| h == host))
             .map(|g| g.name.clone())
             .collect();
-        if self.hosts.contains_key(host) {
+        if self.hosts.contains_key(host) && self.groups.contains_key("all") {
             todo.push("all".into());
         }
         while let Some(g) = todo.pop() {
@@ -102,10 +102,11 @@ impl Inventory {
                 todo.extend(self.parents_of(&g));
             }
         }
+        // A child named by a group but never declared has no entry: it orders last.
         let mut groups: Vec<String> = seen.into_iter().collect();
-        groups.sort_by(|a, b| {
-            let (ga, gb) = (&self.groups[a], &self.groups[b]);
-            (ga.depth, ga.priority, &ga.name).cmp(&(gb.depth, gb.priority, &gb.name))
+        groups.sort_by_cached_key(|g| match self.groups.get(g) {
+            Some(x) => (0, x.depth, x.priority, x.name.clone()),
+            None => (1, 0, 0, g.clone()),
         });
         groups
     }
@@ -122,8 +123,12 @@ impl Inventory {
     }
 
     /// Hosts of a group and of its descendants, in Ansible's order (the group's own hosts,
-    /// then its children's, level by level). An unknown group has no hosts.
+    /// then its children's, level by level). An unknown group has no hosts; `all`
+    /// is every host even in an inventory built without an `all` group.
     pub fn group_hosts(&self, group: &str) -> Vec<String> {
+        if group == "all" && !self.groups.contains_key("all") {
+            return self.hosts.keys().cloned().collect();
+        }
         let mut order: Vec<String> = vec![group.to_string()];
         let mut seen: HashSet<String> = order.iter().cloned().collect();
         let mut i = 0;

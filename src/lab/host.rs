@@ -130,7 +130,7 @@ exec chroot "$4" /bin/sleep infinity
 const ANCHOR_CMDLINE: &str = "/bin/sleep infinity";
 
 fn detached(cmd: &mut Command, log: &Path) -> Result<()> {
-    let log = std::fs::File::create(log).map_err(io_err(log))?;
+    let log = super::state::create_private(log)?;
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
@@ -299,8 +299,7 @@ pub fn write_sshd_config(
         pid = paths.sshd_pid().display(),
         ak = authorized_keys.display(),
     );
-    let p = paths.sshd_config();
-    std::fs::write(&p, text).map_err(io_err(&p))
+    super::state::write_atomic(&paths.sshd_config(), text.as_bytes())
 }
 
 /// Generate an ed25519 key pair at `path` unless it exists.
@@ -365,6 +364,13 @@ pub fn start_sshd(
             .and_then(|s| s.trim().parse::<u32>().ok())
             == Some(pid))
     })?;
+    // sshd writes its pid file with its umask: keep lab state owner-only.
+    if ready {
+        let _ = std::fs::set_permissions(
+            paths.sshd_pid(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        );
+    }
     adopt(child, ready, name, "sshd did not start", "sshd")
 }
 

@@ -303,7 +303,11 @@ fn write_etc_hosts(lab: &LabState) -> Result<()> {
         if std::fs::read_to_string(etc.join("hosts")).ok().as_deref() == Some(text.as_str()) {
             continue;
         }
-        state::write_atomic(&etc.join("hosts"), text.as_bytes())?;
+        // The host's own /etc/hosts: every user there reads it.
+        let hosts = etc.join("hosts");
+        state::write_atomic(&hosts, text.as_bytes())?;
+        std::fs::set_permissions(&hosts, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .map_err(crate::lab::io_err(&hosts))?;
     }
     Ok(())
 }

@@ -92,6 +92,31 @@ pub fn env_globals() -> &'static HashSet<String> {
     G.get_or_init(|| env().globals().map(|(k, _)| k.to_string()).collect())
 }
 
+/// The reserved variable listing the names whose values are data, never
+/// templates: registered results, facts gathered from hosts and `set_fact`
+/// values (already rendered once). It is not a valid variable name, so no
+/// playbook can set or read it, and the template context hides it.
+pub const DATA_VARS: &str = "ferry:data";
+
+/// Mark the variable `name` of `vars` as data: a template reading it gets its
+/// text as it is, never evaluated (Ansible marks such values unsafe).
+pub fn mark_data(vars: &mut Vars, name: &str) {
+    let entry = vars
+        .entry(DATA_VARS.to_string())
+        .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+    if let serde_json::Value::Array(names) = entry
+        && !names.iter().any(|n| n.as_str() == Some(name))
+    {
+        names.push(name.into());
+    }
+}
+
+/// Whether `vars` marks `name` as data (see [`mark_data`]).
+fn is_data(vars: &Vars, name: &str) -> bool {
+    matches!(vars.get(DATA_VARS), Some(serde_json::Value::Array(names))
+        if names.iter().any(|n| n.as_str() == Some(name)))
+}
+
 /// A variable mapping as a template context. Variables are templated when a
 /// template reads them, as Ansible does: a role default
 /// `listen: "{{ mgmt_ip }}"` reads as the host's `mgmt_ip`. A variable whose
@@ -133,9 +158,13 @@ impl minijinja::value::Object for LazyVars {
         if let Some(done) = self.rendered.lock().unwrap().get(name) {
             return done.clone();
         }
+        if name == DATA_VARS {
+            return None;
+        }
         let raw = self.vars.get(name)?;
-        // Other hosts' variables are theirs to render, never in this host's context.
-        if name == "hostvars" || !holds_template(raw) {
+        // Other hosts' variables are theirs to render, never in this host's
+        // context; data (host output, facts) is never rendered at all.
+        if name == "hostvars" || is_data(&self.vars, name) || !holds_template(raw) {
             return Some(Value::from(minijinja::value::Serde(raw)));
         }
         // Mark it as being rendered: a variable that needs itself is a loop.
@@ -165,7 +194,11 @@ impl minijinja::value::Object for LazyVars {
 
     fn enumerate(self: &std::sync::Arc<Self>) -> minijinja::value::Enumerator {
         minijinja::value::Enumerator::Values(
-            self.vars.keys().map(|k| Value::from(k.as_str())).collect(),
+            self.vars
+                .keys()
+                .filter(|k| k.as_str() != DATA_VARS)
+                .map(|k| Value::from(k.as_str()))
+                .collect(),
         )
     }
 }

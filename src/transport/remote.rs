@@ -391,15 +391,20 @@ pub async fn put_file(shell: &mut RemoteShell, spec: &FileSpec) -> Result<(), Tr
     if direct {
         s.push_str(&format!(
             "[ -f \"$t\" ] || {{ echo {} >&2; exit 1; }}\nsync \"$t\" 2>/dev/null\n",
-            sh_quote(&format!("cannot create a file in {dir}"))
+            sh_quote(&format!(
+                "cannot write a file in {dir} (not writable, or the disk is full)"
+            ))
         ));
     } else {
         s.push_str("dd of=\"$t\" bs=65536 conv=fsync status=none || exit 1\n");
     }
     match spec.mode {
         Some(m) => s.push_str(&format!("chmod {m:o} \"$t\" || exit 1\n")),
+        // The temp file was made owner-only: give it the old file's mode, or
+        // the mode a new file gets here (0666 less the umask).
         None => s.push_str(&format!(
-            "if [ -e {p} ]; then chmod --reference={p} \"$t\" 2>/dev/null; chown --reference={p} \"$t\" 2>/dev/null; fi\n"
+            "if [ -e {p} ]; then chmod --reference={p} \"$t\" 2>/dev/null; chown --reference={p} \"$t\" 2>/dev/null; \
+             else chmod \"$(printf %o $((0666 & ~0$(umask))))\" \"$t\"; fi\n"
         )),
     }
     match (&spec.owner, &spec.group) {

@@ -49,8 +49,15 @@ while read -r _f_op _f_id _f_n _f_len _f_to _f_b _f_dest; do
     _f_in=/dev/null
     if [ -n "$_f_dest" ]; then
       # The script checks that DEST exists; stdin is consumed either way.
-      { true > "$_f_dest"; } 2> /dev/null || _f_dest=$_f_d/in
-      head -c "$_f_len" > "$_f_dest"
+      # DEST is made owner-only (the script then sets the final mode), so the
+      # content is never readable wider than asked, even for a moment. A
+      # write that fails (disk full) removes DEST and reads the rest of the
+      # content, so the stream stays framed and the script sees no file.
+      { umask 077; true > "$_f_dest"; } 2> /dev/null
+      _f_ok=$?
+      umask "$_f_um"
+      [ "$_f_ok" = 0 ] || _f_dest=$_f_d/in
+      head -c "$_f_len" | { cat > "$_f_dest" || { rm -f "$_f_dest"; cat > /dev/null; }; } 2> /dev/null
     elif [ "$_f_len" -gt 0 ]; then
       head -c "$_f_len" > "$_f_d/in"
       _f_in=$_f_d/in
