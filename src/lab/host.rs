@@ -130,7 +130,7 @@ exec chroot "$4" /bin/sleep infinity
 const ANCHOR_CMDLINE: &str = "/bin/sleep infinity";
 
 fn detached(cmd: &mut Command, log: &Path) -> Result<()> {
-    let log = super::state::create_private(log)?;
+    let log = super::private_file::create_private(log)?;
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
@@ -299,7 +299,7 @@ pub fn write_sshd_config(
         pid = paths.sshd_pid().display(),
         ak = authorized_keys.display(),
     );
-    super::state::write_atomic(&paths.sshd_config(), text.as_bytes())
+    super::private_file::write_atomic(&paths.sshd_config(), text.as_bytes())
 }
 
 /// Generate an ed25519 key pair at `path` unless it exists.

@@ -25,6 +25,7 @@ pub mod address;
 pub mod host;
 pub mod lifecycle;
 pub mod network;
+mod private_file;
 pub mod rate;
 pub mod state;
 pub mod tools;
