@@ -575,6 +575,7 @@ impl Drop for TestUser {
 
 #[tokio::test]
 async fn become_runs_as_another_user_with_the_password_fed_by_askpass() {
+    let started = std::time::SystemTime::now();
     let sshd = Sshd::start("");
     let user = TestUser::create("ferrybecome", "s3cret pass");
     // root -> the test user, no password needed.
@@ -649,7 +650,27 @@ async fn become_runs_as_another_user_with_the_password_fed_by_askpass() {
     let meta = std::fs::metadata(&path).unwrap();
     assert_eq!(std::os::unix::fs::MetadataExt::mode(&meta) & 0o7777, 0o600);
     assert_eq!(std::fs::read(&path).unwrap(), b"root's\n");
+    // The password never reaches a file: not the remote shell's temp dir
+    // (askpass reads it from the environment), not the controller's. Looked
+    // for while the shell is open and after it closed.
+    let on_disk = || {
+        password_files(
+            b"s3cret pass",
+            &[Path::new("/tmp"), Path::new("/var/tmp")],
+            started,
+        )
+    };
+    assert_eq!(
+        on_disk(),
+        Vec::<PathBuf>::new(),
+        "the become password on disk"
+    );
     t.close().await;
+    assert_eq!(
+        on_disk(),
+        Vec::<PathBuf>::new(),
+        "the become password on disk"
+    );
 }
 
 #[tokio::test]
@@ -1059,4 +1080,40 @@ async fn one_round_trip_calls_answer_as_the_calls_they_replace() {
         assert!(!t.exists(&format!("{d}/missing")).await.unwrap(), "{which}");
     }
     ssh.close().await;
+}
+
+/// Files written since `since` (up to 4 levels under `roots`, each under
+/// 4 MiB) holding `needle`.
+fn password_files(needle: &[u8], roots: &[&Path], since: std::time::SystemTime) -> Vec<PathBuf> {
+    fn walk(
+        dir: &Path,
+        depth: u32,
+        needle: &[u8],
+        since: std::time::SystemTime,
+        found: &mut Vec<PathBuf>,
+    ) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let Ok(meta) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if meta.is_dir() && depth < 4 {
+                walk(&p, depth + 1, needle, since, found);
+            } else if meta.is_file()
+                && meta.len() < 4 << 20
+                && meta.modified().is_ok_and(|m| m >= since)
+                && std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+            {
+                found.push(p);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for r in roots {
+        walk(r, 0, needle, since, &mut found);
+    }
+    found
 }
