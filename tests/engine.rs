@@ -1166,3 +1166,89 @@ async fn environment_from_a_template_a_mapping_and_a_list_merged_as_ansible_does
     let msg = failures[0].msg.clone().unwrap_or_default();
     assert!(msg.contains("environment must be a mapping"), "{msg}");
 }
+
+/// Each layer of `docs/variables.md`'s order (one that `ferry run` assembles per task) wins
+/// over every layer below it: variable `w_X` is set by layer X and by every layer below X,
+/// each to its own layer's name, so `w_X == 'X'` only when X wins over all of those.
+#[tokio::test]
+async fn each_variable_layer_wins_over_the_layers_below_it() {
+    const LAYERS: [&str; 10] = [
+        "defaults",
+        "inventory",
+        "play",
+        "vars_file",
+        "role_vars",
+        "block",
+        "task",
+        "include_vars",
+        "set_fact",
+        "role_params",
+    ];
+    // The variables layer `level` sets, as YAML flow mapping entries.
+    let entries = |level: usize| -> String {
+        LAYERS[level..]
+            .iter()
+            .map(|x| format!("w_{x}: {}", LAYERS[level]))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let role = d.join("roles/r");
+    for sub in ["defaults", "vars", "tasks"] {
+        std::fs::create_dir_all(role.join(sub)).unwrap();
+    }
+    std::fs::write(
+        role.join("defaults/main.yml"),
+        format!("{{{}}}\n", entries(0)),
+    )
+    .unwrap();
+    std::fs::write(d.join("vars_file.yml"), format!("{{{}}}\n", entries(3))).unwrap();
+    std::fs::write(role.join("vars/main.yml"), format!("{{{}}}\n", entries(4))).unwrap();
+    std::fs::write(d.join("included.yml"), format!("{{{}}}\n", entries(7))).unwrap();
+    let that: Vec<String> = LAYERS
+        .iter()
+        .map(|x| format!("\"w_{x} == '{x}'\""))
+        .collect();
+    std::fs::write(
+        role.join("tasks/main.yml"),
+        format!(
+            r#"
+- include_vars: {{ file: "{}" }}
+- set_fact: {{ {} }}
+- block:
+    - name: every layer wins over the ones below
+      assert: {{ that: [{}] }}
+      vars: {{ {} }}
+  vars: {{ {} }}
+"#,
+            d.join("included.yml").display(),
+            entries(8),
+            that.join(", "),
+            entries(6),
+            entries(5),
+        ),
+    )
+    .unwrap();
+    let inv = format!(
+        "all:\n  hosts:\n    h1: {{ansible_connection: local, {}}}\n",
+        entries(1)
+    );
+    let pb = format!(
+        r#"
+- hosts: all
+  gather_facts: false
+  vars: {{ {} }}
+  vars_files: [vars_file.yml]
+  roles:
+    - {{ role: r, {} }}
+"#,
+        entries(2),
+        entries(9),
+    );
+    let r = run_loaded(d, &inv, &pb, None).await;
+    let failed = r.failures();
+    assert!(failed.is_empty(), "{failed:#?}");
+    assert_eq!(r.code, 0);
+    assert_eq!(r.stat("h1").ok, 3);
+}

@@ -154,7 +154,7 @@ fn algorithm(kind: AlgorithmKind) -> Algorithm {
     Algorithm {
         name: format!("{kind:?}").to_lowercase(),
         kind,
-        switch_after_rounds: (kind == AlgorithmKind::Hybrid).then_some(2),
+        switch_after_rounds: (kind == AlgorithmKind::Hybrid).then_some(1),
         ..Algorithm::default()
     }
 }

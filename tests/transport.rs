@@ -1105,7 +1105,8 @@ fn password_files(needle: &[u8], roots: &[&Path], since: std::time::SystemTime) 
             } else if meta.is_file()
                 && meta.len() < 4 << 20
                 && meta.modified().is_ok_and(|m| m >= since)
-                && std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+                && let Ok(bytes) = std::fs::read(&p)
+                && bytes.windows(needle.len()).any(|w| w == needle)
             {
                 found.push(p);
             }

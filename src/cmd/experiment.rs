@@ -28,13 +28,13 @@ pub fn driver_for(
     options: &serde_json::Value,
 ) -> Result<Arc<dyn Driver>, String> {
     match kind {
+        DriverKind::Nova => Ok(Arc::new(crate::experiment::driver::nova::NovaDriver::new(
+            options,
+        )?)),
         DriverKind::Qmp => Ok(Arc::new(crate::experiment::driver::qmp::QmpDriver::new(
             options,
         ))),
         DriverKind::Virsh => Ok(Arc::new(crate::experiment::driver::virsh::VirshDriver)),
-        DriverKind::Nova => {
-            Err("the nova driver is not in this build yet (issue 11): use qmp or virsh".to_string())
-        }
     }
 }
 

@@ -74,44 +74,27 @@ fn emit(text: &str) {
 
 /// `ferry inventory from-vagrant [--dir DIR] [--out FILE]`.
 pub fn from_vagrant(args: crate::cli::FromVagrantArgs) -> CmdResult {
-    use crate::inventory::vagrant::{VagrantDir, inventory_yaml, read_cluster};
+    use crate::inventory::vagrant::{VagrantDir, inventory_yaml, known_hosts_path, read_cluster};
     let cluster = read_cluster(&VagrantDir::new(&args.dir))?;
     for w in &cluster.warnings {
         eprintln!("warning: {w}");
     }
-    // Host keys go beside the inventory (beside the Vagrantfile when printing it).
-    let beside = match &args.out {
-        Some(out) => out
-            .parent()
-            .map(std::path::Path::to_path_buf)
-            .unwrap_or_default(),
-        None => args.dir.clone(),
-    };
-    let beside = if beside.as_os_str().is_empty() {
-        ".".into()
-    } else {
-        beside
-    };
-    let beside = std::fs::canonicalize(&beside)
-        .into_diagnostic()
-        .map_err(|e| e.wrap_err(format!("directory {}", beside.display())))?;
-    let known_hosts = beside.join("known_hosts");
+    let known_hosts = known_hosts_path(args.out.as_deref(), &args.dir)?;
     let yaml = inventory_yaml(&cluster, &known_hosts);
-    match &args.out {
-        None => emit(&yaml),
-        Some(out) => {
-            std::fs::write(out, &yaml)
-                .into_diagnostic()
-                .map_err(|e| e.wrap_err(format!("write {}", out.display())))?;
-            let names: Vec<&str> = cluster.hosts.iter().map(|h| h.name.as_str()).collect();
-            eprintln!(
-                "wrote {} ({}); the first `ferry run -i {} --accept-new-host-keys ...` records host keys in {}",
-                out.display(),
-                names.join(", "),
-                out.display(),
-                known_hosts.display()
-            );
-        }
-    }
+    let Some(out) = &args.out else {
+        emit(&yaml);
+        return Ok(0);
+    };
+    std::fs::write(out, &yaml)
+        .into_diagnostic()
+        .map_err(|e| e.wrap_err(format!("write {}", out.display())))?;
+    let names: Vec<&str> = cluster.hosts.iter().map(|h| h.name.as_str()).collect();
+    eprintln!(
+        "wrote {} ({}); the first `ferry run -i {} --accept-new-host-keys ...` records host keys in {}",
+        out.display(),
+        names.join(", "),
+        out.display(),
+        known_hosts.display()
+    );
     Ok(0)
 }

@@ -48,7 +48,7 @@ use crate::transport::check_state::CheckState;
 
 pub use connect::{ConnectFuture, Connector, local_connector};
 pub use hosts::{HostSource, InventoryHosts, StaticHosts};
-pub use scheduler::serial_batches;
+pub use scheduler::{SerialError, serial_batches};
 
 use connect::ConnCell;
 

@@ -39,7 +39,7 @@ impl Engine {
                 stats.entry(h.clone()).or_default();
             }
         }
-        for batch in serial_batches(&play.serial, &selected)? {
+        for batch in serial_batches(&play.serial, &selected).map_err(|e| e.to_string())? {
             if self.interrupted() {
                 break;
             }
@@ -117,13 +117,22 @@ impl Engine {
     }
 }
 
+/// A `serial:` entry that is no batch size.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SerialError {
+    #[error("serial: `{0}` is not a percentage")]
+    NotAPercentage(String),
+    #[error("serial: `{0}` is neither a number nor a percentage")]
+    NotASize(String),
+}
+
 /// Split hosts into `serial` batches (numbers or percentages; the last size repeats).
-pub fn serial_batches(serial: &[Value], hosts: &[String]) -> Result<Vec<Vec<String>>, String> {
+pub fn serial_batches(serial: &[Value], hosts: &[String]) -> Result<Vec<Vec<String>>, SerialError> {
     if serial.is_empty() {
         return Ok(vec![hosts.to_vec()]);
     }
     let total = hosts.len();
-    let size = |v: &Value| -> Result<usize, String> {
+    let size = |v: &Value| -> Result<usize, SerialError> {
         let n = match v {
             Value::Number(n) => n.as_f64().unwrap_or(0.0) as usize,
             Value::String(s) if s.trim().ends_with('%') => {
@@ -132,17 +141,15 @@ pub fn serial_batches(serial: &[Value], hosts: &[String]) -> Result<Vec<Vec<Stri
                     .trim_end_matches('%')
                     .trim()
                     .parse()
-                    .map_err(|_| format!("serial: `{s}` is not a percentage"))?;
+                    .map_err(|_| SerialError::NotAPercentage(s.clone()))?;
                 ((total as f64) * p / 100.0).floor() as usize
             }
             Value::String(s) => s
                 .trim()
                 .parse()
-                .map_err(|_| format!("serial: `{s}` is neither a number nor a percentage"))?,
+                .map_err(|_| SerialError::NotASize(s.clone()))?,
             other => {
-                return Err(format!(
-                    "serial: `{other}` is neither a number nor a percentage"
-                ));
+                return Err(SerialError::NotASize(other.to_string()));
             }
         };
         Ok(n.max(1))

@@ -1,19 +1,22 @@
 //! Variable assembly: the variables one task sees on one host, magic variables included.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use serde_json::Value;
 
 use crate::playbook::{Task, TaskKeywords, Vars};
+use crate::vars::{Layer, Scope, VarLayers};
 
 use super::Engine;
 use super::play_run::PlayRun;
 use super::var_use::task_mentions;
 
 impl Engine {
-    /// The task's variable view.
-    /// Low to high: role defaults, inventory, play vars, vars_files, role vars, block and task
-    /// vars, set_fact/registered, role params, extra vars; then magic variables.
+    /// The task's variable view: its layers stacked by `crate::vars`' precedence (low to
+    /// high: role defaults, inventory, play vars, vars_files, role vars, block and task
+    /// vars, include_vars, set_fact/registered, role params, extra vars), then magic
+    /// variables, which nobody overrides.
     pub(super) fn task_vars(
         &self,
         pr: &PlayRun<'_>,
@@ -22,40 +25,53 @@ impl Engine {
         kw: &TaskKeywords,
     ) -> Vars {
         let play = pr.play;
-        let mut v = Vars::new();
+        let host = &pr.names[h];
+        let mut layers = VarLayers::new();
+        let mut layer = |layer: Layer, origin: &str, vars: Vars| {
+            layers.push(Arc::new(Scope::plain(layer, origin, vars)));
+        };
         if let Some(r) = &t.role {
-            v.extend(r.defaults.clone());
+            let role = r.name.clone();
+            layer(
+                Layer::RoleDefaults { role },
+                "role defaults",
+                r.defaults.clone(),
+            );
         }
         {
             let mut base = pr.base[h].lock().unwrap();
             let epoch = self.inv_epoch.load(Ordering::SeqCst);
             if base.0 != epoch {
-                *base = (epoch, self.hosts.base_vars(&pr.names[h]));
+                *base = (epoch, self.hosts.base_vars(host));
             }
-            v.extend(base.1.clone());
+            layer(Layer::InventoryHost, "inventory", base.1.clone());
         }
-        v.extend(play.vars.clone());
-        for (_, f) in &play.vars_files {
-            v.extend(f.clone());
+        layer(Layer::PlayVars, "play vars", play.vars.clone());
+        for (path, f) in &play.vars_files {
+            layer(Layer::PlayVarsFile, &path.display().to_string(), f.clone());
         }
         if let Some(r) = &t.role {
-            v.extend(r.vars.clone());
+            let role = r.name.clone();
+            layer(Layer::RoleVars { role }, "role vars", r.vars.clone());
         }
-        v.extend(kw.vars.clone());
-        if let Some(f) = self.included.lock().unwrap().get(&pr.names[h]) {
-            v.extend(f.clone());
+        layer(Layer::TaskVars, "block and task vars", kw.vars.clone());
+        if let Some(f) = self.included.lock().unwrap().get(host) {
+            layer(Layer::IncludeVars, "include_vars", f.clone());
         }
         let mut gained: Vec<String> = Vec::new();
-        if let Some(f) = self.facts.lock().unwrap().get(&pr.names[h]) {
-            v.extend(f.clone());
+        if let Some(f) = self.facts.lock().unwrap().get(host) {
+            layer(Layer::SetFact, "set_fact / register", f.clone());
             gained = f.keys().cloned().collect();
         }
         if let Some(r) = &t.role {
-            v.extend(r.params.clone());
-            v.insert("role_name".into(), r.name.clone().into());
-            v.insert("role_path".into(), absolute_dir(&r.dir).into());
+            let mut params = r.params.clone();
+            params.insert("role_name".into(), r.name.clone().into());
+            params.insert("role_path".into(), absolute_dir(&r.dir).into());
+            let role = r.name.clone();
+            layer(Layer::RoleParams { role }, "role params", params);
         }
-        v.extend(self.opts.extra_vars.clone());
+        layer(Layer::ExtraVars, "-e", self.opts.extra_vars.clone());
+        let mut v = layers.flatten();
         // Registered results, host facts and set_fact values are host output or
         // text rendered once already: data from here on, never a template
         // (unless a role param or an extra var of the same name wins).

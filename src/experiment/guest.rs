@@ -97,6 +97,14 @@ pub fn load_reports(serial: &str) -> Vec<Map<String, Value>> {
         .collect()
 }
 
+/// The first line of a kernel failure (oops, BUG, panic) in a serial log.
+pub fn kernel_failure(serial: &str) -> Option<String> {
+    serial
+        .lines()
+        .find(|l| l.contains("Kernel panic") || l.contains("] BUG: ") || l.contains("] Oops: "))
+        .map(|l| l.trim().to_string())
+}
+
 /// Whether the guest's init said it is up.
 pub fn booted(serial: &str) -> bool {
     serial.contains("ferry-guest: up")
@@ -194,6 +202,12 @@ mod tests {
             ferry-load: t=2 dirty_mib_s=20.0 cpu_loops_s=100 net_mbit_s=0.0 disk_mib_s=0.0\n\
             garbage ferry-load: t=3 dirty_mib_s=30.0 cpu_loops_s=300 net_mbit_s=1.0 disk_mib_s=0.0\n";
         assert!(booted(serial));
+        assert_eq!(kernel_failure(serial), None);
+        let oops = "[   21.16] BUG: kernel NULL pointer dereference, address: 0\n[   21.26] Kernel panic - not syncing\n";
+        assert_eq!(
+            kernel_failure(oops).as_deref(),
+            Some("[   21.16] BUG: kernel NULL pointer dereference, address: 0")
+        );
         let r = load_reports(serial);
         assert_eq!(r.len(), 3);
         let m = mean_load(&r).unwrap();

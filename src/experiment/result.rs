@@ -126,6 +126,9 @@ pub struct MigrationResult {
     pub overhead_ms: Option<f64>,
     /// Number of samples in `samples/<index>.jsonl`.
     pub samples: u32,
+    /// Figures only one driver has (nova: the times nova-compute's log gives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_figures: Option<serde_json::Value>,
 }
 
 /// One `query-migrate` (or `domjobinfo`) sample, written to `samples/<index>.jsonl`.

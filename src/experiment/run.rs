@@ -52,6 +52,10 @@ pub async fn run_one(ctx: &RunContext<'_>, driver: &dyn Driver) -> (MigrationRes
     if let Some(g) = &guest
         && let Err(e) = driver.cleanup(ctx, g).await
     {
+        if matches!(e, DriverError::GuestCrashed { .. }) {
+            // The migration may have "completed", but the guest did not survive it.
+            row.outcome = Some(Outcome::Failed);
+        }
         let msg = format!("clean-up: {e}");
         row.error = Some(match row.error.take() {
             Some(prev) => format!("{prev}; {msg}"),
@@ -189,6 +193,13 @@ async fn measured_run(
     let migration_start = SystemTime::now();
     let migrated = driver.migrate(ctx, &g, row, samples).await;
     let returned = SystemTime::now();
+    // The driver times the migration from its `migrate` command (after setting
+    // capabilities): that is when QEMU's total time starts.
+    let migration_start = row
+        .migration_wall_ms
+        .and_then(|ms| returned.checked_sub(Duration::from_secs_f64(ms / 1000.0)))
+        .filter(|t| *t >= migration_start)
+        .unwrap_or(migration_start);
     if row.migration_wall_ms.is_none() {
         row.migration_wall_ms = returned
             .duration_since(migration_start)

@@ -506,6 +506,26 @@ fn host_entry(
     }
 }
 
+/// Where host keys go: `known_hosts` beside the inventory file `out`, or beside
+/// the Vagrantfile (in `dir`) when the inventory goes to stdout. Absolute, so the
+/// inventory works from any directory.
+pub fn known_hosts_path(out: Option<&Path>, dir: &Path) -> Result<PathBuf, VagrantError> {
+    let beside = match out {
+        Some(out) => out.parent().unwrap_or(Path::new("")),
+        None => dir,
+    };
+    let beside = if beside.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        beside
+    };
+    let abs = std::fs::canonicalize(beside).map_err(|e| VagrantError::Io {
+        what: format!("directory {} (for known_hosts)", beside.display()),
+        source: e,
+    })?;
+    Ok(abs.join("known_hosts"))
+}
+
 /// How to run Vagrant: the program (normally `vagrant` from PATH) and the
 /// directory holding the Vagrantfile.
 #[derive(Debug, Clone)]

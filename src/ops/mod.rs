@@ -344,3 +344,29 @@ pub fn names() -> impl Iterator<Item = &'static str> {
         .chain(registry::HOST_OPS.iter())
         .map(|op| op.name())
 }
+
+#[cfg(test)]
+mod tests {
+    /// `ferry check` accepts an op when its schema is known; `ferry run` runs it when the
+    /// registry has it. The two lists must name the same ops, or check passes what run
+    /// refuses (as it once did for `mount` and `make`).
+    #[test]
+    fn every_op_check_accepts_runs_and_every_op_that_runs_is_checked() {
+        let checked: std::collections::BTreeSet<&str> =
+            super::schema::op_names().into_iter().collect();
+        let runs: std::collections::BTreeSet<&str> = super::names().collect();
+        let unrunnable: Vec<_> = checked.difference(&runs).collect();
+        let unchecked: Vec<_> = runs.difference(&checked).collect();
+        assert!(
+            unrunnable.is_empty(),
+            "check accepts, run refuses: {unrunnable:?}"
+        );
+        assert!(
+            unchecked.is_empty(),
+            "run has, check does not know: {unchecked:?}"
+        );
+        for name in &checked {
+            assert!(super::lookup(name).is_some(), "{name}");
+        }
+    }
+}

@@ -303,12 +303,6 @@ const SPECS: &[(&str, &str, &str, &str)] = &[
     ),
     ("hostname", "", "name:str!; use:str", ""),
     (
-        "mount",
-        "",
-        "path:path!/name; src:path; fstype:str; opts:str; state:str!=absent,mounted,present,unmounted,remounted,ephemeral; dump:str; passno:str; fstab:path; boot:bool",
-        "",
-    ),
-    (
         "authorized_key",
         "",
         "user:str!; key:str!; state:str=present,absent; path:path; manage_dir:bool; exclusive:bool",
@@ -325,12 +319,6 @@ const SPECS: &[(&str, &str, &str, &str)] = &[
         "git",
         "",
         "repo:str!/name; dest:path!; version:str; force:bool; depth:int; clone:bool; update:bool; via:str=auto,host,controller",
-        "",
-    ),
-    (
-        "make",
-        "",
-        "chdir:path!; target:str; params:dict; file:path; jobs:int; make:path",
         "",
     ),
     (
@@ -708,11 +696,9 @@ mod tests {
             "user",
             "group",
             "hostname",
-            "mount",
             "authorized_key",
             "wait_for",
             "git",
-            "make",
             "build",
             "debug",
             "set_fact",

@@ -19,8 +19,10 @@
 //! 11. role `vars/main.yml`
 //! 12. block `vars:` (outer blocks first)
 //! 13. task `vars:`
-//! 14. `register:` results and `set_fact`
-//! 15. `-e/--extra-vars` (wins over everything)
+//! 14. `include_vars` results
+//! 15. `register:` results and `set_fact`
+//! 16. role params (`roles: [{role: r, x: 1}]`), with `role_name` and `role_path`
+//! 17. `-e/--extra-vars` (wins over everything)
 //!
 //! Magic variables (`inventory_hostname`, `inventory_hostname_short`, `group_names`,
 //! `groups`, `play_hosts`, `ansible_play_hosts`, `ansible_check_mode`, `hostvars`) sit

@@ -27,7 +27,9 @@ pub enum Layer {
     RoleVars { role: String },
     BlockVars,
     TaskVars,
+    IncludeVars,
     SetFact,
+    RoleParams { role: String },
     ExtraVars,
     Magic,
 }
@@ -49,9 +51,11 @@ impl Layer {
             Layer::RoleVars { .. } => 11,
             Layer::BlockVars => 12,
             Layer::TaskVars => 13,
-            Layer::SetFact => 14,
-            Layer::ExtraVars => 15,
-            Layer::Magic => 16,
+            Layer::IncludeVars => 14,
+            Layer::SetFact => 15,
+            Layer::RoleParams { .. } => 16,
+            Layer::ExtraVars => 17,
+            Layer::Magic => 18,
         }
     }
 }
@@ -71,7 +75,9 @@ impl fmt::Display for Layer {
             Layer::RoleVars { role } => write!(f, "role vars ({role})"),
             Layer::BlockVars => write!(f, "block vars"),
             Layer::TaskVars => write!(f, "task vars"),
+            Layer::IncludeVars => write!(f, "include_vars"),
             Layer::SetFact => write!(f, "registered vars / set_fact"),
+            Layer::RoleParams { role } => write!(f, "role params ({role})"),
             Layer::ExtraVars => write!(f, "extra vars (-e)"),
             Layer::Magic => write!(f, "magic vars"),
         }

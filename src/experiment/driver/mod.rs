@@ -8,6 +8,7 @@
 //! destination, and [`Driver::cleanup`] (always, also after a failure).
 
 pub mod host_command;
+pub mod nova;
 pub mod qmp;
 pub mod qmp_socket;
 pub mod query_migrate;
@@ -112,6 +113,10 @@ pub struct GuestHandle {
 pub enum DriverError {
     #[error("{host}: {message}")]
     Host { host: String, message: String },
+    /// The guest's kernel failed where it ran (its console says so): the run's
+    /// guest is not usable, whatever the migration reported.
+    #[error("{host}: the guest's kernel failed after the migration: {line}")]
+    GuestCrashed { host: String, line: String },
     #[error("{0}")]
     Other(String),
 }

@@ -486,7 +486,9 @@ impl Driver for QmpDriver {
                 last_with_ram = Some(info.clone());
             }
             let status = m.status().to_string();
-            // Hybrid: switch after N dirty-sync rounds or T seconds of pre-copy.
+            // Hybrid: switch after N complete pre-copy passes or T seconds. QEMU's
+            // dirty-sync-count is 1 during the first pass (the sync that starts
+            // it), so N passes are done once it exceeds N.
             if sc.algorithm.kind == AlgorithmKind::Hybrid
                 && switch_transferred.is_none()
                 && status == "active"
@@ -495,14 +497,14 @@ impl Driver for QmpDriver {
                 let by_rounds = sc
                     .algorithm
                     .switch_after_rounds
-                    .is_some_and(|n| rounds >= u64::from(n));
+                    .is_some_and(|n| rounds > u64::from(n));
                 let by_time = sc
                     .algorithm
                     .switch_after_s
                     .is_some_and(|s| t_ms >= s * 1000.0);
                 let default = sc.algorithm.switch_after_rounds.is_none()
                     && sc.algorithm.switch_after_s.is_none()
-                    && rounds >= 1;
+                    && rounds > 1;
                 if by_rounds || by_time || default {
                     sock.call_ok(src, json!({"execute": "migrate-start-postcopy"}))
                         .await?;
@@ -641,12 +643,14 @@ impl Driver for QmpDriver {
         let g = Self::guest_of(guest_handle)?;
         let one = async |h: &HostEnd, pid: Option<u32>, side: &str| -> Result<(), DriverError> {
             let _ = g.socket().call(h, json!({"execute": "quit"})).await;
+            let mut crashed = None;
             if let Ok(o) = h.sh(&format!("cat {} 2>/dev/null", g.serial())).await {
                 let dir = ctx.results_dir.join("serial");
                 if std::fs::create_dir_all(&dir).is_ok() {
                     let _ =
                         std::fs::write(dir.join(format!("{}-{side}.log", ctx.index)), &o.stdout);
                 }
+                crashed = guest::kernel_failure(&String::from_utf8_lossy(&o.stdout));
             }
             let kill = match pid {
                 Some(p) => format!(
@@ -664,8 +668,14 @@ impl Driver for QmpDriver {
                     dir = sh_quote(&g.dir)
                 ),
             )
-            .await
-            .map(|_| ())
+            .await?;
+            match crashed {
+                Some(line) => Err(DriverError::GuestCrashed {
+                    host: h.name.clone(),
+                    line,
+                }),
+                None => Ok(()),
+            }
         };
         let (a, b) = tokio::join!(
             one(ctx.source, g.source_pid, "source"),

@@ -1,13 +1,14 @@
 //! The `virsh` driver: the guest runs under libvirt (the testbed's set-up:
 //! roles/libvirt, libvirtd listening on TCP on the management address). Per run
-//! ferry writes a transient domain (the lab guest with the scenario's flavor and
-//! load on its kernel command line) and `virsh create`s it on the source; the
+//! ferry writes a domain (the lab guest with the scenario's flavor and load on
+//! its kernel command line), defines and starts it on the source (defined, so
+//! that libvirt keeps the completed job's statistics there); the
 //! migration is `virsh migrate --live ... qemu+tcp://DEST_MGMT/system` run on
 //! the source in the background, with `--migrateuri tcp://DEST_MIGRATION_IP` so
 //! the memory crosses the migration network. While it runs, QEMU's own figures
 //! come through `virsh qemu-monitor-command G '{"execute":"query-migrate"}'`;
 //! once it ended, libvirt's completed-job statistics (`domjobinfo --completed
-//! --rawstats`) on the destination.
+//! --rawstats`) on both hosts.
 //!
 //! Post-copy dialects, detected from `virsh help migrate` (never by flag
 //! numbers): upstream libvirt's `--postcopy` + `virsh migrate-postcopy`, and the
@@ -69,6 +70,16 @@ impl VirshPostcopy {
     }
 }
 
+/// Whether libvirt itself switches to post-copy (`--postcopy-after-precopy`:
+/// after the first pre-copy pass), for a hybrid after one pass (or with no rule
+/// given); polling through virsh is too slow to catch the end of a pass.
+pub fn libvirt_switches(scenario: &Scenario) -> bool {
+    let a = &scenario.algorithm;
+    a.kind == AlgorithmKind::Hybrid
+        && a.switch_after_s.is_none()
+        && a.switch_after_rounds.is_none_or(|n| n == 1)
+}
+
 /// The `virsh migrate` arguments for `scenario` (after `migrate`).
 pub fn migrate_args(
     scenario: &Scenario,
@@ -83,6 +94,9 @@ pub fn migrate_args(
         && let Some(p) = postcopy
     {
         v.push(p.migrate_flag().into());
+        if libvirt_switches(scenario) {
+            v.push("--postcopy-after-precopy".into());
+        }
     }
     if a.auto_converge {
         v.push("--auto-converge".into());
@@ -288,7 +302,7 @@ impl Driver for VirshDriver {
         // A domain of this name left by an earlier, killed run goes first.
         for h in [ctx.source, ctx.destination] {
             h.sh(&format!(
-                "{VIRSH} destroy {d} >/dev/null 2>&1; rm -f {s}; rm -rf {j}; true",
+                "{VIRSH} destroy {d} >/dev/null 2>&1; {VIRSH} undefine {d} >/dev/null 2>&1; rm -f {s}; rm -rf {j}; true",
                 d = sh_quote(&g.domain),
                 s = sh_quote(&g.serial),
                 j = sh_quote(&g.job_dir)
@@ -304,8 +318,12 @@ impl Driver for VirshDriver {
         let started = Instant::now();
         ctx.source
             .sh_ok(
-                "virsh create",
-                &format!("{VIRSH} create {}", sh_quote(&g.xml)),
+                "virsh define and start",
+                &format!(
+                    "{VIRSH} define {x} >/dev/null && {VIRSH} start {d}",
+                    x = sh_quote(&g.xml),
+                    d = sh_quote(&g.domain)
+                ),
             )
             .await?;
         let has_load = {
@@ -388,7 +406,7 @@ impl Driver for VirshDriver {
         src.sh_ok("start virsh migrate", &start).await?;
 
         let poll = format!(
-            "if [ -e {j}/rc ]; then echo RC $(cat {j}/rc); cat {j}/err; else {VIRSH} qemu-monitor-command {d} '{{\"execute\":\"query-migrate\"}}' 2>&1; fi",
+            "if [ -e {j}/rc ]; then echo RC $(cat {j}/rc); cat {j}/err; else {VIRSH} qemu-monitor-command {d} '{{\"execute\":\"query-migrate\"}}' 2>&1 || true; fi",
             d = sh_quote(&g.domain)
         );
         let interval = ctx.settings.sample_interval.max(Duration::from_millis(10));
@@ -437,7 +455,13 @@ impl Driver for VirshDriver {
                 }
                 downtime_set = true;
             }
+            if status == "postcopy-active" && switch_transferred.is_none() {
+                // libvirt switched (--postcopy-after-precopy): date it by this sample.
+                row.postcopy_switch_ms = Some(t_ms);
+                switch_transferred = Some(last_transferred);
+            }
             if sc.algorithm.kind != AlgorithmKind::Precopy
+                && !libvirt_switches(sc)
                 && switch_transferred.is_none()
                 && status == "active"
                 && m.transferred().unwrap_or(0) > 0
@@ -447,12 +471,11 @@ impl Driver for VirshDriver {
                 let now = match a.kind {
                     AlgorithmKind::Postcopy => true,
                     _ => {
-                        a.switch_after_rounds
-                            .is_some_and(|n| rounds >= u64::from(n))
+                        a.switch_after_rounds.is_some_and(|n| rounds > u64::from(n))
                             || a.switch_after_s.is_some_and(|s| t_ms >= s * 1000.0)
                             || (a.switch_after_rounds.is_none()
                                 && a.switch_after_s.is_none()
-                                && rounds >= 1)
+                                && rounds > 1)
                     }
                 };
                 if now && let Some(d) = dialect {
@@ -482,22 +505,31 @@ impl Driver for VirshDriver {
                     Outcome::NotConverged
                 });
             }
-            last_info = Some(info);
+            // A cancelled job's answers carry no figures: keep the last running ones.
+            if info.get("ram").is_some() {
+                last_info = Some(info);
+            }
         };
         row.migration_wall_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
         if let Some(info) = &last_info {
             MigrateInfo(info).fill_row(row, switch_transferred, last_dirty);
         }
         if rc == 0 {
-            // libvirt hands the completed job's statistics to the destination.
-            let stats = dst
-                .sh(&format!(
-                    "{VIRSH} domjobinfo --completed --rawstats {}",
-                    sh_quote(&g.domain)
-                ))
-                .await?;
-            let stats = parse_rawstats(&String::from_utf8_lossy(&stats.stdout));
-            fill_from_jobstats(row, &stats);
+            // The completed job's statistics: the destination has those libvirt
+            // handed over; the source (the domain stays defined there, shut off)
+            // has QEMU's final ones, post-copy's downtime included.
+            for h in [dst, src] {
+                let stats = h
+                    .sh(&format!(
+                        "{VIRSH} domjobinfo --completed --rawstats {}",
+                        sh_quote(&g.domain)
+                    ))
+                    .await?;
+                fill_from_jobstats(
+                    row,
+                    &parse_rawstats(&String::from_utf8_lossy(&stats.stdout)),
+                );
+            }
             if let Some(all) = row.transferred_bytes {
                 match switch_transferred {
                     Some(at) => {
@@ -572,11 +604,13 @@ impl Driver for VirshDriver {
     ) -> Result<(), DriverError> {
         let g = Self::guest_of(guest_handle)?;
         let one = async |h: &HostEnd, side: &str| -> Result<(), DriverError> {
+            let mut crashed = None;
             if let Ok(o) = h
                 .sh(&format!("cat {} 2>/dev/null", sh_quote(&g.serial)))
                 .await
                 && !o.stdout.is_empty()
             {
+                crashed = guest::kernel_failure(&String::from_utf8_lossy(&o.stdout));
                 let dir = ctx.results_dir.join("serial");
                 if std::fs::create_dir_all(&dir).is_ok() {
                     let _ =
@@ -586,16 +620,22 @@ impl Driver for VirshDriver {
             h.sh_ok(
                 "virsh destroy the run's guest",
                 &format!(
-                    "if {VIRSH} domstate {d} >/dev/null 2>&1; then {VIRSH} destroy {d} >/dev/null; fi; \
-                     rm -f {x} {s}; rm -rf {j}",
+                    "if {VIRSH} domstate {d} >/dev/null 2>&1; then {VIRSH} destroy {d} >/dev/null 2>&1; \
+                     {VIRSH} undefine {d} >/dev/null 2>&1; fi; rm -f {x} {s}; rm -rf {j}",
                     d = sh_quote(&g.domain),
                     x = sh_quote(&g.xml),
                     s = sh_quote(&g.serial),
                     j = sh_quote(&g.job_dir)
                 ),
             )
-            .await
-            .map(|_| ())
+            .await?;
+            match crashed {
+                Some(line) => Err(DriverError::GuestCrashed {
+                    host: h.name.clone(),
+                    line,
+                }),
+                None => Ok(()),
+            }
         };
         let (a, b) = tokio::join!(
             one(ctx.source, "source"),
@@ -659,8 +699,25 @@ mod tests {
 
     #[test]
     fn migrate_arguments_follow_the_algorithm() {
+        let after_one = Algorithm {
+            kind: AlgorithmKind::Hybrid,
+            switch_after_rounds: Some(1),
+            ..Algorithm::default()
+        };
+        let a = migrate_args(
+            &scenario(after_one),
+            "g",
+            "m",
+            "x",
+            Some(VirshPostcopy::Upstream),
+        );
+        assert_eq!(
+            &a[..3],
+            ["--live", "--postcopy", "--postcopy-after-precopy"]
+        );
         let hybrid = Algorithm {
             kind: AlgorithmKind::Hybrid,
+            switch_after_rounds: Some(3),
             max_bandwidth_mib_s: Some(40),
             block: true,
             incremental: true,

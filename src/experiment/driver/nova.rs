@@ -1,0 +1,635 @@
+//! The `nova` driver: OpenStack Nova (Icehouse era) migrates the instance.
+//!
+//! **Not run here**: these machines have no Nova. What is tested (below) is the
+//! exact commands ferry sends and the parsing of what Nova answers, against
+//! recorded-shape outputs written for the tests (`nova show` tables and
+//! nova-compute log lines as Icehouse prints them).
+//!
+//! How a run goes, every command over the source host's connection (Icehouse
+//! compute nodes carry python-novaclient) with the OpenStack credentials from the
+//! inventory (`os_auth_url`, `os_username`, `os_password`, `os_tenant_name`,
+//! `os_region_name`, or the same names in upper case) in the command's environment:
+//!
+//! 1. prepare: `nova boot --flavor F --image I [--nic net-id=N] --availability-zone
+//!    nova:SOURCE --poll NAME` (the admin-only `zone:host` form pins the source);
+//! 2. migrate: `nova live-migration [--block-migrate] NAME DEST`, then `nova show NAME`
+//!    every sample interval (at least 1 s: each is an API round trip) until the
+//!    instance is ACTIVE with no task state on DEST (completed), ERROR (failed), or
+//!    the migration timeout (timeout);
+//! 3. the source's nova-compute log (`log_file` option, default
+//!    /var/log/nova/nova-compute.log) gives when `_post_live_migration()` started
+//!    and when "Migrating instance to DEST finished successfully." was logged, or
+//!    the "Live Migration failure: ..." message;
+//! 4. cleanup: `nova delete NAME`.
+//!
+//! Nova gives no downtime and no byte counts; those stay empty. Guest load through
+//! Nova needs the instance as an inventory host (issue 11, "full guests"), which this
+//! driver does not do: a scenario with a load other than idle fails at prepare.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use indexmap::IndexMap;
+use serde_json::{Value, json};
+
+use super::{Driver, DriverError, DriverKind, GuestHandle, HostEnd, RunContext};
+use crate::experiment::result::{MigrationResult, Outcome, Sample};
+use crate::experiment::scenario::Scenario;
+use crate::transport::CommandSpec;
+
+/// The `nova` driver's options (`driver_options:` in the experiment file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NovaDriver {
+    /// Glance image to boot (name or id).
+    pub image: String,
+    /// Neutron/nova-network id for `--nic net-id=` (None: Nova's default network).
+    pub network: Option<String>,
+    /// Instance names are `<prefix>-<run index>`.
+    pub name_prefix: String,
+    /// nova-compute's log on the compute hosts.
+    pub log_file: String,
+}
+
+const OPTION_KEYS: &[&str] = &["image", "network", "name_prefix", "log_file"];
+const CREDENTIALS: &[&str] = &[
+    "OS_AUTH_URL",
+    "OS_USERNAME",
+    "OS_PASSWORD",
+    "OS_TENANT_NAME",
+    "OS_REGION_NAME",
+];
+
+impl NovaDriver {
+    pub fn new(options: &Value) -> Result<NovaDriver, String> {
+        let empty = serde_json::Map::new();
+        let o = match options {
+            Value::Object(m) => m,
+            Value::Null => &empty,
+            _ => return Err("nova: `driver_options` must be a mapping".into()),
+        };
+        if let Some(k) = o.keys().find(|k| !OPTION_KEYS.contains(&k.as_str())) {
+            return Err(format!(
+                "nova: unknown driver option `{k}` (options: {})",
+                OPTION_KEYS.join(", ")
+            ));
+        }
+        let s = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
+        Ok(NovaDriver {
+            image: s("image").ok_or(
+                "nova: `driver_options.image` is required (the Glance image to boot, e.g. cirros-0.3.2-x86_64)",
+            )?,
+            network: s("network"),
+            name_prefix: s("name_prefix").unwrap_or_else(|| "ferry".into()),
+            log_file: s("log_file").unwrap_or_else(|| "/var/log/nova/nova-compute.log".into()),
+        })
+    }
+
+    /// The instance's name for a run.
+    pub fn instance_name(&self, index: u32) -> String {
+        format!("{}-{index}", self.name_prefix)
+    }
+
+    pub fn boot_command(&self, name: &str, scenario: &Scenario, source_host: &str) -> String {
+        let mut cmd = format!(
+            "nova boot --flavor {} --image {}",
+            q(&scenario.flavor.name),
+            q(&self.image)
+        );
+        if let Some(n) = &self.network {
+            cmd.push_str(&format!(" --nic {}", q(&format!("net-id={n}"))));
+        }
+        cmd.push_str(&format!(
+            " --availability-zone {} --poll {}",
+            q(&format!("nova:{source_host}")),
+            q(name)
+        ));
+        cmd
+    }
+}
+
+/// `nova live-migration [--block-migrate] VM HOST`.
+pub fn live_migration_command(vm: &str, dest_host: &str, block: bool) -> String {
+    format!(
+        "nova live-migration {}{} {}",
+        if block { "--block-migrate " } else { "" },
+        q(vm),
+        q(dest_host)
+    )
+}
+
+pub fn show_command(vm: &str) -> String {
+    format!("nova show {}", q(vm))
+}
+
+pub fn delete_command(vm: &str) -> String {
+    format!("nova delete {}", q(vm))
+}
+
+/// The lines of nova-compute's log about one instance.
+pub fn log_command(log_file: &str, instance_id: &str) -> String {
+    format!(
+        "grep -F {} {}",
+        q(&format!("[instance: {instance_id}]")),
+        q(log_file)
+    )
+}
+
+fn q(s: &str) -> String {
+    crate::ops::command::shell_quote(s)
+}
+
+/// The OpenStack credentials from a host's variables, for the command's environment.
+pub fn credentials(host: &HostEnd) -> Result<Vec<(String, String)>, String> {
+    let mut env = Vec::new();
+    let mut missing = Vec::new();
+    for name in CREDENTIALS {
+        match host.var(&name.to_lowercase()).or_else(|| host.var(name)) {
+            Some(v) => env.push((name.to_string(), v)),
+            None if *name == "OS_REGION_NAME" => {}
+            None => missing.push(name.to_lowercase()),
+        }
+    }
+    if missing.is_empty() {
+        Ok(env)
+    } else {
+        Err(format!(
+            "{}: no OpenStack credentials: set {} in the inventory (e.g. group_vars/compute.yml)",
+            host.name,
+            missing.join(", ")
+        ))
+    }
+}
+
+/// The compute host name Nova knows a host by: its `nova_host` variable, else its
+/// inventory name.
+pub fn nova_host(host: &HostEnd) -> String {
+    host.var("nova_host").unwrap_or_else(|| host.name.clone())
+}
+
+/// `nova show`'s table as property -> value.
+pub fn parse_show(text: &str) -> IndexMap<String, String> {
+    let mut out = IndexMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if !line.starts_with('|') {
+            continue;
+        }
+        let cells: Vec<&str> = line
+            .trim_matches('|')
+            .splitn(2, '|')
+            .map(str::trim)
+            .collect();
+        if let [k, v] = cells[..]
+            && k != "Property"
+        {
+            out.insert(k.to_string(), v.to_string());
+        }
+    }
+    out
+}
+
+/// Where an instance stands, from `nova show`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceState {
+    pub id: Option<String>,
+    pub status: String,
+    /// `OS-EXT-STS:task_state` (`migrating` while live-migrating; None when `-`).
+    pub task_state: Option<String>,
+    /// `OS-EXT-SRV-ATTR:host`: the compute host it runs on.
+    pub host: Option<String>,
+    /// `fault` message, when Nova recorded one.
+    pub fault: Option<String>,
+}
+
+pub fn instance_state(table: &IndexMap<String, String>) -> InstanceState {
+    let get = |k: &str| {
+        table
+            .get(k)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty() && v != "-" && v != "None")
+    };
+    InstanceState {
+        id: get("id"),
+        status: get("status").unwrap_or_default(),
+        task_state: get("OS-EXT-STS:task_state"),
+        host: get("OS-EXT-SRV-ATTR:host"),
+        fault: get("fault"),
+    }
+}
+
+/// What nova-compute's log says about a live migration.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogTimes {
+    /// `_post_live_migration() is started..`: the memory copy ended, clean-up begins.
+    pub post_started: Option<f64>,
+    /// `Migrating instance to DEST finished successfully.`
+    pub finished: Option<f64>,
+    /// `Live Migration failure: ...`
+    pub failure: Option<String>,
+}
+
+/// Seconds since the epoch of an Icehouse log line's `2014-08-28 10:15:02.123` prefix (UTC).
+pub fn log_timestamp(line: &str) -> Option<f64> {
+    let (date, rest) = line.split_once(' ')?;
+    let time = rest.split_whitespace().next()?;
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let t: Vec<i64> = hms
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let (&[y, m, dd], &[h, mi, s]) = (&d[..], &t[..]) else {
+        return None;
+    };
+    // Days from the civil date (Howard Hinnant's days_from_civil).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + dd - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let frac: f64 = format!("0.{frac}").parse().ok()?;
+    Some((days * 86_400 + h * 3600 + mi * 60 + s) as f64 + frac)
+}
+
+/// The migration's marks in the log lines about one instance (the last of each, so
+/// an earlier migration of the same instance does not count).
+pub fn parse_compute_log(text: &str) -> LogTimes {
+    let mut out = LogTimes::default();
+    for line in text.lines() {
+        if line.contains("_post_live_migration() is started") {
+            out.post_started = log_timestamp(line);
+        } else if line.contains("Migrating instance to") && line.contains("finished successfully") {
+            out.finished = log_timestamp(line);
+        } else if let Some((_, msg)) = line.split_once("Live Migration failure: ") {
+            out.failure = Some(msg.trim().to_string());
+        }
+    }
+    out
+}
+
+fn host_error(host: &HostEnd, message: impl Into<String>) -> DriverError {
+    DriverError::Host {
+        host: host.name.clone(),
+        message: message.into(),
+    }
+}
+
+impl NovaDriver {
+    async fn nova(
+        &self,
+        host: &HostEnd,
+        cmd: String,
+        timeout: Duration,
+    ) -> Result<String, DriverError> {
+        let mut spec = CommandSpec::new(cmd.clone());
+        spec.env = credentials(host).map_err(|e| host_error(host, e))?;
+        spec.timeout = Some(timeout);
+        let out = host
+            .transport
+            .run(&spec)
+            .await
+            .map_err(|e| host_error(host, e.to_string()))?;
+        if out.rc != 0 {
+            return Err(host_error(
+                host,
+                format!(
+                    "`{cmd}` exited {}: {}",
+                    out.rc,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+#[async_trait]
+impl Driver for NovaDriver {
+    fn kind(&self) -> DriverKind {
+        DriverKind::Nova
+    }
+
+    async fn prepare(&self, ctx: &RunContext<'_>) -> Result<GuestHandle, DriverError> {
+        let load = &ctx.scenario.load;
+        if load.memory.is_some()
+            || load.cpu_threads.is_some()
+            || load.network.is_some()
+            || load.disk.is_some()
+        {
+            return Err(DriverError::Other(format!(
+                "nova: load `{}` needs the instance as an inventory host; this driver runs idle loads only",
+                load.name
+            )));
+        }
+        let name = self.instance_name(ctx.index);
+        let cmd = self.boot_command(&name, ctx.scenario, &nova_host(ctx.source));
+        self.nova(ctx.source, cmd, ctx.settings.boot_timeout)
+            .await?;
+        let shown = self
+            .nova(ctx.source, show_command(&name), Duration::from_secs(60))
+            .await?;
+        let state = instance_state(&parse_show(&shown));
+        if state.status != "ACTIVE" {
+            return Err(host_error(
+                ctx.source,
+                format!("instance {name} is {} after boot", state.status),
+            ));
+        }
+        Ok(GuestHandle {
+            name,
+            ip: None,
+            data: json!({"id": state.id, "host": state.host}),
+        })
+    }
+
+    async fn migrate(
+        &self,
+        ctx: &RunContext<'_>,
+        guest: &GuestHandle,
+        row: &mut MigrationResult,
+        samples: &mut Vec<Sample>,
+    ) -> Result<(), DriverError> {
+        let dest = nova_host(ctx.destination);
+        row.migration_started_at = Some(crate::experiment::clock::rfc3339(
+            std::time::SystemTime::now(),
+        ));
+        let start = Instant::now();
+        self.nova(
+            ctx.source,
+            live_migration_command(&guest.name, &dest, ctx.scenario.algorithm.block),
+            Duration::from_secs(60),
+        )
+        .await?;
+        let interval = ctx.settings.sample_interval.max(Duration::from_secs(1));
+        let mut saw_migrating = false;
+        loop {
+            let shown = self
+                .nova(
+                    ctx.source,
+                    show_command(&guest.name),
+                    Duration::from_secs(60),
+                )
+                .await?;
+            let state = instance_state(&parse_show(&shown));
+            let t_ms = start.elapsed().as_secs_f64() * 1000.0;
+            samples.push(Sample {
+                t_ms,
+                status: format!(
+                    "{}/{}",
+                    state.status,
+                    state.task_state.as_deref().unwrap_or("-")
+                ),
+                ..Sample::default()
+            });
+            if state.status == "ACTIVE"
+                && state.task_state.is_none()
+                && state.host.as_deref() == Some(dest.as_str())
+            {
+                row.outcome = Some(Outcome::Completed);
+                row.migration_wall_ms = Some(t_ms);
+                break;
+            }
+            saw_migrating |= state.task_state.as_deref() == Some("migrating");
+            // Back to ACTIVE with no task on another host: Nova rolled the migration back.
+            let rolled_back = state.status == "ACTIVE"
+                && state.task_state.is_none()
+                && (saw_migrating || t_ms > 10_000.0);
+            if state.status == "ERROR" || rolled_back {
+                row.outcome = Some(Outcome::Failed);
+                row.error = Some(state.fault.unwrap_or_else(|| {
+                    format!(
+                        "instance is {} on {}",
+                        state.status,
+                        state.host.unwrap_or_default()
+                    )
+                }));
+                break;
+            }
+            if start.elapsed() > ctx.settings.migration_timeout {
+                row.outcome = Some(Outcome::Timeout);
+                row.error = Some(format!(
+                    "still {}/{} after the migration timeout",
+                    state.status,
+                    state.task_state.unwrap_or_default()
+                ));
+                break;
+            }
+            if ctx.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+                row.outcome = Some(Outcome::Interrupted);
+                break;
+            }
+            tokio::time::sleep(interval).await;
+        }
+        // The source's log: when the copy ended and when Nova called it done.
+        if let Some(id) = guest.data.get("id").and_then(Value::as_str)
+            && let Ok(log) = self
+                .nova(
+                    ctx.source,
+                    log_command(&self.log_file, id),
+                    Duration::from_secs(30),
+                )
+                .await
+        {
+            let times = parse_compute_log(&log);
+            if let Some(f) = times.failure
+                && row.outcome != Some(Outcome::Completed)
+            {
+                row.error = Some(f);
+            }
+            // Nova reports no total time: ferry's view (command to ACTIVE on the
+            // destination, at `nova show`'s resolution) stands in for it.
+            row.total_time_ms = row.migration_wall_ms;
+            row.driver_figures = Some(json!({
+                "log_post_live_migration_started_at": times.post_started,
+                "log_finished_at": times.finished,
+                "log_post_migration_ms": match (times.post_started, times.finished) {
+                    (Some(p), Some(f)) => Some((f - p) * 1000.0),
+                    _ => None,
+                },
+            }));
+        }
+        Ok(())
+    }
+
+    async fn announce(
+        &self,
+        _ctx: &RunContext<'_>,
+        _guest: &GuestHandle,
+    ) -> Result<bool, DriverError> {
+        Ok(false)
+    }
+
+    async fn cleanup(&self, ctx: &RunContext<'_>, guest: &GuestHandle) -> Result<(), DriverError> {
+        self.nova(
+            ctx.source,
+            delete_command(&guest.name),
+            Duration::from_secs(60),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Against outputs written for these tests in the shapes Icehouse's novaclient
+    //! and nova-compute print (`tests/fixtures/nova/`): no Nova runs here.
+    use super::*;
+    use std::sync::Arc;
+
+    const SHOW_MIGRATING: &str = include_str!("../../../tests/fixtures/nova/show_migrating.txt");
+    const SHOW_DONE: &str = include_str!("../../../tests/fixtures/nova/show_done.txt");
+    const LOG: &str = include_str!("../../../tests/fixtures/nova/nova-compute.log");
+    const LOG_FAILED: &str = include_str!("../../../tests/fixtures/nova/nova-compute-failed.log");
+
+    fn driver() -> NovaDriver {
+        NovaDriver::new(&json!({"image": "cirros-0.3.2-x86_64", "network": "7e1f"})).unwrap()
+    }
+
+    fn host(vars: &[(&str, &str)]) -> HostEnd {
+        HostEnd {
+            name: "compute1".into(),
+            transport: Arc::new(crate::transport::local::LocalTransport::new("compute1")),
+            vars: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_exact_commands() {
+        let d = driver();
+        let scenario: Scenario = serde_json::from_value(json!({
+            "flavor": {"name": "m1.small", "vcpus": 1, "memory_mib": 2048, "disk_gib": 20.0},
+            "algorithm": {"name": "precopy", "kind": "precopy"},
+            "load": {"name": "idle"},
+            "link": {"name": "10g"},
+            "repetition": 0,
+            "pair": {"source": "compute1", "destination": "compute2"}
+        }))
+        .unwrap();
+        assert_eq!(d.instance_name(3), "ferry-3");
+        assert_eq!(
+            d.boot_command("ferry-3", &scenario, "compute1"),
+            "nova boot --flavor m1.small --image cirros-0.3.2-x86_64 --nic net-id=7e1f --availability-zone nova:compute1 --poll ferry-3"
+        );
+        assert_eq!(
+            live_migration_command("ferry-3", "compute2", false),
+            "nova live-migration ferry-3 compute2"
+        );
+        assert_eq!(
+            live_migration_command("ferry-3", "compute2", true),
+            "nova live-migration --block-migrate ferry-3 compute2"
+        );
+        assert_eq!(show_command("ferry-3"), "nova show ferry-3");
+        assert_eq!(delete_command("ferry-3"), "nova delete ferry-3");
+        assert_eq!(
+            log_command(
+                "/var/log/nova/nova-compute.log",
+                "9f3b7c1e-2a4d-4e8b-9c0f-1d2e3f4a5b6c"
+            ),
+            "grep -F '[instance: 9f3b7c1e-2a4d-4e8b-9c0f-1d2e3f4a5b6c]' /var/log/nova/nova-compute.log"
+        );
+        // A name that needs quoting is quoted.
+        assert_eq!(
+            live_migration_command("my vm", "compute2", false),
+            "nova live-migration 'my vm' compute2"
+        );
+    }
+
+    #[test]
+    fn options_are_checked() {
+        assert!(NovaDriver::new(&json!({})).unwrap_err().contains("image"));
+        assert!(
+            NovaDriver::new(&json!({"image": "x", "flavour": 1}))
+                .unwrap_err()
+                .contains("unknown driver option `flavour`")
+        );
+        let d = NovaDriver::new(&json!({"image": "x"})).unwrap();
+        assert_eq!(
+            (
+                d.name_prefix.as_str(),
+                d.log_file.as_str(),
+                d.network.as_deref()
+            ),
+            ("ferry", "/var/log/nova/nova-compute.log", None)
+        );
+    }
+
+    #[test]
+    fn credentials_come_from_inventory_vars_in_either_case() {
+        let h = host(&[
+            ("os_auth_url", "http://10.0.0.10:5000/v2.0"),
+            ("OS_USERNAME", "admin"),
+            ("os_password", "s3cret"),
+            ("os_tenant_name", "admin"),
+        ]);
+        assert_eq!(
+            credentials(&h).unwrap(),
+            vec![
+                (
+                    "OS_AUTH_URL".to_string(),
+                    "http://10.0.0.10:5000/v2.0".to_string()
+                ),
+                ("OS_USERNAME".into(), "admin".into()),
+                ("OS_PASSWORD".into(), "s3cret".into()),
+                ("OS_TENANT_NAME".into(), "admin".into()),
+            ]
+        );
+        let err = credentials(&host(&[("os_auth_url", "u")])).unwrap_err();
+        assert!(
+            err.contains("os_username, os_password, os_tenant_name"),
+            "{err}"
+        );
+        assert_eq!(
+            nova_host(&host(&[("nova_host", "node-1.example")])),
+            "node-1.example"
+        );
+        assert_eq!(nova_host(&host(&[])), "compute1");
+    }
+
+    #[test]
+    fn nova_show_tables() {
+        let m = instance_state(&parse_show(SHOW_MIGRATING));
+        assert_eq!(m.status, "MIGRATING");
+        assert_eq!(m.task_state.as_deref(), Some("migrating"));
+        assert_eq!(m.host.as_deref(), Some("compute1"));
+        assert_eq!(
+            m.id.as_deref(),
+            Some("9f3b7c1e-2a4d-4e8b-9c0f-1d2e3f4a5b6c")
+        );
+        let d = instance_state(&parse_show(SHOW_DONE));
+        assert_eq!(
+            (d.status.as_str(), d.task_state, d.host.as_deref()),
+            ("ACTIVE", None, Some("compute2"))
+        );
+        // A value holding `|` stays whole.
+        assert_eq!(parse_show("| image | a | b |")["image"], "a | b");
+    }
+
+    #[test]
+    fn nova_compute_log_lines() {
+        let t = parse_compute_log(LOG);
+        assert_eq!(t.failure, None);
+        let (p, f) = (t.post_started.unwrap(), t.finished.unwrap());
+        assert!(
+            ((f - p) * 1000.0 - 1744.0).abs() < 0.5,
+            "{}",
+            (f - p) * 1000.0
+        );
+        // 2014-08-28 10:15:03.207 UTC
+        assert!((p - 1_409_220_903.207).abs() < 1e-6, "{p}");
+        let failed = parse_compute_log(LOG_FAILED);
+        assert_eq!(
+            failed.failure.as_deref(),
+            Some("operation failed: migration job: unexpectedly failed")
+        );
+        assert_eq!((failed.post_started, failed.finished), (None, None));
+    }
+}
