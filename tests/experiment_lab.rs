@@ -420,22 +420,31 @@ fn matrix_and_non_convergence(
             );
         }
     }
-    // Every completed pre-copy run of the matrix: QEMU's downtime and the ping
-    // probe's longest gap agree within 50 ms, as the median over those runs (one
-    // run's gap can be stretched by the prober waiting for a core on this 2-core
-    // machine; every pair is printed).
+    // Every completed pre-copy run of the matrix: the ping probe's longest gap is
+    // QEMU's downtime plus QEMU's first self-announcement, which it sends 50 ms
+    // after the guest resumes on the destination (self_announce_delay: 50 ms, then
+    // 150, 250, ...; until then the prober's bridge still sends to the old port),
+    // within 50 ms, as the median over those runs (one run's gap can be stretched
+    // by the prober waiting for a core on this 2-core machine; every pair is
+    // printed). Seen alone on this machine: the gap exceeds QEMU's downtime by
+    // 63-128 ms, so QEMU's and the probe's figures do not agree within 50 ms
+    // without the announce delay; both are kept in every row.
     eprintln!("pre-copy downtime, QEMU vs probe (ms): {precopy_gaps:?}");
     assert!(
         !precopy_gaps.is_empty(),
         "no pre-copy run of the matrix completed with both downtimes: nothing to compare"
     );
-    let mut diffs: Vec<f64> = precopy_gaps.iter().map(|(_, q, p)| (q - p).abs()).collect();
+    const FIRST_ANNOUNCE_MS: f64 = 50.0;
+    let mut diffs: Vec<f64> = precopy_gaps
+        .iter()
+        .map(|(_, q, p)| (p - (q + FIRST_ANNOUNCE_MS)).abs())
+        .collect();
     diffs.sort_by(f64::total_cmp);
     let median = diffs[diffs.len() / 2];
     assert!(
         median <= 50.0,
-        "pre-copy: QEMU's downtime and the probe's differ by a median {median} ms (> 50 ms): \
-         {precopy_gaps:?}"
+        "pre-copy: the probe's longest gap differs from QEMU's downtime + its {FIRST_ANNOUNCE_MS} \
+         ms announce delay by a median {median} ms (> 50 ms): {precopy_gaps:?}"
     );
     // The fault is confined to memory-loaded pre-copy passes: idle guests and
     // post-copy runs must complete.
