@@ -5,6 +5,7 @@
 use serde_json::{Map, Value, json};
 
 use super::driver::HostEnd;
+use super::result::MigrationResult;
 use super::scenario::{Direction, DiskWhen, Load};
 
 /// UDP port the guest's network load streams to (discard: nobody needs to listen).
@@ -141,6 +142,26 @@ pub fn mean_load(reports: &[Map<String, Value>]) -> Option<Map<String, Value>> {
         .collect();
     out.insert("reports".into(), json!(used.len()));
     Some(out)
+}
+
+/// Record what the load achieved from both hosts' serial consoles: the source's
+/// mean dirty rate (for a memory load) and every mean figure of both sides.
+pub fn record_load(
+    row: &mut MigrationResult,
+    load: &Load,
+    source_serial: &str,
+    destination_serial: &str,
+) {
+    let s_load = mean_load(&load_reports(source_serial));
+    let d_load = mean_load(&load_reports(destination_serial));
+    row.dirty_rate_achieved_mib_s = s_load
+        .as_ref()
+        .filter(|_| load.memory.is_some())
+        .and_then(|l| l.get("dirty_mib_s"))
+        .and_then(Value::as_f64);
+    if s_load.is_some() || d_load.is_some() {
+        row.load_achieved = Some(json!({"source": s_load, "destination": d_load}));
+    }
 }
 
 #[cfg(test)]

@@ -308,10 +308,6 @@ fn tail(s: &str) -> String {
 }
 
 /// The mean load figures of a serial log, if it has reports.
-fn load_of(serial: &str) -> Option<serde_json::Map<String, Value>> {
-    guest::mean_load(&guest::load_reports(serial))
-}
-
 #[async_trait]
 impl Driver for QmpDriver {
     fn kind(&self) -> DriverKind {
@@ -599,15 +595,7 @@ impl Driver for QmpDriver {
                 .unwrap_or_default()
         };
         let (s_serial, d_serial) = tokio::join!(read(src), read(dst));
-        let (s_load, d_load) = (load_of(&s_serial), load_of(&d_serial));
-        row.dirty_rate_achieved_mib_s = s_load
-            .as_ref()
-            .filter(|_| sc.load.memory.is_some())
-            .and_then(|l| l.get("dirty_mib_s"))
-            .and_then(Value::as_f64);
-        if s_load.is_some() || d_load.is_some() {
-            row.load_achieved = Some(json!({"source": s_load, "destination": d_load}));
-        }
+        guest::record_load(row, &sc.load, &s_serial, &d_serial);
         Ok(())
     }
 

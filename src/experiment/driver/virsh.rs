@@ -569,16 +569,7 @@ impl Driver for VirshDriver {
                 .unwrap_or_default()
         };
         let (s_serial, d_serial) = tokio::join!(read(src), read(dst));
-        let s_load = guest::mean_load(&guest::load_reports(&s_serial));
-        let d_load = guest::mean_load(&guest::load_reports(&d_serial));
-        row.dirty_rate_achieved_mib_s = s_load
-            .as_ref()
-            .filter(|_| sc.load.memory.is_some())
-            .and_then(|l| l.get("dirty_mib_s"))
-            .and_then(Value::as_f64);
-        if s_load.is_some() || d_load.is_some() {
-            row.load_achieved = Some(json!({"source": s_load, "destination": d_load}));
-        }
+        guest::record_load(row, &sc.load, &s_serial, &d_serial);
         Ok(())
     }
 
