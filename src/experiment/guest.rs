@@ -2,6 +2,8 @@
 //! the kernel command line): its address, the command line that asks for a
 //! scenario's load, and the load reports it prints on its serial console.
 
+use std::path::{Path, PathBuf};
+
 use serde_json::{Map, Value, json};
 
 use super::driver::HostEnd;
@@ -98,12 +100,68 @@ pub fn load_reports(serial: &str) -> Vec<Map<String, Value>> {
         .collect()
 }
 
-/// The first line of a kernel failure (oops, BUG, panic) in a serial log.
+/// What a guest kernel prints when it fails: a panic, an oops header (`BUG:`,
+/// `Oops:`, a general protection fault or invalid opcode, each numbered `[#N]`),
+/// a soft lockup, an RCU stall, or a user process killed by a fault (the load
+/// program segfaulting is the guest failing too).
+const KERNEL_FAILURE_SIGNS: &[&str] = &[
+    "Kernel panic",
+    "] BUG: ",
+    "BUG: soft lockup",
+    "] Oops: ",
+    "] general protection fault",
+    "] invalid opcode: ",
+    "self-detected stall",
+    "detected stalls on CPU",
+    " segfault at ",
+    "] traps: ",
+];
+
+/// The first line of a kernel failure (see [`KERNEL_FAILURE_SIGNS`]) in a serial log.
 pub fn kernel_failure(serial: &str) -> Option<String> {
     serial
         .lines()
-        .find(|l| l.contains("Kernel panic") || l.contains("] BUG: ") || l.contains("] Oops: "))
+        .find(|l| KERNEL_FAILURE_SIGNS.iter().any(|s| l.contains(s)))
         .map(|l| l.trim().to_string())
+}
+
+/// Where a run's guest console from `side` ("source", "destination") is kept in
+/// the results directory.
+pub fn serial_log(results_dir: &Path, index: u32, side: &str) -> PathBuf {
+    results_dir
+        .join("serial")
+        .join(format!("{index}-{side}.log"))
+}
+
+/// Keep `console` (a guest's serial console as read from a host) at
+/// [`serial_log`]; the first kernel failure in it, if any. Keeping is best
+/// effort: a console that cannot be written is not a failed run.
+pub fn keep_serial(results_dir: &Path, index: u32, side: &str, console: &[u8]) -> Option<String> {
+    let path = serial_log(results_dir, index, side);
+    if let Some(dir) = path.parent()
+        && std::fs::create_dir_all(dir).is_ok()
+    {
+        let _ = std::fs::write(&path, console);
+    }
+    kernel_failure(&String::from_utf8_lossy(console))
+}
+
+/// When run `index`'s guest went silent on the destination: its load program
+/// reported every second on the source's console, and the destination's kept
+/// console holds not one report (nor anything else a failing kernel prints).
+/// None when either console was not kept or the guest carried no load.
+pub fn silent_on_destination(results_dir: &Path, index: u32) -> Option<String> {
+    let read = |side| std::fs::read(serial_log(results_dir, index, side)).ok();
+    let (source, destination) = (read("source")?, read("destination")?);
+    let source = String::from_utf8_lossy(&source);
+    let destination = String::from_utf8_lossy(&destination);
+    (!load_reports(&source).is_empty() && load_reports(&destination).is_empty()).then(|| {
+        format!(
+            "the guest hung after the migration: its load program reported every second \
+             on the source, and its console on the destination shows {} bytes and no report",
+            destination.len()
+        )
+    })
 }
 
 /// Whether the guest's init said it is up.
@@ -229,6 +287,32 @@ mod tests {
             kernel_failure(oops).as_deref(),
             Some("[   21.16] BUG: kernel NULL pointer dereference, address: 0")
         );
+        // As Debian's 6.1 kernel prints them: a fault in process context has no
+        // "Oops:" line and no panic, and the guest may go on without its network.
+        for (log, first) in [
+            (
+                "[   20.1] ferry-load: t=1\n[   21.5] general protection fault, probably for non-canonical address 0xdead: 0000 [#1] PREEMPT SMP NOPTI\n",
+                "[   21.5] general protection fault, probably for non-canonical address 0xdead: 0000 [#1] PREEMPT SMP NOPTI",
+            ),
+            (
+                "[   44.0] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [load:71]\n",
+                "[   44.0] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [load:71]",
+            ),
+            (
+                "[   43.2] rcu: INFO: rcu_preempt self-detected stall on CPU\n",
+                "[   43.2] rcu: INFO: rcu_preempt self-detected stall on CPU",
+            ),
+            (
+                "[   22.9] load[71]: segfault at 8 ip 0000000000401a2b sp 00007ffd error 4 in load[401000+9000]\n",
+                "[   22.9] load[71]: segfault at 8 ip 0000000000401a2b sp 00007ffd error 4 in load[401000+9000]",
+            ),
+            (
+                "[   23.0] invalid opcode: 0000 [#1] PREEMPT SMP NOPTI\n",
+                "[   23.0] invalid opcode: 0000 [#1] PREEMPT SMP NOPTI",
+            ),
+        ] {
+            assert_eq!(kernel_failure(log).as_deref(), Some(first), "{log}");
+        }
         let r = load_reports(serial);
         assert_eq!(r.len(), 3);
         let m = mean_load(&r).unwrap();
@@ -236,5 +320,27 @@ mod tests {
         assert_eq!(m["cpu_loops_s"], json!(200.0));
         assert_eq!(m["reports"], json!(2));
         assert!(mean_load(&[]).is_none());
+    }
+
+    #[test]
+    fn a_guest_whose_load_fell_silent_on_the_destination_hung() {
+        let dir = tempfile::tempdir().unwrap();
+        let keep = |index, side, text: &str| keep_serial(dir.path(), index, side, text.as_bytes());
+        let reports = "ferry-load: start mem=16\nferry-load: t=1 dirty_mib_s=15.6 cpu_loops_s=0 net_mbit_s=0.0 disk_mib_s=0.0\n";
+        // Run 1: the reports go on after the migration; run 2: nothing arrived.
+        assert_eq!(keep(1, "source", reports), None);
+        assert_eq!(keep(1, "destination", reports), None);
+        assert_eq!(keep(2, "source", reports), None);
+        assert_eq!(keep(2, "destination", ""), None);
+        assert_eq!(silent_on_destination(dir.path(), 1), None);
+        let why = silent_on_destination(dir.path(), 2).unwrap();
+        assert!(why.contains("hung after the migration"), "{why}");
+        // An idle guest says nothing every second: silence proves nothing.
+        assert_eq!(keep(3, "source", "ferry-guest: up\n"), None);
+        assert_eq!(keep(3, "destination", ""), None);
+        assert_eq!(silent_on_destination(dir.path(), 3), None);
+        // A console not kept (another driver): nothing is claimed.
+        assert_eq!(silent_on_destination(dir.path(), 4), None);
+        assert!(serial_log(dir.path(), 2, "destination").is_file());
     }
 }

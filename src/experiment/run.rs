@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::clock;
 use super::driver::{Driver, DriverError, GuestHandle, HostEnd, RunContext};
+use super::guest;
 use super::host_sample::HostSample;
 use super::link;
 use super::probe::{self, PingProbe};
@@ -62,6 +63,18 @@ pub async fn run_one(ctx: &RunContext<'_>, driver: &dyn Driver) -> (MigrationRes
             None => msg,
         });
     }
+    // No answer, and no kernel failure on the consoles the clean-up kept: if the
+    // guest's load program fell silent too, the guest hung there (not the network).
+    if phases.silent_after_migration
+        && row.outcome == Some(Outcome::Timeout)
+        && let Some(why) = guest::silent_on_destination(&ctx.results_dir, ctx.index)
+    {
+        row.outcome = Some(Outcome::Failed);
+        row.error = Some(match row.error.take() {
+            Some(prev) => format!("{prev}; {why}"),
+            None => why,
+        });
+    }
     let wall = started.elapsed().as_secs_f64() * 1000.0;
     row.run_wall_ms = Some(wall);
     let accounted = phases.boot_ms
@@ -79,6 +92,8 @@ struct Phases {
     boot_ms: f64,
     settle_ms: f64,
     answer_wait_ms: f64,
+    /// The migration ended but the guest never answered the probe after it.
+    silent_after_migration: bool,
 }
 
 /// Why a run stopped early: the outcome to record and what to say.
@@ -264,14 +279,17 @@ async fn measured_run(
             let to = probe.prober_time(SystemTime::now());
             row.probe_downtime_ms = log.answers.last().map(|a| (to - a.t.max(start_p)) * 1000.0);
             if row.outcome == Some(Outcome::Completed) {
+                phases.silent_after_migration = true;
                 return Err(timeout(format!(
-                    "the guest did not answer the probe after the migration within {:?}{}",
+                    "the guest did not answer the probe after the migration within {:?}{} \
+                     (its console is kept in serial/{}-destination.log)",
                     ctx.settings.answer_timeout,
                     if row.reannounced {
                         " (nor after announce-self)"
                     } else {
                         ""
-                    }
+                    },
+                    ctx.index
                 )));
             }
         }

@@ -601,12 +601,7 @@ impl Driver for VirshDriver {
                 .await
                 && !o.stdout.is_empty()
             {
-                crashed = guest::kernel_failure(&String::from_utf8_lossy(&o.stdout));
-                let dir = ctx.results_dir.join("serial");
-                if std::fs::create_dir_all(&dir).is_ok() {
-                    let _ =
-                        std::fs::write(dir.join(format!("{}-{side}.log", ctx.index)), &o.stdout);
-                }
+                crashed = guest::keep_serial(&ctx.results_dir, ctx.index, side, &o.stdout);
             }
             h.sh_ok(
                 "virsh destroy the run's guest",
