@@ -12,6 +12,17 @@ use serde_json::Value;
 
 use super::{Op, OpContext, OpError, OpOutcome};
 
+use super::schema::Spec;
+
+/// What `pause` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "pause",
+    flags: "",
+    params: "seconds:int; minutes:int; prompt:str; echo:bool",
+    rules: "seconds|minutes",
+};
+
 pub struct Pause;
 
 /// A whole number of seconds/minutes as Ansible's `int` takes it (floats truncated).
@@ -59,8 +70,8 @@ fn timestamp(t: SystemTime) -> String {
 
 #[async_trait]
 impl Op for Pause {
-    fn name(&self) -> &'static str {
-        "pause"
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
     fn needs_connection(&self) -> bool {
         false

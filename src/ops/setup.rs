@@ -7,6 +7,17 @@ use super::{Op, OpContext, OpError, OpOutcome};
 use crate::playbook::Vars;
 use crate::transport::Transport;
 
+use super::schema::Spec;
+
+/// What `setup` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "setup",
+    flags: "",
+    params: "gather_subset:list; filter:list; gather_timeout:int; fact_path:path",
+    rules: "",
+};
+
 pub struct Setup;
 
 /// Every fact of the host in one round trip (`crate::facts::gather`), keyed
@@ -14,16 +25,16 @@ pub struct Setup;
 async fn gather(t: &dyn Transport) -> Result<Map<String, Value>, OpError> {
     match crate::facts::gather(t).await {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(other) => Err(OpError::Other(format!("facts are not a mapping: {other}"))),
+        Ok(other) => Err(OpError::failed(format!("facts are not a mapping: {other}"))),
         Err(crate::facts::FactsError::Transport(e)) => Err(OpError::Transport(e)),
-        Err(e) => Err(OpError::Other(e.to_string())),
+        Err(e) => Err(OpError::failed(e.to_string())),
     }
 }
 
 #[async_trait]
 impl Op for Setup {
-    fn name(&self) -> &'static str {
-        "setup"
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
     async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
         let facts = gather(ctx.transport.as_ref()).await?;

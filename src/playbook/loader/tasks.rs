@@ -118,7 +118,7 @@ impl Loader {
             if TASK_KEYS.contains(&name.as_str()) {
                 continue;
             }
-            match schema::lookup(&name) {
+            match crate::ops::registry::schema(&name) {
                 Some(s) => op_keys.push((k, v, s)),
                 None => unknown.push(k),
             }
@@ -157,8 +157,10 @@ impl Loader {
                 continue;
             }
             let kw_suggestion = crate::playbook::suggest(&name, TASK_KEYS.iter().copied());
-            let op_suggestion =
-                crate::playbook::suggest(schema::canonical(&name), schema::op_names());
+            let op_suggestion = crate::playbook::suggest(
+                schema::canonical(&name),
+                crate::ops::registry::op_names(),
+            );
             let (what, hint) = match (kw_suggestion, op_suggestion, first_op.is_some()) {
                 (Some(s), _, true) | (Some(s), None, false) => {
                     ("unknown task key", Some(format!("did you mean `{s}`?")))
