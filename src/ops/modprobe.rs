@@ -40,7 +40,10 @@ impl Params {
         {
             return Err(OpError::params(
                 "modprobe",
-                format!("bad module name `{}`", p.name),
+                format!(
+                    "module name `{}` may hold only letters, digits, `_` and `-`",
+                    p.name
+                ),
             ));
         }
         Ok(p)
