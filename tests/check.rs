@@ -108,6 +108,7 @@ const BAD: &[(&str, &str, bool)] = &[
     ("value_apt_key_without_data", "playbook.yml:4:7", false),
     ("value_apt_repository_bad_line", "playbook.yml:4:7", false),
     ("value_modprobe_bad_name", "playbook.yml:4:7", false),
+    ("value_setup_gather_subset", "playbook.yml:5:7", false),
     ("value_sysctl_without_value", "playbook.yml:4:7", false),
     ("vars_files_missing", "playbook.yml:3:7", false),
     ("wrong_type", "playbook.yml:7:9", false),
