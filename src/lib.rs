@@ -5,10 +5,11 @@
 //! `cmd` holds one handler per subcommand (it reads `cli`'s definitions, loads inputs,
 //! chooses reporters and prints); below it, `engine` (and `experiment`) run on `ops`,
 //! which run on `transport`. Nothing below `cmd` prints: the engine emits events and
-//! `report` turns them into text. `playbook`, `vars`, `template`, `yaml` and `exit` are
-//! shared by all of them.
+//! `report` turns them into text. `playbook`, `vars`, `template`, `yaml`, `clock` and `exit`
+//! are shared by all of them.
 
 pub mod cli;
+pub mod clock;
 pub mod cmd;
 pub mod engine;
 pub mod exit;

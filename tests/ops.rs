@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use tree::snapshot;
 
 use async_trait::async_trait;
-use ferry::ops::outcome::{OpEnv, OpError, OpReport};
+use ferry::ops::{OpContext, OpError, OpOutcome, Render};
 use ferry::playbook::model::Vars;
 use ferry::transport::{CommandOutput, CommandSpec, FileSpec, FileStat, Transport, TransportError};
 use serde_json::{Value, json};
@@ -142,43 +142,83 @@ fn args(v: Value) -> Vars {
 type RunFn = fn(
     &'static str,
     Vars,
-    OpEnv<'static>,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<OpReport, OpError>>>>;
+    Env,
+)
+    -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<OpOutcome, OpError>>>>;
+
+/// What a test gives an op besides its arguments.
+struct Env {
+    check: bool,
+    diff: bool,
+    base: PathBuf,
+}
+
+/// Templates get `{{ port }}` replaced; nothing else is rendered.
+struct PortRender;
+
+impl Render for PortRender {
+    fn render_value(&self, value: &Value, _: &Vars) -> Result<Value, String> {
+        Ok(value.clone())
+    }
+    fn eval_condition(&self, _: &str, _: &Vars) -> Result<bool, String> {
+        Err("no conditions here".into())
+    }
+    fn eval_expr(&self, _: &str, _: &Vars) -> Result<Value, String> {
+        Err("no expressions here".into())
+    }
+    fn render_template(&self, source: &str, _: &str, _: &Vars) -> Result<String, String> {
+        Ok(source.replace("{{ port }}", "8080"))
+    }
+}
+
+/// Run op `name` from the registry, through the one op contract, on this machine.
+async fn run_op(name: &str, a: Vars, env: Env) -> Result<OpOutcome, OpError> {
+    let vars = Vars::new();
+    let ctx = OpContext {
+        host: "web1",
+        transport: std::sync::Arc::new(Local),
+        args: &a,
+        vars: &vars,
+        check: env.check,
+        diff: env.diff,
+        base_dir: &env.base,
+        role_dir: None,
+        become_: None,
+        env: Vec::new(),
+        timeout: None,
+        render: &PortRender,
+    };
+    ferry::ops::lookup(name)
+        .unwrap_or_else(|| panic!("no op {name}"))
+        .run(&ctx)
+        .await
+}
 
 macro_rules! op {
     ($m:ident) => {{
         fn f(
             _n: &'static str,
             a: Vars,
-            env: OpEnv<'static>,
-        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<OpReport, OpError>>>>
+            env: Env,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<OpOutcome, OpError>>>>
         {
-            Box::pin(async move {
-                let p = ferry::ops::$m::Params::parse(&a)?;
-                ferry::ops::$m::run(&Local, &p, &env).await
-            })
+            Box::pin(run_op(stringify!($m), a, env))
         }
         f as RunFn
     }};
 }
 
-fn render_fn() -> &'static (dyn Fn(&str, &Path) -> Result<String, String> + Send + Sync) {
-    &|src: &str, _p: &Path| Ok(src.replace("{{ port }}", "8080"))
-}
-
-fn env(check: bool, diff: bool, base: &Path) -> OpEnv<'static> {
-    OpEnv {
+fn env(check: bool, diff: bool, base: &Path) -> Env {
+    Env {
         check,
         diff,
-        base_dirs: vec![base.to_path_buf()],
-        render: Some(render_fn()),
-        host: "web1".into(),
+        base: base.to_path_buf(),
     }
 }
 
 /// check (predicts change, touches nothing) -> run (changed) -> run again
 /// (unchanged, nothing touched) -> check again (predicts no change).
-async fn idempotent(run: RunFn, a: Value, dir: &Path, ctl: &Path) -> (OpReport, OpReport) {
+async fn idempotent(run: RunFn, a: Value, dir: &Path, ctl: &Path) -> (OpOutcome, OpOutcome) {
     let a = args(a);
     let s0 = snapshot(dir);
     let c = run("", a.clone(), env(true, true, ctl)).await.unwrap();
@@ -495,33 +535,35 @@ async fn stat_and_slurp_report_without_changing() {
     let d = tmp();
     let f = d.path().join("f");
     std::fs::write(&f, "abc").unwrap();
-    let p =
-        ferry::ops::stat::Params::parse(&args(json!({"path": f, "checksum_algorithm": "sha256"})))
-            .unwrap();
-    let r = ferry::ops::stat::run(&Local, &p, &env(false, false, d.path()))
-        .await
-        .unwrap();
+    let r = op!(stat)(
+        "",
+        args(json!({"path": f, "checksum_algorithm": "sha256"})),
+        env(false, false, d.path()),
+    )
+    .await
+    .unwrap();
     assert!(!r.changed);
     assert_eq!(
         r.result["stat"]["checksum"],
         json!(hex::encode(sha2::Sha256::digest(b"abc")))
     );
     assert_eq!(r.result["stat"]["isreg"], json!(true));
-    let p = ferry::ops::stat::Params::parse(&args(json!({"path": f}))).unwrap();
-    let r = ferry::ops::stat::run(&Local, &p, &env(false, false, d.path()))
+    let r = op!(stat)("", args(json!({"path": f})), env(false, false, d.path()))
         .await
         .unwrap();
     assert_eq!(
         r.result["stat"]["checksum"],
         json!("a9993e364706816aba3e25717850c26c9cd0d89d")
     );
-    let p = ferry::ops::stat::Params::parse(&args(json!({"path": d.path().join("none")}))).unwrap();
-    let r = ferry::ops::stat::run(&Local, &p, &env(false, false, d.path()))
-        .await
-        .unwrap();
+    let r = op!(stat)(
+        "",
+        args(json!({"path": d.path().join("none")})),
+        env(false, false, d.path()),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.result["stat"]["exists"], json!(false));
-    let p = ferry::ops::slurp::Params::parse(&args(json!({"src": f}))).unwrap();
-    let r = ferry::ops::slurp::run(&Local, &p, &env(false, false, d.path()))
+    let r = op!(slurp)("", args(json!({"src": f})), env(false, false, d.path()))
         .await
         .unwrap();
     assert_eq!(r.result["content"], json!("YWJj"));
@@ -1066,37 +1108,11 @@ async fn git_checkout_by_host_git_and_by_controller_sync() {
 /// The engine runs hosts in parallel tasks: every op's future must be Send.
 /// (A compile-time check; the function is never called.)
 #[allow(dead_code, unreachable_code, unused_variables)]
-fn every_op_future_is_send(t: &'static dyn Transport, env: &'static OpEnv<'static>) {
+fn every_op_future_is_send(ctx: &'static OpContext<'static>) {
     fn send<T: Send>(_: T) {}
-    macro_rules! s {
-        ($($m:ident),*) => {$(
-            let p: &'static ferry::ops::$m::Params = Box::leak(Box::new(ferry::ops::$m::Params::parse(&Vars::new()).unwrap()));
-            send(ferry::ops::$m::run(t, p, env));
-        )*};
+    for op in ferry::ops::registry::OPS {
+        send(op.run(ctx));
     }
-    return;
-    s!(
-        apt,
-        authorized_key,
-        blockinfile,
-        build,
-        copy,
-        file,
-        git,
-        group,
-        hostname,
-        ini_file,
-        lineinfile,
-        modprobe,
-        replace,
-        service,
-        slurp,
-        stat,
-        sysctl,
-        template,
-        user,
-        wait_for
-    );
 }
 
 #[tokio::test]

@@ -771,7 +771,8 @@ async fn apt_repository_writes_and_removes_a_sources_file() {
 
 #[test]
 fn check_rejects_unsupported_parameters_of_the_new_ops() {
-    use ferry::ops::schema::{ArgProblem, lookup};
+    use ferry::ops::registry::schema as lookup;
+    use ferry::ops::schema::ArgProblem;
     for (op, args, bad) in [
         (
             "unarchive",

@@ -185,6 +185,10 @@ impl Engine {
                     o.delegated_to = delegated_to;
                     return o;
                 }
+                Err(OpError::Failed { msg, result }) => OpOutcome {
+                    result,
+                    ..OpOutcome::failed(msg)
+                },
                 Err(e) => OpOutcome::failed(e.to_string()),
             };
             let outcome = self.change_inventory(outcome);

@@ -13,6 +13,17 @@ use serde_json::Value;
 use super::{InventoryChange, Op, OpContext, OpError, OpOutcome};
 use crate::playbook::Vars;
 
+use super::schema::Spec;
+
+/// What `add_host` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "add_host",
+    flags: "open",
+    params: "name:str!/host,hostname; groups:list/group,groupname",
+    rules: "",
+};
+
 pub struct AddHost;
 
 const NAME_KEYS: &[&str] = &["name", "hostname", "host"];
@@ -37,8 +48,8 @@ fn split_port(name: &str) -> (String, Option<u16>) {
 
 #[async_trait]
 impl Op for AddHost {
-    fn name(&self) -> &'static str {
-        "add_host"
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
     fn needs_connection(&self) -> bool {
         false

@@ -5,9 +5,33 @@
 
 use std::path::PathBuf;
 
-use super::outcome::{Args, OpEnv, OpError, OpReport, find_src, sh, sh_quote, sha256_hex};
+use super::{Args, OpContext, OpError, OpOutcome, find_src, sh, sh_quote, sha256_hex};
 use crate::playbook::model::Vars;
 use crate::transport::{CommandSpec, FileSpec, Transport};
+
+use super::schema::Spec;
+
+/// What `apt` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "apt",
+    flags: "",
+    params: "name:list/package,pkg; state:str=present,installed,absent,removed,latest; update_cache:bool/update-cache; cache_valid_time:int; deb:path; install_recommends:bool/install-recommends; purge:bool; autoremove:bool",
+    rules: "name|deb one:name|deb|update_cache|autoremove",
+};
+
+crate::ops::host_op!(AptOp, SPEC);
+
+/// What `package` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const PACKAGE_SPEC: Spec = Spec {
+    name: "package",
+    flags: "",
+    params: "name:list/package,pkg; state:str=present,installed,absent,removed,latest; update_cache:bool/update-cache; cache_valid_time:int; deb:path; install_recommends:bool/install-recommends; purge:bool; autoremove:bool",
+    rules: "name|deb one:name|deb|update_cache|autoremove",
+};
+
+crate::ops::host_op!(PackageOp, PACKAGE_SPEC);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -32,7 +56,7 @@ pub struct Params {
 impl Params {
     pub fn parse(args: &Vars) -> Result<Params, OpError> {
         let a = Args::new("apt", args);
-        let state = match a.str(&["state"])?.as_deref() {
+        let state = match a.str("state")?.as_deref() {
             None | Some("present") | Some("installed") => State::Present,
             Some("absent") | Some("removed") => State::Absent,
             Some("latest") => State::Latest,
@@ -43,14 +67,14 @@ impl Params {
             }
         };
         let p = Params {
-            names: a.list(&["name", "package", "pkg"])?.unwrap_or_default(),
+            names: a.list("name")?.unwrap_or_default(),
             state,
-            update_cache: a.bool_or(&["update_cache", "update-cache"], false)?,
-            cache_valid_time: a.u64(&["cache_valid_time"])?,
-            deb: a.str(&["deb"])?,
-            install_recommends: a.bool(&["install_recommends", "install-recommends"])?,
-            purge: a.bool_or(&["purge"], false)?,
-            autoremove: a.bool_or(&["autoremove"], false)?,
+            update_cache: a.bool_or("update_cache", false)?,
+            cache_valid_time: a.u64("cache_valid_time")?,
+            deb: a.str("deb")?,
+            install_recommends: a.bool("install_recommends")?,
+            purge: a.bool_or("purge", false)?,
+            autoremove: a.bool_or("autoremove", false)?,
         };
         a.finish()?;
         if p.names.is_empty() && p.deb.is_none() && !p.update_cache && !p.autoremove {
@@ -74,8 +98,10 @@ impl Params {
     }
 
     /// The `.deb` on the controller (absolute, or under `files/`), if it is there.
-    pub fn controller_deb(&self, env: &OpEnv<'_>) -> Option<PathBuf> {
-        self.deb.as_deref().and_then(|d| find_src(d, "files", env))
+    pub fn controller_deb(&self, ctx: &OpContext<'_>) -> Option<PathBuf> {
+        self.deb
+            .as_deref()
+            .and_then(|d| find_src(d, "files", &ctx.base_dirs()))
     }
 }
 
@@ -173,11 +199,11 @@ pub fn plan(p: &Params, known: &[Known], policy: &[(String, String, String)]) ->
 const APT_ENV: &str = "DEBIAN_FRONTEND=noninteractive";
 const DPKG_OPTS: &str = "-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold";
 
-pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
-    let mut r = OpReport::new(false);
+pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+    let mut r = OpOutcome::new(false);
     if p.update_cache {
         let valid = p.cache_valid_time.unwrap_or(0);
-        let action = if env.check {
+        let action = if ctx.check {
             "echo UPDATE".to_string()
         } else {
             format!(
@@ -200,12 +226,12 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         // In check mode a put_file is only recorded (check_state), so the
         // .deb goes to the host on the probe's stdin instead.
         let mut stdin = None;
-        let (path, cleanup) = match p.controller_deb(env) {
+        let (path, cleanup) = match p.controller_deb(ctx) {
             Some(local) => {
                 let data = std::fs::read(&local)
                     .map_err(|e| OpError::failed(format!("reading {}: {e}", local.display())))?;
                 let remote = format!("/tmp/ferry-{}.deb", &sha256_hex(&data)[..16]);
-                if env.check {
+                if ctx.check {
                     stdin = Some(data);
                 } else {
                     t.put_file(&FileSpec {
@@ -223,14 +249,14 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
                 if !st.is_file {
                     return Err(OpError::failed(format!(
                         "deb `{deb}` is neither on the controller (search path: {}) nor on the host",
-                        super::copy::search_list(env)
+                        super::copy::search_list(&ctx.base_dirs())
                     )));
                 }
                 (deb.clone(), false)
             }
         };
         let q = sh_quote(&path);
-        let install = if env.check {
+        let install = if ctx.check {
             "echo INSTALL".to_string()
         } else {
             format!("{APT_ENV} dpkg {DPKG_OPTS_DPKG} -i {q} >&2 && echo INSTALL")
@@ -293,7 +319,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         let todo = plan(p, &parse_query(q), &parse_policy(pol));
         if !todo.is_empty() {
             r.changed = true;
-            if !env.check {
+            if !ctx.check {
                 let list = todo
                     .iter()
                     .map(|n| sh_quote(n))
@@ -341,7 +367,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         let out = sh(t, probe).await?;
         if out.rc == 0 {
             r.changed = true;
-            if !env.check {
+            if !ctx.check {
                 let out = sh(t, format!("{APT_ENV} apt-get autoremove -y -q")).await?;
                 if out.rc != 0 {
                     return Err(OpError::command("apt-get autoremove", &out));

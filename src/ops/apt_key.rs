@@ -10,9 +10,22 @@
 
 use super::attrs::{FileAttrs, ModeSpec};
 use super::content::{WriteOpts, remove_file, write_content};
-use super::outcome::{Args, OpEnv, OpError, OpReport, find_src, sha256_hex};
+use super::{Args, OpContext, OpError, OpOutcome, find_src, sha256_hex};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
+
+use super::schema::Spec;
+
+/// What `apt_key` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "apt_key",
+    flags: "",
+    params: "id:str; data:str; file:path; keyring:path; state:str=present,absent",
+    rules: "data|file",
+};
+
+crate::ops::host_op!(AptKeyOp, SPEC);
 
 pub const TRUSTED_DIR: &str = "/etc/apt/trusted.gpg.d";
 
@@ -29,17 +42,17 @@ impl Params {
     pub fn parse(args: &Vars) -> Result<Params, OpError> {
         let a = Args::new("apt_key", args);
         let p = Params {
-            id: a.str(&["id"])?.map(|i| {
+            id: a.str("id")?.map(|i| {
                 let i = i.trim();
                 i.strip_prefix("0x")
                     .or_else(|| i.strip_prefix("0X"))
                     .unwrap_or(i)
                     .to_string()
             }),
-            data: a.str(&["data"])?,
-            file: a.str(&["file"])?,
-            keyring: a.str(&["keyring"])?,
-            present: a.choice(&["state"], &["present", "absent"], "present")? == "present",
+            data: a.str("data")?,
+            file: a.str("file")?,
+            keyring: a.str("keyring")?,
+            present: a.choice("state", "present")? == "present",
         };
         a.finish()?;
         if let Some(id) = &p.id
@@ -88,7 +101,7 @@ pub fn default_path(id: Option<&str>, key: &[u8]) -> String {
     format!("{TRUSTED_DIR}/ferry-{name}.{ext}")
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
     if !p.present {
         let paths: Vec<String> = match (&p.keyring, &p.id) {
             (Some(k), _) => vec![k.clone()],
@@ -98,12 +111,12 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
                 .collect(),
             (None, None) => unreachable!("checked by parse"),
         };
-        let mut r = OpReport::new(false);
+        let mut r = OpOutcome::new(false);
         for path in &paths {
             if t.stat(path).await?.exists {
                 r.changed = true;
                 r.set("keyring", path.clone());
-                remove_file(t, path, env).await?;
+                remove_file(t, path, ctx).await?;
             }
         }
         r.set("id", p.id.clone());
@@ -111,14 +124,14 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
     }
     let key: Vec<u8> = match (&p.data, &p.file) {
         (Some(d), _) => d.clone().into_bytes(),
-        (None, Some(f)) => match find_src(f, "files", env) {
+        (None, Some(f)) => match find_src(f, "files", &ctx.base_dirs()) {
             Some(local) => std::fs::read(&local)
                 .map_err(|e| OpError::failed(format!("reading {}: {e}", local.display())))?,
             None => {
                 if !t.stat(f).await?.is_file {
                     return Err(OpError::failed(format!(
                         "key file `{f}` is neither on the controller (search path: {}) nor on the host",
-                        super::copy::search_list(env)
+                        super::copy::search_list(&ctx.base_dirs())
                     )));
                 }
                 t.get_file(f).await?
@@ -149,8 +162,8 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         owner: None,
         group: None,
     };
-    let w = write_content(t, &path, &st, None, &key, &attrs, &WriteOpts::new(), env).await?;
-    let mut r = OpReport::new(w.changed);
+    let w = write_content(t, &path, &st, None, &key, &attrs, &WriteOpts::new(), ctx).await?;
+    let mut r = OpOutcome::new(w.changed);
     r.diff = w.diff;
     r.set("keyring", path);
     r.set("id", p.id.clone());

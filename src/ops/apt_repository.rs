@@ -10,9 +10,22 @@
 
 use super::attrs::{FileAttrs, ModeSpec};
 use super::content::{WriteOpts, remove_file, write_content};
-use super::outcome::{Args, OpEnv, OpError, OpReport, sh};
+use super::{Args, OpContext, OpError, OpOutcome, sh};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
+
+use super::schema::Spec;
+
+/// What `apt_repository` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "apt_repository",
+    flags: "",
+    params: "repo:str!; state:str=present,absent; filename:str; update_cache:bool/update-cache; mode:mode",
+    rules: "",
+};
+
+crate::ops::host_op!(AptRepositoryOp, SPEC);
 
 pub const SOURCES: &str = "/etc/apt/sources.list";
 pub const SOURCES_D: &str = "/etc/apt/sources.list.d";
@@ -30,11 +43,11 @@ impl Params {
     pub fn parse(args: &Vars) -> Result<Params, OpError> {
         let a = Args::new("apt_repository", args);
         let p = Params {
-            repo: a.req_str(&["repo"])?,
-            present: a.choice(&["state"], &["present", "absent"], "present")? == "present",
-            filename: a.str(&["filename"])?,
-            update_cache: a.bool_or(&["update_cache", "update-cache"], true)?,
-            mode: match a.value(&["mode"])? {
+            repo: a.req_str("repo")?,
+            present: a.choice("state", "present")? == "present",
+            filename: a.str("filename")?,
+            update_cache: a.bool_or("update_cache", true)?,
+            mode: match a.value("mode")? {
                 None => None,
                 Some(v) => Some(ModeSpec::parse(v).map_err(|e| a.err(e))?),
             },
@@ -118,7 +131,7 @@ pub fn split_files(out: &str) -> Vec<(String, String)> {
     files
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
     let want = normalize(&p.repo);
     let out = sh(
         t,
@@ -153,7 +166,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         owner: None,
         group: None,
     };
-    let mut r = OpReport::new(false)
+    let mut r = OpOutcome::new(false)
         .with("repo", p.repo.clone())
         .with("state", if p.present { "present" } else { "absent" });
     let mut diffs = Vec::new();
@@ -179,7 +192,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
             &content,
             &attrs,
             &WriteOpts::new(),
-            env,
+            ctx,
         )
         .await?;
         r.changed = w.changed;
@@ -198,10 +211,10 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
             removed.push(path.clone());
             let empty = kept.lines().all(|l| normalize(l).is_empty());
             if empty && path.as_str() != SOURCES {
-                remove_file(t, path, env).await?;
-                if env.diff {
-                    diffs.push(super::outcome::FileDiff {
-                        path: path.clone(),
+                remove_file(t, path, ctx).await?;
+                if ctx.diff {
+                    diffs.push(super::Diff {
+                        path: Some(path.clone()),
                         before: text.to_string(),
                         after: String::new(),
                     });
@@ -220,7 +233,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
                     kept.as_bytes(),
                     &keep,
                     &WriteOpts::new(),
-                    env,
+                    ctx,
                 )
                 .await?;
                 diffs.extend(w.diff);
@@ -229,7 +242,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         r.set("sources_removed", removed);
     }
     r.diff = diffs.into_iter().next();
-    if r.changed && p.update_cache && !env.check {
+    if r.changed && p.update_cache && !ctx.check {
         let out = sh(t, "DEBIAN_FRONTEND=noninteractive apt-get update -q").await?;
         if out.rc != 0 {
             return Err(OpError::command(

@@ -5,6 +5,17 @@ use serde_json::Value;
 
 use super::{Op, OpContext, OpError, OpOutcome};
 
+use super::schema::Spec;
+
+/// What `assert` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "assert",
+    flags: "",
+    params: "that:list!; fail_msg:raw/msg; success_msg:raw; quiet:bool",
+    rules: "",
+};
+
 pub struct Assert;
 
 fn text(v: &Value) -> String {
@@ -16,8 +27,8 @@ fn text(v: &Value) -> String {
 
 #[async_trait]
 impl Op for Assert {
-    fn name(&self) -> &'static str {
-        "assert"
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
     fn needs_connection(&self) -> bool {
         false

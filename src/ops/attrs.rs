@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::outcome::{Args, OpError, sh_ok, sh_quote};
+use super::{Args, OpError, sh_ok, sh_quote};
 use crate::transport::{FileStat, Transport};
 
 /// A requested mode: octal (`"0644"`, `"644"`, `0644`) or symbolic
@@ -151,14 +151,14 @@ pub struct FileAttrs {
 
 impl FileAttrs {
     pub fn parse(a: &Args<'_>) -> Result<FileAttrs, OpError> {
-        let mode = match a.value(&["mode"])? {
+        let mode = match a.value("mode")? {
             None => None,
             Some(v) => Some(ModeSpec::parse(v).map_err(|e| a.err(e))?),
         };
         Ok(FileAttrs {
             mode,
-            owner: a.str(&["owner"])?,
-            group: a.str(&["group"])?,
+            owner: a.str("owner")?,
+            group: a.str("group")?,
         })
     }
 
@@ -236,7 +236,7 @@ pub async fn ensure_attrs(
 }
 
 /// Ansible's return values for a file.
-pub fn stat_result(r: &mut super::outcome::OpReport, path: &str, st: &FileStat) {
+pub fn stat_result(r: &mut super::OpOutcome, path: &str, st: &FileStat) {
     r.set("path", path);
     if st.exists {
         r.set("mode", format!("{:04o}", st.mode & 0o7777));

@@ -4,9 +4,22 @@ use super::attrs::FileAttrs;
 use super::content::Edit;
 use super::content::{WriteOpts, apply_edit};
 use super::lineinfile::{split_lines, strip_eol};
-use super::outcome::{Args, OpEnv, OpError, OpReport, sh, sh_quote};
+use super::{Args, OpContext, OpError, OpOutcome, sh, sh_quote};
 use crate::playbook::model::Vars;
 use crate::transport::{FileStat, Transport};
+
+use super::schema::Spec;
+
+/// What `authorized_key` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "authorized_key",
+    flags: "",
+    params: "user:str!; key:str!; state:str=present,absent; path:path; manage_dir:bool; exclusive:bool",
+    rules: "",
+};
+
+crate::ops::host_op!(AuthorizedKeyOp, SPEC);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -22,19 +35,19 @@ pub struct Params {
 impl Params {
     pub fn parse(args: &Vars) -> Result<Params, OpError> {
         let a = Args::new("authorized_key", args);
-        let key = a.req_str(&["key"])?;
+        let key = a.req_str("key")?;
         let p = Params {
-            user: a.req_str(&["user"])?,
+            user: a.req_str("user")?,
             keys: key
                 .lines()
                 .map(str::trim)
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
                 .map(str::to_string)
                 .collect(),
-            state_present: a.choice(&["state"], &["present", "absent"], "present")? == "present",
-            path: a.str(&["path"])?,
-            manage_dir: a.bool_or(&["manage_dir"], true)?,
-            exclusive: a.bool_or(&["exclusive"], false)?,
+            state_present: a.choice("state", "present")? == "present",
+            path: a.str("path")?,
+            manage_dir: a.bool_or("manage_dir", true)?,
+            exclusive: a.bool_or("exclusive", false)?,
         };
         a.finish()?;
         super::user::check_name("authorized_key", &p.user)?;
@@ -102,7 +115,7 @@ pub fn edit(p: &Params, content: &str) -> Edit {
     }
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
     let out = sh(t, format!("getent passwd {}", sh_quote(&p.user))).await?;
     let pw = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let f: Vec<&str> = pw.split(':').collect();
@@ -127,7 +140,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         let ds = t.stat(&dir).await?;
         if !ds.is_dir {
             dir_changed = true;
-            if !env.check {
+            if !ctx.check {
                 let q = sh_quote(&dir);
                 let cmd = format!(
                     "mkdir -p {q} && chown {}:{gid} {q} && chmod 700 {q}",
@@ -146,7 +159,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         t.stat(&path).await?
     };
     if !st.exists && !p.state_present {
-        return Ok(OpReport::new(false)
+        return Ok(OpOutcome::new(false)
             .with("user", p.user.clone())
             .with("path", path));
     }
@@ -165,7 +178,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         owner: Some(p.user.clone()),
         group: Some(gid),
     };
-    let mut r = apply_edit(t, &path, &st, &before, &e, &attrs, &WriteOpts::new(), env).await?;
+    let mut r = apply_edit(t, &path, &st, &before, &e, &attrs, &WriteOpts::new(), ctx).await?;
     r.changed |= dir_changed;
     r.set("user", p.user.clone());
     r.set("key", p.keys.join("\n"));

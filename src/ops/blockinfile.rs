@@ -7,9 +7,22 @@ use super::attrs::FileAttrs;
 use super::content::Edit;
 use super::content::{WriteOpts, apply_edit, check_validate};
 use super::lineinfile::{compile, split_lines, strip_eol};
-use super::outcome::{Args, OpEnv, OpError, OpReport};
+use super::{Args, OpContext, OpError, OpOutcome};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
+
+use super::schema::Spec;
+
+/// What `blockinfile` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "blockinfile",
+    flags: "",
+    params: "path:path!/dest,destfile,name; block:str/content; marker:str; marker_begin:str; marker_end:str; state:str=present,absent; insertafter:str; insertbefore:str; create:bool; backup:bool; mode:mode; owner:str; group:str; validate:str",
+    rules: "insertafter|insertbefore",
+};
+
+crate::ops::host_op!(BlockinfileOp, SPEC);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -31,19 +44,19 @@ impl Params {
     pub fn parse(args: &Vars) -> Result<Params, OpError> {
         let a = Args::new("blockinfile", args);
         let p = Params {
-            path: a.req_str(&["path", "dest", "destfile", "name"])?,
-            state_present: a.choice(&["state"], &["present", "absent"], "present")? == "present",
+            path: a.req_str("path")?,
+            state_present: a.choice("state", "present")? == "present",
             marker: a
-                .str(&["marker"])?
+                .str("marker")?
                 .unwrap_or_else(|| "# {mark} ANSIBLE MANAGED BLOCK".into()),
-            marker_begin: a.str(&["marker_begin"])?.unwrap_or_else(|| "BEGIN".into()),
-            marker_end: a.str(&["marker_end"])?.unwrap_or_else(|| "END".into()),
-            block: a.str(&["block", "content"])?.unwrap_or_default(),
-            insertafter: a.str(&["insertafter"])?,
-            insertbefore: a.str(&["insertbefore"])?,
-            create: a.bool_or(&["create"], false)?,
-            backup: a.bool_or(&["backup"], false)?,
-            validate: a.str(&["validate"])?,
+            marker_begin: a.str("marker_begin")?.unwrap_or_else(|| "BEGIN".into()),
+            marker_end: a.str("marker_end")?.unwrap_or_else(|| "END".into()),
+            block: a.str("block")?.unwrap_or_default(),
+            insertafter: a.str("insertafter")?,
+            insertbefore: a.str("insertbefore")?,
+            create: a.bool_or("create", false)?,
+            backup: a.bool_or("backup", false)?,
+            validate: a.str("validate")?,
             attrs: FileAttrs::parse(&a)?,
         };
         for v in [&p.insertafter, &p.insertbefore].into_iter().flatten() {
@@ -147,13 +160,13 @@ pub fn edit(p: &Params, content: Option<&str>) -> Edit {
     }
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
     let (st, before) = match super::content::read_for_edit(
         t,
         &p.path,
         p.state_present,
         p.create,
-        env,
+        ctx,
         "File not present",
         "Path",
     )
@@ -169,7 +182,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         validate: p.validate.clone(),
         force: true,
     };
-    apply_edit(t, &p.path, &st, &before, &e, &p.attrs, &opts, env).await
+    apply_edit(t, &p.path, &st, &before, &e, &p.attrs, &opts, ctx).await
 }
 
 #[cfg(test)]

@@ -2,9 +2,22 @@
 //! tree on the host, skipped when a marker file on the host records that
 //! this very commit was built with these flags.
 
-use super::outcome::{Args, OpEnv, OpError, OpReport, sh, sh_quote};
+use super::{Args, OpContext, OpError, OpOutcome, sh, sh_quote};
 use crate::playbook::model::Vars;
 use crate::transport::{CommandSpec, Transport};
+
+use super::schema::Spec;
+
+/// What `build` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "build",
+    flags: "",
+    params: "src:path!/chdir; configure_flags:list; make_target:str; prefix:path; jobs:int; marker:path",
+    rules: "",
+};
+
+crate::ops::host_op!(BuildOp, SPEC);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -23,23 +36,23 @@ pub struct Params {
 impl Params {
     pub fn parse(args: &Vars) -> Result<Params, OpError> {
         let a = Args::new("build", args);
-        let src = a.req_str(&["src", "chdir"])?;
-        let configure_flags = match a.value(&["configure_flags"])? {
+        let src = a.req_str("src")?;
+        let configure_flags = match a.value("configure_flags")? {
             None => Vec::new(),
             Some(serde_json::Value::String(s)) => {
                 s.split_whitespace().map(str::to_string).collect()
             }
-            Some(_) => a.list(&["configure_flags"])?.unwrap_or_default(),
+            Some(_) => a.list("configure_flags")?.unwrap_or_default(),
         };
         let p = Params {
             marker: a
-                .str(&["marker"])?
+                .str("marker")?
                 .unwrap_or_else(|| format!("{}/.ferry-build", src.trim_end_matches('/'))),
             src,
             configure_flags,
-            make_target: a.str(&["make_target"])?,
-            prefix: a.str(&["prefix"])?.unwrap_or_else(|| "/usr/local".into()),
-            jobs: a.u64(&["jobs"])?,
+            make_target: a.str("make_target")?,
+            prefix: a.str("prefix")?.unwrap_or_else(|| "/usr/local".into()),
+            jobs: a.u64("jobs")?,
         };
         a.finish()?;
         Ok(p)
@@ -71,12 +84,12 @@ fn identity(p: &Params) -> String {
     )
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
     let out = sh(t, identity(p)).await?;
     if out.rc == 3 {
         // Check mode: an earlier task (git, copy, unarchive) would make the tree.
-        if env.check && t.check_overlay().is_some_and(|o| o.would_exist(&p.src)) {
-            let mut r = OpReport::new(true).with("marker", p.marker.clone());
+        if ctx.check && t.check_overlay().is_some_and(|o| o.would_exist(&p.src)) {
+            let mut r = OpOutcome::new(true).with("marker", p.marker.clone());
             r.msg = Some(format!(
                 "{} would be made by an earlier task: would build",
                 p.src
@@ -92,10 +105,10 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
     let (commit, marker) = text.split_once("---\n").unwrap_or((&text, ""));
     let commit = commit.trim();
     let want = p.record(commit);
-    let mut r = OpReport::new(marker != want)
+    let mut r = OpOutcome::new(marker != want)
         .with("commit", commit.to_string())
         .with("marker", p.marker.clone());
-    if !r.changed || env.check {
+    if !r.changed || ctx.check {
         return Ok(r);
     }
     let mut flags = vec![format!("--prefix={}", sh_quote(&p.prefix))];
@@ -155,7 +168,7 @@ mod tests {
             "prefix": "/opt/q", "marker": "/opt/q/.m", "jobs": 2
         }))
         .unwrap();
-        let schema = crate::ops::schema::lookup("build").unwrap();
+        let schema = crate::ops::registry::schema("build").unwrap();
         assert_eq!(schema.validate(&args), vec![]);
         let p = Params::parse(&args).unwrap();
         assert_eq!((p.prefix.as_str(), p.jobs), ("/opt/q", Some(2)));

@@ -9,6 +9,17 @@ use serde_json::Value;
 use super::{Op, OpContext, OpError, OpOutcome};
 use crate::transport::CommandSpec;
 
+use super::schema::Spec;
+
+/// What `command` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "command",
+    flags: "free",
+    params: "_raw_params:str; cmd:str; argv:list; creates:path; removes:path; chdir:path; stdin:str; stdin_add_newline:bool; strip_empty_ends:bool",
+    rules: "_raw_params|cmd|argv one:_raw_params|cmd|argv",
+};
+
 pub struct Command;
 
 /// Quote one word for `/bin/sh`.
@@ -114,8 +125,8 @@ pub async fn run_guarded(ctx: &OpContext<'_>, cmdline: String) -> Result<OpOutco
 
 #[async_trait]
 impl Op for Command {
-    fn name(&self) -> &'static str {
-        "command"
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
     async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
         let line = command_line(ctx)?;

@@ -3,7 +3,7 @@
 //! backup when asked, then one atomic `put_file` carrying mode and owner.
 
 use super::attrs::{FileAttrs, ensure_attrs};
-use super::outcome::{FileDiff, OpEnv, OpError, sh, sh_quote, sha256_hex};
+use super::{Diff, OpContext, OpError, sh, sh_quote, sha256_hex};
 use crate::transport::{FileSpec, FileStat, Transport};
 
 /// Files larger than this are not read back for `--diff`.
@@ -35,7 +35,7 @@ pub struct Written {
     pub changed: bool,
     pub content_changed: bool,
     pub backup_file: Option<String>,
-    pub diff: Option<FileDiff>,
+    pub diff: Option<Diff>,
     /// The path written (a symlink at the dest is followed).
     pub path: String,
     pub checksum: String,
@@ -79,13 +79,13 @@ pub async fn write_content(
     content: &[u8],
     attrs: &FileAttrs,
     opts: &WriteOpts,
-    env: &OpEnv<'_>,
+    ctx: &OpContext<'_>,
 ) -> Result<Written, OpError> {
     let mut path = path.to_string();
     let mut st = st.clone();
     let overlay_target = t
         .check_overlay()
-        .filter(|_| env.check)
+        .filter(|_| ctx.check)
         .and_then(|o| o.resolve_links(&path));
     if let Some(target) = overlay_target {
         // A link an earlier task would make (check mode): write where it points.
@@ -114,11 +114,11 @@ pub async fn write_content(
         ..Written::default()
     };
     if !content_changed {
-        w.changed = ensure_attrs(t, &path, &st, attrs, env.check).await?;
+        w.changed = ensure_attrs(t, &path, &st, attrs, ctx.check).await?;
         return Ok(w);
     }
     w.changed = true;
-    if env.diff {
+    if ctx.diff {
         let before = match before {
             Some(b) => String::from_utf8_lossy(b).into_owned(),
             None => read_for_diff(t, &path, &st).await?,
@@ -127,8 +127,8 @@ pub async fn write_content(
             Ok(s) if content.len() as u64 <= DIFF_MAX => s.to_string(),
             _ => "(binary or large content, not shown)\n".to_string(),
         };
-        w.diff = Some(FileDiff {
-            path: path.clone(),
+        w.diff = Some(Diff {
+            path: Some(path.clone()),
             before,
             after,
         });
@@ -149,7 +149,7 @@ pub async fn write_content(
     } else {
         new_file_spec(&path, content, attrs)?
     };
-    if env.check {
+    if ctx.check {
         // In a --check run the transport's put_file only records the would-be
         // file (through `become`, which says who would own it).
         if t.check_overlay().is_some() {
@@ -245,15 +245,15 @@ pub async fn apply_edit(
     edit: &Edit,
     attrs: &FileAttrs,
     opts: &WriteOpts,
-    env: &OpEnv<'_>,
-) -> Result<super::outcome::OpReport, OpError> {
+    ctx: &OpContext<'_>,
+) -> Result<super::OpOutcome, OpError> {
     let content: Vec<u8> = if edit.changed {
         edit.content.as_bytes().to_vec()
     } else {
         before.to_vec()
     };
-    let w = write_content(t, path, st, Some(before), &content, attrs, opts, env).await?;
-    let mut r = super::outcome::OpReport::new(w.changed);
+    let w = write_content(t, path, st, Some(before), &content, attrs, opts, ctx).await?;
+    let mut r = super::OpOutcome::new(w.changed);
     r.diff = w.diff;
     let msg = if edit.changed {
         edit.msg.clone()
@@ -276,7 +276,7 @@ pub enum EditTarget {
         before: Vec<u8>,
     },
     /// Nothing to edit: the report says why.
-    Done(super::outcome::OpReport),
+    Done(super::OpOutcome),
 }
 
 /// Read a file an op edits: a directory is an error; a missing file is fine with
@@ -287,7 +287,7 @@ pub async fn read_for_edit(
     path: &str,
     state_present: bool,
     create: bool,
-    env: &OpEnv<'_>,
+    ctx: &OpContext<'_>,
     absent_msg: &str,
     what: &str,
 ) -> Result<EditTarget, OpError> {
@@ -300,7 +300,7 @@ pub async fn read_for_edit(
     if !stat.exists {
         if !state_present {
             return Ok(EditTarget::Done(
-                super::outcome::OpReport::new(false)
+                super::OpOutcome::new(false)
                     .msg(absent_msg)
                     .with("path", path),
             ));
@@ -311,7 +311,7 @@ pub async fn read_for_edit(
             )));
         }
         if read.parent_is_dir != Some(true) {
-            ensure_parent(t, path, env.check).await?;
+            ensure_parent(t, path, ctx.check).await?;
         }
         return Ok(EditTarget::Edit {
             stat,
@@ -350,14 +350,18 @@ pub async fn ensure_parent(t: &dyn Transport, path: &str, check: bool) -> Result
 }
 
 /// Remove a file; in a --check run only record that it would be gone.
-pub async fn remove_file(t: &dyn Transport, path: &str, env: &OpEnv<'_>) -> Result<(), OpError> {
-    if env.check {
+pub async fn remove_file(
+    t: &dyn Transport,
+    path: &str,
+    ctx: &OpContext<'_>,
+) -> Result<(), OpError> {
+    if ctx.check {
         if let Some(o) = t.check_overlay() {
             o.would_remove(path);
         }
         return Ok(());
     }
-    super::outcome::sh_ok(
+    super::sh_ok(
         t,
         format!("rm -f -- {}", sh_quote(path)),
         &format!("removing {path}"),

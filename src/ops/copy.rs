@@ -5,10 +5,23 @@ use std::path::{Path, PathBuf};
 
 use super::attrs::{FileAttrs, ModeSpec, stat_result};
 use super::content::{WriteOpts, check_validate, write_content};
-use super::outcome::{Args, OpEnv, OpError, OpReport, find_src, sh, sh_ok, sh_quote};
+use super::{Args, OpContext, OpError, OpOutcome, find_src, sh, sh_ok, sh_quote};
 use crate::playbook::model::Vars;
 use crate::transport::check_state::LocalRead;
 use crate::transport::{FileStat, Transport};
+
+use super::schema::Spec;
+
+/// What `copy` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "copy",
+    flags: "",
+    params: "src:path; content:raw; dest:path!; mode:mode; owner:str; group:str; backup:bool; force:bool/thirsty; validate:str; remote_src:bool; directory_mode:mode",
+    rules: "src|content one:src|content",
+};
+
+crate::ops::host_op!(CopyOp, SPEC);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -26,21 +39,21 @@ pub struct Params {
 impl Params {
     pub fn parse(args: &Vars) -> Result<Params, OpError> {
         let a = Args::new("copy", args);
-        let content = match a.value(&["content"])? {
+        let content = match a.value("content")? {
             None => None,
             Some(serde_json::Value::String(s)) => Some(s.clone()),
             // Ansible writes non-string content as JSON.
             Some(v) => Some(serde_json::to_string(v).unwrap_or_default()),
         };
         let p = Params {
-            src: a.str(&["src"])?,
+            src: a.str("src")?,
             content,
-            dest: a.req_str(&["dest"])?,
-            remote_src: a.bool_or(&["remote_src"], false)?,
-            backup: a.bool_or(&["backup"], false)?,
-            force: a.bool_or(&["force", "thirsty"], true)?,
-            validate: a.str(&["validate"])?,
-            directory_mode: match a.value(&["directory_mode"])? {
+            dest: a.req_str("dest")?,
+            remote_src: a.bool_or("remote_src", false)?,
+            backup: a.bool_or("backup", false)?,
+            force: a.bool_or("force", true)?,
+            validate: a.str("validate")?,
+            directory_mode: match a.value("directory_mode")? {
                 None => None,
                 Some(v) => Some(ModeSpec::parse(v).map_err(|e| a.err(e))?),
             },
@@ -59,14 +72,14 @@ impl Params {
     }
 
     /// Check on the controller, before any host is touched, that `src` exists.
-    pub fn resolve_src(&self, env: &OpEnv<'_>) -> Result<Option<PathBuf>, OpError> {
+    pub fn resolve_src(&self, dirs: &[PathBuf]) -> Result<Option<PathBuf>, OpError> {
         match (&self.src, self.remote_src) {
-            (Some(s), false) => find_src(s, "files", env).map(Some).ok_or_else(|| {
+            (Some(s), false) => find_src(s, "files", dirs).map(Some).ok_or_else(|| {
                 OpError::params(
                     "copy",
                     format!(
                         "Could not find `{s}` in {} (looked in files/ below each and in each)",
-                        search_list(env)
+                        search_list(dirs)
                     ),
                 )
             }),
@@ -75,12 +88,11 @@ impl Params {
     }
 }
 
-pub(crate) fn search_list(env: &OpEnv<'_>) -> String {
-    if env.base_dirs.is_empty() {
+pub(crate) fn search_list(dirs: &[PathBuf]) -> String {
+    if dirs.is_empty() {
         "no search path".into()
     } else {
-        env.base_dirs
-            .iter()
+        dirs.iter()
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(", ")
@@ -101,20 +113,20 @@ pub async fn place(
     content: &[u8],
     attrs: &FileAttrs,
     opts: &WriteOpts,
-    env: &OpEnv<'_>,
-) -> Result<OpReport, OpError> {
+    ctx: &OpContext<'_>,
+) -> Result<OpOutcome, OpError> {
     let mut dest = dest.to_string();
     let mut created_dir = false;
-    let plain = !env.check && !env.diff && !opts.backup && opts.validate.is_none();
+    let plain = !ctx.check && !ctx.diff && !opts.backup && opts.validate.is_none();
     let mut st = if plain && !dest.ends_with('/') {
         // The common case in one round trip: create the file when nothing
         // is there, else get the stat to compare with.
         let spec = super::content::new_file_spec(&dest, content, attrs)?;
         match t.create_file(&spec).await? {
             None => {
-                let mut r = OpReport::new(true);
+                let mut r = OpOutcome::new(true);
                 r.set("dest", dest.clone());
-                r.set("checksum", super::outcome::sha256_hex(content));
+                r.set("checksum", super::sha256_hex(content));
                 r.set("size", content.len());
                 r.set("state", "file");
                 return Ok(r);
@@ -127,7 +139,7 @@ pub async fn place(
     if dest.ends_with('/') && dest.len() > 1 && !st.exists {
         // As Ansible: a dest ending in `/` is a directory, created when missing.
         created_dir = true;
-        if !env.check {
+        if !ctx.check {
             let q = sh_quote(&dest);
             sh_ok(t, format!("mkdir -p -- {q}"), &format!("creating {dest}")).await?;
         } else if let Some(o) = t.check_overlay() {
@@ -165,8 +177,8 @@ pub async fn place(
             )));
         }
     }
-    let w = write_content(t, &dest, &st, None, content, attrs, opts, env).await?;
-    let mut r = OpReport::new(w.changed);
+    let w = write_content(t, &dest, &st, None, content, attrs, opts, ctx).await?;
+    let mut r = OpOutcome::new(w.changed);
     r.diff = w.diff;
     r.set("dest", dest.clone());
     r.set("checksum", w.checksum.clone());
@@ -203,14 +215,14 @@ fn walk(
     Ok(())
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
     let opts = WriteOpts {
         backup: p.backup,
         validate: p.validate.clone(),
         force: p.force,
     };
     if let Some(c) = &p.content {
-        return place(t, "copy", &p.dest, None, c.as_bytes(), &p.attrs, &opts, env).await;
+        return place(t, "copy", &p.dest, None, c.as_bytes(), &p.attrs, &opts, ctx).await;
     }
     let src = p.src.clone().unwrap_or_default();
     let mut dir_src = None;
@@ -225,7 +237,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         }
         Some((t.get_file(&src).await?, src.clone()))
     } else {
-        let recorded = match t.check_overlay().filter(|_| env.check) {
+        let recorded = match t.check_overlay().filter(|_| ctx.check) {
             Some(o) => match o.local_read(&src) {
                 LocalRead::Content(data) => Some((data, src.clone())),
                 LocalRead::Unknown => {
@@ -240,7 +252,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         match recorded {
             Some(r) => Some(r),
             None => {
-                let path = p.resolve_src(env)?.unwrap_or_default();
+                let path = p.resolve_src(&ctx.base_dirs())?.unwrap_or_default();
                 if path.is_dir() {
                     dir_src = Some(path);
                     None
@@ -254,7 +266,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
     };
     if let Some((data, shown)) = single {
         let name = Some(basename(&src));
-        let mut r = place(t, "copy", &p.dest, name, &data, &p.attrs, &opts, env).await?;
+        let mut r = place(t, "copy", &p.dest, name, &data, &p.attrs, &opts, ctx).await?;
         r.set("src", shown);
         return Ok(r);
     }
@@ -279,7 +291,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         ),
         None => String::new(),
     };
-    let action = if env.check {
+    let action = if ctx.check {
         String::new()
     } else {
         format!("mkdir -p \"$d\"{dmode} && ")
@@ -289,7 +301,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         qdirs.join(" ")
     );
     let mut changed = false;
-    match t.check_overlay().filter(|_| env.check) {
+    match t.check_overlay().filter(|_| ctx.check) {
         // In a --check run the directories may be ones earlier tasks would make.
         Some(o) => {
             let dmode = match &p.directory_mode {
@@ -322,10 +334,10 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
             .map_err(|e| OpError::failed(format!("reading {}: {e}", abs.display())))?;
         let d = format!("{root}/{}", rel.display());
         let st = t.stat(&d).await?;
-        let w = write_content(t, &d, &st, None, &data, &p.attrs, &opts, env).await?;
+        let w = write_content(t, &d, &st, None, &data, &p.attrs, &opts, ctx).await?;
         changed |= w.changed;
     }
-    Ok(OpReport::new(changed)
+    Ok(OpOutcome::new(changed)
         .with("dest", p.dest.clone())
         .with("src", path.display().to_string()))
 }
@@ -370,11 +382,10 @@ mod tests {
     #[test]
     fn missing_src_fails_before_any_host() {
         let p = parse(json!({"dest": "/x", "src": "nope.conf"})).unwrap();
-        let env = OpEnv {
-            base_dirs: vec![PathBuf::from("/nonexistent-ferry")],
-            ..OpEnv::default()
-        };
-        let e = p.resolve_src(&env).unwrap_err().to_string();
+        let e = p
+            .resolve_src(&[PathBuf::from("/nonexistent-ferry")])
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("nope.conf") && e.contains("/nonexistent-ferry"),
             "{e}"

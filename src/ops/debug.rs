@@ -5,12 +5,23 @@ use serde_json::Value;
 
 use super::{Op, OpContext, OpError, OpOutcome};
 
+use super::schema::Spec;
+
+/// What `debug` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "debug",
+    flags: "",
+    params: "msg:raw; var:str; verbosity:int",
+    rules: "msg|var",
+};
+
 pub struct Debug;
 
 #[async_trait]
 impl Op for Debug {
-    fn name(&self) -> &'static str {
-        "debug"
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
     fn needs_connection(&self) -> bool {
         false

@@ -5,12 +5,23 @@ use serde_json::Value;
 
 use super::{Op, OpContext, OpError, OpOutcome};
 
+use super::schema::Spec;
+
+/// What `fail` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "fail",
+    flags: "",
+    params: "msg:raw",
+    rules: "",
+};
+
 pub struct Fail;
 
 #[async_trait]
 impl Op for Fail {
-    fn name(&self) -> &'static str {
-        "fail"
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
     fn needs_connection(&self) -> bool {
         false

@@ -8,10 +8,23 @@
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
-use super::outcome::{Args, FileDiff, OpEnv, OpError, OpReport, sh, sh_quote, sha256_hex};
+use super::{Args, Diff, OpContext, OpError, OpOutcome, sh, sh_quote, sha256_hex};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
 use crate::transport::check_state::LocalRead;
+
+use super::schema::Spec;
+
+/// What `fetch` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "fetch",
+    flags: "",
+    params: "src:path!; dest:path!; flat:bool; fail_on_missing:bool; validate_checksum:bool",
+    rules: "",
+};
+
+crate::ops::host_op!(FetchOp, SPEC);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -26,11 +39,11 @@ impl Params {
     pub fn parse(args: &Vars) -> Result<Params, OpError> {
         let a = Args::new("fetch", args);
         let p = Params {
-            src: a.req_str(&["src"])?,
-            dest: a.req_str(&["dest"])?,
-            flat: a.bool_or(&["flat"], false)?,
-            fail_on_missing: a.bool_or(&["fail_on_missing"], true)?,
-            validate_checksum: a.bool_or(&["validate_checksum"], true)?,
+            src: a.req_str("src")?,
+            dest: a.req_str("dest")?,
+            flat: a.bool_or("flat", false)?,
+            fail_on_missing: a.bool_or("fail_on_missing", true)?,
+            validate_checksum: a.bool_or("validate_checksum", true)?,
         };
         a.finish()?;
         Ok(p)
@@ -135,17 +148,17 @@ pub fn write_local_atomic(path: &Path, data: &[u8]) -> Result<(), OpError> {
     Ok(())
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
-    let base = env
-        .base_dirs
+pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+    let base = ctx
+        .base_dirs()
         .last()
         .cloned()
         .unwrap_or_else(|| std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")));
-    let dest = local_dest(p, &env.host, &base)?;
+    let dest = local_dest(p, ctx.host, &base)?;
     // In a --check run the controller copy is recorded, not written: later
     // tasks (a copy of it back) read it from there. A source a task check
     // mode could not run would make leaves the copy unknown too.
-    let overlay = t.check_overlay().filter(|_| env.check);
+    let overlay = t.check_overlay().filter(|_| ctx.check);
     if let Some(o) = overlay {
         let before = o.unknown_seen();
         let _ = t.stat(&p.src).await?;
@@ -166,14 +179,14 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
     if !st.exists {
         let msg = "the remote file does not exist, not transferring";
         if p.fail_on_missing {
-            let mut result = Vars::new();
+            let mut result = serde_json::Map::new();
             result.insert("file".into(), p.src.clone().into());
             return Err(OpError::Failed {
                 msg: format!("{msg}: {}", p.src),
                 result,
             });
         }
-        return Ok(OpReport::new(false)
+        return Ok(OpOutcome::new(false)
             .msg(format!("{msg}, ignored"))
             .with("file", p.src.clone()));
     }
@@ -182,7 +195,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         if p.fail_on_missing {
             return Err(OpError::failed(msg));
         }
-        return Ok(OpReport::new(false)
+        return Ok(OpOutcome::new(false)
             .msg(format!("{msg}, not transferring, ignored"))
             .with("file", p.src.clone()));
     }
@@ -194,7 +207,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
     let dest_s = dest.display().to_string();
     if local_sum.is_some() && local_sum == st.checksum {
         let data = local.unwrap_or_default();
-        return Ok(OpReport::new(false)
+        return Ok(OpOutcome::new(false)
             .with("file", p.src.clone())
             .with("dest", dest_s)
             .with("checksum", sha1_hex(&data))
@@ -210,23 +223,23 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
             "checksum mismatch: {src} changed while it was fetched"
         )));
     }
-    let mut r = OpReport::new(true)
+    let mut r = OpOutcome::new(true)
         .with("dest", dest_s.clone())
         .with("checksum", remote_sha1.clone())
         .with("remote_checksum", remote_sha1)
         .with("md5sum", md5_hex(&data))
         .with("remote_md5sum", serde_json::Value::Null);
-    if env.diff {
+    if ctx.diff {
         let text = |b: &[u8]| {
             String::from_utf8(b.to_vec()).unwrap_or_else(|_| "(binary file, not shown)\n".into())
         };
-        r.diff = Some(FileDiff {
-            path: dest_s,
+        r.diff = Some(Diff {
+            path: Some(dest_s),
             before: local.as_deref().map(text).unwrap_or_default(),
             after: text(&data),
         });
     }
-    if !env.check {
+    if !ctx.check {
         write_local_atomic(&dest, &data)?;
     } else if let Some(o) = overlay {
         o.would_write_local(&dest.display().to_string(), Some(data));

@@ -2,9 +2,22 @@
 //! its mode/owner/group, optionally recursively.
 
 use super::attrs::{FileAttrs, ModeSpec, ensure_attrs, stat_result};
-use super::outcome::{Args, OpEnv, OpError, OpReport, sh, sh_ok, sh_quote};
+use super::{Args, OpContext, OpError, OpOutcome, sh, sh_ok, sh_quote};
 use crate::playbook::model::Vars;
 use crate::transport::{FileSpec, FileStat, Transport};
+
+use super::schema::Spec;
+
+/// What `file` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "file",
+    flags: "",
+    params: "path:path!/dest,name; state:str=file,directory,link,hard,touch,absent; mode:mode; owner:str; group:str; recurse:bool; src:path; force:bool",
+    rules: "",
+};
+
+crate::ops::host_op!(FileOp, SPEC);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -30,8 +43,8 @@ pub struct Params {
 impl Params {
     pub fn parse(args: &Vars) -> Result<Params, OpError> {
         let a = Args::new("file", args);
-        let path = a.req_str(&["path", "dest", "name"])?;
-        let state = match a.str(&["state"])?.as_deref() {
+        let path = a.req_str("path")?;
+        let state = match a.str("state")?.as_deref() {
             None => None,
             Some("file") => Some(State::File),
             Some("directory") => Some(State::Directory),
@@ -48,9 +61,9 @@ impl Params {
         let p = Params {
             path,
             state,
-            src: a.str(&["src"])?,
-            recurse: a.bool_or(&["recurse"], false)?,
-            force: a.bool_or(&["force"], false)?,
+            src: a.str("src")?,
+            recurse: a.bool_or("recurse", false)?,
+            force: a.bool_or("force", false)?,
             attrs: FileAttrs::parse(&a)?,
         };
         a.finish()?;
@@ -73,13 +86,13 @@ impl Params {
     }
 }
 
-fn report(changed: bool, path: &str, st: &FileStat) -> OpReport {
-    let mut r = OpReport::new(changed);
+fn report(changed: bool, path: &str, st: &FileStat) -> OpOutcome {
+    let mut r = OpOutcome::new(changed);
     stat_result(&mut r, path, st);
     r
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
     let path = p.path.as_str();
     let q = sh_quote(path);
     let st = t.stat(path).await?;
@@ -93,16 +106,16 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
     match state {
         State::Absent => {
             if !st.exists && !st.is_link {
-                return Ok(OpReport::new(false)
+                return Ok(OpOutcome::new(false)
                     .with("path", path)
                     .with("state", "absent"));
             }
-            if !env.check {
+            if !ctx.check {
                 sh_ok(t, format!("rm -rf -- {q}"), &format!("removing {path}")).await?;
             } else if let Some(o) = t.check_overlay() {
                 o.would_remove(path);
             }
-            Ok(OpReport::new(true)
+            Ok(OpOutcome::new(true)
                 .with("path", path)
                 .with("state", "absent"))
         }
@@ -117,11 +130,11 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
                     "{path} is a directory, not a file"
                 )));
             }
-            let changed = ensure_attrs(t, path, &st, &p.attrs, env.check).await?;
+            let changed = ensure_attrs(t, path, &st, &p.attrs, ctx.check).await?;
             Ok(report(changed, path, &st))
         }
         State::Touch => {
-            if env.check
+            if ctx.check
                 && let Some(o) = t.check_overlay()
             {
                 if st.exists {
@@ -140,7 +153,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
                     });
                 }
             }
-            if !env.check {
+            if !ctx.check {
                 if st.exists {
                     sh_ok(t, format!("touch -- {q}"), &format!("touching {path}")).await?;
                 } else {
@@ -172,7 +185,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
                 )));
             }
             if !st.exists {
-                if !env.check {
+                if !ctx.check {
                     // Create each missing component and give it the attributes, as Ansible does.
                     let fresh = FileStat {
                         mode: 0o755,
@@ -207,7 +220,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
                     )
                     .await?;
                 }
-                let mut r = OpReport::new(true)
+                let mut r = OpOutcome::new(true)
                     .with("path", path)
                     .with("state", "directory");
                 if let Some(m) = p.attrs.wanted_mode(&FileStat {
@@ -219,16 +232,16 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
                 }
                 return Ok(r);
             }
-            let mut changed = ensure_attrs(t, path, &st, &p.attrs, env.check).await?;
+            let mut changed = ensure_attrs(t, path, &st, &p.attrs, ctx.check).await?;
             if p.recurse {
-                changed |= recurse(t, path, &p.attrs, env.check).await?;
+                changed |= recurse(t, path, &p.attrs, ctx.check).await?;
             }
             Ok(report(changed, path, &st))
         }
         State::Link => {
             let src = p.src.clone().unwrap_or_default();
             if st.is_link && st.link_target.as_deref() == Some(src.as_str()) {
-                let changed = ensure_attrs(t, path, &st, &p.attrs, env.check).await?;
+                let changed = ensure_attrs(t, path, &st, &p.attrs, ctx.check).await?;
                 return Ok(report(changed, path, &st).with("src", src));
             }
             if st.exists && !st.is_link {
@@ -247,7 +260,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
                     )));
                 }
             }
-            if !env.check {
+            if !ctx.check {
                 let tmp = sh_quote(&format!("{path}.ferry-link.tmp"));
                 let rmdir = if st.is_dir {
                     format!("rmdir -- {q} && ")
@@ -273,7 +286,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
                     p.attrs.group.as_deref(),
                 );
             }
-            Ok(OpReport::new(true)
+            Ok(OpOutcome::new(true)
                 .with("path", path)
                 .with("src", src)
                 .with("state", "link"))
@@ -282,7 +295,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
             let src = p.src.clone().unwrap_or_default();
             let qs = sh_quote(&src);
             // In a --check run, src or path may exist only as what earlier tasks would make.
-            let overlay = t.check_overlay().filter(|_| env.check);
+            let overlay = t.check_overlay().filter(|_| ctx.check);
             let same = match overlay {
                 Some(_) if !t.stat(&src).await?.exists => Some(3),
                 Some(o) => o.same_file(path, &src).map(|same| if same { 0 } else { 1 }),
@@ -302,7 +315,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
             match rc {
                 3 => Err(OpError::failed(format!("src file {src} does not exist"))),
                 0 => {
-                    let changed = ensure_attrs(t, path, &st, &p.attrs, env.check).await?;
+                    let changed = ensure_attrs(t, path, &st, &p.attrs, ctx.check).await?;
                     Ok(report(changed, path, &st).with("src", src))
                 }
                 _ => {
@@ -314,7 +327,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
                     if let Some(o) = overlay {
                         o.would_hardlink(path, &src);
                     }
-                    if !env.check {
+                    if !ctx.check {
                         sh_ok(
                             t,
                             format!("ln -f -- {qs} {q}"),
@@ -324,7 +337,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
                         let nst = t.stat(path).await?;
                         ensure_attrs(t, path, &nst, &p.attrs, false).await?;
                     }
-                    Ok(OpReport::new(true)
+                    Ok(OpOutcome::new(true)
                         .with("path", path)
                         .with("src", src)
                         .with("state", "hard"))

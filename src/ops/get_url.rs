@@ -15,9 +15,22 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::attrs::{FileAttrs, ensure_attrs, stat_result};
-use super::outcome::{Args, OpEnv, OpError, OpReport, sh, sh_quote};
+use super::{Args, OpContext, OpError, OpOutcome, sh, sh_quote};
 use crate::playbook::model::Vars;
 use crate::transport::{FileSpec, FileStat, Transport};
+
+use super::schema::Spec;
+
+/// What `get_url` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "get_url",
+    flags: "",
+    params: "url:str!; dest:path!; mode:mode; owner:str; group:str; force:bool; checksum:str; timeout:int; backup:bool",
+    rules: "",
+};
+
+crate::ops::host_op!(GetUrlOp, SPEC);
 
 /// A URL get_url accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,8 +172,8 @@ pub struct Params {
 impl Params {
     pub fn parse(args: &Vars) -> Result<Params, OpError> {
         let a = Args::new("get_url", args);
-        let url = a.req_str(&["url"])?;
-        let checksum = match a.str(&["checksum"])? {
+        let url = a.req_str("url")?;
+        let checksum = match a.str("checksum")? {
             None => None,
             Some(c) if c.trim().is_empty() => None,
             Some(c) => {
@@ -191,11 +204,11 @@ impl Params {
         let p = Params {
             parsed: Url::parse(&url).map_err(|e| a.err(e))?,
             url,
-            dest: a.req_str(&["dest"])?,
+            dest: a.req_str("dest")?,
             checksum,
-            force: a.bool_or(&["force"], false)?,
-            backup: a.bool_or(&["backup"], false)?,
-            timeout: a.u64(&["timeout"])?.unwrap_or(10),
+            force: a.bool_or("force", false)?,
+            backup: a.bool_or("backup", false)?,
+            timeout: a.u64("timeout")?.unwrap_or(10),
             attrs: FileAttrs::parse(&a)?,
         };
         a.finish()?;
@@ -290,8 +303,8 @@ async fn host_sum(
     }))
 }
 
-fn unchanged(path: &str, st: &FileStat, changed: bool, url: &str, msg: &str) -> OpReport {
-    let mut r = OpReport::new(changed).msg(msg);
+fn unchanged(path: &str, st: &FileStat, changed: bool, url: &str, msg: &str) -> OpOutcome {
+    let mut r = OpOutcome::new(changed).msg(msg);
     stat_result(&mut r, path, st);
     r.set("dest", path);
     r.set("url", url);
@@ -332,7 +345,7 @@ async fn check_name(t: &dyn Transport, p: &Params) -> Result<(), OpError> {
     Ok(())
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
     check_name(t, p).await?;
     let dest_st = t.stat(&p.dest).await?;
     let (dest, st) = if dest_st.is_dir {
@@ -358,8 +371,8 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
             None => !p.force,
         };
         if keep {
-            let changed = ensure_attrs(t, &dest, &st, &p.attrs, env.check).await?;
-            let st2 = if changed && !env.check {
+            let changed = ensure_attrs(t, &dest, &st, &p.attrs, ctx.check).await?;
+            let st2 = if changed && !ctx.check {
                 t.stat(&dest).await?
             } else {
                 st.clone()
@@ -398,7 +411,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
                 p.url
             )));
         }
-        if env.check {
+        if ctx.check {
             // The source is on the host: its checksum says exactly whether dest would change.
             let same = st.exists && ss.checksum.is_some() && ss.checksum == st.checksum;
             let changed = if same {
@@ -434,7 +447,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
             };
             return Ok(unchanged(&dest, &st, changed, &p.url, "check mode"));
         }
-    } else if env.check {
+    } else if ctx.check {
         let mut r = unchanged(&dest, &st, true, &p.url, "check mode: would download");
         r.set("state", "file");
         return Ok(r);
@@ -533,7 +546,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
     } else {
         st2
     };
-    let mut r = OpReport::new(new || attrs_changed)
+    let mut r = OpOutcome::new(new || attrs_changed)
         .msg(format!("OK ({} bytes)", size.clone().unwrap_or_default()));
     stat_result(&mut r, &dest, &st3);
     r.set("dest", dest.clone());

@@ -1,8 +1,21 @@
 //! `group`: a local group present (with gid) or absent.
 
-use super::outcome::{Args, OpEnv, OpError, OpReport, sh, sh_quote};
+use super::{Args, OpContext, OpError, OpOutcome, sh, sh_quote};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
+
+use super::schema::Spec;
+
+/// What `group` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "group",
+    flags: "",
+    params: "name:str!; state:str=present,absent; gid:int; system:bool",
+    rules: "",
+};
+
+crate::ops::host_op!(GroupOp, SPEC);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -16,10 +29,10 @@ impl Params {
     pub fn parse(args: &Vars) -> Result<Params, OpError> {
         let a = Args::new("group", args);
         let p = Params {
-            name: a.req_str(&["name"])?,
-            state_present: a.choice(&["state"], &["present", "absent"], "present")? == "present",
-            gid: a.u64(&["gid"])?,
-            system: a.bool_or(&["system"], false)?,
+            name: a.req_str("name")?,
+            state_present: a.choice("state", "present")? == "present",
+            gid: a.u64("gid")?,
+            system: a.bool_or("system", false)?,
         };
         a.finish()?;
         super::user::check_name("group", &p.name)?;
@@ -54,18 +67,18 @@ pub fn plan(p: &Params, current: Option<&str>) -> Option<String> {
     }
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
     let out = sh(t, format!("getent group {}", sh_quote(&p.name))).await?;
     let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let current = (out.rc == 0 && !text.is_empty()).then_some(text.as_str());
     let cmd = plan(p, current);
-    if let (Some(c), false) = (&cmd, env.check) {
+    if let (Some(c), false) = (&cmd, ctx.check) {
         let out = sh(t, c.clone()).await?;
         if out.rc != 0 {
             return Err(OpError::command(format!("group {}", p.name), &out));
         }
     }
-    let mut r = OpReport::new(cmd.is_some())
+    let mut r = OpOutcome::new(cmd.is_some())
         .with("name", p.name.clone())
         .with("state", if p.state_present { "present" } else { "absent" });
     if let Some(g) = p.gid {

@@ -9,6 +9,17 @@ use serde_json::Value;
 
 use super::{InventoryChange, Op, OpContext, OpError, OpOutcome};
 
+use super::schema::Spec;
+
+/// What `group_by` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "group_by",
+    flags: "",
+    params: "key:str!; parents:list",
+    rules: "",
+};
+
 pub struct GroupBy;
 
 fn group_name(v: &Value) -> String {
@@ -20,8 +31,8 @@ fn group_name(v: &Value) -> String {
 
 #[async_trait]
 impl Op for GroupBy {
-    fn name(&self) -> &'static str {
-        "group_by"
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
     fn needs_connection(&self) -> bool {
         false

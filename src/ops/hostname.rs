@@ -2,9 +2,22 @@
 
 use super::attrs::FileAttrs;
 use super::content::{WriteOpts, write_content};
-use super::outcome::{Args, OpEnv, OpError, OpReport, sh, sh_quote};
+use super::{Args, OpContext, OpError, OpOutcome, sh, sh_quote};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
+
+use super::schema::Spec;
+
+/// What `hostname` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "hostname",
+    flags: "",
+    params: "name:str!; use:str",
+    rules: "",
+};
+
+crate::ops::host_op!(HostnameOp, SPEC);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -15,10 +28,10 @@ impl Params {
     pub fn parse(args: &Vars) -> Result<Params, OpError> {
         let a = Args::new("hostname", args);
         let p = Params {
-            name: a.req_str(&["name"])?,
+            name: a.req_str("name")?,
         };
         // `use` picks Ansible's strategy; ferry always does what `debian` does.
-        if let Some(u) = a.str(&["use"])?
+        if let Some(u) = a.str("use")?
             && !matches!(u.as_str(), "debian" | "systemd" | "generic")
         {
             return Err(a.err(format!(
@@ -49,7 +62,7 @@ pub fn plan(p: &Params, running: &str, etc: Option<&str>) -> (bool, bool) {
     )
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
     let out = sh(t, "hostname").await?;
     let running = String::from_utf8_lossy(&out.stdout).into_owned();
     let st = t.stat("/etc/hostname").await?;
@@ -59,7 +72,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         None
     };
     let (set_running, write) = plan(p, &running, etc.as_deref());
-    if !env.check {
+    if !ctx.check {
         if write {
             let content = format!("{}\n", p.name);
             write_content(
@@ -70,7 +83,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
                 content.as_bytes(),
                 &FileAttrs::default(),
                 &WriteOpts::new(),
-                env,
+                ctx,
             )
             .await?;
         }
@@ -81,7 +94,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
             }
         }
     }
-    Ok(OpReport::new(set_running || write).with("name", p.name.clone()))
+    Ok(OpOutcome::new(set_running || write).with("name", p.name.clone()))
 }
 
 #[cfg(test)]

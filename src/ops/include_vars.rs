@@ -16,6 +16,17 @@ use serde_json::{Map, Value};
 use super::{Op, OpContext, OpError, OpOutcome};
 use crate::playbook::Vars;
 
+use super::schema::Spec;
+
+/// What `include_vars` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "include_vars",
+    flags: "free",
+    params: "_raw_params:path; file:path; dir:path; name:str; files_matching:str; ignore_files:list; extensions:list; ignore_unknown_extensions:bool; depth:int; hash_behaviour:str=replace,merge",
+    rules: "_raw_params|file|dir one:_raw_params|file|dir",
+};
+
 pub struct IncludeVars;
 
 const DIR_ARGS: &[&str] = &[
@@ -231,8 +242,8 @@ impl IncludeVars {
 
 #[async_trait]
 impl Op for IncludeVars {
-    fn name(&self) -> &'static str {
-        "include_vars"
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
     fn needs_connection(&self) -> bool {
         false

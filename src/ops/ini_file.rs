@@ -7,9 +7,22 @@ use super::attrs::FileAttrs;
 use super::content::Edit;
 use super::content::{WriteOpts, apply_edit};
 use super::lineinfile::split_lines;
-use super::outcome::{Args, OpEnv, OpError, OpReport};
+use super::{Args, OpContext, OpError, OpOutcome};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
+
+use super::schema::Spec;
+
+/// What `ini_file` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "ini_file",
+    flags: "",
+    params: "path:path!/dest; section:str; option:str/key; value:raw; state:str=present,absent; backup:bool; create:bool; no_extra_spaces:bool; allow_no_value:bool; modify_inactive_option:bool; mode:mode; owner:str; group:str",
+    rules: "one:section|option",
+};
+
+crate::ops::host_op!(IniFileOp, SPEC);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -32,16 +45,16 @@ impl Params {
     pub fn parse(args: &Vars) -> Result<Params, OpError> {
         let a = Args::new("ini_file", args);
         let p = Params {
-            path: a.req_str(&["path", "dest"])?,
-            section: a.str(&["section"])?,
-            option: a.str(&["option", "key"])?,
-            value: a.str(&["value"])?,
-            state_present: a.choice(&["state"], &["present", "absent"], "present")? == "present",
-            no_extra_spaces: a.bool_or(&["no_extra_spaces"], false)?,
-            allow_no_value: a.bool_or(&["allow_no_value"], false)?,
-            modify_inactive_option: a.bool_or(&["modify_inactive_option"], true)?,
-            create: a.bool_or(&["create"], true)?,
-            backup: a.bool_or(&["backup"], false)?,
+            path: a.req_str("path")?,
+            section: a.str("section")?,
+            option: a.str("option")?,
+            value: a.str("value")?,
+            state_present: a.choice("state", "present")? == "present",
+            no_extra_spaces: a.bool_or("no_extra_spaces", false)?,
+            allow_no_value: a.bool_or("allow_no_value", false)?,
+            modify_inactive_option: a.bool_or("modify_inactive_option", true)?,
+            create: a.bool_or("create", true)?,
+            backup: a.bool_or("backup", false)?,
             attrs: FileAttrs::parse(&a)?,
         };
         a.finish()?;
@@ -215,7 +228,7 @@ pub fn edit(p: &Params, content: &str) -> Edit {
     }
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
     let st = t.stat(&p.path).await?;
     if st.is_dir {
         return Err(OpError::failed(format!("Path {} is a directory !", p.path)));
@@ -227,10 +240,10 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         )));
     }
     if !st.exists && !p.state_present {
-        return Ok(OpReport::new(false).msg("OK").with("path", p.path.clone()));
+        return Ok(OpOutcome::new(false).msg("OK").with("path", p.path.clone()));
     }
     if !st.exists {
-        super::content::ensure_parent(t, &p.path, env.check).await?;
+        super::content::ensure_parent(t, &p.path, ctx.check).await?;
     }
     let before = if st.exists {
         t.get_file(&p.path).await?
@@ -243,7 +256,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         validate: None,
         force: true,
     };
-    let mut r = apply_edit(t, &p.path, &st, &before, &e, &p.attrs, &opts, env).await?;
+    let mut r = apply_edit(t, &p.path, &st, &before, &e, &p.attrs, &opts, ctx).await?;
     if let Some(s) = &p.section {
         r.set("section", s.clone());
     }

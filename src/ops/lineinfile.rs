@@ -5,9 +5,22 @@ use regex::Regex;
 
 use super::attrs::FileAttrs;
 use super::content::{Edit, WriteOpts, apply_edit, check_validate};
-use super::outcome::{Args, OpEnv, OpError, OpReport};
+use super::{Args, OpContext, OpError, OpOutcome};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
+
+use super::schema::Spec;
+
+/// What `lineinfile` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "lineinfile",
+    flags: "",
+    params: "path:path!/dest,destfile,name; regexp:str/regex; search_string:str; state:str=present,absent; line:str/value; backrefs:bool; insertafter:str; insertbefore:str; create:bool; backup:bool; firstmatch:bool; mode:mode; owner:str; group:str; validate:str",
+    rules: "insertafter|insertbefore regexp|search_string",
+};
+
+crate::ops::host_op!(LineinfileOp, SPEC);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -29,9 +42,9 @@ pub struct Params {
 impl Params {
     pub fn parse(args: &Vars) -> Result<Params, OpError> {
         let a = Args::new("lineinfile", args);
-        let path = a.req_str(&["path", "dest", "destfile", "name"])?;
-        let state_present = a.choice(&["state"], &["present", "absent"], "present")? == "present";
-        let regexp = match a.str(&["regexp", "regex"])? {
+        let path = a.req_str("path")?;
+        let state_present = a.choice("state", "present")? == "present";
+        let regexp = match a.str("regexp")? {
             None => None,
             Some(r) => Some(compile(&a, "regexp", &r)?),
         };
@@ -39,15 +52,15 @@ impl Params {
             path,
             state_present,
             regexp,
-            search_string: a.str(&["search_string"])?,
-            line: a.str(&["line", "value"])?,
-            insertafter: a.str(&["insertafter"])?,
-            insertbefore: a.str(&["insertbefore"])?,
-            backrefs: a.bool_or(&["backrefs"], false)?,
-            create: a.bool_or(&["create"], false)?,
-            backup: a.bool_or(&["backup"], false)?,
-            firstmatch: a.bool_or(&["firstmatch"], false)?,
-            validate: a.str(&["validate"])?,
+            search_string: a.str("search_string")?,
+            line: a.str("line")?,
+            insertafter: a.str("insertafter")?,
+            insertbefore: a.str("insertbefore")?,
+            backrefs: a.bool_or("backrefs", false)?,
+            create: a.bool_or("create", false)?,
+            backup: a.bool_or("backup", false)?,
+            firstmatch: a.bool_or("firstmatch", false)?,
+            validate: a.str("validate")?,
             attrs: FileAttrs::parse(&a)?,
         };
         a.finish()?;
@@ -307,13 +320,13 @@ pub fn absent(p: &Params, content: &str) -> Edit {
     }
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
     let (st, before) = match super::content::read_for_edit(
         t,
         &p.path,
         p.state_present,
         p.create,
-        env,
+        ctx,
         "file not present",
         "Destination",
     )
@@ -333,7 +346,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         validate: p.validate.clone(),
         force: true,
     };
-    let mut r = apply_edit(t, &p.path, &st, &before, &edit, &p.attrs, &opts, env).await?;
+    let mut r = apply_edit(t, &p.path, &st, &before, &edit, &p.attrs, &opts, ctx).await?;
     if !p.state_present {
         r.set("found", edit.found);
     }

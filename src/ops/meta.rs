@@ -4,12 +4,23 @@ use async_trait::async_trait;
 
 use super::{Control, Op, OpContext, OpError, OpOutcome};
 
+use super::schema::Spec;
+
+/// What `meta` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "meta",
+    flags: "free",
+    params: "_raw_params:str!=flush_handlers,end_play,end_host,end_batch,noop,refresh_inventory,clear_facts,clear_host_errors,reset_connection",
+    rules: "",
+};
+
 pub struct Meta;
 
 #[async_trait]
 impl Op for Meta {
-    fn name(&self) -> &'static str {
-        "meta"
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
     fn needs_connection(&self) -> bool {
         false

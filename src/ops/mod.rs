@@ -1,15 +1,50 @@
-//! Operations: one file per op, each with its schema, check, apply and diff.
+//! Operations: one file per op, each declaring its parameters once ([`schema::Spec`]) and
+//! implementing the one op contract, [`Op`].
 //!
-//! The engine never knows which op it runs: it looks an op up by name with
-//! [`lookup`], renders the task's arguments, and calls [`Op::run`] with an
-//! [`OpContext`]. An op checks the current state through the context's
-//! transport and changes it only where it differs; it reports what it did
-//! in an [`OpOutcome`].
+//! The engine never knows which op it runs: it looks an op up by name in the one
+//! registry ([`lookup`], [`registry`]), renders the task's arguments, and calls
+//! [`Op::run`] with an [`OpContext`]. An op checks the current state through the
+//! context's transport and changes it only where it differs (in check mode: not at
+//! all); it reports what it did in an [`OpOutcome`]. `ferry check` validates a task
+//! against the op's declaration and, where the arguments are literals, with the op's
+//! own parser ([`Op::check_args`]).
+
+/// An op with a `Params::parse(&Vars)` and a
+/// `run(&dyn Transport, &Params, &OpContext) -> Result<OpOutcome, OpError>` in its module:
+/// the type `$ty` implementing [`Op`] with declaration `$spec`.
+macro_rules! host_op {
+    ($ty:ident, $spec:expr) => {
+        #[doc = concat!("The op declared by `", stringify!($spec), "` in this module.")]
+        pub struct $ty;
+
+        #[async_trait::async_trait]
+        impl $crate::ops::Op for $ty {
+            fn spec(&self) -> &'static $crate::ops::schema::Spec {
+                &$spec
+            }
+            fn check_args(
+                &self,
+                args: &$crate::playbook::Vars,
+            ) -> Result<(), $crate::ops::OpError> {
+                Params::parse(args).map(|_| ())
+            }
+            async fn run(
+                &self,
+                ctx: &$crate::ops::OpContext<'_>,
+            ) -> Result<$crate::ops::OpOutcome, $crate::ops::OpError> {
+                let p = Params::parse(ctx.args)?;
+                run(&ctx.host_transport(), &p, ctx).await
+            }
+        }
+    };
+}
+pub(crate) use host_op;
 
 pub mod add_host;
 pub mod apt;
 pub mod apt_key;
 pub mod apt_repository;
+pub mod args;
 pub mod assert;
 pub mod attrs;
 pub mod authorized_key;
@@ -26,6 +61,7 @@ pub mod get_url;
 pub mod git;
 pub mod group;
 pub mod group_by;
+pub mod host;
 pub mod hostname;
 pub mod include_vars;
 pub mod ini_file;
@@ -58,10 +94,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+pub use args::{Args, parse_bool};
+pub use host::{BecomeTransport, find_src, sh, sh_ok, sh_quote, sha256_hex};
+pub use outcome::{Control, Diff, InventoryChange, OpError, OpOutcome};
+pub use registry::{lookup, names};
 
 use crate::playbook::Vars;
-use crate::transport::{Become, CommandOutput, Transport, TransportError};
+use crate::transport::{Become, Transport};
 
 /// Renders templates and evaluates conditions for ops that need it
 /// (`assert`'s `that`, `debug`'s `var`, the `template` op).
@@ -84,6 +125,7 @@ pub trait Render: Send + Sync {
 }
 
 /// Everything an op gets to do its work on one host.
+#[derive(Clone)]
 pub struct OpContext<'a> {
     /// Inventory name of the host the task is for (not the delegate).
     pub host: &'a str,
@@ -112,6 +154,31 @@ pub struct OpContext<'a> {
 }
 
 impl OpContext<'_> {
+    /// Controller-side search paths for a task's `src:`: the role's, then the playbook's.
+    pub fn base_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs = Vec::new();
+        if let Some(r) = self.role_dir {
+            dirs.push(r.to_path_buf());
+        }
+        dirs.push(self.base_dir.to_path_buf());
+        dirs
+    }
+
+    /// Render a controller-side template file's text with the task's variables.
+    pub fn render_file(&self, source: &str, path: &Path) -> Result<String, String> {
+        self.render
+            .render_template(source, &path.display().to_string(), self.vars)
+    }
+
+    /// The host's transport, running commands and writing files as the task's
+    /// `become` user.
+    pub fn host_transport(&self) -> BecomeTransport<'_> {
+        BecomeTransport {
+            inner: &*self.transport,
+            become_: self.become_.clone(),
+        }
+    }
+
     /// Search order for a relative file (`files/` or `templates/` under the role, then the playbook dir).
     pub fn find_file(&self, sub: &str, name: &str) -> PathBuf {
         let p = Path::new(name);
@@ -166,126 +233,22 @@ pub fn truthy(v: &Value) -> Option<bool> {
     }
 }
 
-/// A change an op made (or would make), as text.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Diff {
-    pub path: Option<String>,
-    pub before: String,
-    pub after: String,
-}
-
-/// What the engine should do after this task (the `meta` op).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Control {
-    FlushHandlers,
-    EndPlay,
-    EndHost,
-    Noop,
-}
-
-/// What an op did on one host.
-#[derive(Debug, Clone, Default)]
-pub struct OpOutcome {
-    pub changed: bool,
-    pub failed: bool,
-    pub skipped: bool,
-    pub msg: Option<String>,
-    /// The registered result (Ansible's keys: rc, stdout, stderr, stdout_lines, ...).
-    /// The engine adds `changed`, `failed`, `msg` (and `skipped`) from the fields above.
-    pub result: Map<String, Value>,
-    pub diff: Option<Diff>,
-    /// Variables to set on the host for the rest of the run (set_fact, setup's facts).
-    pub facts: Vars,
-    /// Only the `meta` op sets this.
-    pub control: Option<Control>,
-    /// Variables at `include_vars` precedence (above task vars, below set_fact),
-    /// set on the host for the rest of the run.
-    pub included_vars: Vars,
-    /// Changes to the run's inventory (`add_host`, `group_by`): the engine applies
-    /// them and reports the task changed when they changed something.
-    pub inventory: Vec<InventoryChange>,
-}
-
-/// A change to the hosts and groups a run sees, applied by the engine
-/// ([`crate::engine::HostSource::change`]); later plays' `hosts:` see it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum InventoryChange {
-    /// `add_host`: the host (created if new) gains `vars` as host vars and joins `groups`
-    /// (created under `all` if new).
-    AddHost {
-        name: String,
-        groups: Vec<String>,
-        vars: Vars,
-    },
-    /// `group_by`: `host` joins `group` (created if new), made a child of each of `parents`.
-    AddToGroup {
-        host: String,
-        group: String,
-        parents: Vec<String>,
-    },
-}
-
-impl OpOutcome {
-    pub fn ok() -> Self {
-        Self::default()
-    }
-    pub fn changed() -> Self {
-        Self {
-            changed: true,
-            ..Self::default()
-        }
-    }
-    pub fn failed(msg: impl Into<String>) -> Self {
-        Self {
-            failed: true,
-            msg: Some(msg.into()),
-            ..Self::default()
-        }
-    }
-    pub fn skipped(msg: impl Into<String>) -> Self {
-        Self {
-            skipped: true,
-            msg: Some(msg.into()),
-            ..Self::default()
-        }
-    }
-    pub fn with_msg(mut self, msg: impl Into<String>) -> Self {
-        self.msg = Some(msg.into());
-        self
-    }
-    /// Put a command's rc/stdout/stderr(_lines) into the result, as Ansible registers them.
-    pub fn with_command_output(mut self, out: &CommandOutput) -> Self {
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let stdout = stdout.strip_suffix('\n').unwrap_or(&stdout).to_string();
-        let stderr = stderr.strip_suffix('\n').unwrap_or(&stderr).to_string();
-        let lines = |s: &str| Value::Array(s.lines().map(|l| Value::String(l.into())).collect());
-        self.result.insert("rc".into(), Value::from(out.rc));
-        self.result.insert("stdout_lines".into(), lines(&stdout));
-        self.result.insert("stderr_lines".into(), lines(&stderr));
-        self.result.insert("stdout".into(), Value::String(stdout));
-        self.result.insert("stderr".into(), Value::String(stderr));
-        self
-    }
-}
-
-/// Why an op could not run at all (bad arguments, a transport failure).
-#[derive(Debug, thiserror::Error)]
-pub enum OpError {
-    #[error("{0}")]
-    Args(String),
-    #[error(transparent)]
-    Transport(#[from] TransportError),
-    #[error("{0}")]
-    Other(String),
-}
-
 /// One operation (`command`, `copy`, ...).
 #[async_trait]
 pub trait Op: Send + Sync {
+    /// What the op takes, declared once (names, types, required, aliases, choices).
+    fn spec(&self) -> &'static schema::Spec;
     /// Canonical name (without `ansible.builtin.`).
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &'static str {
+        self.spec().name
+    }
+    /// Rules that depend on a value (`sysctl` present needs `value`), checked by
+    /// `ferry check` when every argument is a literal: the op's own parser, so check
+    /// and run apply one definition. Ops without such rules accept.
+    fn check_args(&self, args: &Vars) -> Result<(), OpError> {
+        let _ = args;
+        Ok(())
+    }
     /// Whether the op talks to the host at all (`debug`, `set_fact`, `assert`,
     /// `fail`, `meta` do not: the engine needs no connection for them).
     fn needs_connection(&self) -> bool {
@@ -306,67 +269,4 @@ pub trait Op: Send + Sync {
         &[]
     }
     async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError>;
-}
-
-static OPS: &[&(dyn Op + 'static)] = &[
-    &command::Command,
-    &shell::Shell,
-    &raw::Raw,
-    &script::Script,
-    &ping::Ping,
-    &setup::Setup,
-    &debug::Debug,
-    &set_fact::SetFact,
-    &assert::Assert,
-    &fail::Fail,
-    &meta::Meta,
-    &pause::Pause,
-    &include_vars::IncludeVars,
-    &add_host::AddHost,
-    &group_by::GroupBy,
-];
-
-/// The op registered under `name` (`ansible.builtin.` / `ansible.legacy.` prefixes accepted).
-pub fn lookup(name: &str) -> Option<&'static dyn Op> {
-    let name = name
-        .strip_prefix("ansible.builtin.")
-        .or_else(|| name.strip_prefix("ansible.legacy."))
-        .unwrap_or(name);
-    OPS.iter()
-        .chain(registry::HOST_OPS.iter())
-        .copied()
-        .find(|op| op.name() == name)
-}
-
-/// Every registered op name (for "did you mean" suggestions).
-pub fn names() -> impl Iterator<Item = &'static str> {
-    OPS.iter()
-        .chain(registry::HOST_OPS.iter())
-        .map(|op| op.name())
-}
-
-#[cfg(test)]
-mod tests {
-    /// `ferry check` accepts an op when its schema is known; `ferry run` runs it when the
-    /// registry has it. The two lists must name the same ops, or check passes what run
-    /// refuses (as it once did for `mount` and `make`).
-    #[test]
-    fn every_op_check_accepts_runs_and_every_op_that_runs_is_checked() {
-        let checked: std::collections::BTreeSet<&str> =
-            super::schema::op_names().into_iter().collect();
-        let runs: std::collections::BTreeSet<&str> = super::names().collect();
-        let unrunnable: Vec<_> = checked.difference(&runs).collect();
-        let unchecked: Vec<_> = runs.difference(&checked).collect();
-        assert!(
-            unrunnable.is_empty(),
-            "check accepts, run refuses: {unrunnable:?}"
-        );
-        assert!(
-            unchecked.is_empty(),
-            "run has, check does not know: {unchecked:?}"
-        );
-        for name in &checked {
-            assert!(super::lookup(name).is_some(), "{name}");
-        }
-    }
 }

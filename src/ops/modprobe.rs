@@ -1,8 +1,21 @@
 //! `modprobe`: a kernel module loaded (with parameters) or unloaded.
 
-use super::outcome::{Args, OpEnv, OpError, OpReport, sh, sh_quote};
+use super::{Args, OpContext, OpError, OpOutcome, sh, sh_quote};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
+
+use super::schema::Spec;
+
+/// What `modprobe` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "modprobe",
+    flags: "",
+    params: "name:str!; state:str=present,absent; params:str",
+    rules: "",
+};
+
+crate::ops::host_op!(ModprobeOp, SPEC);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -15,9 +28,9 @@ impl Params {
     pub fn parse(args: &Vars) -> Result<Params, OpError> {
         let a = Args::new("modprobe", args);
         let p = Params {
-            name: a.req_str(&["name"])?,
-            state_present: a.choice(&["state"], &["present", "absent"], "present")? == "present",
-            params: a.str(&["params"])?.unwrap_or_default(),
+            name: a.req_str("name")?,
+            state_present: a.choice("state", "present")? == "present",
+            params: a.str("params")?.unwrap_or_default(),
         };
         a.finish()?;
         if !p
@@ -27,14 +40,17 @@ impl Params {
         {
             return Err(OpError::params(
                 "modprobe",
-                format!("bad module name `{}`", p.name),
+                format!(
+                    "module name `{}` may hold only letters, digits, `_` and `-`",
+                    p.name
+                ),
             ));
         }
         Ok(p)
     }
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
     // /sys/module lists loaded and built-in modules, with `_` for `-`.
     let sysname = p.name.replace('-', "_");
     let out = sh(
@@ -44,7 +60,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
     .await?;
     let loaded = String::from_utf8_lossy(&out.stdout).trim() == "loaded";
     let changed = loaded != p.state_present;
-    if changed && !env.check {
+    if changed && !ctx.check {
         let cmd = if p.state_present {
             let params: Vec<String> = p.params.split_whitespace().map(sh_quote).collect();
             format!("modprobe {} {}", sh_quote(&p.name), params.join(" "))
@@ -56,7 +72,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
             return Err(OpError::command(format!("modprobe {}", p.name), &out));
         }
     }
-    Ok(OpReport::new(changed)
+    Ok(OpOutcome::new(changed)
         .with("name", p.name.clone())
         .with("params", p.params.clone())
         .with("state", if p.state_present { "present" } else { "absent" }))

@@ -5,12 +5,23 @@
 //! and the result says so; `user_input` is always empty. With a duration the
 //! prompt is only shown as the task's message and the pause lasts that long.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{Op, OpContext, OpError, OpOutcome};
+
+use super::schema::Spec;
+
+/// What `pause` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "pause",
+    flags: "",
+    params: "seconds:int; minutes:int; prompt:str; echo:bool",
+    rules: "seconds|minutes",
+};
 
 pub struct Pause;
 
@@ -33,34 +44,10 @@ fn py_float(f: f64) -> String {
     }
 }
 
-/// `YYYY-MM-DD HH:MM:SS.ffffff` (UTC), as Ansible writes `start`/`stop`.
-fn timestamp(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:06}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_micros()
-    )
-}
-
 #[async_trait]
 impl Op for Pause {
-    fn name(&self) -> &'static str {
-        "pause"
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
     fn needs_connection(&self) -> bool {
         false
@@ -112,8 +99,11 @@ impl Op for Pause {
                 "stdout",
                 format!("Paused for {} {unit}", py_float(shown)).into(),
             ),
-            ("start", timestamp(start).into()),
-            ("stop", timestamp(SystemTime::now()).into()),
+            ("start", crate::clock::ansible_timestamp(start).into()),
+            (
+                "stop",
+                crate::clock::ansible_timestamp(SystemTime::now()).into(),
+            ),
             ("delta", Value::from(elapsed as i64)),
             ("echo", echo.into()),
             ("user_input", "".into()),
@@ -127,14 +117,6 @@ impl Op for Pause {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamps_are_utc_calendar_dates() {
-        let t = UNIX_EPOCH + Duration::from_micros(951_782_400_000_001); // 2000-02-29
-        assert_eq!(timestamp(t), "2000-02-29 00:00:00.000001");
-        let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(timestamp(t), "2023-11-14 22:13:20.000000");
-    }
 
     #[test]
     fn durations_print_as_python_floats() {

@@ -5,12 +5,23 @@ use async_trait::async_trait;
 use super::{Op, OpContext, OpError, OpOutcome};
 use crate::transport::CommandSpec;
 
+use super::schema::Spec;
+
+/// What `ping` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "ping",
+    flags: "",
+    params: "data:str",
+    rules: "",
+};
+
 pub struct Ping;
 
 #[async_trait]
 impl Op for Ping {
-    fn name(&self) -> &'static str {
-        "ping"
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
     async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
         let data = ctx.arg_str("data").unwrap_or_else(|| "pong".into());

@@ -9,9 +9,22 @@
 
 use std::collections::BTreeMap;
 
-use super::outcome::{Args, OpEnv, OpError, OpReport, sh_quote};
+use super::{Args, OpContext, OpError, OpOutcome, sh_quote};
 use crate::playbook::model::Vars;
 use crate::transport::{CommandSpec, Transport};
+
+use super::schema::Spec;
+
+/// What `pip` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "pip",
+    flags: "",
+    params: "name:list; requirements:path; virtualenv:path; virtualenv_command:str; virtualenv_site_packages:bool; state:str=present,absent,latest,forcereinstall; version:str; extra_args:str; chdir:path; executable:path",
+    rules: "one:name|requirements virtualenv|executable",
+};
+
+crate::ops::host_op!(PipOp, SPEC);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -38,32 +51,25 @@ pub struct Params {
 impl Params {
     pub fn parse(args: &Vars) -> Result<Params, OpError> {
         let a = Args::new("pip", args);
-        let state = match a
-            .choice(
-                &["state"],
-                &["present", "absent", "latest", "forcereinstall"],
-                "present",
-            )?
-            .as_str()
-        {
+        let state = match a.choice("state", "present")?.as_str() {
             "absent" => State::Absent,
             "latest" => State::Latest,
             "forcereinstall" => State::ForceReinstall,
             _ => State::Present,
         };
         let p = Params {
-            names: a.list(&["name"])?.unwrap_or_default(),
-            version: a.str(&["version"])?,
-            requirements: a.str(&["requirements"])?,
-            virtualenv: a.str(&["virtualenv"])?,
+            names: a.list("name")?.unwrap_or_default(),
+            version: a.str("version")?,
+            requirements: a.str("requirements")?,
+            virtualenv: a.str("virtualenv")?,
             virtualenv_command: a
-                .str(&["virtualenv_command"])?
+                .str("virtualenv_command")?
                 .unwrap_or_else(|| "python3 -m venv".into()),
-            virtualenv_site_packages: a.bool_or(&["virtualenv_site_packages"], false)?,
+            virtualenv_site_packages: a.bool_or("virtualenv_site_packages", false)?,
             state,
-            extra_args: a.str(&["extra_args"])?,
-            chdir: a.str(&["chdir"])?,
-            executable: a.str(&["executable"])?,
+            extra_args: a.str("extra_args")?,
+            chdir: a.str("chdir")?,
+            executable: a.str("executable")?,
         };
         a.finish()?;
         if p.names.is_empty() && p.requirements.is_none() {
@@ -318,9 +324,9 @@ async fn freeze(t: &dyn Transport, p: &Params) -> Result<BTreeMap<String, String
     Ok(parse_freeze(&String::from_utf8_lossy(&out.stdout)))
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
     let specs = p.specs();
-    let mut r = OpReport::new(false);
+    let mut r = OpOutcome::new(false);
     let state_name = match p.state {
         State::Present => "present",
         State::Absent => "absent",
@@ -333,7 +339,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
     r.set("version", p.version.clone());
     r.set("virtualenv", p.virtualenv.clone());
     // In a --check run: what earlier check-mode pip tasks would have done here.
-    let overlay = t.check_overlay().filter(|_| env.check);
+    let overlay = t.check_overlay().filter(|_| ctx.check);
     let key = env_key(p);
     let rec = overlay.and_then(|o| o.pip_env(&key)).unwrap_or_default();
     let mut on_host = true;
@@ -349,7 +355,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
                 return Ok(r.msg("no virtualenv, nothing to remove"));
             }
             r.changed = true;
-            if env.check {
+            if ctx.check {
                 let todo = specs.clone();
                 if let Some(o) = overlay {
                     let installed = would_install(t, p, &specs).await?;
@@ -472,7 +478,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         }
     };
     r.set("cmd", cmd.clone());
-    if env.check {
+    if ctx.check {
         // Present/absent know exactly from the freeze; latest cannot without the index.
         r.changed = true;
         if let Some(o) = overlay {

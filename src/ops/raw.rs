@@ -5,12 +5,23 @@ use async_trait::async_trait;
 use super::{Op, OpContext, OpError, OpOutcome};
 use crate::transport::CommandSpec;
 
+use super::schema::Spec;
+
+/// What `raw` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "raw",
+    flags: "free",
+    params: "_raw_params:str!; executable:path",
+    rules: "",
+};
+
 pub struct Raw;
 
 #[async_trait]
 impl Op for Raw {
-    fn name(&self) -> &'static str {
-        "raw"
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
     async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
         let line = ctx

@@ -7,9 +7,22 @@ use super::attrs::FileAttrs;
 use super::content::Edit;
 use super::content::{WriteOpts, apply_edit, check_validate};
 use super::lineinfile::{compile, expand_python};
-use super::outcome::{Args, OpEnv, OpError, OpReport};
+use super::{Args, OpContext, OpError, OpOutcome};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
+
+use super::schema::Spec;
+
+/// What `replace` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "replace",
+    flags: "",
+    params: "path:path!/dest,destfile,name; regexp:str!; replace:str; after:str; before:str; backup:bool; mode:mode; owner:str; group:str; validate:str",
+    rules: "",
+};
+
+crate::ops::host_op!(ReplaceOp, SPEC);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -26,17 +39,17 @@ pub struct Params {
 impl Params {
     pub fn parse(args: &Vars) -> Result<Params, OpError> {
         let a = Args::new("replace", args);
-        let path = a.req_str(&["path", "dest", "destfile", "name"])?;
-        let r = a.req_str(&["regexp"])?;
+        let path = a.req_str("path")?;
+        let r = a.req_str("regexp")?;
         let regexp = compile(&a, "regexp", &format!("(?m){r}"))?;
         let p = Params {
             path,
             regexp,
-            replace: a.str(&["replace"])?.unwrap_or_default(),
-            after: a.str(&["after"])?,
-            before: a.str(&["before"])?,
-            backup: a.bool_or(&["backup"], false)?,
-            validate: a.str(&["validate"])?,
+            replace: a.str("replace")?.unwrap_or_default(),
+            after: a.str("after")?,
+            before: a.str("before")?,
+            backup: a.bool_or("backup", false)?,
+            validate: a.str("validate")?,
             attrs: FileAttrs::parse(&a)?,
         };
         if let Some(x) = &p.after {
@@ -84,7 +97,7 @@ pub fn edit(p: &Params, content: &str) -> Edit {
     }
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
     let st = t.stat(&p.path).await?;
     if !st.exists {
         return Err(OpError::failed(format!("Path {} does not exist !", p.path)));
@@ -99,7 +112,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         validate: p.validate.clone(),
         force: true,
     };
-    apply_edit(t, &p.path, &st, &before, &e, &p.attrs, &opts, env).await
+    apply_edit(t, &p.path, &st, &before, &e, &p.attrs, &opts, ctx).await
 }
 
 #[cfg(test)]

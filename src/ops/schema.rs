@@ -4,14 +4,12 @@
 //! ansible.posix / community.general ones the testbed uses: `ini_file`,
 //! `sysctl`, `modprobe`, `mount`, `authorized_key`). ferry rejects a parameter
 //! it does not support instead of ignoring it, so each op lists only what it
-//! implements. Ops add their parameters here as they grow.
+//! implements. Each op declares its parameters once, in its own file (`SPEC`, a
+//! [`Spec`]); the ops are listed once, in [`super::registry`].
 //!
-//! The table is written in a small notation, one op per entry:
+//! A declaration is written in a small notation:
 //! `name:type` then `!` (required), `/alias,alias`, `=choice,choice`;
 //! entries separated by `;`. Types: str path bool int float list dict mode raw.
-
-use std::collections::HashMap;
-use std::sync::OnceLock;
 
 use serde_json::Value;
 
@@ -140,236 +138,16 @@ impl std::fmt::Display for ArgProblem {
     }
 }
 
-/// The op table: (name, flags, params, rules).
+/// An op's declaration, written in the notation above (each op file has its `SPEC`).
 /// flags: `free` (free-form string allowed), `open` (extra keys allowed).
 /// rules: `x|y` mutually exclusive, `one:x|y` at least one of.
-const SPECS: &[(&str, &str, &str, &str)] = &[
-    // --- files
-    (
-        "file",
-        "",
-        "path:path!/dest,name; state:str=file,directory,link,hard,touch,absent; mode:mode; owner:str; group:str; recurse:bool; src:path; force:bool",
-        "",
-    ),
-    (
-        "copy",
-        "",
-        "src:path; content:raw; dest:path!; mode:mode; owner:str; group:str; backup:bool; force:bool/thirsty; validate:str; remote_src:bool; directory_mode:mode",
-        "src|content one:src|content",
-    ),
-    (
-        "template",
-        "",
-        "src:path!; dest:path!; mode:mode; owner:str; group:str; backup:bool; force:bool; validate:str",
-        "",
-    ),
-    (
-        "lineinfile",
-        "",
-        "path:path!/dest,destfile,name; regexp:str/regex; search_string:str; state:str=present,absent; line:str/value; backrefs:bool; insertafter:str; insertbefore:str; create:bool; backup:bool; firstmatch:bool; mode:mode; owner:str; group:str; validate:str",
-        "insertafter|insertbefore regexp|search_string",
-    ),
-    (
-        "blockinfile",
-        "",
-        "path:path!/dest,destfile,name; block:str/content; marker:str; marker_begin:str; marker_end:str; state:str=present,absent; insertafter:str; insertbefore:str; create:bool; backup:bool; mode:mode; owner:str; group:str; validate:str",
-        "insertafter|insertbefore",
-    ),
-    (
-        "replace",
-        "",
-        "path:path!/dest,destfile,name; regexp:str!; replace:str; after:str; before:str; backup:bool; mode:mode; owner:str; group:str; validate:str",
-        "",
-    ),
-    (
-        "ini_file",
-        "",
-        "path:path!/dest; section:str; option:str/key; value:raw; state:str=present,absent; backup:bool; create:bool; no_extra_spaces:bool; allow_no_value:bool; modify_inactive_option:bool; mode:mode; owner:str; group:str",
-        "one:section|option",
-    ),
-    (
-        "stat",
-        "",
-        "path:path!/dest,name; follow:bool; get_checksum:bool; checksum_algorithm:str/checksum,checksum_algo=sha1,sha256,md5",
-        "",
-    ),
-    ("slurp", "", "src:path!/path", ""),
-    (
-        "fetch",
-        "",
-        "src:path!; dest:path!; flat:bool; fail_on_missing:bool; validate_checksum:bool",
-        "",
-    ),
-    (
-        "get_url",
-        "",
-        "url:str!; dest:path!; mode:mode; owner:str; group:str; force:bool; checksum:str; timeout:int; backup:bool",
-        "",
-    ),
-    (
-        "unarchive",
-        "",
-        "src:path!; dest:path!; remote_src:bool; creates:path; exclude:list; keep_newer:bool; list_files:bool",
-        "",
-    ),
-    // --- commands
-    (
-        "command",
-        "free",
-        "_raw_params:str; cmd:str; argv:list; creates:path; removes:path; chdir:path; stdin:str; stdin_add_newline:bool; strip_empty_ends:bool",
-        "_raw_params|cmd|argv one:_raw_params|cmd|argv",
-    ),
-    (
-        "shell",
-        "free",
-        "_raw_params:str; cmd:str; creates:path; removes:path; chdir:path; stdin:str; stdin_add_newline:bool; executable:path",
-        "_raw_params|cmd one:_raw_params|cmd",
-    ),
-    ("raw", "free", "_raw_params:str!; executable:path", ""),
-    (
-        "script",
-        "free",
-        "_raw_params:str; cmd:str; creates:path; removes:path; chdir:path; executable:path",
-        "_raw_params|cmd one:_raw_params|cmd",
-    ),
-    // --- packages
-    (
-        "apt",
-        "",
-        "name:list/package,pkg; state:str=present,installed,absent,removed,latest; update_cache:bool/update-cache; cache_valid_time:int; deb:path; install_recommends:bool/install-recommends; purge:bool; autoremove:bool",
-        "name|deb one:name|deb|update_cache|autoremove",
-    ),
-    (
-        "package",
-        "",
-        "name:list/package,pkg; state:str=present,installed,absent,removed,latest; update_cache:bool/update-cache; cache_valid_time:int; deb:path; install_recommends:bool/install-recommends; purge:bool; autoremove:bool",
-        "name|deb one:name|deb|update_cache|autoremove",
-    ),
-    (
-        "apt_key",
-        "",
-        "id:str; data:str; file:path; keyring:path; state:str=present,absent",
-        "data|file",
-    ),
-    (
-        "apt_repository",
-        "",
-        "repo:str!; state:str=present,absent; filename:str; update_cache:bool/update-cache; mode:mode",
-        "",
-    ),
-    (
-        "pip",
-        "",
-        "name:list; requirements:path; virtualenv:path; virtualenv_command:str; virtualenv_site_packages:bool; state:str=present,absent,latest,forcereinstall; version:str; extra_args:str; chdir:path; executable:path",
-        "one:name|requirements virtualenv|executable",
-    ),
-    // --- services
-    (
-        "service",
-        "",
-        "name:str!/service,unit; state:str=started,stopped,restarted,reloaded; enabled:bool; daemon_reload:bool/daemon-reload; start_command:str; pidfile:path; stop_signal:str; reload_signal:str; log_file:path",
-        "one:state|enabled|daemon_reload start_command|enabled",
-    ),
-    (
-        "systemd",
-        "",
-        "name:str!/service,unit; state:str=started,stopped,restarted,reloaded; enabled:bool; daemon_reload:bool/daemon-reload; start_command:str; pidfile:path; stop_signal:str; reload_signal:str; log_file:path",
-        "one:state|enabled|daemon_reload start_command|enabled",
-    ),
-    // --- system
-    (
-        "sysctl",
-        "",
-        "name:str!/key; value:str/val; state:str=present,absent; sysctl_file:path; reload:bool; sysctl_set:bool; ignoreerrors:bool",
-        "",
-    ),
-    (
-        "modprobe",
-        "",
-        "name:str!; state:str=present,absent; params:str",
-        "",
-    ),
-    (
-        "user",
-        "",
-        "name:str!/user; state:str=present,absent; uid:int; group:str; groups:list; append:bool; shell:path; home:path; create_home:bool/createhome; system:bool; password:str; comment:str; remove:bool",
-        "",
-    ),
-    (
-        "group",
-        "",
-        "name:str!; state:str=present,absent; gid:int; system:bool",
-        "",
-    ),
-    ("hostname", "", "name:str!; use:str", ""),
-    (
-        "authorized_key",
-        "",
-        "user:str!; key:str!; state:str=present,absent; path:path; manage_dir:bool; exclusive:bool",
-        "",
-    ),
-    (
-        "wait_for",
-        "",
-        "host:str; port:int; path:path; state:str=started,present,stopped,absent; search_regex:str; timeout:int; delay:int; sleep:int; connect_timeout:int; msg:str",
-        "port|path",
-    ),
-    // --- source
-    (
-        "git",
-        "",
-        "repo:str!/name; dest:path!; version:str; force:bool; depth:int; clone:bool; update:bool; via:str=auto,host,controller",
-        "",
-    ),
-    (
-        "build",
-        "",
-        "src:path!/chdir; configure_flags:list; make_target:str; prefix:path; jobs:int; marker:path",
-        "",
-    ),
-    // --- control
-    ("debug", "", "msg:raw; var:str; verbosity:int", "msg|var"),
-    ("set_fact", "open", "cacheable:bool", ""),
-    (
-        "assert",
-        "",
-        "that:list!; fail_msg:raw/msg; success_msg:raw; quiet:bool",
-        "",
-    ),
-    ("fail", "", "msg:raw", ""),
-    (
-        "pause",
-        "",
-        "seconds:int; minutes:int; prompt:str; echo:bool",
-        "seconds|minutes",
-    ),
-    (
-        "meta",
-        "free",
-        "_raw_params:str!=flush_handlers,end_play,end_host,end_batch,noop,refresh_inventory,clear_facts,clear_host_errors,reset_connection",
-        "",
-    ),
-    (
-        "include_vars",
-        "free",
-        "_raw_params:path; file:path; dir:path; name:str; files_matching:str; ignore_files:list; extensions:list; ignore_unknown_extensions:bool; depth:int; hash_behaviour:str=replace,merge",
-        "_raw_params|file|dir one:_raw_params|file|dir",
-    ),
-    (
-        "add_host",
-        "open",
-        "name:str!/host,hostname; groups:list/group,groupname",
-        "",
-    ),
-    ("group_by", "", "key:str!; parents:list", ""),
-    ("ping", "", "data:str", ""),
-    (
-        "setup",
-        "",
-        "gather_subset:list; filter:list; gather_timeout:int; fact_path:path",
-        "",
-    ),
-];
+#[derive(Debug)]
+pub struct Spec {
+    pub name: &'static str,
+    pub flags: &'static str,
+    pub params: &'static str,
+    pub rules: &'static str,
+}
 
 /// Collection prefixes under which an op may be named (stripped when loading).
 pub const PREFIXES: &[&str] = &[
@@ -427,51 +205,31 @@ fn parse_param(spec: &'static str) -> Param {
     }
 }
 
-fn table() -> &'static HashMap<&'static str, OpSchema> {
-    static T: OnceLock<HashMap<&'static str, OpSchema>> = OnceLock::new();
-    T.get_or_init(|| {
-        let mut m = HashMap::new();
-        for (name, flags, params, rules) in SPECS {
-            let params = params
-                .split(';')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(parse_param)
-                .collect();
-            let mut mutually_exclusive = Vec::new();
-            let mut required_one_of = Vec::new();
-            for rule in rules.split_whitespace() {
-                match rule.strip_prefix("one:") {
-                    Some(r) => required_one_of.push(r.split('|').collect()),
-                    None => mutually_exclusive.push(rule.split('|').collect()),
-                }
-            }
-            m.insert(
-                *name,
-                OpSchema {
-                    name,
-                    params,
-                    mutually_exclusive,
-                    required_one_of,
-                    free_form: flags.contains("free"),
-                    open: flags.contains("open"),
-                },
-            );
+/// A declaration, parsed (panics on a malformed one: the registry's tests parse them all).
+pub fn parse_spec(spec: &'static Spec) -> OpSchema {
+    let params = spec
+        .params
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(parse_param)
+        .collect();
+    let mut mutually_exclusive = Vec::new();
+    let mut required_one_of = Vec::new();
+    for rule in spec.rules.split_whitespace() {
+        match rule.strip_prefix("one:") {
+            Some(r) => required_one_of.push(r.split('|').collect()),
+            None => mutually_exclusive.push(rule.split('|').collect()),
         }
-        m
-    })
-}
-
-/// The schema of an op, by canonical name.
-pub fn lookup(op: &str) -> Option<&'static OpSchema> {
-    table().get(canonical(op))
-}
-
-/// Every op name ferry knows, sorted.
-pub fn op_names() -> Vec<&'static str> {
-    let mut v: Vec<_> = table().keys().copied().collect();
-    v.sort();
-    v
+    }
+    OpSchema {
+        name: spec.name,
+        params,
+        mutually_exclusive,
+        required_one_of,
+        free_form: spec.flags.contains("free"),
+        open: spec.flags.contains("open"),
+    }
 }
 
 fn is_templated(v: &Value) -> bool {
@@ -653,253 +411,5 @@ fn scalar_text(v: &Value) -> Option<String> {
         Value::Bool(b) => Some(b.to_string()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn vars(v: Value) -> crate::playbook::model::Vars {
-        serde_json::from_value(v).unwrap()
-    }
-
-    #[test]
-    fn every_op_of_the_ops_issue_is_declared() {
-        for op in [
-            "file",
-            "copy",
-            "template",
-            "lineinfile",
-            "blockinfile",
-            "replace",
-            "ini_file",
-            "stat",
-            "slurp",
-            "fetch",
-            "get_url",
-            "unarchive",
-            "command",
-            "shell",
-            "raw",
-            "script",
-            "apt",
-            "package",
-            "apt_key",
-            "apt_repository",
-            "pip",
-            "service",
-            "systemd",
-            "sysctl",
-            "modprobe",
-            "user",
-            "group",
-            "hostname",
-            "authorized_key",
-            "wait_for",
-            "git",
-            "build",
-            "debug",
-            "set_fact",
-            "assert",
-            "fail",
-            "pause",
-            "meta",
-            "include_vars",
-            "add_host",
-            "group_by",
-            "ping",
-            "setup",
-        ] {
-            assert!(lookup(op).is_some(), "{op}");
-        }
-        assert!(lookup("ansible.builtin.copy").is_some());
-        assert!(lookup("community.general.ini_file").is_some());
-    }
-
-    /// The parsers of the host ops (`Params::parse` in `src/ops/<op>.rs`) are
-    /// the truth about what an op takes; `ferry check` must accept what
-    /// `ferry run` accepts and reject what it rejects.
-    type Parse = fn(&crate::playbook::model::Vars) -> Result<(), String>;
-
-    fn host_op_parsers() -> Vec<(&'static str, Parse)> {
-        macro_rules! p {
-            ($($name:literal => $m:ident),* $(,)?) => {
-                vec![$(($name, (|a| crate::ops::$m::Params::parse(a).map(|_| ()).map_err(|e| e.to_string())) as Parse)),*]
-            };
-        }
-        p![
-            "apt" => apt, "package" => apt, "authorized_key" => authorized_key,
-            "apt_key" => apt_key, "apt_repository" => apt_repository, "fetch" => fetch,
-            "get_url" => get_url, "pip" => pip, "unarchive" => unarchive,
-            "blockinfile" => blockinfile, "build" => build, "copy" => copy, "file" => file,
-            "git" => git, "group" => group, "hostname" => hostname, "ini_file" => ini_file,
-            "lineinfile" => lineinfile, "modprobe" => modprobe, "replace" => replace,
-            "service" => service, "systemd" => service, "slurp" => slurp, "stat" => stat,
-            "sysctl" => sysctl, "template" => template, "user" => user, "wait_for" => wait_for,
-        ]
-    }
-
-    /// A value of the parameter's type the parsers take.
-    fn sample(p: &Param) -> Value {
-        if let Some(c) = p.choices.first() {
-            return json!(c);
-        }
-        match p.ty {
-            ParamType::Str | ParamType::Raw => json!("x"),
-            ParamType::Path => json!("/tmp/x"),
-            ParamType::Bool => json!(true),
-            ParamType::Int | ParamType::Float => json!(1),
-            ParamType::List => json!(["x"]),
-            ParamType::Dict => json!({}),
-            ParamType::Mode => json!("0644"),
-        }
-    }
-
-    /// The smallest arguments the schema accepts: its required parameters and
-    /// the first of each at-least-one-of group.
-    fn minimal(s: &OpSchema) -> crate::playbook::model::Vars {
-        let mut args = crate::playbook::model::Vars::new();
-        for p in s.params.iter().filter(|p| p.required) {
-            args.insert(p.name.to_string(), sample(p));
-        }
-        // Requirements the schema notation cannot say (they depend on a value):
-        // the parsers check them when the task runs.
-        let conditional = match s.name {
-            "authorized_key" => json!({"key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA x@y"}),
-            "lineinfile" | "sysctl" => json!({"line": "x", "value": "1"}),
-            "get_url" => json!({"url": "file:///tmp/x"}),
-            "apt_repository" => json!({"repo": "deb http://10.0.0.1/debian stable main"}),
-            "apt_key" => json!({"data": "x"}),
-            _ => json!({}),
-        };
-        for (k, v) in conditional.as_object().unwrap() {
-            if s.params.iter().any(|p| p.name == k) {
-                args.insert(k.clone(), v.clone());
-            }
-        }
-        for g in &s.required_one_of {
-            if !g.iter().any(|n| args.contains_key(*n)) {
-                args.insert(g[0].to_string(), sample(s.param(g[0]).unwrap()));
-            }
-        }
-        args
-    }
-
-    #[test]
-    fn schemas_agree_with_the_op_parsers() {
-        let mut wrong = Vec::new();
-        for (op, parse) in host_op_parsers() {
-            let s = lookup(op).unwrap_or_else(|| panic!("{op} has a parser but no schema"));
-            let base = minimal(s);
-            assert!(
-                s.validate(&base).is_empty(),
-                "{op}: {:?}",
-                s.validate(&base)
-            );
-            if let Err(e) = parse(&base) {
-                wrong.push(format!(
-                    "{op}: the parser rejects {base:?}, which the schema accepts: {e}"
-                ));
-            }
-            // Every name and alias the schema takes, the parser takes.
-            for p in &s.params {
-                for name in std::iter::once(p.name).chain(p.aliases.iter().copied()) {
-                    let mut args = base.clone();
-                    args.shift_remove(p.name);
-                    args.insert(name.to_string(), sample(p));
-                    if let Err(e) = parse(&args)
-                        && e.contains("unsupported parameter")
-                    {
-                        wrong.push(format!("{op}: schema takes `{name}`, parser does not: {e}"));
-                    }
-                }
-                for c in p.choices.iter().skip(1) {
-                    let mut args = base.clone();
-                    args.insert(p.name.to_string(), json!(c));
-                    if let Err(e) = parse(&args)
-                        && e.contains("must be one of")
-                    {
-                        wrong.push(format!(
-                            "{op}: schema takes {}={c}, parser does not: {e}",
-                            p.name
-                        ));
-                    }
-                }
-                if !p.choices.is_empty() {
-                    let mut args = base.clone();
-                    args.insert(p.name.to_string(), json!("zz_bogus"));
-                    let e = parse(&args).expect_err("a value out of the choices is rejected");
-                    let said = e
-                        .split_once("must be one of ")
-                        .and_then(|(_, r)| r.split_once(", got"))
-                        .map(|(c, _)| c)
-                        .unwrap_or_else(|| panic!("{op}: {e}"));
-                    for c in said.split(", ") {
-                        if !p.choices.contains(&c) {
-                            wrong.push(format!(
-                                "{op}: parser takes {}={c}, schema does not",
-                                p.name
-                            ));
-                        }
-                    }
-                }
-            }
-            // Every name the parser asks for, the schema takes.
-            let mut args = base.clone();
-            args.insert("zz_probe".into(), json!("x"));
-            let e = parse(&args).expect_err("an unknown parameter is rejected");
-            let (_, known) = e
-                .split_once("ferry supports: ")
-                .unwrap_or_else(|| panic!("{op}: {e}"));
-            for name in known.split(", ") {
-                if s.param(name).is_none() {
-                    wrong.push(format!("{op}: parser takes `{name}`, schema does not"));
-                }
-            }
-        }
-        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-    }
-
-    #[test]
-    fn validation() {
-        let copy = lookup("copy").unwrap();
-        assert!(
-            copy.validate(&vars(json!({"src": "a", "dest": "/b"})))
-                .is_empty()
-        );
-        let p = copy.validate(&vars(
-            json!({"src": "a", "content": "x", "dest": "/b", "bogus": 1}),
-        ));
-        assert!(
-            p.iter()
-                .any(|(_, e)| matches!(e, ArgProblem::MutuallyExclusive { .. }))
-        );
-        assert!(p.iter().any(|(k, _)| k.as_deref() == Some("bogus")));
-        let p = copy.validate(&vars(json!({"src": "a"})));
-        assert_eq!(
-            p[0].1,
-            ArgProblem::MissingRequired {
-                name: "dest".into()
-            }
-        );
-        let file = lookup("file").unwrap();
-        assert!(
-            file.validate(&vars(
-                json!({"dest": "/x", "state": "directory", "recurse": "yes"})
-            ))
-            .is_empty()
-        );
-        let p = file.validate(&vars(json!({"path": "/x", "state": "dir"})));
-        assert!(matches!(p[0].1, ArgProblem::BadChoice { .. }));
-        let p = file.validate(&vars(json!({"path": "/x", "recurse": [1]})));
-        assert!(matches!(p[0].1, ArgProblem::WrongType { .. }));
-        assert_eq!(
-            file.canonical_args(&vars(json!({"dest": "/x"})))
-                .keys()
-                .collect::<Vec<_>>(),
-            vec!["path"]
-        );
     }
 }

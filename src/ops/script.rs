@@ -8,9 +8,20 @@
 use async_trait::async_trait;
 
 use super::command::shell_quote;
-use super::outcome::sha256_hex;
+use super::sha256_hex;
 use super::{Op, OpContext, OpError, OpOutcome};
 use crate::transport::{CommandSpec, FileSpec};
+
+use super::schema::Spec;
+
+/// What `script` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "script",
+    flags: "free",
+    params: "_raw_params:str; cmd:str; creates:path; removes:path; chdir:path; executable:path",
+    rules: "_raw_params|cmd one:_raw_params|cmd",
+};
 
 pub struct Script;
 
@@ -34,8 +45,8 @@ const KNOWN: &[&str] = &[
 
 #[async_trait]
 impl Op for Script {
-    fn name(&self) -> &'static str {
-        "script"
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
     async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
         let unknown: Vec<&str> = ctx

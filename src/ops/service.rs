@@ -7,9 +7,33 @@
 //! 2. systemd, when `/run/systemd/system` exists: `systemctl`.
 //! 3. otherwise the init script `/etc/init.d/NAME` (enabled = `update-rc.d`).
 
-use super::outcome::{Args, OpEnv, OpError, OpReport, sh, sh_quote};
+use super::{Args, OpContext, OpError, OpOutcome, sh, sh_quote};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
+
+use super::schema::Spec;
+
+/// What `service` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "service",
+    flags: "",
+    params: "name:str!/service,unit; state:str=started,stopped,restarted,reloaded; enabled:bool; daemon_reload:bool/daemon-reload; start_command:str; pidfile:path; stop_signal:str; reload_signal:str; log_file:path",
+    rules: "one:state|enabled|daemon_reload start_command|enabled",
+};
+
+crate::ops::host_op!(ServiceOp, SPEC);
+
+/// What `systemd` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SYSTEMD_SPEC: Spec = Spec {
+    name: "systemd",
+    flags: "",
+    params: "name:str!/service,unit; state:str=started,stopped,restarted,reloaded; enabled:bool; daemon_reload:bool/daemon-reload; start_command:str; pidfile:path; stop_signal:str; reload_signal:str; log_file:path",
+    rules: "one:state|enabled|daemon_reload start_command|enabled",
+};
+
+crate::ops::host_op!(SystemdOp, SYSTEMD_SPEC);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -36,7 +60,7 @@ pub struct Params {
 impl Params {
     pub fn parse(args: &Vars) -> Result<Params, OpError> {
         let a = Args::new("service", args);
-        let state = match a.str(&["state"])?.as_deref() {
+        let state = match a.str("state")?.as_deref() {
             None => None,
             Some("started") => Some(State::Started),
             Some("stopped") => Some(State::Stopped),
@@ -49,15 +73,15 @@ impl Params {
             }
         };
         let p = Params {
-            name: a.req_str(&["name", "service", "unit"])?,
+            name: a.req_str("name")?,
             state,
-            enabled: a.bool(&["enabled"])?,
-            daemon_reload: a.bool_or(&["daemon_reload", "daemon-reload"], false)?,
-            start_command: a.str(&["start_command"])?,
-            pidfile: a.str(&["pidfile"])?,
-            stop_signal: a.str(&["stop_signal"])?.unwrap_or_else(|| "TERM".into()),
-            reload_signal: a.str(&["reload_signal"])?.unwrap_or_else(|| "HUP".into()),
-            log_file: a.str(&["log_file"])?,
+            enabled: a.bool("enabled")?,
+            daemon_reload: a.bool_or("daemon_reload", false)?,
+            start_command: a.str("start_command")?,
+            pidfile: a.str("pidfile")?,
+            stop_signal: a.str("stop_signal")?.unwrap_or_else(|| "TERM".into()),
+            reload_signal: a.str("reload_signal")?.unwrap_or_else(|| "HUP".into()),
+            log_file: a.str("log_file")?,
         };
         a.finish()?;
         if p.state.is_none() && p.enabled.is_none() && !p.daemon_reload {
@@ -177,7 +201,7 @@ pub fn actions(p: &Params, running: bool, enabled: bool) -> Vec<&'static str> {
     v
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
     let out = sh(t, probe(p)).await?;
     let text = String::from_utf8_lossy(&out.stdout);
     let f: Vec<&str> = text.split_whitespace().collect();
@@ -196,13 +220,13 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
     let running = f.get(1) == Some(&"1");
     let enabled = f.get(2) == Some(&"1");
     let mut todo = actions(p, running, enabled);
-    if p.daemon_reload && m == Manager::Systemd && !env.check {
+    if p.daemon_reload && m == Manager::Systemd && !ctx.check {
         let out = sh(t, "systemctl daemon-reload").await?;
         if out.rc != 0 {
             return Err(OpError::command("systemctl daemon-reload", &out));
         }
     }
-    let mut r = OpReport::new(!todo.is_empty());
+    let mut r = OpOutcome::new(!todo.is_empty());
     r.set("name", p.name.clone());
     let now_running = match p.state {
         Some(State::Stopped) => false,
@@ -213,7 +237,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
     if let Some(e) = p.enabled {
         r.set("enabled", e);
     }
-    if env.check || todo.is_empty() {
+    if ctx.check || todo.is_empty() {
         return Ok(r);
     }
     let cmds: Vec<String> = todo.drain(..).map(|a| command(m, p, a)).collect();

@@ -5,12 +5,23 @@ use serde_json::Value;
 
 use super::{Op, OpContext, OpError, OpOutcome};
 
+use super::schema::Spec;
+
+/// What `set_fact` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "set_fact",
+    flags: "open",
+    params: "cacheable:bool",
+    rules: "",
+};
+
 pub struct SetFact;
 
 #[async_trait]
 impl Op for SetFact {
-    fn name(&self) -> &'static str {
-        "set_fact"
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
     fn needs_connection(&self) -> bool {
         false

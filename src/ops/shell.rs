@@ -5,12 +5,23 @@ use async_trait::async_trait;
 use super::command::{command_line, run_guarded, shell_quote};
 use super::{Op, OpContext, OpError, OpOutcome};
 
+use super::schema::Spec;
+
+/// What `shell` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "shell",
+    flags: "free",
+    params: "_raw_params:str; cmd:str; creates:path; removes:path; chdir:path; stdin:str; stdin_add_newline:bool; executable:path",
+    rules: "_raw_params|cmd one:_raw_params|cmd",
+};
+
 pub struct Shell;
 
 #[async_trait]
 impl Op for Shell {
-    fn name(&self) -> &'static str {
-        "shell"
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
     async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
         let line = command_line(ctx)?;

@@ -2,9 +2,22 @@
 
 use base64::Engine;
 
-use super::outcome::{Args, OpEnv, OpError, OpReport};
+use super::{Args, OpContext, OpError, OpOutcome};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
+
+use super::schema::Spec;
+
+/// What `slurp` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "slurp",
+    flags: "",
+    params: "src:path!/path",
+    rules: "",
+};
+
+crate::ops::host_op!(SlurpOp, SPEC);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -15,14 +28,18 @@ impl Params {
     pub fn parse(args: &Vars) -> Result<Params, OpError> {
         let a = Args::new("slurp", args);
         let p = Params {
-            src: a.req_str(&["src", "path"])?,
+            src: a.req_str("src")?,
         };
         a.finish()?;
         Ok(p)
     }
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, _env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+pub async fn run(
+    t: &dyn Transport,
+    p: &Params,
+    _env: &OpContext<'_>,
+) -> Result<OpOutcome, OpError> {
     let st = t.stat(&p.src).await?;
     if !st.exists {
         return Err(OpError::failed(format!("file not found: {}", p.src)));
@@ -34,7 +51,7 @@ pub async fn run(t: &dyn Transport, p: &Params, _env: &OpEnv<'_>) -> Result<OpRe
         )));
     }
     let data = t.get_file(&p.src).await?;
-    Ok(OpReport::new(false)
+    Ok(OpOutcome::new(false)
         .with(
             "content",
             base64::engine::general_purpose::STANDARD.encode(data),

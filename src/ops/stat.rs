@@ -2,9 +2,22 @@
 
 use serde_json::{Map, Value, json};
 
-use super::outcome::{Args, OpEnv, OpError, OpReport, sh, sh_quote};
+use super::{Args, OpContext, OpError, OpOutcome, sh, sh_quote};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
+
+use super::schema::Spec;
+
+/// What `stat` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "stat",
+    flags: "",
+    params: "path:path!/dest,name; follow:bool; get_checksum:bool; checksum_algorithm:str/checksum,checksum_algo=sha1,sha256,md5",
+    rules: "",
+};
+
+crate::ops::host_op!(StatOp, SPEC);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -19,21 +32,21 @@ impl Params {
     pub fn parse(args: &Vars) -> Result<Params, OpError> {
         let a = Args::new("stat", args);
         let p = Params {
-            path: a.req_str(&["path", "dest", "name"])?,
-            follow: a.bool_or(&["follow"], false)?,
-            get_checksum: a.bool_or(&["get_checksum"], true)?,
-            checksum_algorithm: a.choice(
-                &["checksum_algorithm", "checksum", "checksum_algo"],
-                &["sha1", "sha256", "md5"],
-                "sha1",
-            )?,
+            path: a.req_str("path")?,
+            follow: a.bool_or("follow", false)?,
+            get_checksum: a.bool_or("get_checksum", true)?,
+            checksum_algorithm: a.choice("checksum_algorithm", "sha1")?,
         };
         a.finish()?;
         Ok(p)
     }
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, _env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+pub async fn run(
+    t: &dyn Transport,
+    p: &Params,
+    _env: &OpContext<'_>,
+) -> Result<OpOutcome, OpError> {
     let mut path = p.path.clone();
     let mut st = t.stat(&path).await?;
     let mut lnk_target = st.link_target.clone();
@@ -97,5 +110,5 @@ pub async fn run(t: &dyn Transport, p: &Params, _env: &OpEnv<'_>) -> Result<OpRe
             }
         }
     }
-    Ok(OpReport::new(false).with("stat", Value::Object(m)))
+    Ok(OpOutcome::new(false).with("stat", Value::Object(m)))
 }

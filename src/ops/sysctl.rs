@@ -3,9 +3,22 @@
 
 use super::attrs::FileAttrs;
 use super::content::{WriteOpts, read_for_diff, write_content};
-use super::outcome::{Args, FileDiff, OpEnv, OpError, OpReport, sh, sh_quote};
+use super::{Args, Diff, OpContext, OpError, OpOutcome, sh, sh_quote};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
+
+use super::schema::Spec;
+
+/// What `sysctl` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "sysctl",
+    flags: "",
+    params: "name:str!/key; value:str/val; state:str=present,absent; sysctl_file:path; reload:bool; sysctl_set:bool; ignoreerrors:bool",
+    rules: "",
+};
+
+crate::ops::host_op!(SysctlOp, SPEC);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -22,15 +35,15 @@ impl Params {
     pub fn parse(args: &Vars) -> Result<Params, OpError> {
         let a = Args::new("sysctl", args);
         let p = Params {
-            name: a.req_str(&["name", "key"])?,
-            value: a.str(&["value", "val"])?,
-            state_present: a.choice(&["state"], &["present", "absent"], "present")? == "present",
+            name: a.req_str("name")?,
+            value: a.str("value")?,
+            state_present: a.choice("state", "present")? == "present",
             sysctl_file: a
-                .str(&["sysctl_file"])?
+                .str("sysctl_file")?
                 .unwrap_or_else(|| "/etc/sysctl.conf".into()),
-            reload: a.bool_or(&["reload"], true)?,
-            sysctl_set: a.bool_or(&["sysctl_set"], false)?,
-            ignoreerrors: a.bool_or(&["ignoreerrors"], false)?,
+            reload: a.bool_or("reload", true)?,
+            sysctl_set: a.bool_or("sysctl_set", false)?,
+            ignoreerrors: a.bool_or("ignoreerrors", false)?,
         };
         a.finish()?;
         if p.state_present && p.value.is_none() {
@@ -105,7 +118,7 @@ fn same(a: &str, b: &str) -> bool {
     a.split_whitespace().eq(b.split_whitespace())
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
     let st = t.stat(&p.sysctl_file).await?;
     let before = if st.exists {
         t.get_file(&p.sysctl_file).await?
@@ -134,12 +147,12 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
     }
     let set_proc = p.sysctl_set && p.state_present && !proc_ok;
     changed |= set_proc;
-    let mut r = OpReport::new(changed);
+    let mut r = OpOutcome::new(changed);
     if write_file {
         let content = fix_lines(&text, p);
-        if env.diff {
-            r.diff = Some(FileDiff {
-                path: p.sysctl_file.clone(),
+        if ctx.diff {
+            r.diff = Some(Diff {
+                path: Some(p.sysctl_file.clone()),
                 before: if st.exists {
                     read_for_diff(t, &p.sysctl_file, &st).await?
                 } else {
@@ -157,14 +170,14 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
             content.as_bytes(),
             &FileAttrs::default(),
             &WriteOpts::new(),
-            &OpEnv {
+            &OpContext {
                 diff: false,
-                ..env.clone()
+                ..ctx.clone()
             },
         )
         .await?;
     }
-    if !env.check {
+    if !ctx.check {
         if set_proc {
             let out = sh(
                 t,

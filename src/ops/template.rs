@@ -1,14 +1,27 @@
 //! `template`: render a controller-side template with the host's variables
-//! (through `OpEnv::render`) and place it like `copy`.
+//! (through `OpContext::render`) and place it like `copy`.
 
 use std::path::PathBuf;
 
 use super::attrs::FileAttrs;
 use super::content::{WriteOpts, check_validate};
 use super::copy::{place, search_list};
-use super::outcome::{Args, OpEnv, OpError, OpReport, find_src};
+use super::{Args, OpContext, OpError, OpOutcome, find_src};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
+
+use super::schema::Spec;
+
+/// What `template` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "template",
+    flags: "",
+    params: "src:path!; dest:path!; mode:mode; owner:str; group:str; backup:bool; force:bool; validate:str",
+    rules: "",
+};
+
+crate::ops::host_op!(TemplateOp, SPEC);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -24,11 +37,11 @@ impl Params {
     pub fn parse(args: &Vars) -> Result<Params, OpError> {
         let a = Args::new("template", args);
         let p = Params {
-            src: a.req_str(&["src"])?,
-            dest: a.req_str(&["dest"])?,
-            backup: a.bool_or(&["backup"], false)?,
-            force: a.bool_or(&["force"], true)?,
-            validate: a.str(&["validate"])?,
+            src: a.req_str("src")?,
+            dest: a.req_str("dest")?,
+            backup: a.bool_or("backup", false)?,
+            force: a.bool_or("force", true)?,
+            validate: a.str("validate")?,
             attrs: FileAttrs::parse(&a)?,
         };
         a.finish()?;
@@ -37,14 +50,14 @@ impl Params {
     }
 
     /// Find the template on the controller (templates/ below each base dir).
-    pub fn resolve_src(&self, env: &OpEnv<'_>) -> Result<PathBuf, OpError> {
-        find_src(&self.src, "templates", env).ok_or_else(|| {
+    pub fn resolve_src(&self, dirs: &[PathBuf]) -> Result<PathBuf, OpError> {
+        find_src(&self.src, "templates", dirs).ok_or_else(|| {
             OpError::params(
                 "template",
                 format!(
                     "Could not find template `{}` in {} (looked in templates/ below each and in each)",
                     self.src,
-                    search_list(env)
+                    search_list(dirs)
                 ),
             )
         })
@@ -52,20 +65,18 @@ impl Params {
 }
 
 /// Render `src` with the engine's renderer.
-pub fn render(p: &Params, env: &OpEnv<'_>) -> Result<(PathBuf, String), OpError> {
-    let path = p.resolve_src(env)?;
+pub fn render(p: &Params, ctx: &OpContext<'_>) -> Result<(PathBuf, String), OpError> {
+    let path = p.resolve_src(&ctx.base_dirs())?;
     let source = std::fs::read_to_string(&path)
         .map_err(|e| OpError::failed(format!("reading template {}: {e}", path.display())))?;
-    let render = env
-        .render
-        .ok_or_else(|| OpError::failed("template: no template renderer was given to the op"))?;
-    let text = render(&source, &path)
+    let text = ctx
+        .render_file(&source, &path)
         .map_err(|e| OpError::failed(format!("rendering {}: {e}", path.display())))?;
     Ok((path, text))
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
-    let (path, text) = render(p, env)?;
+pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+    let (path, text) = render(p, ctx)?;
     let opts = WriteOpts {
         backup: p.backup,
         validate: p.validate.clone(),
@@ -82,7 +93,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         text.as_bytes(),
         &p.attrs,
         &opts,
-        env,
+        ctx,
     )
     .await?;
     r.set("src", path.display().to_string());

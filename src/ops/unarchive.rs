@@ -13,10 +13,23 @@
 //! something differs is the archive unpacked; `creates` skips it all.
 
 use super::attrs::stat_result;
-use super::outcome::{Args, OpEnv, OpError, OpReport, find_src, sh, sh_quote, sha256_hex};
+use super::{Args, OpContext, OpError, OpOutcome, find_src, sh, sh_quote, sha256_hex};
 use crate::playbook::model::Vars;
 use crate::transport::check_state::CheckTransport;
 use crate::transport::{FileSpec, Transport};
+
+use super::schema::Spec;
+
+/// What `unarchive` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "unarchive",
+    flags: "",
+    params: "src:path!; dest:path!; remote_src:bool; creates:path; exclude:list; keep_newer:bool; list_files:bool",
+    rules: "",
+};
+
+crate::ops::host_op!(UnarchiveOp, SPEC);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -33,13 +46,13 @@ impl Params {
     pub fn parse(args: &Vars) -> Result<Params, OpError> {
         let a = Args::new("unarchive", args);
         let p = Params {
-            src: a.req_str(&["src"])?,
-            dest: a.req_str(&["dest"])?,
-            remote_src: a.bool_or(&["remote_src"], false)?,
-            creates: a.str(&["creates"])?,
-            exclude: a.list(&["exclude"])?.unwrap_or_default(),
-            keep_newer: a.bool_or(&["keep_newer"], false)?,
-            list_files: a.bool_or(&["list_files"], false)?,
+            src: a.req_str("src")?,
+            dest: a.req_str("dest")?,
+            remote_src: a.bool_or("remote_src", false)?,
+            creates: a.str("creates")?,
+            exclude: a.list("exclude")?.unwrap_or_default(),
+            keep_newer: a.bool_or("keep_newer", false)?,
+            list_files: a.bool_or("list_files", false)?,
         };
         a.finish()?;
         if p.src.contains("://") {
@@ -94,11 +107,11 @@ pub fn tar_differs(out: &str, root: bool) -> bool {
     })
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
     if let Some(c) = &p.creates
         && t.stat(c).await?.exists
     {
-        return Ok(OpReport::new(false)
+        return Ok(OpOutcome::new(false)
             .msg(format!("skipped, since {c} exists"))
             .with("dest", p.dest.clone())
             .with("src", p.src.clone()));
@@ -112,11 +125,11 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
     }
     // A --check run with a controller-side archive: compare and record
     // through the simulated state, without sending the archive.
-    if env.check
+    if ctx.check
         && !p.remote_src
         && let Some(o) = t.check_overlay()
     {
-        let mut r = check_on_controller(o, p, env).await?;
+        let mut r = check_on_controller(o, p, ctx).await?;
         r.set("src", p.src.clone());
         let st = t.stat(&p.dest).await?;
         stat_result(&mut r, &p.dest, &st);
@@ -134,7 +147,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         }
         (p.src.clone(), kind_of(&p.src, None), false)
     } else {
-        let local = find_archive(p, env)?;
+        let local = find_archive(p, ctx)?;
         let data = std::fs::read(&local)
             .map_err(|e| OpError::failed(format!("reading {}: {e}", local.display())))?;
         let kind = kind_of(&p.src, Some(&data));
@@ -157,7 +170,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         .await?;
         (remote, kind, true)
     };
-    let res = unpack(t, p, env, &archive, kind).await;
+    let res = unpack(t, p, ctx, &archive, kind).await;
     if uploaded {
         let _ = sh(t, format!("rm -f {}", sh_quote(&archive))).await;
     }
@@ -169,14 +182,14 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
     Ok(r)
 }
 
-fn find_archive(p: &Params, env: &OpEnv<'_>) -> Result<std::path::PathBuf, OpError> {
-    find_src(&p.src, "files", env).ok_or_else(|| {
+fn find_archive(p: &Params, ctx: &OpContext<'_>) -> Result<std::path::PathBuf, OpError> {
+    find_src(&p.src, "files", &ctx.base_dirs()).ok_or_else(|| {
         OpError::params(
             "unarchive",
             format!(
                 "Could not find `{}` in {} (looked in files/ below each and in each)",
                 p.src,
-                super::copy::search_list(env)
+                super::copy::search_list(&ctx.base_dirs())
             ),
         )
     })
@@ -196,9 +209,9 @@ enum Member {
 async fn check_on_controller(
     o: &CheckTransport,
     p: &Params,
-    env: &OpEnv<'_>,
-) -> Result<OpReport, OpError> {
-    let local = find_archive(p, env)?;
+    ctx: &OpContext<'_>,
+) -> Result<OpOutcome, OpError> {
+    let local = find_archive(p, ctx)?;
     let head = std::fs::read(&local)
         .map(|d| d.into_iter().take(4).collect::<Vec<u8>>())
         .map_err(|e| OpError::failed(format!("reading {}: {e}", local.display())))?;
@@ -327,7 +340,7 @@ async fn check_on_controller(
         Kind::Tar => "TgzArchive",
         Kind::Zip => "ZipArchive",
     };
-    let mut r = OpReport::new(differs).with("handler", handler);
+    let mut r = OpOutcome::new(differs).with("handler", handler);
     if p.list_files {
         let files: Vec<serde_json::Value> = members
             .iter()
@@ -344,10 +357,10 @@ async fn check_on_controller(
 async fn unpack(
     t: &dyn Transport,
     p: &Params,
-    env: &OpEnv<'_>,
+    ctx: &OpContext<'_>,
     archive: &str,
     kind: Kind,
-) -> Result<OpReport, OpError> {
+) -> Result<OpOutcome, OpError> {
     let qa = sh_quote(archive);
     let qd = sh_quote(&p.dest);
     let excludes: String = p
@@ -422,7 +435,7 @@ async fn unpack(
             )
         }
     };
-    let mut r = OpReport::new(differs).with("handler", handler);
+    let mut r = OpOutcome::new(differs).with("handler", handler);
     if p.list_files {
         let out = sh(t, list_cmd).await?;
         let files: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
@@ -433,7 +446,7 @@ async fn unpack(
             .collect();
         r.set("files", files);
     }
-    if differs && !env.check {
+    if differs && !ctx.check {
         let out = sh(t, extract.clone()).await?;
         if out.rc != 0 {
             return Err(OpError::command(

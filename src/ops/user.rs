@@ -1,9 +1,22 @@
 //! `user`: a local account present (uid, group, groups, shell, home,
 //! comment, password hash) or absent, with `useradd`/`usermod`/`userdel`.
 
-use super::outcome::{Args, OpEnv, OpError, OpReport, sh, sh_quote};
+use super::{Args, OpContext, OpError, OpOutcome, sh, sh_quote};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
+
+use super::schema::Spec;
+
+/// What `user` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "user",
+    flags: "",
+    params: "name:str!/user; state:str=present,absent; uid:int; group:str; groups:list; append:bool; shell:path; home:path; create_home:bool/createhome; system:bool; password:str; comment:str; remove:bool",
+    rules: "",
+};
+
+crate::ops::host_op!(UserOp, SPEC);
 
 #[derive(Debug, Clone, Default)]
 pub struct Params {
@@ -38,19 +51,19 @@ impl Params {
     pub fn parse(args: &Vars) -> Result<Params, OpError> {
         let a = Args::new("user", args);
         let p = Params {
-            name: a.req_str(&["name", "user"])?,
-            state_present: a.choice(&["state"], &["present", "absent"], "present")? == "present",
-            uid: a.u64(&["uid"])?,
-            group: a.str(&["group"])?,
-            groups: a.list(&["groups"])?,
-            append: a.bool_or(&["append"], false)?,
-            shell: a.str(&["shell"])?,
-            home: a.str(&["home"])?,
-            create_home: a.bool_or(&["create_home", "createhome"], true)?,
-            system: a.bool_or(&["system"], false)?,
-            comment: a.str(&["comment"])?,
-            password: a.str(&["password"])?,
-            remove: a.bool_or(&["remove"], false)?,
+            name: a.req_str("name")?,
+            state_present: a.choice("state", "present")? == "present",
+            uid: a.u64("uid")?,
+            group: a.str("group")?,
+            groups: a.list("groups")?,
+            append: a.bool_or("append", false)?,
+            shell: a.str("shell")?,
+            home: a.str("home")?,
+            create_home: a.bool_or("create_home", true)?,
+            system: a.bool_or("system", false)?,
+            comment: a.str("comment")?,
+            password: a.str("password")?,
+            remove: a.bool_or("remove", false)?,
         };
         a.finish()?;
         check_name("user", &p.name)?;
@@ -209,7 +222,7 @@ pub fn plan(p: &Params, cur: Option<&Current>) -> Option<String> {
     }
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
     let n = sh_quote(&p.name);
     let probe = format!(
         "getent passwd {n}; echo --; id -gn {n} 2>/dev/null; echo --; id -Gn {n} 2>/dev/null; echo --; getent shadow {n} 2>/dev/null | cut -d: -f2"
@@ -217,7 +230,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
     let out = sh(t, probe).await?;
     let cur = parse_current(&String::from_utf8_lossy(&out.stdout));
     let cmd = plan(p, cur.as_ref());
-    if let (Some(c), false) = (&cmd, env.check) {
+    if let (Some(c), false) = (&cmd, ctx.check) {
         let out = sh(t, c.clone()).await?;
         if out.rc != 0 {
             return Err(OpError::command(format!("user {}", p.name), &out));
@@ -235,7 +248,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
             _ => {}
         }
     }
-    let mut r = OpReport::new(cmd.is_some())
+    let mut r = OpOutcome::new(cmd.is_some())
         .with("name", p.name.clone())
         .with("state", if p.state_present { "present" } else { "absent" });
     if let Some(c) = cur {

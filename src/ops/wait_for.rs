@@ -2,9 +2,22 @@
 //! path exists (optionally holding a regex) or is gone. The wait loop runs on
 //! the host in one command, so it costs one round trip.
 
-use super::outcome::{Args, OpEnv, OpError, OpReport, sh_quote};
+use super::{Args, OpContext, OpError, OpOutcome, sh_quote};
 use crate::playbook::model::Vars;
 use crate::transport::{CommandSpec, Transport};
+
+use super::schema::Spec;
+
+/// What `wait_for` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "wait_for",
+    flags: "",
+    params: "host:str; port:int; path:path; state:str=started,present,stopped,absent; search_regex:str; timeout:int; delay:int; sleep:int; connect_timeout:int; msg:str",
+    rules: "port|path",
+};
+
+crate::ops::host_op!(WaitForOp, SPEC);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -31,7 +44,7 @@ pub struct Params {
 impl Params {
     pub fn parse(args: &Vars) -> Result<Params, OpError> {
         let a = Args::new("wait_for", args);
-        let state = match a.str(&["state"])?.as_deref() {
+        let state = match a.str("state")?.as_deref() {
             None | Some("started") | Some("present") => State::Started,
             Some("stopped") | Some("absent") => State::Stopped,
             Some(o) => {
@@ -41,16 +54,16 @@ impl Params {
             }
         };
         let p = Params {
-            host: a.str(&["host"])?.unwrap_or_else(|| "127.0.0.1".into()),
-            port: a.u64(&["port"])?,
-            path: a.str(&["path"])?,
-            search_regex: a.str(&["search_regex"])?,
+            host: a.str("host")?.unwrap_or_else(|| "127.0.0.1".into()),
+            port: a.u64("port")?,
+            path: a.str("path")?,
+            search_regex: a.str("search_regex")?,
             state,
-            timeout: a.u64(&["timeout"])?.unwrap_or(300),
-            delay: a.u64(&["delay"])?.unwrap_or(0),
-            sleep: a.u64(&["sleep"])?.unwrap_or(1),
-            connect_timeout: a.u64(&["connect_timeout"])?.unwrap_or(5),
-            msg: a.str(&["msg"])?,
+            timeout: a.u64("timeout")?.unwrap_or(300),
+            delay: a.u64("delay")?.unwrap_or(0),
+            sleep: a.u64("sleep")?.unwrap_or(1),
+            connect_timeout: a.u64("connect_timeout")?.unwrap_or(5),
+            msg: a.str("msg")?,
         };
         a.finish()?;
         let e = |m: &str| Err(OpError::params("wait_for", m));
@@ -102,9 +115,9 @@ pub fn condition(p: &Params) -> String {
     }
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
-    if env.check {
-        return Ok(OpReport::new(false).msg("not waited for in check mode"));
+pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+    if ctx.check {
+        return Ok(OpOutcome::new(false).msg("not waited for in check mode"));
     }
     let cond = condition(p);
     let script = format!(
@@ -133,7 +146,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
             (None, Some(path)) => path.clone(),
             _ => "condition".into(),
         };
-        let mut result = Vars::new();
+        let mut result = serde_json::Map::new();
         result.insert("elapsed".into(), elapsed.into());
         return Err(OpError::Failed {
             msg: p.msg.clone().unwrap_or_else(|| {
@@ -149,7 +162,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
             result,
         });
     }
-    let mut r = OpReport::new(false).with("elapsed", elapsed);
+    let mut r = OpOutcome::new(false).with("elapsed", elapsed);
     if let Some(port) = p.port {
         r.set("port", port);
     }

@@ -14,9 +14,22 @@
 
 mod sync;
 
-use crate::ops::outcome::{Args, OpEnv, OpError, OpReport, sh, sh_quote};
+use crate::ops::{Args, OpContext, OpError, OpOutcome, sh, sh_quote};
 use crate::playbook::model::Vars;
 use crate::transport::{CommandSpec, Transport};
+
+use crate::ops::schema::Spec;
+
+/// What `git` takes, declared once: `ferry check` validates tasks against it and
+/// the op reads its arguments through it (notation: [`crate::ops::schema`]).
+pub const SPEC: Spec = Spec {
+    name: "git",
+    flags: "",
+    params: "repo:str!/name; dest:path!; version:str; force:bool; depth:int; clone:bool; update:bool; via:str=auto,host,controller",
+    rules: "",
+};
+
+crate::ops::host_op!(GitOp, SPEC);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
@@ -40,22 +53,19 @@ pub struct Params {
 impl Params {
     pub fn parse(args: &Vars) -> Result<Params, OpError> {
         let a = Args::new("git", args);
-        let via = match a
-            .choice(&["via"], &["auto", "host", "controller"], "auto")?
-            .as_str()
-        {
+        let via = match a.choice("via", "auto")?.as_str() {
             "host" => Via::Host,
             "controller" => Via::Controller,
             _ => Via::Auto,
         };
         let p = Params {
-            repo: a.req_str(&["repo", "name"])?,
-            dest: a.req_str(&["dest"])?,
-            version: a.str(&["version"])?.unwrap_or_else(|| "HEAD".into()),
-            force: a.bool_or(&["force"], false)?,
-            update: a.bool_or(&["update"], true)?,
-            clone: a.bool_or(&["clone"], true)?,
-            depth: a.u64(&["depth"])?,
+            repo: a.req_str("repo")?,
+            dest: a.req_str("dest")?,
+            version: a.str("version")?.unwrap_or_else(|| "HEAD".into()),
+            force: a.bool_or("force", false)?,
+            update: a.bool_or("update", true)?,
+            clone: a.bool_or("clone", true)?,
+            depth: a.u64("depth")?,
             via,
         };
         a.finish()?;
@@ -109,7 +119,7 @@ fn failed(msg: impl Into<String>) -> OpError {
     OpError::failed(msg)
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpReport, OpError> {
+pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
     let d = sh_quote(&p.dest);
     let probe = format!(
         "command -v git >/dev/null 2>&1 && echo hasgit=1; \
@@ -131,14 +141,14 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         v => v,
     };
     if via == Via::Controller {
-        return sync::run(t, p, env, get("synced"), get("nonempty").is_some()).await;
+        return sync::run(t, p, ctx, get("synced"), get("nonempty").is_some()).await;
     }
     if get("hasgit").is_none() {
         return Err(failed("git: the host has no git; use via: controller"));
     }
     let head = get("head").filter(|h| !h.is_empty());
     let dirty = get("dirty").is_some_and(|v| v != "0");
-    let mut r = OpReport::new(false);
+    let mut r = OpOutcome::new(false);
     r.set(
         "before",
         head.clone()
@@ -190,7 +200,7 @@ pub async fn run(t: &dyn Transport, p: &Params, env: &OpEnv<'_>) -> Result<OpRep
         )));
     }
     r.changed = true;
-    if env.check {
+    if ctx.check {
         // What the checkout would hold is not recorded: later tasks reading
         // it are "not checked" rather than predicted from the old tree.
         if let Some(o) = t.check_overlay() {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::{Params, is_sha};
-use crate::ops::outcome::{OpEnv, OpError, OpReport, sh_quote};
+use crate::ops::{OpContext, OpError, OpOutcome, sh_quote};
 use crate::transport::{CommandSpec, Transport};
 
 fn failed(m: impl Into<String>) -> OpError {
@@ -17,7 +17,7 @@ fn cache_dir(repo: &str) -> PathBuf {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
-    let id = &crate::ops::outcome::sha256_hex(repo.as_bytes())[..16];
+    let id = &crate::ops::sha256_hex(repo.as_bytes())[..16];
     base.join("ferry/git").join(format!("{id}.git"))
 }
 
@@ -185,11 +185,11 @@ impl Tar {
 pub async fn run(
     t: &dyn Transport,
     p: &Params,
-    env: &OpEnv<'_>,
+    ctx: &OpContext<'_>,
     synced: Option<String>,
     nonempty: bool,
-) -> Result<OpReport, OpError> {
-    let mut r = OpReport::new(false);
+) -> Result<OpOutcome, OpError> {
+    let mut r = OpOutcome::new(false);
     r.set(
         "before",
         synced
@@ -212,7 +212,7 @@ pub async fn run(
     }
     let q = p.clone();
     let skip = synced.clone();
-    let check = env.check;
+    let check = ctx.check;
     let (target, tar) =
         tokio::task::spawn_blocking(move || resolve_and_pack(&q, skip.as_deref(), !check))
             .await

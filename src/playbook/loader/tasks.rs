@@ -118,7 +118,7 @@ impl Loader {
             if TASK_KEYS.contains(&name.as_str()) {
                 continue;
             }
-            match schema::lookup(&name) {
+            match crate::ops::registry::schema(&name) {
                 Some(s) => op_keys.push((k, v, s)),
                 None => unknown.push(k),
             }
@@ -157,8 +157,10 @@ impl Loader {
                 continue;
             }
             let kw_suggestion = crate::playbook::suggest(&name, TASK_KEYS.iter().copied());
-            let op_suggestion =
-                crate::playbook::suggest(schema::canonical(&name), schema::op_names());
+            let op_suggestion = crate::playbook::suggest(
+                schema::canonical(&name),
+                crate::ops::registry::op_names(),
+            );
             let (what, hint) = match (kw_suggestion, op_suggestion, first_op.is_some()) {
                 (Some(s), _, true) | (Some(s), None, false) => {
                     ("unknown task key", Some(format!("did you mean `{s}`?")))
@@ -232,7 +234,9 @@ impl Loader {
                 None => self.wrong_type(ak, av, "a mapping of arguments"),
             }
         }
-        for (k, problem) in op_schema.validate(&args) {
+        let problems = op_schema.validate(&args);
+        let declared_ok = problems.is_empty() && !misplaced_params;
+        for (k, problem) in problems {
             // Parameters written at task level were reported already; do not
             // report them again as missing.
             if misplaced_params
@@ -284,6 +288,18 @@ impl Loader {
             self.problem(p);
         }
         task.args = op_schema.canonical_args(&args);
+        // Rules that depend on a value: the op's own parser, when every value is a literal.
+        if declared_ok
+            && !task.args.values().any(has_template)
+            && let Some(op) = crate::ops::lookup(&task.op)
+            && let Err(e) = op.check_args(&task.args)
+        {
+            self.problem(
+                Problem::error(&op_key.loc, e.to_string())
+                    .label("in this op")
+                    .hint("fix the arguments: `ferry run` refuses this task with the same words"),
+            );
+        }
         // Template uses in the arguments.
         match &op_val.kind {
             NodeKind::Str(s) => self.string_uses(op_val, s, ctx),
@@ -622,5 +638,15 @@ impl Loader {
             ),
         }
         args
+    }
+}
+
+/// Whether a value holds a template anywhere (its final value is known only at run time).
+fn has_template(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => crate::template::is_template(s),
+        serde_json::Value::Array(a) => a.iter().any(has_template),
+        serde_json::Value::Object(m) => m.values().any(has_template),
+        _ => false,
     }
 }
