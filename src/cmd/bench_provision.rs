@@ -107,7 +107,7 @@ pub fn usage() -> (f64, f64) {
 }
 
 /// `ferry lab up --name bench --hosts N`; the last line it prints is the inventory path.
-fn lab_up(hosts: u32) -> miette::Result<PathBuf> {
+pub(super) fn lab_up(hosts: u32) -> miette::Result<PathBuf> {
     let exe = std::env::current_exe().into_diagnostic()?;
     let out = std::process::Command::new(exe)
         .args([
@@ -151,7 +151,7 @@ pub fn provision(args: BenchProvisionArgs) -> CmdResult {
 }
 
 /// `ferry lab down --name bench` (the lab this benchmark made); a failure is only reported.
-fn lab_down() {
+pub(super) fn lab_down() {
     let down = std::env::current_exe().and_then(|exe| {
         std::process::Command::new(exe)
             .args(["lab", "down", "--name", "bench"])
