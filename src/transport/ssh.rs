@@ -117,8 +117,26 @@ fn endpoint(p: &ConnectParams) -> String {
     }
 }
 
+/// Key exchanges, most preferred first: curve25519-sha256 before the post-quantum
+/// hybrid (mlkem768x25519-sha256, russh's first choice), which costs about three times
+/// the CPU per connection on both ends (see docs/bench.md); the rest as russh orders them.
+const KEX_ORDER: &[russh::kex::Name] = &[
+    russh::kex::CURVE25519,
+    russh::kex::CURVE25519_PRE_RFC_8731,
+    russh::kex::MLKEM768X25519_SHA256,
+    russh::kex::DH_GEX_SHA256,
+    russh::kex::DH_G18_SHA512,
+    russh::kex::DH_G17_SHA512,
+    russh::kex::DH_G16_SHA512,
+    russh::kex::DH_G15_SHA512,
+    russh::kex::DH_G14_SHA256,
+    russh::kex::EXTENSION_SUPPORT_AS_CLIENT,
+    russh::kex::EXTENSION_OPENSSH_STRICT_KEX_AS_CLIENT,
+];
+
 fn config(p: &ConnectParams) -> Arc<client::Config> {
     let preferred = russh::Preferred {
+        kex: std::borrow::Cow::Borrowed(KEX_ORDER),
         key: p.known_hosts.preferred_algorithms(&p.host, p.port).into(),
         ..russh::Preferred::DEFAULT
     };
