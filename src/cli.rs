@@ -304,6 +304,16 @@ pub struct BenchProvisionArgs {
     /// `linear` (every host finishes a task before the next starts) or `free`.
     #[arg(long, value_enum, default_value_t = Strategy::Linear)]
     pub strategy: Strategy,
+    /// Also run this tool on the same hosts (repeatable) and print the ratios.
+    #[arg(long, value_enum, value_name = "TOOL")]
+    pub vs: Vec<Peer>,
+}
+
+/// Another provisioning tool `ferry bench provision --vs` runs on the same hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Peer {
+    Pyinfra,
+    Ansible,
 }
 
 #[derive(Debug, Args)]

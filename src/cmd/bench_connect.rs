@@ -29,7 +29,10 @@ struct AnyKey;
 
 impl client::Handler for AnyKey {
     type Error = russh::Error;
-    async fn check_server_key(&mut self, _key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        _key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         Ok(true)
     }
 }
@@ -42,11 +45,7 @@ struct Steps {
 }
 
 /// One connection of the bare client: TCP, handshake, auth, exec `true` on a session channel.
-async fn bare_one(
-    target: String,
-    user: String,
-    key: Arc<PrivateKey>,
-) -> Result<Steps, String> {
+async fn bare_one(target: String, user: String, key: Arc<PrivateKey>) -> Result<Steps, String> {
     let start = Instant::now();
     let mut steps = Steps::default();
     let sock = tokio::net::TcpStream::connect(&target)
@@ -130,11 +129,7 @@ where
     for h in handles {
         steps.push(h.await.map_err(|e| e.to_string())??);
     }
-    Ok((
-        start.elapsed().as_secs_f64(),
-        usage().1 - cpu0,
-        steps,
-    ))
+    Ok((start.elapsed().as_secs_f64(), usage().1 - cpu0, steps))
 }
 
 /// `median / max` of one step, in ms.
