@@ -275,6 +275,8 @@ pub struct LabExecArgs {
 pub enum BenchCommand {
     /// Provision W tasks on N hosts twice (from nothing, then nothing to change); print wall time, tasks/s, RSS, CPU.
     Provision(BenchProvisionArgs),
+    /// Open N hosts' connections at once, ferry's way and a bare russh client's; print both and each step.
+    Connect(BenchConnectArgs),
     /// Time `ferry check` on a generated 200-host inventory and 500-task playbook.
     Check(BenchCheckArgs),
     /// Time `ferry report` (every format) on a generated results directory.
@@ -302,6 +304,29 @@ pub struct BenchProvisionArgs {
     /// `linear` (every host finishes a task before the next starts) or `free`.
     #[arg(long, value_enum, default_value_t = Strategy::Linear)]
     pub strategy: Strategy,
+    /// Also run this tool on the same hosts (repeatable) and print the ratios.
+    #[arg(long, value_enum, value_name = "TOOL")]
+    pub vs: Vec<Peer>,
+}
+
+/// Another provisioning tool `ferry bench provision --vs` runs on the same hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Peer {
+    Pyinfra,
+    Ansible,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchConnectArgs {
+    /// Hosts in the lab made for the benchmark.
+    #[arg(long, default_value_t = 50)]
+    pub hosts: u32,
+    /// Rounds (each: the bare client, then ferry).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
+    /// Use this inventory instead of making a lab (repeatable; merged in order).
+    #[arg(short = 'i', long = "inventory", value_name = "INV")]
+    pub inventory: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

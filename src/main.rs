@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Provision(args)) => {
             ferry::cmd::bench_provision::provision(args)
         }
+        Command::Bench(BenchCommand::Connect(args)) => ferry::cmd::bench_connect::connect(args),
         Command::Bench(BenchCommand::Check(args)) => ferry::cmd::bench_check::check(args),
         Command::Bench(BenchCommand::Report(args)) => ferry::cmd::bench_report::report(args),
         Command::Report(args) => ferry::cmd::report::report(args),

@@ -6,8 +6,11 @@
 //! report for `main` to print.
 
 pub mod bench_check;
+pub mod bench_connect;
+pub mod bench_peers;
 pub mod bench_provision;
 pub mod bench_report;
+pub mod bench_tree;
 pub mod check;
 pub mod exec;
 pub mod experiment;

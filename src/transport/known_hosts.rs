@@ -37,10 +37,9 @@ impl KnownHosts {
     /// Every key recorded for `host:port` across the files.
     pub fn recorded(&self, host: &str, port: u16) -> Vec<PublicKey> {
         let mut keys = Vec::new();
+        let hp = host_port(host, port);
         for f in &self.files {
-            if let Ok(found) = russh::keys::known_hosts::known_host_keys_path(host, port, f) {
-                keys.extend(found.into_iter().map(|(_, k)| k));
-            }
+            keys.extend(super::known_hosts_cache::keys_for(f, &hp));
         }
         keys
     }

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 pub mod known_hosts;
+mod known_hosts_cache;
 pub mod params;
 pub mod prompt;
 pub mod remote;

@@ -65,6 +65,10 @@ pub struct RemoteShell {
     broken: bool,
     /// The SSH user: become to this user needs no sudo.
     login_user: String,
+    /// Generation of the user/group names the shell caches (see
+    /// [`stat_script`]): bumped by every command not ferry's own, since any
+    /// command may add, rename or remove users.
+    names_epoch: u64,
 }
 
 impl RemoteShell {
@@ -101,6 +105,7 @@ impl RemoteShell {
             pending: None,
             broken: false,
             login_user: login_user.to_string(),
+            names_epoch: 0,
         };
         let ready = format!("{}ready\n", shell.marker);
         let mut out = Vec::new();
@@ -186,6 +191,7 @@ impl RemoteShell {
         let script = if own {
             spec.cmd.clone()
         } else {
+            self.names_epoch += 1;
             command_script(spec, &self.login_user)
         };
         if script.contains('\0') {
@@ -446,7 +452,7 @@ pub async fn stat(shell: &mut RemoteShell, path: &str) -> Result<FileStat, Trans
     let script = format!(
         "_f_p={}\n{}",
         sh_quote(path),
-        stat_script("sha256sum < \"$_f_p\"")
+        stat_script("sha256sum < \"$_f_p\"", shell.names_epoch)
     );
     let out = shell.run_own(script).await?;
     if out.rc != 0 {
@@ -462,16 +468,39 @@ pub async fn stat(shell: &mut RemoteShell, path: &str) -> Result<FileStat, Trans
 }
 
 /// The script that prints the stat answer for `$_f_p` (see [`parse_stat`]);
-/// `file_cmd` prints what follows `S` for a regular readable file.
-fn stat_script(file_cmd: &str) -> String {
+/// `file_cmd` prints what follows `S` for a regular readable file, with the
+/// stat fields in `$1`.. (`$4` the size).
+///
+/// One `stat` process, without user/group name lookups: the shell keeps the
+/// names of the uids and gids it has seen in variables of generation `epoch`
+/// (see `RemoteShell::names_epoch`) and asks `stat` for them only on a miss.
+fn stat_script(file_cmd: &str, epoch: u64) -> String {
     format!(
         "if [ -L \"$_f_p\" ] || [ -e \"$_f_p\" ]; then\n\
-         stat -c '%f %u %g %s %Y %U %G' -- \"$_f_p\" || return 3\n\
+         _f_st=$(stat -c '%f %u %g %s %Y' -- \"$_f_p\") || return 3\n\
+         set -- $_f_st\n\
+         eval \"_f_un=\\${{_f_Nu{epoch}_$2-}} _f_gn=\\${{_f_Ng{epoch}_$3-}}\"\n\
+         if [ -z \"$_f_un\" ] || [ -z \"$_f_gn\" ]; then\n\
+         _f_nm=$(stat -c '%U %G' -- \"$_f_p\") || return 3\n\
+         _f_un=${{_f_nm%% *}} _f_gn=${{_f_nm#* }}\n\
+         eval \"_f_Nu{epoch}_$2=\\$_f_un _f_Ng{epoch}_$3=\\$_f_gn\"\n\
+         fi\n\
+         printf '%s %s %s\\n' \"$_f_st\" \"$_f_un\" \"$_f_gn\"\n\
          if [ -L \"$_f_p\" ]; then printf L; readlink -- \"$_f_p\"\n\
          elif [ -f \"$_f_p\" ] && [ -r \"$_f_p\" ]; then printf S; {file_cmd}; fi\n\
          else echo missing; fi"
     )
 }
+
+/// Files up to this size are read by the shell itself (`read`, a builtin)
+/// rather than by `cat` or `sha256sum`: one process less per file op. The
+/// builtin reads a byte per system call, so large files still go to `cat`.
+const SHELL_READ_MAX: u64 = 8 * 1024;
+
+/// Shell function `_f_rd`: reads `$_f_p` into `$_f_c` with builtins only.
+/// Whether `$_f_c` holds the file exactly is for the caller to check against
+/// its size (a shell drops NUL bytes).
+const SHELL_READ_FN: &str = "_f_rd() { _f_c=; _f_l=; while IFS= read -r _f_l; do _f_c=\"$_f_c$_f_l\n\"; _f_l=; done < \"$_f_p\"; _f_c=\"$_f_c$_f_l\"; }";
 
 fn bad_answer(shell: &RemoteShell, what: &str, out: &CommandOutput) -> TransportError {
     TransportError::Other {
@@ -503,9 +532,14 @@ pub async fn exists(shell: &mut RemoteShell, path: &str) -> Result<bool, Transpo
 /// missing path, says whether its parent is a directory.
 pub async fn stat_read(shell: &mut RemoteShell, path: &str) -> Result<FileRead, TransportError> {
     let script = format!(
-        "_f_p={}\nif [ -L \"$_f_p\" ] || [ -e \"$_f_p\" ]; then\n{}\nelif [ -d {} ]; then echo missing; echo D\nelse echo missing; fi",
+        "{SHELL_READ_FN}\n_f_p={}\nif [ -L \"$_f_p\" ] || [ -e \"$_f_p\" ]; then\n{}\nelif [ -d {} ]; then echo missing; echo D\nelse echo missing; fi",
         sh_quote(path),
-        stat_script("echo; cat -- \"$_f_p\" || return 4"),
+        stat_script(
+            &format!(
+                "echo; if [ \"$4\" -le {SHELL_READ_MAX} ] && _f_rd && [ \"${{#_f_c}}\" = \"$4\" ]; then printf %s \"$_f_c\"; else cat -- \"$_f_p\" || return 4; fi"
+            ),
+            shell.names_epoch
+        ),
         sh_quote(&parent_dir(path)),
     );
     let out = shell.run_own(script).await?;
@@ -599,10 +633,7 @@ pub async fn create_file(
     if let Some(u) = umask {
         w.push_str(&format!("umask {u:o}\n"));
     }
-    w.push_str(&format!(
-        "printf %s {} > \"$_f_tf\"\n_f_wr=$?\n",
-        sh_quote(text)
-    ));
+    w.push_str("printf %s \"$_f_x\" > \"$_f_tf\"\n_f_wr=$?\n");
     if umask.is_some() {
         w.push_str("umask \"$_f_um\"\n");
     }
@@ -622,11 +653,23 @@ pub async fn create_file(
     w.push_str(
         " && mv -f \"$_f_tf\" \"$_f_p\"; then echo created\nelse rm -f \"$_f_tf\"; return 1; fi",
     );
+    // An existing file of the same size is compared with the content in the
+    // shell: when equal, its checksum is the content's (no `sha256sum`).
+    let sum = if text.len() as u64 <= SHELL_READ_MAX {
+        format!(
+            "if [ \"$4\" = {} ] && _f_rd && [ \"$_f_c\" = \"$_f_x\" ]; then echo {}; else sha256sum < \"$_f_p\"; fi",
+            text.len(),
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()))
+        )
+    } else {
+        "sha256sum < \"$_f_p\"".to_string()
+    };
     let script = format!(
-        "_f_p={}\nif [ -L \"$_f_p\" ] || [ -e \"$_f_p\" ] || [ ! -d {} ]; then\n{}\nelse\n{w}\nfi",
+        "{SHELL_READ_FN}\n_f_x={}\n_f_p={}\nif [ -L \"$_f_p\" ] || [ -e \"$_f_p\" ] || [ ! -d {} ]; then\n{}\nelse\n{w}\nfi",
+        sh_quote(text),
         sh_quote(path),
         sh_quote(&dir),
-        stat_script("sha256sum < \"$_f_p\""),
+        stat_script(&sum, shell.names_epoch),
     );
     let out = shell.run_own(script).await?;
     if out.rc != 0 {

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use russh::Disconnect;
@@ -72,15 +73,38 @@ fn unreachable(name: &str, reason: impl std::fmt::Display) -> TransportError {
 /// Opens the connection of `p` (through its jump hosts), authenticates and
 /// starts the remote shell.
 pub async fn connect(p: &ConnectParams) -> Result<SshTransport, TransportError> {
-    let (handle, jumps) = open(p).await?;
+    Ok(connect_timed(p).await?.0)
+}
+
+/// How long each step of opening one connection took (`ferry bench connect`
+/// prints them): TCP connect, SSH handshake (key exchange and host key
+/// check), authentication, and the remote shell's start (session channel,
+/// exec, its ready line). Through jump hosts, `tcp` and `handshake` cover the
+/// whole way to the target.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConnectTimes {
+    pub tcp: Duration,
+    pub handshake: Duration,
+    pub auth: Duration,
+    pub shell: Duration,
+}
+
+/// As [`connect`], with the time each step took.
+pub async fn connect_timed(
+    p: &ConnectParams,
+) -> Result<(SshTransport, ConnectTimes), TransportError> {
+    let (handle, jumps, mut times) = open(p).await?;
+    let t = Instant::now();
     let shell = RemoteShell::start(&p.name, &p.user, &handle).await?;
-    Ok(SshTransport {
+    times.shell = t.elapsed();
+    let transport = SshTransport {
         name: p.name.clone(),
         endpoint: endpoint(p),
         handle,
         jumps,
         shell: Mutex::new(Some(shell)),
-    })
+    };
+    Ok((transport, times))
 }
 
 /// The machine `p` reaches: its address and port as seen from the last jump
@@ -93,8 +117,26 @@ fn endpoint(p: &ConnectParams) -> String {
     }
 }
 
+/// Key exchanges, most preferred first: curve25519-sha256 before the post-quantum
+/// hybrid (mlkem768x25519-sha256, russh's first choice), which costs about three times
+/// the CPU per connection on both ends (see docs/bench.md); the rest as russh orders them.
+const KEX_ORDER: &[russh::kex::Name] = &[
+    russh::kex::CURVE25519,
+    russh::kex::CURVE25519_PRE_RFC_8731,
+    russh::kex::MLKEM768X25519_SHA256,
+    russh::kex::DH_GEX_SHA256,
+    russh::kex::DH_G18_SHA512,
+    russh::kex::DH_G17_SHA512,
+    russh::kex::DH_G16_SHA512,
+    russh::kex::DH_G15_SHA512,
+    russh::kex::DH_G14_SHA256,
+    russh::kex::EXTENSION_SUPPORT_AS_CLIENT,
+    russh::kex::EXTENSION_OPENSSH_STRICT_KEX_AS_CLIENT,
+];
+
 fn config(p: &ConnectParams) -> Arc<client::Config> {
     let preferred = russh::Preferred {
+        kex: std::borrow::Cow::Borrowed(KEX_ORDER),
         key: p.known_hosts.preferred_algorithms(&p.host, p.port).into(),
         ..russh::Preferred::DEFAULT
     };
@@ -109,7 +151,7 @@ fn config(p: &ConnectParams) -> Arc<client::Config> {
 }
 
 /// An authenticated connection, and the jump connections it runs through.
-type Opened = (Handle<Client>, Vec<Handle<Client>>);
+type Opened = (Handle<Client>, Vec<Handle<Client>>, ConnectTimes);
 type OpenFuture<'a> =
     std::pin::Pin<Box<dyn Future<Output = Result<Opened, TransportError>> + Send + 'a>>;
 
@@ -126,12 +168,15 @@ fn open(p: &ConnectParams) -> OpenFuture<'_> {
         };
         let cfg = config(p);
         let target = format!("{}:{}", p.host, p.port);
+        let mut times = ConnectTimes::default();
+        let start = Instant::now();
         let (res, jumps) = match &p.jump {
             None => {
                 let fut = async {
                     let sock = tokio::net::TcpStream::connect(&target).await.map_err(|e| {
                         unreachable(&p.name, format!("cannot connect to {target}: {e}"))
                     })?;
+                    times.tcp = start.elapsed();
                     let _ = sock.set_nodelay(true);
                     Ok::<_, TransportError>(client::connect_stream(cfg, sock, client).await)
                 };
@@ -149,7 +194,7 @@ fn open(p: &ConnectParams) -> OpenFuture<'_> {
                 (res, Vec::new())
             }
             Some(jump) => {
-                let (jh, mut jumps) = open(jump).await?;
+                let (jh, mut jumps, _) = open(jump).await?;
                 let ch = tokio::time::timeout(
                     p.connect_timeout,
                     jh.channel_open_direct_tcpip(p.host.clone(), p.port as u32, "127.0.0.1", 0),
@@ -186,8 +231,11 @@ fn open(p: &ConnectParams) -> OpenFuture<'_> {
                 ));
             }
         };
+        times.handshake = start.elapsed() - times.tcp;
+        let t = Instant::now();
         authenticate(p, &mut handle).await?;
-        Ok((handle, jumps))
+        times.auth = t.elapsed();
+        Ok((handle, jumps, times))
     })
 }
 
