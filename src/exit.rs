@@ -11,3 +11,27 @@ pub const HOST_FAILED: u8 = 2;
 pub const HOST_UNREACHABLE: u8 = 4;
 /// Ctrl-C stopped the run.
 pub const INTERRUPTED: u8 = 130;
+/// stdout or stderr was closed under ferry (`ferry check ... | head -0`): what a shell
+/// reports for a program that SIGPIPE ended.
+pub const BROKEN_PIPE: u8 = 141;
+
+/// From now on, a print that fails because its reader went away ends the process
+/// quietly with [`BROKEN_PIPE`], from any thread. Rust ignores SIGPIPE, so
+/// `println!` meets EPIPE and panics (exit 101, a message on a stderr that may be
+/// gone too); SIGPIPE itself stays ignored, so a child process or socket closing
+/// under ferry is still an error ferry reports, never a silent death.
+pub fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(i32::from(BROKEN_PIPE));
+        }
+        default(info)
+    }));
+}

@@ -147,6 +147,13 @@ fn sigkill_mid_matrix_then_resume_records_every_run_once() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
+    eprintln!(
+        "rows lost: {} (planned {}, recorded {}, duplicates {})",
+        order.difference(&unique).count(),
+        order.len(),
+        unique.len(),
+        ids.len() - unique.len()
+    );
     assert_eq!(unique, order, "no missing row");
     assert!(
         after.iter().all(|r| r["outcome"] == "completed"),

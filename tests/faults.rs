@@ -461,3 +461,60 @@ fn a_slow_host_holds_others_only_at_the_linear_barrier_and_not_with_free() {
         }
     }
 }
+
+/// `ferry` with `fd` (1 or 2) a pipe whose reader is gone, as `ferry ... | head -0`
+/// leaves it, and the other stream captured.
+fn with_closed_pipe(fd: i32, args: &[&str]) -> Output {
+    let (read, write) = nix::unistd::pipe().expect("a pipe");
+    drop(read);
+    let mut cmd = Command::new(lab_fixture::ferry_bin());
+    cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+    if fd == 1 {
+        cmd.stdout(Stdio::from(write)).stderr(Stdio::piped());
+    } else {
+        cmd.stderr(Stdio::from(write)).stdout(Stdio::piped());
+    }
+    cmd.output().expect("run ferry")
+}
+
+#[test]
+fn a_closed_output_pipe_ends_ferry_quietly_not_in_a_panic() {
+    let good = [
+        "check",
+        "-i",
+        "tests/fixtures/good/inventory.yml",
+        "tests/fixtures/good/basic/playbook.yml",
+    ];
+    let bad = [
+        "check",
+        "-i",
+        "tests/fixtures/bad/inventory.yml",
+        "tests/fixtures/bad/unknown_op/playbook.yml",
+    ];
+    let no_inventory = ["check", "-i", "/nonexistent/inventory.yml", "x.yml"];
+    // What a shell shows for a program that SIGPIPE ended, as `yes | head -0`.
+    for (fd, args, what) in [
+        (1, &good[..], "a good check's report"),
+        (1, &bad[..], "a bad check's errors"),
+        (2, &no_inventory[..], "an error report on stderr"),
+    ] {
+        let out = with_closed_pipe(fd, args);
+        let other = if fd == 1 { &out.stderr } else { &out.stdout };
+        assert_eq!(
+            (out.status.code(), text(other)),
+            (Some(141), String::new()),
+            "{what} to a closed pipe (fd {fd}): {}",
+            show(&out)
+        );
+    }
+    // A closed descriptor (`2>&-`) is not a pipe: the error's exit code, no panic.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec {} check -i /nonexistent/inventory.yml x.yml 2>&-",
+            lab_fixture::ferry_bin().display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+}

@@ -366,6 +366,34 @@ async fn a_hanging_command_is_killed_at_its_timeout_and_the_next_call_works() {
 }
 
 #[tokio::test]
+async fn commands_with_a_timeout_that_end_at_once_answer_at_once() {
+    // The remote shell's watchdog for a command with a timeout is killed when
+    // the command ends; a kill that came before the watchdog ran `setsid` was
+    // once lost and the answer waited for the whole timeout (about 1 command
+    // in 30 on this machine). 300 in a row: each answers well before it.
+    let sshd = Sshd::start("");
+    let t = sshd.connect().await;
+    let limit = Duration::from_secs(5);
+    let mut slow = Vec::new();
+    for i in 0..300 {
+        let mut spec = CommandSpec::new("true");
+        spec.timeout = Some(limit);
+        let t0 = Instant::now();
+        let out = t.run(&spec).await.unwrap();
+        let took = t0.elapsed();
+        assert_eq!((out.rc, out.timed_out), (0, false), "command {i}: {out:?}");
+        if took >= limit - Duration::from_secs(1) {
+            slow.push((i, took));
+        }
+    }
+    assert!(
+        slow.is_empty(),
+        "commands that end at once waited for their {limit:?} timeout: {slow:?}"
+    );
+    t.close().await;
+}
+
+#[tokio::test]
 async fn unknown_host_key_is_refused_naming_the_fingerprint() {
     let sshd = Sshd::start("");
     let empty = sshd.path("empty_known_hosts");

@@ -23,6 +23,7 @@
 
 mod filters;
 mod lookup;
+mod names;
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
@@ -61,14 +62,7 @@ fn build_env() -> Environment<'static> {
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     // Ansible never escapes: `domain.xml.j2` keeps `/` and `<` as written.
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-    env.set_syntax(
-        minijinja::syntax::SyntaxConfig::builder()
-            .trim_blocks(true)
-            .lstrip_blocks(false)
-            .keep_trailing_newline(true)
-            .build()
-            .expect("default delimiters are valid"),
-    );
+    env.set_syntax(syntax());
     env.set_loader(|name| match std::fs::read_to_string(name) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -84,6 +78,16 @@ fn build_env() -> Environment<'static> {
     filters::register(&mut env);
     lookup::register(&mut env);
     env
+}
+
+/// Jinja's delimiters, `trim_blocks` on, `lstrip_blocks` off, trailing newline kept.
+fn syntax() -> minijinja::syntax::SyntaxConfig {
+    minijinja::syntax::SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(false)
+        .keep_trailing_newline(true)
+        .build()
+        .expect("default delimiters are valid")
 }
 
 /// Names the environment itself provides (functions and globals), never user variables.
@@ -333,6 +337,9 @@ pub fn check_str(s: &str) -> Result<BTreeSet<String>, TemplateError> {
         return Ok(BTreeSet::new());
     }
     if let Some(expr) = single_expression(s) {
+        // An unknown filter positioned in `s` (the expression's own check
+        // below would place it in `expr`).
+        known_names(s, false, None)?;
         return check_expression(expr).map_err(|mut e| {
             e.range = None;
             e
@@ -341,6 +348,7 @@ pub fn check_str(s: &str) -> Result<BTreeSet<String>, TemplateError> {
     let t = env()
         .template_from_str(s)
         .map_err(|e| convert(e, None, s))?;
+    known_names(s, false, None)?;
     Ok(filter_guarded(s, t.undeclared_variables(false)))
 }
 
@@ -350,6 +358,7 @@ pub fn check_expression(expr: &str) -> Result<BTreeSet<String>, TemplateError> {
     let c = env()
         .compile_expression(e)
         .map_err(|err| convert(err, None, expr))?;
+    known_names(expr, !expr.trim_start().starts_with("{{"), None)?;
     Ok(filter_guarded(e, c.undeclared_variables(false)))
 }
 
@@ -359,7 +368,26 @@ pub fn check_file(path: &Path, src: &str) -> Result<BTreeSet<String>, TemplateEr
     let t = env()
         .template_from_named_str(&name, src)
         .map_err(|e| convert(e, Some(path), src))?;
+    known_names(src, false, Some(path))?;
     Ok(filter_guarded(src, t.undeclared_variables(false)))
+}
+
+/// An error for the first filter or test `src` names that ferry does not have.
+fn known_names(src: &str, in_expr: bool, file: Option<&Path>) -> Result<(), TemplateError> {
+    let Some(u) = names::first_unknown(src, in_expr) else {
+        return Ok(());
+    };
+    Err(TemplateError {
+        file: file.map(Path::to_path_buf),
+        line: Some(src[..u.offset].matches('\n').count() + 1),
+        range: Some(u.offset..u.offset + u.name.len()),
+        undefined: None,
+        syntax: true,
+        message: format!(
+            "unknown {} `{}`: ferry's Jinja has no {} of that name (check its spelling)",
+            u.kind, u.name, u.kind
+        ),
+    })
 }
 
 /// Drop names the text only uses guarded (`x | default(...)`, `x is defined`)

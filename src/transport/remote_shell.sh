@@ -73,7 +73,10 @@ while read -r _f_op _f_id _f_n _f_len _f_to _f_b _f_dest; do
       wait "$_f_p" 2> /dev/null
       _f_rc=$?
       # The watchdog may not have made its own group yet: then kill it by pid.
-      kill -TERM "-$_f_w" 2> /dev/null || kill -TERM "$_f_w" 2> /dev/null
+      # KILL, not TERM: a TERM landing between the fork and the exec of
+      # `setsid` meets this shell's inherited TERM trap and is lost, and the
+      # wait below then lasted the whole timeout (seen 14 times in 400).
+      kill -KILL "-$_f_w" 2> /dev/null || kill -KILL "$_f_w" 2> /dev/null
       wait "$_f_w" 2> /dev/null
     else
       (_f_pw= ; trap - EXIT HUP TERM; eval "$_f_s") < "$_f_in"

@@ -38,6 +38,11 @@ const UNLIMITED_BANDWIDTH: u64 = 1 << 40;
 /// the row's `ram_total_bytes` (QEMU's figure) shows the extra 8 KiB.
 pub const TCG_RAM_PAD_KIB: u64 = 8;
 
+/// A pre-copy that sent nothing for this long when its timeout came was stalled
+/// (a dead migration link: TCP retransmits for minutes before QEMU hears of it),
+/// recorded as failed rather than as not converged.
+const STALLED: Duration = Duration::from_secs(5);
+
 /// The capability names a QEMU uses for post-copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PostcopyDialect {
@@ -465,6 +470,9 @@ impl Driver for QmpDriver {
         }
         let mut switch_transferred: Option<u64> = None;
         let mut last_transferred = 0u64;
+        // When QEMU last sent a byte: a migration cancelled at its timeout after
+        // sending nothing for STALLED did not fail to converge, its link is dead.
+        let mut progressed_at = started;
         if at_once {
             row.postcopy_switch_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
             switch_transferred = Some(0);
@@ -520,6 +528,9 @@ impl Driver for QmpDriver {
                     switch_transferred = Some(m.transferred().unwrap_or(last_transferred));
                 }
             }
+            if m.transferred().is_some_and(|t| t > last_transferred) {
+                progressed_at = Instant::now();
+            }
             last_transferred = m.transferred().unwrap_or(last_transferred);
             let interrupted = ctx.interrupted.load(std::sync::atomic::Ordering::Relaxed);
             if cancelled_for.is_none()
@@ -542,6 +553,15 @@ impl Driver for QmpDriver {
                     .await?;
                 cancelled_for = Some(if interrupted {
                     Outcome::Interrupted
+                } else if progressed_at.elapsed() >= STALLED {
+                    row.error = Some(format!(
+                        "the migration stalled: QEMU sent nothing for {:.1} s ({last_transferred} \
+                         bytes sent, status {status}); is the migration link up? Cancelled after \
+                         {:?}, the guest stays on the source",
+                        progressed_at.elapsed().as_secs_f64(),
+                        ctx.settings.migration_timeout
+                    ));
+                    Outcome::Failed
                 } else {
                     Outcome::NotConverged
                 });
