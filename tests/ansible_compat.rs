@@ -667,3 +667,77 @@ fn play_precedence_through_ferry_run_and_ansible_playbook_agrees() {
         );
     }
 }
+
+/// The `ansible-inventory` (and `ansible`, `ansible-playbook`) answers kept in
+/// tests/fixtures/inventories, which tests/inventory.rs compares ferry with,
+/// regenerated now by `regen.sh` on a copy of the fixtures with this Ansible:
+/// every kept file must equal the fresh one, so the comparison stays with
+/// what Ansible says, not with what it once said.
+#[test]
+fn kept_ansible_inventory_answers_match_a_fresh_run() {
+    let venv = ansible_venv();
+    let kept = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/inventories");
+    let work = tempfile::tempdir().unwrap();
+    let copy = work.path().join("inventories");
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(&kept)
+        .arg(&copy)
+        .output()
+        .expect("run cp");
+    assert!(cp.status.success(), "cp -a: {}", show(&cp));
+    let files = expected_files(&copy);
+    for f in &files {
+        // Fresh means written by this run: no kept copy can pass for one.
+        std::fs::remove_file(copy.join(f)).unwrap();
+    }
+    assert!(files.len() >= 15, "too few kept answers: {files:?}");
+    let regen = Command::new("sh")
+        .arg(copy.join("regen.sh"))
+        .env("ANSIBLE_INVENTORY_BIN", venv.join("bin/ansible-inventory"))
+        .env(
+            "PATH",
+            format!("{}:/usr/bin:/bin", venv.join("bin").display()),
+        )
+        .env("ANSIBLE_LOCAL_TEMP", work.path().join("ansible-local"))
+        .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
+        .output()
+        .expect("run regen.sh");
+    assert!(regen.status.success(), "regen.sh: {}", show(&regen));
+    let mut drift = Vec::new();
+    for f in &files {
+        let old = std::fs::read_to_string(kept.join(f)).unwrap();
+        let new = std::fs::read_to_string(copy.join(f))
+            .unwrap_or_else(|e| panic!("regen.sh wrote no {}: {e}", f.display()));
+        if old != new {
+            drift.push(format!("--- kept {}\n{old}\n+++ fresh\n{new}", f.display()));
+        }
+    }
+    assert!(
+        drift.is_empty(),
+        "Ansible's answers drifted from the kept fixtures (run regen.sh and review):\n{}",
+        drift.join("\n")
+    );
+}
+
+/// `expected*` files under `dir`, relative to it.
+fn expected_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("expected"))
+            {
+                out.push(p.strip_prefix(dir).unwrap().to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
+}
