@@ -129,10 +129,22 @@ fn make_repo(dir: &Path) -> String {
 }
 
 fn ansible(venv: &Path, lab: &LabGuard, host: &str, pb: &Path, extra: &[String]) -> Output {
+    ansible_with(venv, lab, &lab.inventory, host, pb, extra)
+}
+
+/// As [`ansible`], with an inventory of the test's own (the lab's hosts, other vars).
+fn ansible_with(
+    venv: &Path,
+    lab: &LabGuard,
+    inventory: &Path,
+    host: &str,
+    pb: &Path,
+    extra: &[String],
+) -> Output {
     let tmp = lab.state_dir.join("ansible-local");
     Command::new(venv.join("bin/ansible-playbook"))
         .arg("-i")
-        .arg(&lab.inventory)
+        .arg(inventory)
         .args(["-l", host])
         .args(extra)
         .arg(pb)
@@ -575,4 +587,157 @@ fn check_diff_shows_what_the_run_then_does() {
     let check_text = stable(&check.out);
     assert!(check_text.contains("+second line, edited"), "{check_text}");
     assert_eq!(check_text, stable(&real.out));
+}
+
+/// `play_precedence` (one variable per layer: role defaults, inventory host,
+/// play vars, vars_files, role vars, block vars, task vars, set_fact, -e) run
+/// on the same lab host by `ansible-playbook` and by `ferry run`: every
+/// variable resolves to the same layer in both, and to the answer kept in
+/// the fixture's expected.json.
+#[test]
+fn play_precedence_through_ferry_run_and_ansible_playbook_agrees() {
+    let venv = ansible_venv();
+    let lab = LabGuard::up("prec", 1);
+    let host = lab.hosts[0].clone();
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/inventories/play_precedence");
+    let work = tempfile::tempdir().unwrap();
+    // The fixture's inventory with h1 reached as the lab host.
+    let fixture_inv = std::fs::read_to_string(dir.join("hosts.yml")).unwrap();
+    let connection = format!(
+        "      ansible_host: \"{}\"\n      ansible_user: root\n      ansible_ssh_private_key_file: \"{}\"\n      \
+         ansible_ssh_common_args: \"-o UserKnownHostsFile={} -o StrictHostKeyChecking=yes\"\n",
+        host.mgmt_ip,
+        lab.private_key().display(),
+        lab.known_hosts().display()
+    );
+    let inv_text = fixture_inv.replace("      ansible_connection: local\n", &connection);
+    assert_ne!(
+        inv_text, fixture_inv,
+        "hosts.yml no longer says ansible_connection: local"
+    );
+    let inv = work.path().join("hosts.yml");
+    std::fs::write(&inv, inv_text).unwrap();
+    let pb = dir.join("play.yml");
+    let out = |who: &str| format!("out=/root/precedence-{who}.json");
+    let a = ansible_with(
+        &venv,
+        &lab,
+        &inv,
+        "h1",
+        &pb,
+        &[
+            "-e".into(),
+            "k9=extra_vars".into(),
+            "-e".into(),
+            out("ansible"),
+        ],
+    );
+    assert!(a.status.success(), "ansible-playbook: {}", show(&a));
+    let f = Command::new(lab_fixture::ferry_bin())
+        .arg("run")
+        .arg("-i")
+        .arg(&inv)
+        .args(["-e", "k9=extra_vars", "-e", &out("ferry")])
+        .arg(&pb)
+        .current_dir(&dir)
+        .output()
+        .expect("run ferry");
+    assert!(f.status.success(), "ferry run: {}", show(&f));
+    let answers = |who: &str| -> serde_json::Value {
+        let text = lab.exec_ok("1", &format!("cat /root/precedence-{who}.json"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{who}'s answers {text:?}: {e}"))
+    };
+    let (ansible_says, ferry_says) = (answers("ansible"), answers("ferry"));
+    let kept: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    for n in 1..=9 {
+        let k = format!("k{n}");
+        assert!(
+            ansible_says.get(&k).is_some(),
+            "ansible wrote no {k}: {ansible_says}"
+        );
+        assert_eq!(
+            ferry_says[&k], ansible_says[&k],
+            "{k}: ferry run and ansible-playbook disagree"
+        );
+        assert_eq!(
+            ansible_says[&k], kept[&k],
+            "{k}: ansible-playbook and the kept expected.json disagree"
+        );
+    }
+}
+
+/// The `ansible-inventory` (and `ansible`, `ansible-playbook`) answers kept in
+/// tests/fixtures/inventories, which tests/inventory.rs compares ferry with,
+/// regenerated now by `regen.sh` on a copy of the fixtures with this Ansible:
+/// every kept file must equal the fresh one, so the comparison stays with
+/// what Ansible says, not with what it once said.
+#[test]
+fn kept_ansible_inventory_answers_match_a_fresh_run() {
+    let venv = ansible_venv();
+    let kept = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/inventories");
+    let work = tempfile::tempdir().unwrap();
+    let copy = work.path().join("inventories");
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(&kept)
+        .arg(&copy)
+        .output()
+        .expect("run cp");
+    assert!(cp.status.success(), "cp -a: {}", show(&cp));
+    let files = expected_files(&copy);
+    for f in &files {
+        // Fresh means written by this run: no kept copy can pass for one.
+        std::fs::remove_file(copy.join(f)).unwrap();
+    }
+    assert!(files.len() >= 15, "too few kept answers: {files:?}");
+    let regen = Command::new("sh")
+        .arg(copy.join("regen.sh"))
+        .env("ANSIBLE_INVENTORY_BIN", venv.join("bin/ansible-inventory"))
+        .env(
+            "PATH",
+            format!("{}:/usr/bin:/bin", venv.join("bin").display()),
+        )
+        .env("ANSIBLE_LOCAL_TEMP", work.path().join("ansible-local"))
+        .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
+        .output()
+        .expect("run regen.sh");
+    assert!(regen.status.success(), "regen.sh: {}", show(&regen));
+    let mut drift = Vec::new();
+    for f in &files {
+        let old = std::fs::read_to_string(kept.join(f)).unwrap();
+        let new = std::fs::read_to_string(copy.join(f))
+            .unwrap_or_else(|e| panic!("regen.sh wrote no {}: {e}", f.display()));
+        if old != new {
+            drift.push(format!("--- kept {}\n{old}\n+++ fresh\n{new}", f.display()));
+        }
+    }
+    assert!(
+        drift.is_empty(),
+        "Ansible's answers drifted from the kept fixtures (run regen.sh and review):\n{}",
+        drift.join("\n")
+    );
+}
+
+/// `expected*` files under `dir`, relative to it.
+fn expected_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("expected"))
+            {
+                out.push(p.strip_prefix(dir).unwrap().to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
 }

@@ -10,7 +10,9 @@
 //!    carries the guest's memory, its management NIC only libvirt's RPC.
 //! 4. Back with post-copy (`--postcopy --bandwidth 40`, then
 //!    `virsh migrate-postcopy` once `domjobinfo` on the source shows data
-//!    moving): completes, the domain runs on host 1, the guest answers ping.
+//!    moving): completes, the domain runs on host 1, the guest answers ping,
+//!    and libvirt's lifecycle events say the post-copy phase ran (the source
+//!    suspended for post-copy, the destination resumed in post-copy).
 //!
 //! Needs root, QEMU, libvirt, busybox-static, linux-image-amd64, gcc and cpio:
 //! fails naming what is missing. Prints the figures docs/testbed.md records.
@@ -131,6 +133,52 @@ fn domstate(lab: &LabGuard, host: &str) -> String {
          (is libvirtd running there?): {err}"
     );
     "absent".into()
+}
+
+/// `virsh event --loop --event lifecycle` (every domain) running on a host, its lines
+/// in a file there: libvirt's own word on what a migration did.
+struct LifecycleEvents {
+    host: String,
+    file: String,
+}
+
+impl LifecycleEvents {
+    fn start(lab: &LabGuard, host: &str) -> LifecycleEvents {
+        let file = format!("/var/tmp/ferry-e2e-events-{}", std::process::id());
+        let ev = LifecycleEvents {
+            host: host.to_string(),
+            file,
+        };
+        let f = &ev.file;
+        lab.exec_ok(
+            host,
+            &format!(
+                "rm -f {f}; setsid stdbuf -oL timeout 600 virsh -c qemu:///system event --loop \
+                 --event lifecycle </dev/null >{f} 2>&1 & echo $! > {f}.pid"
+            ),
+        );
+        // Listening once virsh is connected: an unreachable libvirtd ends it with an error.
+        std::thread::sleep(Duration::from_secs(1));
+        // (Not a zombie: nobody reaps it once its shell has gone.)
+        let alive = lab.exec(
+            host,
+            &format!("s=$(sed -n 's/^State:[[:space:]]*//p' /proc/$(cat {f}.pid)/status); [ -n \"$s\" ] && [ \"${{s%% *}}\" != Z ]"),
+        );
+        assert!(
+            alive.status.success(),
+            "{host}: virsh event exited (is libvirtd running there?): {}",
+            lab.exec_ok(host, &format!("cat {f}"))
+        );
+        ev
+    }
+
+    /// Stop listening; the lines it printed.
+    fn stop(self, lab: &LabGuard) -> String {
+        let f = &self.file;
+        std::thread::sleep(Duration::from_millis(500));
+        lab.exec_ok(&self.host, &format!("kill $(cat {f}.pid); true"));
+        lab.exec_ok(&self.host, &format!("cat {f}; rm -f {f} {f}.pid"))
+    }
 }
 
 /// Ping the guest from `host`'s guest-bridge side until it answers (or `limit`).
@@ -358,6 +406,8 @@ fn testbed_provisions_and_migrates_over_the_migration_network() {
 
     // 4. Post-copy back: switch once the source's domjobinfo shows data moving.
     let mut switch_at = Duration::ZERO;
+    let src_events = LifecycleEvents::start(&lab, &h2.name);
+    let dst_events = LifecycleEvents::start(&lab, &h1.name);
     let post = measured(&lab, &h2.name, || {
         let started = Instant::now();
         let migrate = lab
@@ -415,6 +465,18 @@ fn testbed_provisions_and_migrates_over_the_migration_network() {
     });
     assert_eq!(domstate(&lab, &h1.name), "running", "guest back on host 1");
     assert_eq!(domstate(&lab, &h2.name), "absent", "guest left host 2");
+    // libvirt's events say the post-copy phase ran: the source paused for it,
+    // the destination ran the guest in it (before all memory was there).
+    let (src_said, dst_said) = (src_events.stop(&lab), dst_events.stop(&lab));
+    eprintln!("source events:\n{src_said}destination events:\n{dst_said}");
+    assert!(
+        src_said.contains(&format!("'{GUEST}': Suspended Post-copy")),
+        "host 2 (source) never paused for post-copy:\n{src_said}"
+    );
+    assert!(
+        dst_said.contains(&format!("'{GUEST}': Resumed Post-copy")),
+        "host 1 (destination) never ran the guest in post-copy:\n{dst_said}"
+    );
     assert_over_migration_network("post-copy host 2 -> host 1", &post, guest_mib);
     ping_after_migration(&lab, &h2.name, &h1.name, &guest_ip);
 

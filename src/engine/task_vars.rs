@@ -30,7 +30,10 @@ impl Engine {
         let mut layer = |layer: Layer, origin: &str, vars: Vars| {
             layers.push(Arc::new(Scope::plain(layer, origin, vars)));
         };
-        if let Some(r) = &t.role {
+        // The play's roles' defaults and vars are seen by every task of the play
+        // (Ansible's public roles); the task's own role comes last, so it wins.
+        let roles = || play.roles.iter().chain(t.role.iter());
+        for r in roles() {
             let role = r.name.clone();
             layer(
                 Layer::RoleDefaults { role },
@@ -50,7 +53,7 @@ impl Engine {
         for (path, f) in &play.vars_files {
             layer(Layer::PlayVarsFile, &path.display().to_string(), f.clone());
         }
-        if let Some(r) = &t.role {
+        for r in roles() {
             let role = r.name.clone();
             layer(Layer::RoleVars { role }, "role vars", r.vars.clone());
         }

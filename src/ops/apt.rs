@@ -220,7 +220,8 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
         }
         let updated = String::from_utf8_lossy(&out.stdout).contains("UPDATE");
         r.set("cache_updated", updated);
-        r.changed |= updated;
+        // As Ansible's apt: a cache update is a change only when nothing else is asked.
+        r.changed |= updated && p.names.is_empty() && p.deb.is_none();
     }
     if let Some(deb) = &p.deb {
         // In check mode a put_file is only recorded (check_state), so the

@@ -61,6 +61,9 @@ pub struct Play {
     pub pre_tasks: Vec<TaskItem>,
     /// Tasks of the play's roles, expanded in role order (each task knows its role).
     pub role_tasks: Vec<TaskItem>,
+    /// The roles `roles:` lists, in order: their defaults and vars are seen by every
+    /// task of the play, as Ansible's (public) roles' are.
+    pub roles: Vec<Arc<RoleContext>>,
     pub tasks: Vec<TaskItem>,
     pub post_tasks: Vec<TaskItem>,
     /// Handlers of the play and of its roles, in definition order.

@@ -81,6 +81,12 @@ impl Loader {
             else {
                 continue;
             };
+            // Every task of the play sees the role's defaults and vars (Ansible's
+            // public roles), so the check knows their names for the whole play.
+            let scope = &mut self.out.play_scopes[self.play_index];
+            scope.vars.extend(role.defaults.keys().cloned());
+            scope.vars.extend(role.vars.keys().cloned());
+            play.roles.push(role.clone());
             let has_kw = !keywords.when.is_empty()
                 || !keywords.tags.is_empty()
                 || keywords.become_.is_some()
