@@ -6,6 +6,7 @@
 //! report for `main` to print.
 
 pub mod bench_check;
+pub mod bench_experiment;
 pub mod bench_provision;
 pub mod bench_report;
 pub mod check;

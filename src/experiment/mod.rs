@@ -15,6 +15,7 @@
 
 pub mod check;
 pub mod clock;
+pub mod disk;
 pub mod driver;
 pub mod events;
 pub mod flavor;
@@ -23,6 +24,7 @@ pub mod host_sample;
 pub mod link;
 pub mod matrix;
 pub mod model;
+pub mod overhead;
 pub mod pairs;
 pub mod probe;
 pub mod provenance;
@@ -34,3 +36,4 @@ pub mod scenario;
 pub mod source;
 pub mod spec;
 pub mod store;
+pub mod stream;

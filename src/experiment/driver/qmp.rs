@@ -17,6 +17,7 @@ use super::qmp_socket::QmpSocket;
 use super::query_migrate::MigrateInfo;
 use super::{Driver, DriverError, DriverKind, GuestHandle, HostEnd, RunContext};
 use crate::experiment::clock;
+use crate::experiment::disk;
 use crate::experiment::guest;
 use crate::experiment::result::{MigrationResult, Outcome, Sample};
 use crate::experiment::scenario::{AlgorithmKind, Scenario};
@@ -79,6 +80,10 @@ pub fn capabilities(
     if source {
         set("auto-converge", a.auto_converge);
         set("xbzrle", a.xbzrle_cache_mib.is_some());
+        // Block migration of the non-shared disk (QEMU's `block` capability, in
+        // QEMU up to 9.0); zero blocks travel as flags, not 1 MiB of zeros each.
+        set("block", a.block);
+        set("zero-blocks", a.block);
     }
     caps
 }
@@ -101,6 +106,9 @@ pub fn parameters(scenario: &Scenario, source: bool) -> Value {
         if let Some(mib) = a.xbzrle_cache_mib {
             p.insert("xbzrle-cache-size".into(), json!(mib * 1024 * 1024));
         }
+        if a.block && a.incremental {
+            p.insert("block-incremental".into(), json!(true));
+        }
     }
     Value::Object(p)
 }
@@ -121,6 +129,9 @@ impl QmpGuest {
     }
     fn serial(&self) -> String {
         format!("{}/serial.log", self.dir)
+    }
+    fn disk(&self) -> String {
+        format!("{}/disk.raw", self.dir)
     }
 }
 
@@ -166,12 +177,19 @@ impl QmpDriver {
         let gd = ctx.settings.guest_dir.trim_end_matches('/');
         let dir = &g.dir;
         let tap = &g.tap;
+        let (make_disk, drive) = match disk::wanted_mib(ctx.scenario) {
+            Some(mib) => (
+                format!("{}; ", disk::create_command(&g.disk(), mib)),
+                disk::qemu_args(&g.disk()),
+            ),
+            None => (String::new(), String::new()),
+        };
         let qemu = format!(
             "{qemu} -name ferry-run-{index} -accel tcg -m {mem} -smp {cpus} -nodefaults \
              -no-user-config -display none -kernel {k} -initrd {i} -append {append} \
              -serial file:{dir}/serial.log \
              -netdev tap,id=n0,ifname={tap},script=no,downscript=no \
-             -device virtio-net-pci,netdev=n0,mac={mac} \
+             -device virtio-net-pci,netdev=n0,mac={mac}{drive} \
              -qmp unix:{dir}/qmp.sock,server=on,wait=off -pidfile {dir}/qemu.pid -daemonize{inc}",
             qemu = self.qemu,
             index = ctx.index,
@@ -183,7 +201,7 @@ impl QmpDriver {
             inc = if incoming { " -incoming defer" } else { "" },
         );
         Ok(format!(
-            "set -e; mkdir -p {dir}; ip link del {tap} 2>/dev/null || true; \
+            "set -e; mkdir -p {dir}; {make_disk}ip link del {tap} 2>/dev/null || true; \
              ip tuntap add dev {tap} mode tap; ip link set {tap} master {br}; ip link set {tap} up; \
              {qemu} >{dir}/qemu.out 2>&1 || {{ cat {dir}/qemu.out >&2; exit 1; }}; cat {dir}/qemu.pid",
             br = sh_quote(&bridge),
@@ -343,9 +361,15 @@ impl Driver for QmpDriver {
             message: "no guest address: set guest_vm_ip, or guest_ip and guest_prefix".into(),
         })?;
         let stream_to = ctx.prober.and_then(|p| p.var("guest_ip"));
-        let cmdline =
-            guest::kernel_cmdline(&ip, prefix, &ctx.scenario.load, stream_to.as_deref(), None)
-                .map_err(|e| DriverError::Other(e.to_string()))?;
+        let device = disk::wanted_mib(ctx.scenario).map(|_| disk::GUEST_DEVICE);
+        let cmdline = guest::kernel_cmdline(
+            &ip,
+            prefix,
+            &ctx.scenario.load,
+            stream_to.as_deref(),
+            device,
+        )
+        .map_err(|e| DriverError::Other(e.to_string()))?;
         let stamp = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
