@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
+use super::host_command::running_test;
 use super::qmp_socket::QmpSocket;
 use super::query_migrate::MigrateInfo;
 use super::{Driver, DriverError, DriverKind, GuestHandle, HostEnd, RunContext};
@@ -243,7 +244,8 @@ impl QmpDriver {
         };
         let pid = g.source_pid.unwrap_or(0);
         let cmd = format!(
-            "kill -0 {pid} 2>/dev/null || echo FERRY-QEMU-GONE; cat {} 2>/dev/null",
+            "{} || echo FERRY-QEMU-GONE; cat {} 2>/dev/null",
+            running_test(pid),
             g.serial()
         );
         loop {
@@ -487,6 +489,7 @@ impl Driver for QmpDriver {
         let mut last_dirty: Option<f64> = None;
         let mut cancelled_for: Option<Outcome> = None;
         let mut last_with_ram: Option<Value> = None;
+        let mut last_disk: Option<u64> = None;
         let last = loop {
             next += interval;
             tokio::time::sleep_until(next.into()).await;
@@ -505,6 +508,8 @@ impl Driver for QmpDriver {
             if info.get("ram").is_some() {
                 last_with_ram = Some(info.clone());
             }
+            // QEMU reports `disk` only while block migration is active.
+            last_disk = info["disk"]["transferred"].as_u64().or(last_disk);
             let status = m.status().to_string();
             // Hybrid: switch after N complete pre-copy passes or T seconds. QEMU's
             // dirty-sync-count is 1 during the first pass (the sync that starts
@@ -569,6 +574,9 @@ impl Driver for QmpDriver {
         }
         let m = MigrateInfo(&last);
         m.fill_row(row, switch_transferred, last_dirty);
+        // The final answer has no `disk`: the last one that had is what block
+        // migration had sent by then (a lower bound: the rest goes at the end).
+        row.disk_transferred_bytes = row.disk_transferred_bytes.or(last_disk);
         if row.outcome.is_none() {
             row.outcome = Some(match (m.status(), cancelled_for) {
                 ("completed", _) => Outcome::Completed,
@@ -666,8 +674,9 @@ impl Driver for QmpDriver {
             }
             let kill = match pid {
                 Some(p) => format!(
-                    "i=0; while kill -0 {p} 2>/dev/null && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; \
-                     if kill -0 {p} 2>/dev/null && grep -q {dir} /proc/{p}/cmdline; then kill -9 {p}; fi; ",
+                    "i=0; while {running} && [ $i -lt 60 ]; do sleep 0.05; i=$((i+1)); done; \
+                     if grep -q {dir} /proc/{p}/cmdline 2>/dev/null; then kill -9 {p}; fi; ",
+                    running = running_test(p),
                     dir = sh_quote(&g.dir)
                 ),
                 None => String::new(),
