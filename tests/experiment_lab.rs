@@ -708,3 +708,91 @@ fn qmp_driver_runs_network_and_disk_loads_and_block_migration() {
     let w = achieved(&rows[3], "source", "disk_mib_s").expect("disk during");
     assert!(w > 0.0, "the guest wrote {w} MiB/s");
 }
+
+/// A full guest (here a lab host standing in for one, in the inventory's `guests`
+/// group): playbooks/guest_load.yml installs ferry's load program over SSH, and
+/// the experiment stage's `LoadProcess` starts it with a scenario's load, reads
+/// its reports and stops it.
+#[test]
+fn full_guest_gets_the_load_program_and_runs_a_load_over_ssh() {
+    use ferry::experiment::guest::load_parts;
+    use ferry::experiment::load_process::{FULL_GUEST_LOAD, LoadProcess, args_of};
+    lab_fixture::require_root();
+    require_tools(&[]);
+    let lab_guard = LabGuard::up("expfull", 2);
+    let guest = lab_guard.hosts[1].name.clone();
+    let extra = tempfile::tempdir().unwrap();
+    let guests = extra.path().join("guests.yml");
+    std::fs::write(
+        &guests,
+        format!("all:\n  children:\n    guests:\n      hosts:\n        \"{guest}\": {{}}\n"),
+    )
+    .unwrap();
+    let (inv, extra_inv) = (
+        lab_guard.inventory.display().to_string(),
+        guests.display().to_string(),
+    );
+    let out = lab_guard
+        .ferry(&[
+            "run",
+            "-i",
+            &inv,
+            "-i",
+            &extra_inv,
+            "playbooks/guest_load.yml",
+        ])
+        .current_dir(ROOT)
+        .output()
+        .expect("run ferry");
+    assert!(
+        out.status.success(),
+        "guest_load.yml: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let hosts = rt.block_on(host_ends(&lab_guard));
+    let host = hosts.iter().find(|h| h.name == guest).unwrap();
+    let load = Load {
+        name: "mem-cpu".into(),
+        memory: Some(MemoryLoad {
+            working_set_mib: 8,
+            rate_mib_s: Some(4.0),
+        }),
+        cpu_threads: Some(1),
+        ..Load::default()
+    };
+    let args = args_of(&load_parts(&load, None, None).unwrap());
+    let mean = rt.block_on(async {
+        let p = LoadProcess::start(host, FULL_GUEST_LOAD, &args, "full-guest")
+            .await
+            .expect("start the load program on the guest");
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        let so_far = p.reports().await.expect("read its reports");
+        assert!(so_far.len() >= 2, "{so_far:?}");
+        p.stop().await.expect("stop it")
+    });
+    let mean = mean.expect("the load program reported");
+    eprintln!("full guest {guest}: {mean:?}");
+    let dirty = mean["dirty_mib_s"].as_f64().unwrap();
+    assert!(
+        (3.0..=4.5).contains(&dirty),
+        "dirtied {dirty} MiB/s, asked 4"
+    );
+    assert!(mean["cpu_loops_s"].as_f64().unwrap() > 0.0, "{mean:?}");
+    // Stopped: nothing of it left running on the guest.
+    let left = rt
+        .block_on(host.sh(
+            "for p in /proc/[0-9]*; do tr '\\0' ' ' <$p/cmdline 2>/dev/null | \
+             grep -q '^/usr/local/bin/ferry-load ' && echo $p; done; true",
+        ))
+        .unwrap();
+    assert!(
+        text(&left.stdout).trim().is_empty(),
+        "still running: {}",
+        text(&left.stdout)
+    );
+}

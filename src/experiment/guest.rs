@@ -35,34 +35,50 @@ pub enum LoadError {
     NoDisk,
 }
 
-/// The kernel command line of a lab guest at `ip`/`prefix` running `load`.
-/// `stream_to`: where a network load sends (the prober's address on the guest
-/// network; an inbound stream needs none: the guest listens and the prober sends,
-/// see [`super::stream`]); `disk`: the guest's disk device, when it has one.
-pub fn kernel_cmdline(
-    ip: &str,
-    prefix: u32,
+/// One part of a load as the load program takes it: its option (`-m`, `-c`, `-n`,
+/// `-r`, `-d`), the init's kernel parameter for it (`dirty`, `cpu`, `net`,
+/// `netin`, `disk`) and the value (the same for both).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadPart {
+    pub option: &'static str,
+    pub param: &'static str,
+    pub value: String,
+}
+
+/// `load` as the load program's parts. `stream_to`: where a network load sends
+/// (the prober's address on the guest network; an inbound stream needs none: the
+/// guest listens and the prober sends, see [`super::load_process`]); `disk`: the
+/// guest's disk device, when it has one.
+pub fn load_parts(
     load: &Load,
     stream_to: Option<&str>,
     disk: Option<&str>,
-) -> Result<String, LoadError> {
-    let mut c = format!("console=ttyS0 quiet ferry.ip={ip}/{prefix}");
+) -> Result<Vec<LoadPart>, LoadError> {
+    let mut parts = Vec::new();
+    let mut push = |option, param, value: String| {
+        parts.push(LoadPart {
+            option,
+            param,
+            value,
+        })
+    };
     if let Some(m) = &load.memory {
         let rate = m.rate_mib_s.unwrap_or(0.0);
-        c.push_str(&format!(" ferry.dirty={},{rate}", m.working_set_mib));
+        push("-m", "dirty", format!("{},{rate}", m.working_set_mib));
     }
     if let Some(n) = load.cpu_threads.filter(|n| *n > 0) {
-        c.push_str(&format!(" ferry.cpu={n}"));
+        push("-c", "cpu", n.to_string());
     }
     if let Some(n) = &load.network {
         if n.direction == Direction::In {
-            c.push_str(&format!(" ferry.netin={NETWORK_LOAD_PORT}"));
+            push("-r", "netin", NETWORK_LOAD_PORT.to_string());
         } else {
             let to = stream_to.ok_or(LoadError::NoStreamPeer)?;
-            c.push_str(&format!(
-                " ferry.net={to}:{NETWORK_LOAD_PORT},{}",
-                n.rate_mbit
-            ));
+            push(
+                "-n",
+                "net",
+                format!("{to}:{NETWORK_LOAD_PORT},{}", n.rate_mbit),
+            );
         }
     }
     if let Some(d) = &load.disk {
@@ -72,7 +88,23 @@ pub fn kernel_cmdline(
             DiskWhen::During => "during",
             DiskWhen::Both => "both",
         };
-        c.push_str(&format!(" ferry.disk={dev},{},{when}", d.write_mib));
+        push("-d", "disk", format!("{dev},{},{when}", d.write_mib));
+    }
+    Ok(parts)
+}
+
+/// The kernel command line of a lab guest at `ip`/`prefix` running `load` (see
+/// [`load_parts`] for `stream_to` and `disk`).
+pub fn kernel_cmdline(
+    ip: &str,
+    prefix: u32,
+    load: &Load,
+    stream_to: Option<&str>,
+    disk: Option<&str>,
+) -> Result<String, LoadError> {
+    let mut c = format!("console=ttyS0 quiet ferry.ip={ip}/{prefix}");
+    for p in load_parts(load, stream_to, disk)? {
+        c.push_str(&format!(" ferry.{}={}", p.param, p.value));
     }
     Ok(c)
 }

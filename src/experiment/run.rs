@@ -9,10 +9,10 @@ use super::driver::{Driver, DriverError, GuestHandle, HostEnd, RunContext};
 use super::guest;
 use super::host_sample::HostSample;
 use super::link;
+use super::load_process::{self, LoadProcess};
 use super::probe::{self, PingProbe};
 use super::result::{MigrationResult, Outcome, Sample};
 use super::scenario::Direction;
-use super::stream::InboundStream;
 
 /// How often the run reads the probe's log while it waits for the guest.
 const ANSWER_POLL: Duration = Duration::from_millis(100);
@@ -35,7 +35,7 @@ pub async fn run_one(ctx: &RunContext<'_>, driver: &dyn Driver) -> (MigrationRes
     let started = Instant::now();
     let mut phases = Phases::default();
     let mut guest: Option<GuestHandle> = None;
-    let mut stream: Option<InboundStream> = None;
+    let mut stream: Option<LoadProcess> = None;
     let result = measured_run(
         ctx,
         driver,
@@ -174,7 +174,7 @@ async fn measured_run<'a>(
     samples: &mut Vec<Sample>,
     phases: &mut Phases,
     guest_slot: &mut Option<GuestHandle>,
-    stream_slot: &mut Option<InboundStream<'a>>,
+    stream_slot: &mut Option<LoadProcess<'a>>,
 ) -> Result<(), RunError> {
     let (src, dst) = (ctx.source, ctx.destination);
     let src_if = src.require_var("migration_iface")?;
@@ -217,8 +217,10 @@ async fn measured_run<'a>(
         })?;
         let tag = format!("{}-{}", ctx.index, probe::unix_s(SystemTime::now()) as u64);
         let t = Instant::now();
+        let program = format!("{}/load", ctx.settings.guest_dir.trim_end_matches('/'));
+        let args = load_process::sender_args(&ip, n.rate_mbit);
         *stream_slot =
-            Some(InboundStream::start(p, &ctx.settings.guest_dir, &ip, n.rate_mbit, &tag).await?);
+            Some(LoadProcess::start(p, &program, &args, &format!("stream-{tag}")).await?);
         phases.part("stream", t);
     }
 
