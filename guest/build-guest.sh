@@ -3,9 +3,11 @@
 #
 #   guest/build-guest.sh OUTDIR [KERNEL_VERSION]
 #
-# Writes OUTDIR/vmlinuz (copied from /boot), OUTDIR/initramfs.cpio.gz and
-# OUTDIR/build.stamp. Needs: linux-image-amd64 (kernel + modules under
-# /lib/modules), busybox-static, gcc with static libc (libc6-dev), cpio, gzip.
+# Writes OUTDIR/vmlinuz (copied from /boot), OUTDIR/initramfs.cpio.gz,
+# OUTDIR/load (the static load program: the sender of an inbound network load on
+# the prober, the load of a full guest) and OUTDIR/build.stamp.
+# Needs: linux-image-amd64 (kernel + modules under /lib/modules), busybox-static,
+# gcc with static libc (libc6-dev), cpio, gzip.
 # Idempotent: when the inputs have not changed (same kernel, busybox, init
 # and load.c) it rebuilds nothing and prints "unchanged".
 set -eu
@@ -20,7 +22,7 @@ command -v cpio >/dev/null || { echo "build-guest: cpio not found (install cpio)
 
 STAMP=$(cat "$HERE/init" "$HERE/load.c" "$HERE/build-guest.sh" /bin/busybox /boot/vmlinuz-$KVER | sha256sum | cut -d' ' -f1)
 if [ -f "$OUT/build.stamp" ] && [ "$(cat "$OUT/build.stamp")" = "$KVER $STAMP" ] \
-   && [ -f "$OUT/vmlinuz" ] && [ -f "$OUT/initramfs.cpio.gz" ]; then
+   && [ -f "$OUT/vmlinuz" ] && [ -f "$OUT/initramfs.cpio.gz" ] && [ -f "$OUT/load" ]; then
   echo "unchanged"
   exit 0
 fi
@@ -37,7 +39,7 @@ chmod 755 "$ROOT/init"
 gcc -static -O2 -Wall -pthread -o "$ROOT/bin/load" "$HERE/load.c"
 for m in kernel/drivers/virtio/virtio_ring kernel/drivers/virtio/virtio \
          kernel/drivers/virtio/virtio_pci_legacy_dev kernel/drivers/virtio/virtio_pci_modern_dev \
-         kernel/drivers/virtio/virtio_pci kernel/net/core/failover \
+         kernel/drivers/virtio/virtio_pci kernel/drivers/block/virtio_blk kernel/net/core/failover \
          kernel/drivers/net/net_failover kernel/drivers/net/virtio_net; do
   src=/lib/modules/$KVER/$m.ko
   if [ -f "$src" ]; then
@@ -53,5 +55,6 @@ done
 cp /boot/vmlinuz-$KVER "$WORK/vmlinuz"
 mv "$WORK/initramfs.cpio.gz" "$OUT/initramfs.cpio.gz"
 mv "$WORK/vmlinuz" "$OUT/vmlinuz"
+cp "$ROOT/bin/load" "$OUT/load.new" && mv "$OUT/load.new" "$OUT/load"
 echo "$KVER $STAMP" > "$OUT/build.stamp"
 echo "built $OUT (kernel $KVER)"

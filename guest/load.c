@@ -1,7 +1,7 @@
 /*
  * load: the lab guest's load program (one load model: memory, CPU, network, disk).
  *
- *   load [-m MIB[,RATE]] [-c THREADS] [-n IP:PORT,MBIT] [-d PATH,MIB[,WHEN]]
+ *   load [-m MIB[,RATE]] [-c THREADS] [-n IP:PORT,MBIT] [-r PORT] [-d PATH,MIB[,WHEN]]
  *
  *   -m  dirty a working set of MIB MiB: touch every page once, then rewrite one
  *       byte in each 4 KiB page over and over at RATE MiB/s (pages per second =
@@ -9,9 +9,12 @@
  *   -c  THREADS busy threads counting in a loop.
  *   -n  a UDP stream of 1400-byte datagrams to IP:PORT at MBIT Mbit/s (0: as fast
  *       as it can); nobody needs to listen.
+ *   -r  receive a UDP stream on PORT (an inbound network load: the sender is this
+ *       program's -n on another host); net_mbit_s is then what arrived.
  *   -d  write MIB MiB to PATH (a block device such as /dev/vda, or a file):
  *       WHEN = before (once, then stop; the default), during (over and over),
- *       or both.
+ *       or both. Writing before, it prints the rate of that write first
+ *       ("ferry-load: t=0 disk_before_mib_s=X").
  *
  * Every second it prints one line on stdout (the serial console), which the
  * experiment driver parses for the rates the guest actually achieved:
@@ -20,7 +23,8 @@
  *
  * Built with `gcc -static` on the controller and packed into the guest's
  * initramfs; init starts it from the kernel command line (ferry.dirty=,
- * ferry.cpu=, ferry.net=, ferry.disk=).
+ * ferry.cpu=, ferry.net=, ferry.netin=, ferry.disk=). The same binary, copied to
+ * a host, is the sender of an inbound stream and the load of a full guest.
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -141,6 +145,28 @@ static void *stream(void *unused)
 	}
 }
 
+static unsigned short recv_port;
+
+static void *receive(void *unused)
+{
+	(void)unused;
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in a = { 0 };
+	a.sin_family = AF_INET;
+	a.sin_port = htons(recv_port);
+	a.sin_addr.s_addr = htonl(INADDR_ANY);
+	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) < 0) {
+		perror("load: receive socket");
+		return NULL;
+	}
+	static char buf[65536];
+	for (;;) {
+		ssize_t n = recv(s, buf, sizeof buf, 0);
+		if (n > 0)
+			atomic_fetch_add(&net_bytes, (unsigned long long)n);
+	}
+}
+
 /* --- disk */
 static const char *disk_path;
 static unsigned long disk_mib;
@@ -169,9 +195,8 @@ static void write_once(void)
 static void *write_disk(void *unused)
 {
 	(void)unused;
-	do
+	for (;;)
 		write_once();
-	while (disk_during);
 	return NULL;
 }
 
@@ -179,7 +204,7 @@ int main(int argc, char **argv)
 {
 	int threads = 0, opt;
 	char *end;
-	while ((opt = getopt(argc, argv, "m:c:n:d:")) != -1) {
+	while ((opt = getopt(argc, argv, "m:c:n:r:d:")) != -1) {
 		switch (opt) {
 		case 'm':
 			mem_mib = strtoul(optarg, &end, 10);
@@ -212,6 +237,13 @@ int main(int argc, char **argv)
 			net_mbit = strtod(comma + 1, NULL);
 			break;
 		}
+		case 'r': {
+			long port = strtol(optarg, &end, 10);
+			if (*end || port <= 0 || port > 65535)
+				die("-r PORT: not a port number", optarg);
+			recv_port = (unsigned short)port;
+			break;
+		}
 		case 'd': {
 			char *comma = strchr(optarg, ',');
 			if (!comma)
@@ -227,12 +259,18 @@ int main(int argc, char **argv)
 			break;
 		}
 		default:
-			fprintf(stderr, "usage: %s [-m MIB[,RATE]] [-c THREADS] [-n IP:PORT,MBIT] [-d PATH,MIB[,WHEN]]\n", argv[0]);
+			fprintf(stderr, "usage: %s [-m MIB[,RATE]] [-c THREADS] [-n IP:PORT,MBIT] [-r PORT] [-d PATH,MIB[,WHEN]]\n", argv[0]);
 			return 2;
 		}
 	}
-	if (disk_path && disk_before && !disk_during)
-		write_once(); /* before: finish writing, then the rest starts */
+	if (disk_path && disk_before) {
+		/* before (and both): finish writing once, say how fast, then the rest starts */
+		double t0 = now();
+		write_once();
+		printf("ferry-load: t=0 disk_before_mib_s=%.1f\n",
+		       atomic_load(&disk_bytes) / 1048576.0 / (now() - t0));
+		fflush(stdout);
+	}
 	pthread_t t;
 	if (mem_mib)
 		pthread_create(&t, NULL, dirty_memory, NULL);
@@ -240,12 +278,14 @@ int main(int argc, char **argv)
 		pthread_create(&t, NULL, spin, NULL);
 	if (net_to.sin_family)
 		pthread_create(&t, NULL, stream, NULL);
+	if (recv_port)
+		pthread_create(&t, NULL, receive, NULL);
 	if (disk_path && disk_during)
 		pthread_create(&t, NULL, write_disk, NULL);
 	printf("ferry-load: start mem=%lu rate=%.1f cpu=%d net=%.1f disk=%lu\n", mem_mib, mem_rate,
 	       threads, net_mbit, disk_mib);
 	fflush(stdout);
-	unsigned long long last[4] = { 0 };
+	unsigned long long last[4] = { 0, 0, 0, atomic_load(&disk_bytes) };
 	double start = now(), last_t = start;
 	for (int sec = 1;; sec++) {
 		sleep_until(start + sec);

@@ -281,6 +281,15 @@ pub enum BenchCommand {
     Check(BenchCheckArgs),
     /// Time `ferry report` (every format) on a generated results directory.
     Report(BenchReportArgs),
+    /// Print ferry's orchestration overhead per run of a results directory, by step, and its share of the matrix's wall time.
+    Experiment(BenchExperimentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchExperimentArgs {
+    /// The results directory `ferry experiment` wrote (holds results.jsonl).
+    #[arg(value_name = "RESULTS_DIR")]
+    pub results: PathBuf,
 }
 
 #[derive(Debug, Args)]

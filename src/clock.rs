@@ -51,6 +51,26 @@ pub fn ansible_timestamp(t: SystemTime) -> String {
     format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}")
 }
 
+/// Unix seconds of a time [`rfc3339`] wrote (`2026-12-03T14:25:07.123Z`); None for
+/// anything else.
+pub fn parse_rfc3339(s: &str) -> Option<f64> {
+    let b = s.strip_suffix('Z')?;
+    let (date, time) = b.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.splitn(3, ':');
+    let (h, mi): (i64, i64) = (t.next()?.parse().ok()?, t.next()?.parse().ok()?);
+    let sec: f64 = t.next()?.parse().ok()?;
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + h * 3600 + mi * 60) as f64 + sec)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +85,10 @@ mod tests {
         // A leap day.
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(dir_stamp(leap), "20000229T000000Z");
+        let back = parse_rfc3339(&rfc3339(t)).unwrap();
+        assert!((back - 1_796_307_907.123).abs() < 1e-6, "{back}");
+        assert_eq!(parse_rfc3339(&rfc3339(leap)), Some(951_782_400.0));
+        assert_eq!(parse_rfc3339("yesterday"), None);
     }
 
     #[test]

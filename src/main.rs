@@ -33,6 +33,9 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Connect(args)) => ferry::cmd::bench_connect::connect(args),
         Command::Bench(BenchCommand::Check(args)) => ferry::cmd::bench_check::check(args),
         Command::Bench(BenchCommand::Report(args)) => ferry::cmd::bench_report::report(args),
+        Command::Bench(BenchCommand::Experiment(args)) => {
+            ferry::cmd::bench_experiment::experiment(args)
+        }
         Command::Report(args) => ferry::cmd::report::report(args),
     };
     match result {

@@ -84,3 +84,47 @@ fn experiment_on_a_file_without_one_says_so() {
     assert_eq!(code, 1);
     assert!(stderr.contains("no experiment here"), "{stderr}");
 }
+
+#[test]
+fn check_refuses_block_migration_and_disk_loads_that_have_no_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hosts.yml"),
+        INVENTORY.replace("c2: {}", "c2: {migration_ip: 127.0.0.1}"),
+    )
+    .unwrap();
+    let exp = "name: e\ndriver: qmp\npairs: compute\nmatrix:\n  flavor: [{name: nodisk, vcpus: 1, memory_mib: 128, disk_gib: 0}, {name: lab, vcpus: 1, memory_mib: 128, disk_gib: 0.0625}]\n  algorithm: [precopy, {name: blk, kind: precopy, block: true}]\n";
+    std::fs::write(dir.path().join("exp.yml"), exp).unwrap();
+    let (code, stdout, stderr) = ferry(dir.path(), &["check", "-i", "hosts.yml", "exp.yml"]);
+    assert_ne!(code, 0, "{stdout}{stderr}");
+    let all = format!("{stdout}{stderr}");
+    assert!(
+        all.contains("exp.yml:4:1: error: flavor `nodisk` has no disk (disk_gib: 0 after scaling), but the matrix crosses it with the block migration in algorithm `blk`"),
+        "{all}"
+    );
+    assert!(!all.contains("flavor `lab`"), "{all}");
+
+    // The virsh driver gives the lab guest no disk: a disk load is refused.
+    let virsh = exp.replace("driver: qmp", "driver: virsh").replace(
+        "  algorithm: [precopy, {name: blk, kind: precopy, block: true}]\n",
+        "  flavor: [{name: lab, vcpus: 1, memory_mib: 128, disk_gib: 0.0625}]\n  load: [{name: w, disk: {write_mib: 8, when: during}}]\n",
+    ).replace("  flavor: [{name: nodisk, vcpus: 1, memory_mib: 128, disk_gib: 0}, {name: lab, vcpus: 1, memory_mib: 128, disk_gib: 0.0625}]\n", "");
+    std::fs::write(dir.path().join("exp.yml"), virsh).unwrap();
+    let (code, stdout, stderr) = ferry(dir.path(), &["check", "-i", "hosts.yml", "exp.yml"]);
+    assert_ne!(code, 0, "{stdout}{stderr}");
+    assert!(
+        format!("{stdout}{stderr}").contains(
+            "error: the virsh driver gives the lab guest no disk, so the disk load `w` cannot run"
+        ),
+        "{stdout}{stderr}"
+    );
+
+    // With a disk on every flavor and the qmp driver, it checks clean.
+    let ok = exp.replace(
+        "{name: nodisk, vcpus: 1, memory_mib: 128, disk_gib: 0}, ",
+        "",
+    );
+    std::fs::write(dir.path().join("exp.yml"), ok).unwrap();
+    let (code, stdout, stderr) = ferry(dir.path(), &["check", "-i", "hosts.yml", "exp.yml"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+}

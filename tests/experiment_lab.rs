@@ -612,3 +612,214 @@ fn virsh_driver_runs_the_matrix_and_postcopy_beats_a_dirty_rate_precopy_cannot()
         matrix(&[flavor("small", 192)]),
     );
 }
+
+/// The load figure `key` of one side (`source`, `destination`, `sender`) of a row.
+fn achieved(r: &MigrationResult, side: &str, key: &str) -> Option<f64> {
+    r.load_achieved.as_ref()?[side][key].as_f64()
+}
+
+/// Network load out of and into the guest, and a disk load on the ephemeral disk
+/// with and without block migration, with the qmp driver: each rate the guest
+/// (and the inbound stream's sender) achieved is in the row.
+#[test]
+fn qmp_driver_runs_network_and_disk_loads_and_block_migration() {
+    lab_fixture::require_root();
+    require_tools(&[]);
+    let lab_guard = LabGuard::up("exploads", 2);
+    let build = tempfile::tempdir().unwrap();
+    provision(
+        &lab_guard,
+        "playbooks/guest.yml",
+        &["-e", &format!("guest_build_dir={}", build.path().display())],
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let lab = Lab {
+        hosts: rt.block_on(host_ends(&lab_guard)),
+        results: work.path().to_path_buf(),
+    };
+    let driver = QmpDriver::new(&serde_json::Value::Null);
+    let normal = settings(DriverKind::Qmp, Duration::from_secs(60));
+    let tiny = Flavor {
+        disk_gib: 0.0625, // 64 MiB
+        ..flavor("tiny", 128)
+    };
+    let net = |direction: Direction| Load {
+        name: format!("net-{direction:?}"),
+        network: Some(NetworkLoad {
+            rate_mbit: 20.0,
+            direction,
+        }),
+        ..Load::default()
+    };
+    let disk = |when: DiskWhen| Load {
+        name: format!("disk-{when:?}"),
+        disk: Some(DiskLoad {
+            write_mib: 16,
+            when,
+        }),
+        ..Load::default()
+    };
+    let block = Algorithm {
+        name: "precopy-block".into(),
+        block: true,
+        ..algorithm(AlgorithmKind::Precopy)
+    };
+    let l = || link("lab-1g", 1_000_000_000);
+    let runs = [
+        scenario(
+            tiny.clone(),
+            algorithm(AlgorithmKind::Precopy),
+            net(Direction::Out),
+            l(),
+        ),
+        scenario(
+            tiny.clone(),
+            algorithm(AlgorithmKind::Postcopy),
+            net(Direction::In),
+            l(),
+        ),
+        scenario(tiny.clone(), block, disk(DiskWhen::Before), l()),
+        scenario(
+            tiny.clone(),
+            algorithm(AlgorithmKind::Postcopy),
+            disk(DiskWhen::During),
+            l(),
+        ),
+    ];
+    let rows: Vec<MigrationResult> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, sc)| {
+            let (row, samples) = run(&rt, &lab, &driver, &normal, 100 + i as u32, sc);
+            eprintln!(
+                "  load achieved {:?}, disk bytes {:?}, overhead by step {:?}",
+                row.load_achieved, row.disk_transferred_bytes, row.overhead_parts_ms
+            );
+            assert_complete(&row, &samples);
+            row
+        })
+        .collect();
+    // 20 Mbit/s out: what the guest sent, on both sides of the migration.
+    let out = achieved(&rows[0], "source", "net_mbit_s").expect("net out figure");
+    assert!(
+        (15.0..=21.0).contains(&out),
+        "guest sent {out} Mbit/s, asked 20"
+    );
+    // 20 Mbit/s in: what arrived at the guest, and what the prober's sender offered.
+    let got = achieved(&rows[1], "source", "net_mbit_s").expect("net in figure");
+    let sent = achieved(&rows[1], "sender", "net_mbit_s").expect("sender figure");
+    assert!(
+        (15.0..=21.0).contains(&got),
+        "guest received {got} Mbit/s, 20 sent"
+    );
+    assert!(
+        (18.0..=21.0).contains(&sent),
+        "sender offered {sent} Mbit/s"
+    );
+    // 16 MiB written before, the 64 MiB disk block-migrated whole.
+    let before = achieved(&rows[2], "source", "disk_before_mib_s").expect("disk before");
+    assert!(before > 0.0, "{before}");
+    let disk_bytes = rows[2]
+        .disk_transferred_bytes
+        .expect("disk bytes of block migration");
+    assert!(
+        disk_bytes >= 16 << 20,
+        "block migration moved {disk_bytes} bytes of a disk the guest wrote 16 MiB to"
+    );
+    // Without block migration nothing of the disk travels; the guest writes on.
+    assert_eq!(rows[3].disk_transferred_bytes.unwrap_or(0), 0);
+    let w = achieved(&rows[3], "source", "disk_mib_s").expect("disk during");
+    assert!(w > 0.0, "the guest wrote {w} MiB/s");
+}
+
+/// A full guest (here a lab host standing in for one, in the inventory's `guests`
+/// group): playbooks/guest_load.yml installs ferry's load program over SSH, and
+/// the experiment stage's `LoadProcess` starts it with a scenario's load, reads
+/// its reports and stops it.
+#[test]
+fn full_guest_gets_the_load_program_and_runs_a_load_over_ssh() {
+    use ferry::experiment::guest::load_parts;
+    use ferry::experiment::load_process::{FULL_GUEST_LOAD, LoadProcess, args_of};
+    lab_fixture::require_root();
+    require_tools(&[]);
+    let lab_guard = LabGuard::up("expfull", 2);
+    let guest = lab_guard.hosts[1].name.clone();
+    let extra = tempfile::tempdir().unwrap();
+    let guests = extra.path().join("guests.yml");
+    std::fs::write(
+        &guests,
+        format!("all:\n  children:\n    guests:\n      hosts:\n        \"{guest}\": {{}}\n"),
+    )
+    .unwrap();
+    let (inv, extra_inv) = (
+        lab_guard.inventory.display().to_string(),
+        guests.display().to_string(),
+    );
+    let out = lab_guard
+        .ferry(&[
+            "run",
+            "-i",
+            &inv,
+            "-i",
+            &extra_inv,
+            "playbooks/guest_load.yml",
+        ])
+        .current_dir(ROOT)
+        .output()
+        .expect("run ferry");
+    assert!(
+        out.status.success(),
+        "guest_load.yml: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let hosts = rt.block_on(host_ends(&lab_guard));
+    let host = hosts.iter().find(|h| h.name == guest).unwrap();
+    let load = Load {
+        name: "mem-cpu".into(),
+        memory: Some(MemoryLoad {
+            working_set_mib: 8,
+            rate_mib_s: Some(4.0),
+        }),
+        cpu_threads: Some(1),
+        ..Load::default()
+    };
+    let args = args_of(&load_parts(&load, None, None).unwrap());
+    let mean = rt.block_on(async {
+        let p = LoadProcess::start(host, FULL_GUEST_LOAD, &args, "full-guest")
+            .await
+            .expect("start the load program on the guest");
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        let so_far = p.reports().await.expect("read its reports");
+        assert!(so_far.len() >= 2, "{so_far:?}");
+        p.stop().await.expect("stop it")
+    });
+    let mean = mean.expect("the load program reported");
+    eprintln!("full guest {guest}: {mean:?}");
+    let dirty = mean["dirty_mib_s"].as_f64().unwrap();
+    assert!(
+        (3.0..=4.5).contains(&dirty),
+        "dirtied {dirty} MiB/s, asked 4"
+    );
+    assert!(mean["cpu_loops_s"].as_f64().unwrap() > 0.0, "{mean:?}");
+    // Stopped: nothing of it left running on the guest.
+    let left = rt
+        .block_on(host.sh(
+            "for p in /proc/[0-9]*; do tr '\\0' ' ' <$p/cmdline 2>/dev/null | \
+             grep -q '^/usr/local/bin/ferry-load ' && echo $p; done; true",
+        ))
+        .unwrap();
+    assert!(
+        text(&left.stdout).trim().is_empty(),
+        "still running: {}",
+        text(&left.stdout)
+    );
+}

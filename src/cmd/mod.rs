@@ -7,6 +7,7 @@
 
 pub mod bench_check;
 pub mod bench_connect;
+pub mod bench_experiment;
 pub mod bench_peers;
 pub mod bench_provision;
 pub mod bench_report;

@@ -10,7 +10,8 @@ use super::driver::HostEnd;
 use super::result::MigrationResult;
 use super::scenario::{Direction, DiskWhen, Load};
 
-/// UDP port the guest's network load streams to (discard: nobody needs to listen).
+/// UDP port of a network load: where the guest streams to (discard: nobody needs
+/// to listen), and where it receives an inbound stream.
 pub const NETWORK_LOAD_PORT: u16 = 9;
 
 /// The guest's address with prefix on the guest network, from `host`'s variables:
@@ -32,41 +33,55 @@ pub fn guest_address(host: &HostEnd) -> Option<(String, u32)> {
 pub enum LoadError {
     #[error("a network load needs a prober (the stream's other end) on the guest network")]
     NoStreamPeer,
-    #[error(
-        "a network load into the guest (direction: in) is not supported by the lab guest; use direction: out"
-    )]
-    InboundStream,
     #[error("a disk load needs a guest disk (flavor disk > 0 and a driver that attaches one)")]
     NoDisk,
 }
 
-/// The kernel command line of a lab guest at `ip`/`prefix` running `load`.
-/// `stream_to`: where a network load sends (the prober's address on the guest
-/// network); `disk`: the guest's disk device, when it has one.
-pub fn kernel_cmdline(
-    ip: &str,
-    prefix: u32,
+/// One part of a load as the load program takes it: its option (`-m`, `-c`, `-n`,
+/// `-r`, `-d`), the init's kernel parameter for it (`dirty`, `cpu`, `net`,
+/// `netin`, `disk`) and the value (the same for both).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadPart {
+    pub option: &'static str,
+    pub param: &'static str,
+    pub value: String,
+}
+
+/// `load` as the load program's parts. `stream_to`: where a network load sends
+/// (the prober's address on the guest network; an inbound stream needs none: the
+/// guest listens and the prober sends, see [`super::load_process`]); `disk`: the
+/// guest's disk device, when it has one.
+pub fn load_parts(
     load: &Load,
     stream_to: Option<&str>,
     disk: Option<&str>,
-) -> Result<String, LoadError> {
-    let mut c = format!("console=ttyS0 quiet ferry.ip={ip}/{prefix}");
+) -> Result<Vec<LoadPart>, LoadError> {
+    let mut parts = Vec::new();
+    let mut push = |option, param, value: String| {
+        parts.push(LoadPart {
+            option,
+            param,
+            value,
+        })
+    };
     if let Some(m) = &load.memory {
         let rate = m.rate_mib_s.unwrap_or(0.0);
-        c.push_str(&format!(" ferry.dirty={},{rate}", m.working_set_mib));
+        push("-m", "dirty", format!("{},{rate}", m.working_set_mib));
     }
     if let Some(n) = load.cpu_threads.filter(|n| *n > 0) {
-        c.push_str(&format!(" ferry.cpu={n}"));
+        push("-c", "cpu", n.to_string());
     }
     if let Some(n) = &load.network {
         if n.direction == Direction::In {
-            return Err(LoadError::InboundStream);
+            push("-r", "netin", NETWORK_LOAD_PORT.to_string());
+        } else {
+            let to = stream_to.ok_or(LoadError::NoStreamPeer)?;
+            push(
+                "-n",
+                "net",
+                format!("{to}:{NETWORK_LOAD_PORT},{}", n.rate_mbit),
+            );
         }
-        let to = stream_to.ok_or(LoadError::NoStreamPeer)?;
-        c.push_str(&format!(
-            " ferry.net={to}:{NETWORK_LOAD_PORT},{}",
-            n.rate_mbit
-        ));
     }
     if let Some(d) = &load.disk {
         let dev = disk.ok_or(LoadError::NoDisk)?;
@@ -75,7 +90,23 @@ pub fn kernel_cmdline(
             DiskWhen::During => "during",
             DiskWhen::Both => "both",
         };
-        c.push_str(&format!(" ferry.disk={dev},{},{when}", d.write_mib));
+        push("-d", "disk", format!("{dev},{},{when}", d.write_mib));
+    }
+    Ok(parts)
+}
+
+/// The kernel command line of a lab guest at `ip`/`prefix` running `load` (see
+/// [`load_parts`] for `stream_to` and `disk`).
+pub fn kernel_cmdline(
+    ip: &str,
+    prefix: u32,
+    load: &Load,
+    stream_to: Option<&str>,
+    disk: Option<&str>,
+) -> Result<String, LoadError> {
+    let mut c = format!("console=ttyS0 quiet ferry.ip={ip}/{prefix}");
+    for p in load_parts(load, stream_to, disk)? {
+        c.push_str(&format!(" ferry.{}={}", p.param, p.value));
     }
     Ok(c)
 }
@@ -170,14 +201,19 @@ pub fn booted(serial: &str) -> bool {
 }
 
 /// The mean of each figure over `reports`, skipping the first (it includes the
-/// working set's first touch); None when there are none.
+/// working set's first touch); None when there are none. A `t=0` report (the rate
+/// of a disk load's write before the rest starts) is not averaged: its figures are
+/// kept as they are.
 pub fn mean_load(reports: &[Map<String, Value>]) -> Option<Map<String, Value>> {
+    let is_t0 = |r: &Map<String, Value>| r.get("t").and_then(Value::as_f64) == Some(0.0);
+    let once: Vec<&Map<String, Value>> = reports.iter().filter(|r| is_t0(r)).collect();
+    let reports: Vec<Map<String, Value>> = reports.iter().filter(|r| !is_t0(r)).cloned().collect();
     let used = if reports.len() > 1 {
         &reports[1..]
     } else {
-        reports
+        &reports[..]
     };
-    if used.is_empty() {
+    if used.is_empty() && once.is_empty() {
         return None;
     }
     let mut sums: Map<String, Value> = Map::new();
@@ -190,7 +226,7 @@ pub fn mean_load(reports: &[Map<String, Value>]) -> Option<Map<String, Value>> {
             sums.insert(k.clone(), json!(s + v.as_f64().unwrap_or(0.0)));
         }
     }
-    let n = used.len() as f64;
+    let n = used.len().max(1) as f64;
     let mut out: Map<String, Value> = sums
         .into_iter()
         .map(|(k, v)| {
@@ -199,6 +235,13 @@ pub fn mean_load(reports: &[Map<String, Value>]) -> Option<Map<String, Value>> {
         })
         .collect();
     out.insert("reports".into(), json!(used.len()));
+    for r in once {
+        out.extend(
+            r.iter()
+                .filter(|(k, _)| *k != "t")
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+    }
     Some(out)
 }
 
@@ -272,6 +315,23 @@ mod tests {
             kernel_cmdline("a", 24, &disk, None, None),
             Err(LoadError::NoDisk)
         );
+        assert!(
+            kernel_cmdline("a", 24, &disk, None, Some("/dev/vda"))
+                .unwrap()
+                .ends_with(" ferry.disk=/dev/vda,4,during")
+        );
+        let inbound = Load {
+            network: Some(NetworkLoad {
+                rate_mbit: 20.0,
+                direction: Direction::In,
+            }),
+            ..Load::default()
+        };
+        // The guest listens; the prober sends (no peer address on the guest's line).
+        assert_eq!(
+            kernel_cmdline("a", 24, &inbound, None, None).unwrap(),
+            "console=ttyS0 quiet ferry.ip=a/24 ferry.netin=9"
+        );
     }
 
     #[test]
@@ -320,6 +380,16 @@ mod tests {
         assert_eq!(m["cpu_loops_s"], json!(200.0));
         assert_eq!(m["reports"], json!(2));
         assert!(mean_load(&[]).is_none());
+        // A disk load's write before the rest: its rate kept, not averaged.
+        let before = "ferry-load: t=0 disk_before_mib_s=30.5\nferry-load: start mem=0\n\
+            ferry-load: t=1 dirty_mib_s=0.0 cpu_loops_s=0 net_mbit_s=0.0 disk_mib_s=0.0\n\
+            ferry-load: t=2 dirty_mib_s=0.0 cpu_loops_s=0 net_mbit_s=0.0 disk_mib_s=0.0\n";
+        let m = mean_load(&load_reports(before)).unwrap();
+        assert_eq!(m["disk_before_mib_s"], json!(30.5));
+        assert_eq!(
+            (m["disk_mib_s"].clone(), m["reports"].clone()),
+            (json!(0.0), json!(1))
+        );
     }
 
     #[test]

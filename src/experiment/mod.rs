@@ -15,14 +15,17 @@
 
 pub mod check;
 pub mod clock;
+pub mod disk;
 pub mod driver;
 pub mod events;
 pub mod flavor;
 pub mod guest;
 pub mod host_sample;
 pub mod link;
+pub mod load_process;
 pub mod matrix;
 pub mod model;
+pub mod overhead;
 pub mod pairs;
 pub mod probe;
 pub mod provenance;

@@ -7,6 +7,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::experiment::driver::host_command::running_test;
 use crate::experiment::driver::{DriverError, HostEnd};
 use crate::transport::remote::sh_quote;
 
@@ -159,8 +160,9 @@ impl<'a> PingProbe<'a> {
             .host
             .sh(&format!(
                 "if grep -q ping /proc/{p}/cmdline 2>/dev/null; then kill -INT {p}; \
-                 i=0; while kill -0 {p} 2>/dev/null && [ $i -lt 20 ]; do sleep 0.05; i=$((i+1)); done; \
-                 kill -9 {p} 2>/dev/null; fi; cat {log}; rm -f {log}"
+                 i=0; while {running} && [ $i -lt 20 ]; do sleep 0.05; i=$((i+1)); done; \
+                 kill -9 {p} 2>/dev/null; fi; cat {log}; rm -f {log}",
+                running = running_test(p)
             ))
             .await?;
         Ok(parse_ping(&String::from_utf8_lossy(&out.stdout)))

@@ -124,6 +124,11 @@ pub struct MigrationResult {
     /// ferry's orchestration overhead: run wall time that was not the guest
     /// booting, the load settling or the migration itself.
     pub overhead_ms: Option<f64>,
+    /// Where `overhead_ms` went, ms per step (`link`, `counters`, `driver`: the
+    /// driver's calls around the migration, `probe_stop`, `cleanup`, ...; `other`:
+    /// the rest). What `ferry bench experiment` sums.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overhead_parts_ms: Option<serde_json::Value>,
     /// Number of samples in `samples/<index>.jsonl`.
     pub samples: u32,
     /// Figures only one driver has (nova: the times nova-compute's log gives).

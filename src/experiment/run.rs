@@ -9,8 +9,10 @@ use super::driver::{Driver, DriverError, GuestHandle, HostEnd, RunContext};
 use super::guest;
 use super::host_sample::HostSample;
 use super::link;
+use super::load_process::{self, LoadProcess};
 use super::probe::{self, PingProbe};
 use super::result::{MigrationResult, Outcome, Sample};
+use super::scenario::Direction;
 
 /// How often the run reads the probe's log while it waits for the guest.
 const ANSWER_POLL: Duration = Duration::from_millis(100);
@@ -33,7 +35,17 @@ pub async fn run_one(ctx: &RunContext<'_>, driver: &dyn Driver) -> (MigrationRes
     let started = Instant::now();
     let mut phases = Phases::default();
     let mut guest: Option<GuestHandle> = None;
-    let result = measured_run(ctx, driver, &mut row, &mut samples, &mut phases, &mut guest).await;
+    let mut stream: Option<LoadProcess> = None;
+    let result = measured_run(
+        ctx,
+        driver,
+        &mut row,
+        &mut samples,
+        &mut phases,
+        &mut guest,
+        &mut stream,
+    )
+    .await;
     if let Err(e) = result {
         if row.outcome.is_none() || row.outcome == Some(Outcome::Completed) {
             row.outcome = Some(
@@ -50,6 +62,21 @@ pub async fn run_one(ctx: &RunContext<'_>, driver: &dyn Driver) -> (MigrationRes
             None => e.message,
         });
     }
+    let t = Instant::now();
+    if let Some(s) = stream {
+        match s.stop().await {
+            Ok(sender) => record_sender(&mut row, sender),
+            Err(e) => {
+                let msg = format!("inbound stream: {e}");
+                row.error = Some(match row.error.take() {
+                    Some(prev) => format!("{prev}; {msg}"),
+                    None => msg,
+                });
+            }
+        }
+    }
+    phases.part("stream_stop", t);
+    let t = Instant::now();
     if let Some(g) = &guest
         && let Err(e) = driver.cleanup(ctx, g).await
     {
@@ -81,9 +108,35 @@ pub async fn run_one(ctx: &RunContext<'_>, driver: &dyn Driver) -> (MigrationRes
         + phases.settle_ms
         + phases.answer_wait_ms
         + row.migration_wall_ms.unwrap_or(0.0);
-    row.overhead_ms = Some((wall - accounted).max(0.0));
+    phases.part("cleanup", t);
+    let overhead = (wall - accounted).max(0.0);
+    row.overhead_ms = Some(overhead);
+    let mut parts = serde_json::Map::new();
+    let mut known = 0.0;
+    for (name, ms) in phases.parts.iter().filter(|(_, ms)| *ms >= 0.5) {
+        known += ms;
+        parts.insert((*name).into(), serde_json::json!(ms.round()));
+    }
+    parts.insert(
+        "other".into(),
+        serde_json::json!((overhead - known).max(0.0).round()),
+    );
+    row.overhead_parts_ms = Some(serde_json::Value::Object(parts));
     row.samples = samples.len() as u32;
     (row, samples)
+}
+
+/// An inbound stream's sender figures go beside the guest's in `load_achieved`.
+fn record_sender(
+    row: &mut MigrationResult,
+    sender: Option<serde_json::Map<String, serde_json::Value>>,
+) {
+    let mut all = match row.load_achieved.take() {
+        Some(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    all.insert("sender".into(), serde_json::json!(sender));
+    row.load_achieved = Some(serde_json::Value::Object(all));
 }
 
 /// Wall time of the phases that are not ferry's overhead, ms.
@@ -94,6 +147,16 @@ struct Phases {
     answer_wait_ms: f64,
     /// The migration ended but the guest never answered the probe after it.
     silent_after_migration: bool,
+    /// Steps of the overhead, ms (`overhead_parts_ms`).
+    parts: Vec<(&'static str, f64)>,
+}
+
+impl Phases {
+    /// Count the time since `since` as overhead step `name`.
+    fn part(&mut self, name: &'static str, since: Instant) {
+        self.parts
+            .push((name, since.elapsed().as_secs_f64() * 1000.0));
+    }
 }
 
 /// Why a run stopped early: the outcome to record and what to say.
@@ -118,13 +181,14 @@ fn timeout(message: String) -> RunError {
     }
 }
 
-async fn measured_run(
-    ctx: &RunContext<'_>,
+async fn measured_run<'a>(
+    ctx: &RunContext<'a>,
     driver: &dyn Driver,
     row: &mut MigrationResult,
     samples: &mut Vec<Sample>,
     phases: &mut Phases,
     guest_slot: &mut Option<GuestHandle>,
+    stream_slot: &mut Option<LoadProcess<'a>>,
 ) -> Result<(), RunError> {
     let (src, dst) = (ctx.source, ctx.destination);
     let src_if = src.require_var("migration_iface")?;
@@ -138,7 +202,9 @@ async fn measured_run(
             link::read(h, iface).await
         }
     };
+    let t = Instant::now();
     let (ls, ld) = tokio::join!(link_of(src, &src_if), link_of(dst, &dst_if));
+    phases.part("link", t);
     let (ls, ld) = (ls?, ld?);
     row.link_rate_bps = match (ls.rate_bps, ld.rate_bps) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -148,6 +214,29 @@ async fn measured_run(
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
+
+    // 1b. An inbound network load: the prober's sender streams from before the
+    //     guest is up (into the void until it is).
+    if let Some(n) = (ctx.scenario.load.network.as_ref()).filter(|n| n.direction == Direction::In) {
+        let p = ctx.prober.ok_or_else(|| {
+            RunError::from(DriverError::Other(
+                "an inbound network load needs a prober (its sender) on the guest network".into(),
+            ))
+        })?;
+        let (ip, _) = guest::guest_address(src).ok_or_else(|| {
+            RunError::from(DriverError::Other(format!(
+                "{}: no guest address for the inbound stream: set guest_vm_ip, or guest_ip and guest_prefix",
+                src.name
+            )))
+        })?;
+        let tag = format!("{}-{}", ctx.index, probe::unix_s(SystemTime::now()) as u64);
+        let t = Instant::now();
+        let program = format!("{}/load", ctx.settings.guest_dir.trim_end_matches('/'));
+        let args = load_process::sender_args(&ip, n.rate_mbit);
+        *stream_slot =
+            Some(LoadProcess::start(p, &program, &args, &format!("stream-{tag}")).await?);
+        phases.part("stream", t);
+    }
 
     // 2. The guest, up with its load.
     let t = Instant::now();
@@ -200,14 +289,19 @@ async fn measured_run(
     phases.settle_ms = t.elapsed().as_secs_f64() * 1000.0;
 
     // 4. The migration, between two readings of both hosts' NIC and CPU counters.
+    let t = Instant::now();
     let (bs, bd) = tokio::join!(
         HostSample::read(src, &src_if),
         HostSample::read(dst, &dst_if)
     );
     let (bs, bd) = (bs?, bd?);
+    phases.part("counters", t);
     let migration_start = SystemTime::now();
+    let t = Instant::now();
     let migrated = driver.migrate(ctx, &g, row, samples).await;
     let returned = SystemTime::now();
+    let driver_ms = t.elapsed().as_secs_f64() * 1000.0 - row.migration_wall_ms.unwrap_or(0.0);
+    phases.parts.push(("driver", driver_ms.max(0.0)));
     // The driver times the migration from its `migrate` command (after setting
     // capabilities): that is when QEMU's total time starts.
     let migration_start = row
@@ -221,10 +315,12 @@ async fn measured_run(
             .ok()
             .map(|d| d.as_secs_f64() * 1000.0);
     }
+    let t = Instant::now();
     let (as_, ad) = tokio::join!(
         HostSample::read(src, &src_if),
         HostSample::read(dst, &dst_if)
     );
+    phases.part("counters_after", t);
     if let (Ok(a), Ok(b)) = (&as_, &ad) {
         row.nic_source_tx_bytes = Some(a.tx_bytes.saturating_sub(bs.tx_bytes));
         row.nic_destination_rx_bytes = Some(b.rx_bytes.saturating_sub(bd.rx_bytes));
@@ -264,7 +360,9 @@ async fn measured_run(
         answered = wait_answer(&probe, end_p, ctx.settings.answer_timeout).await?;
     }
     phases.answer_wait_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let t = Instant::now();
     let log = probe.stop().await?;
+    phases.part("probe_stop", t);
     row.probe_answered = Some(log.answers.len() as u64);
     row.probe_sent = log
         .transmitted

@@ -22,9 +22,20 @@ pub struct ExperimentSource {
 }
 
 impl ExperimentSource {
-    /// The spec, or every problem in it.
+    /// The spec, or every problem in it (also a matrix that asks for a disk that
+    /// cannot be there).
     pub fn parse(&self) -> Result<ExperimentSpec, Vec<Problem>> {
-        super::spec::parse(&self.node, &self.play)
+        let spec = super::spec::parse(&self.node, &self.play)?;
+        let loc = self
+            .node
+            .get_entry("matrix")
+            .map_or(&spec.loc, |(k, _)| &k.loc);
+        let problems = super::disk::check(&spec, loc);
+        if problems.is_empty() {
+            Ok(spec)
+        } else {
+            Err(problems)
+        }
     }
 }
 

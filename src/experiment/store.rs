@@ -259,6 +259,7 @@ fn row_with_every_field() -> Value {
         disk_transferred_bytes: Some(0),
         postcopy_switch_ms: Some(0.0),
         load_achieved: Some(json!({})),
+        overhead_parts_ms: Some(json!({})),
         driver_figures: Some(json!({})),
         ..MigrationResult::default()
     };

@@ -6,6 +6,15 @@ use std::time::Duration;
 use super::{DriverError, HostEnd};
 use crate::transport::{CommandOutput, CommandSpec, FileSpec};
 
+/// A shell test that process `pid` still runs: it has a command line. A zombie
+/// (exited, not yet reaped) has none and counts as gone — `kill -0` would say it
+/// lives, and an orphan waits for init to reap it, which in a container (and on
+/// the lab, whose PID 1 reaps late) takes a second or more: every "wait until it
+/// exited" loop would run to its limit.
+pub fn running_test(pid: u32) -> String {
+    format!("grep -q . /proc/{pid}/cmdline 2>/dev/null")
+}
+
 impl HostEnd {
     fn error(&self, message: String) -> DriverError {
         DriverError::Host {
