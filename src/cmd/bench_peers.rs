@@ -300,7 +300,7 @@ mod tests {
 
     #[test]
     fn the_ansible_playbook_has_every_task_with_free_form_as_cmd() {
-        let pb = crate::cmd::bench_provision::workload(6, Path::new("/t.j2"));
+        let pb = crate::cmd::bench_tree::workload(6, Path::new("/t.j2"));
         let v = ansible_playbook(&pb);
         let tasks = v[0]["tasks"].as_array().unwrap();
         assert_eq!(tasks.len(), 6);
@@ -316,7 +316,7 @@ mod tests {
 
     #[test]
     fn the_pyinfra_deploy_has_every_task() {
-        let pb = crate::cmd::bench_provision::workload(6, Path::new("/t.j2"));
+        let pb = crate::cmd::bench_tree::workload(6, Path::new("/t.j2"));
         let d = pyinfra_deploy(&pb).unwrap();
         assert_eq!(d.lines().filter(|l| l.contains("(name=")).count(), 6, "{d}");
         assert!(d.contains("files.line(name=\"lineinfile 4\""), "{d}");

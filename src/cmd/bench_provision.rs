@@ -19,84 +19,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use miette::{IntoDiagnostic, miette};
-use serde_json::{Value, json};
 
 use crate::CmdResult;
 use crate::cli::{BenchProvisionArgs, InventoryOpts};
 use crate::engine::{Engine, EventKind, Outcome, Recorder, RunOptions};
-use crate::playbook::{Play, Playbook, Task, TaskItem};
+use crate::playbook::Playbook;
 use crate::transport::ConnectDefaults;
 
 use super::bench_peers::PeerRun;
 use super::bench_tree;
-
-/// The benchmark's tasks for one host, cycling through: ensure a directory (0755), copy a
-/// small file (0644), template a small file with host vars (`template`, the controller file
-/// given), a shell command guarded by `creates:`, a lineinfile with `create: true`; the last
-/// task is a read-only `command: cat` with `changed_when: false`.
-pub fn workload(tasks: u32, template: &std::path::Path) -> Playbook {
-    let root = bench_tree::ROOT;
-    let mut items = Vec::new();
-    let mk = |name: String, op: &str, args: Value| {
-        let mut t = Task {
-            name: Some(name),
-            op: op.into(),
-            ..Task::default()
-        };
-        if let Value::Object(m) = args {
-            t.args.extend(m);
-        }
-        t
-    };
-    for i in 0..tasks.saturating_sub(1) {
-        let d = format!("{root}/d{}", i / 5);
-        let t = match i % 5 {
-            0 => mk(
-                format!("directory {i}"),
-                "file",
-                json!({"path": d, "state": "directory", "mode": "0755"}),
-            ),
-            1 => mk(
-                format!("copy {i}"),
-                "copy",
-                json!({"content": format!("small file {i}\n"), "dest": format!("{d}/copy{i}"), "mode": "0644"}),
-            ),
-            2 => mk(
-                format!("template {i}"),
-                "template",
-                json!({"src": template.display().to_string(), "dest": format!("{d}/tmpl{i}"), "mode": "0644"}),
-            ),
-            3 => mk(
-                format!("guarded shell {i}"),
-                "shell",
-                json!({"_raw_params": format!("date > {d}/stamp{i}"), "creates": format!("{d}/stamp{i}")}),
-            ),
-            _ => mk(
-                format!("lineinfile {i}"),
-                "lineinfile",
-                json!({"path": format!("{d}/lines"), "line": format!("line {i}"), "create": true}),
-            ),
-        };
-        items.push(TaskItem::Task(t));
-    }
-    let mut last = mk(
-        "read back".into(),
-        "command",
-        json!({"_raw_params": format!("cat {root}/d0/copy1")}),
-    );
-    last.changed_when = vec!["false".into()];
-    items.push(TaskItem::Task(last));
-    Playbook {
-        path: PathBuf::from("<bench>"),
-        plays: vec![Play {
-            name: Some("bench provision".into()),
-            hosts: "all".into(),
-            gather_facts: Some(false),
-            tasks: items,
-            ..Play::default()
-        }],
-    }
-}
 
 /// The small template the workload renders with host vars.
 const TEMPLATE: &str = "host {{ inventory_hostname }} at {{ ansible_host | default('local') }}\n";
@@ -239,7 +170,7 @@ fn provision_on(args: &BenchProvisionArgs, inventory: &[PathBuf]) -> CmdResult {
     let dir = tempfile::tempdir().into_diagnostic()?;
     let template = dir.path().join("small.j2");
     std::fs::write(&template, TEMPLATE).into_diagnostic()?;
-    let pb = workload(args.tasks, &template);
+    let pb = bench_tree::workload(args.tasks, &template);
     // The peers' inputs first: a peer asked for and missing fails before anything runs.
     let peers = args
         .vs

@@ -1,7 +1,7 @@
 //! The tree `ferry bench provision`'s workload leaves on a host, and the check that a
 //! host holds exactly that tree (or, before run 1, nothing at all).
 //!
-//! The workload (see [`super::bench_provision::workload`]) writes under [`ROOT`]; the
+//! The workload (see [`workload`]) writes under [`ROOT`]; the
 //! check lists that directory on every host in one command (type, mode, path, and the
 //! content of every file whose content is known) and compares it with what the
 //! workload's definition says, so a run that "succeeded" but wrote the wrong thing fails
@@ -10,7 +10,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::playbook::Vars;
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use crate::playbook::{Play, Playbook, Task, TaskItem, Vars};
 use crate::transport::{CommandSpec, ConnectDefaults, ConnectParams, Transport};
 
 /// Where the workload writes on every host.
@@ -273,6 +277,74 @@ pub async fn check(hosts: &[(String, Vars)], tasks: u32, limit: usize) -> Result
             hosts.len(),
             bad.join(" | ")
         ))
+    }
+}
+
+/// The benchmark's tasks for one host, cycling through: ensure a directory (0755), copy a
+/// small file (0644), template a small file with host vars (`template`, the controller file
+/// given), a shell command guarded by `creates:`, a lineinfile with `create: true`; the last
+/// task is a read-only `command: cat` with `changed_when: false`.
+pub fn workload(tasks: u32, template: &std::path::Path) -> Playbook {
+    let root = ROOT;
+    let mut items = Vec::new();
+    let mk = |name: String, op: &str, args: Value| {
+        let mut t = Task {
+            name: Some(name),
+            op: op.into(),
+            ..Task::default()
+        };
+        if let Value::Object(m) = args {
+            t.args.extend(m);
+        }
+        t
+    };
+    for i in 0..tasks.saturating_sub(1) {
+        let d = format!("{root}/d{}", i / 5);
+        let t = match i % 5 {
+            0 => mk(
+                format!("directory {i}"),
+                "file",
+                json!({"path": d, "state": "directory", "mode": "0755"}),
+            ),
+            1 => mk(
+                format!("copy {i}"),
+                "copy",
+                json!({"content": format!("small file {i}\n"), "dest": format!("{d}/copy{i}"), "mode": "0644"}),
+            ),
+            2 => mk(
+                format!("template {i}"),
+                "template",
+                json!({"src": template.display().to_string(), "dest": format!("{d}/tmpl{i}"), "mode": "0644"}),
+            ),
+            3 => mk(
+                format!("guarded shell {i}"),
+                "shell",
+                json!({"_raw_params": format!("date > {d}/stamp{i}"), "creates": format!("{d}/stamp{i}")}),
+            ),
+            _ => mk(
+                format!("lineinfile {i}"),
+                "lineinfile",
+                json!({"path": format!("{d}/lines"), "line": format!("line {i}"), "create": true}),
+            ),
+        };
+        items.push(TaskItem::Task(t));
+    }
+    let mut last = mk(
+        "read back".into(),
+        "command",
+        json!({"_raw_params": format!("cat {root}/d0/copy1")}),
+    );
+    last.changed_when = vec!["false".into()];
+    items.push(TaskItem::Task(last));
+    Playbook {
+        path: PathBuf::from("<bench>"),
+        plays: vec![Play {
+            name: Some("bench provision".into()),
+            hosts: "all".into(),
+            gather_facts: Some(false),
+            tasks: items,
+            ..Play::default()
+        }],
     }
 }
 
