@@ -22,7 +22,7 @@ use crate::playbook::Vars;
 use crate::transport::ssh::{self, ConnectTimes};
 use crate::transport::{CommandSpec, ConnectDefaults, ConnectParams, Transport};
 
-use super::bench_provision::{lab_down, lab_up, usage};
+use super::bench_provision::{on_inventory_or_lab, usage};
 
 /// Accepts any host key: the bare client's reference point does no check at all.
 struct AnyKey;
@@ -154,17 +154,7 @@ fn print_row(side: &str, round: u32, wall: f64, cpu: f64, steps: &[Steps]) {
 }
 
 pub fn connect(args: BenchConnectArgs) -> CmdResult {
-    let made_lab = args.inventory.is_empty();
-    let inventory = if made_lab {
-        vec![lab_up(args.hosts)?]
-    } else {
-        args.inventory.clone()
-    };
-    let result = connect_on(&args, &inventory);
-    if made_lab {
-        lab_down();
-    }
-    result
+    on_inventory_or_lab(&args.inventory, args.hosts, |inv| connect_on(&args, inv))
 }
 
 fn connect_on(args: &BenchConnectArgs, inventory: &[std::path::PathBuf]) -> CmdResult {

@@ -78,16 +78,22 @@ pub(super) fn lab_up(hosts: u32) -> miette::Result<PathBuf> {
 }
 
 pub fn provision(args: BenchProvisionArgs) -> CmdResult {
-    let made_lab = args.inventory.is_empty();
-    let inventory = if made_lab {
-        vec![lab_up(args.hosts)?]
-    } else {
-        args.inventory.clone()
-    };
-    let result = provision_on(&args, &inventory);
-    if made_lab {
-        lab_down();
+    on_inventory_or_lab(&args.inventory, args.hosts, |inv| provision_on(&args, inv))
+}
+
+/// `bench` on `inventory`, or, when none is given, on a lab of `hosts` made for it
+/// and removed after it (whatever `bench` returned).
+pub(super) fn on_inventory_or_lab(
+    inventory: &[PathBuf],
+    hosts: u32,
+    bench: impl FnOnce(&[PathBuf]) -> CmdResult,
+) -> CmdResult {
+    if !inventory.is_empty() {
+        return bench(inventory);
     }
+    let made = [lab_up(hosts)?];
+    let result = bench(&made);
+    lab_down();
     result
 }
 
