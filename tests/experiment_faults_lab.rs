@@ -188,26 +188,8 @@ fn migration_link_cut_mid_precopy_fails_the_run_keeps_the_guest_and_the_matrix_g
     lab_fixture::require_root();
     require_tools();
     let lab = LabGuard::up("expcut", 2);
-    let build = tempfile::tempdir().unwrap();
+    let _build = lab.provision_guest();
     let inv = lab.inventory.display().to_string();
-    let guest = lab
-        .ferry(&[
-            "run",
-            "-i",
-            &inv,
-            "playbooks/guest.yml",
-            "-e",
-            &format!("guest_build_dir={}", build.path().display()),
-        ])
-        .current_dir(ROOT)
-        .output()
-        .expect("run ferry");
-    assert!(
-        guest.status.success(),
-        "guest.yml: {}{}",
-        text(&guest.stdout),
-        text(&guest.stderr)
-    );
 
     let work = tempfile::tempdir().unwrap();
     let file = work.path().join("cut.yml");

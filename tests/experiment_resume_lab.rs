@@ -30,26 +30,8 @@ fn rows(dir: &Path) -> Vec<serde_json::Value> {
 fn sigkill_mid_matrix_then_resume_records_every_run_once() {
     lab_fixture::require_root();
     let lab = LabGuard::up("expresume", 2);
-    let build = tempfile::tempdir().unwrap();
+    let _build = lab.provision_guest();
     let inv = lab.inventory.display().to_string();
-    let guest = lab
-        .ferry(&[
-            "run",
-            "-i",
-            &inv,
-            "playbooks/guest.yml",
-            "-e",
-            &format!("guest_build_dir={}", build.path().display()),
-        ])
-        .current_dir(ROOT)
-        .output()
-        .expect("run ferry");
-    assert!(
-        guest.status.success(),
-        "guest.yml: {}{}",
-        text(&guest.stdout),
-        text(&guest.stderr)
-    );
 
     let work = tempfile::tempdir().unwrap();
     let file = work.path().join("resume.yml");

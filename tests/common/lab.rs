@@ -297,6 +297,21 @@ impl LabGuard {
         (out, read_events(events))
     }
 
+    /// `playbooks/guest.yml` on every host (the lab guest's kernel and initramfs,
+    /// built in a fresh directory), panicking unless it succeeds; the build
+    /// directory, kept as long as the caller holds it.
+    pub fn provision_guest(&self) -> tempfile::TempDir {
+        let build = tempfile::tempdir().expect("a build directory");
+        let vars = format!("guest_build_dir={}", build.path().display());
+        let events = build.path().join("guest-events.jsonl");
+        self.run_ok(
+            "playbooks/guest.yml",
+            &["playbooks/guest.yml", "-e", &vars],
+            &events,
+        );
+        build
+    }
+
     /// Every file the host's overlay holds (its changes against `/`), with mode,
     /// owner, size, mtime and content hash: equal before and after means a run
     /// changed nothing on host `index` (1-based).
