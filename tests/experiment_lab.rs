@@ -571,12 +571,7 @@ fn qmp_driver_runs_the_matrix_and_postcopy_beats_a_dirty_rate_precopy_cannot() {
     lab_fixture::require_root();
     require_tools(&[]);
     let lab = LabGuard::up("expqmp", 2);
-    let build = tempfile::tempdir().unwrap();
-    provision(
-        &lab,
-        "playbooks/guest.yml",
-        &["-e", &format!("guest_build_dir={}", build.path().display())],
-    );
+    let _build = lab.provision_guest();
     let driver: Arc<dyn Driver> = Arc::new(QmpDriver::new(&serde_json::Value::Null));
     matrix_and_non_convergence(
         &lab,
@@ -595,13 +590,8 @@ fn virsh_driver_runs_the_matrix_and_postcopy_beats_a_dirty_rate_precopy_cannot()
         ("virsh", "libvirt-clients"),
     ]);
     let lab = LabGuard::up("expvirsh", 2);
-    let build = tempfile::tempdir().unwrap();
     provision(&lab, "playbooks/testbed.yml", &[]);
-    provision(
-        &lab,
-        "playbooks/guest.yml",
-        &["-e", &format!("guest_build_dir={}", build.path().display())],
-    );
+    let _build = lab.provision_guest();
     let driver: Arc<dyn Driver> = Arc::new(VirshDriver);
     // One flavor here (the qmp test runs both): the same algorithms and loads
     // through libvirt, in half the wall time.
@@ -626,12 +616,7 @@ fn qmp_driver_runs_network_and_disk_loads_and_block_migration() {
     lab_fixture::require_root();
     require_tools(&[]);
     let lab_guard = LabGuard::up("exploads", 2);
-    let build = tempfile::tempdir().unwrap();
-    provision(
-        &lab_guard,
-        "playbooks/guest.yml",
-        &["-e", &format!("guest_build_dir={}", build.path().display())],
-    );
+    let _build = lab_guard.provision_guest();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
