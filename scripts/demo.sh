@@ -5,7 +5,7 @@
 # testbed on it (migration network, QEMU, libvirt for TCP migration, nova.conf),
 # run the scaled experiment `experiments/lab-quick.yml` (the lab guest onto the
 # hosts, then 8 live migrations and a warm-up: 2 flavors x pre-/post-copy x
-# idle/memory load on a 1 Gbit/s link; about 7 minutes), and write its report. The last line printed is the path of report.html.
+# idle/memory load on a 1 Gbit/s link; about 4 minutes on an idle machine), and write its report. The last line printed is the path of report.html.
 # The lab stays up for you to explore; `ferry lab down --name demo` removes it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
