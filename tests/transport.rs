@@ -554,16 +554,19 @@ async fn a_jump_host_carries_the_connection() {
 }
 
 /// A test user (with a password and sudo rights), removed when dropped.
-struct TestUser(&'static str);
+/// A local user made for one test, removed when dropped; its name carries the
+/// test process's PID so parallel runs (another checkout's CI) never share one.
+struct TestUser(String);
 
 impl TestUser {
-    fn create(name: &'static str, password: &str) -> TestUser {
+    fn create(prefix: &str, password: &str) -> TestUser {
+        let name = format!("{prefix}{}", std::process::id());
         assert!(
             Path::new("/usr/bin/sudo").exists(),
             "the become test needs sudo installed"
         );
         let _ = Command::new("userdel")
-            .args(["-r", name])
+            .args(["-r", &name])
             .stderr(Stdio::null())
             .status();
         sh(&format!(
@@ -577,6 +580,10 @@ impl TestUser {
         sh(&format!("chmod 440 /etc/sudoers.d/{name}"));
         TestUser(name)
     }
+
+    fn name(&self) -> &str {
+        &self.0
+    }
 }
 
 impl Drop for TestUser {
@@ -585,7 +592,7 @@ impl Drop for TestUser {
         // Its sshd session may still be exiting (userdel refuses then): retry.
         for _ in 0..50 {
             let removed = Command::new("userdel")
-                .args(["-r", self.0])
+                .args(["-r", &self.0])
                 .stderr(Stdio::null())
                 .status()
                 .is_ok_and(|s| s.success());
@@ -595,7 +602,7 @@ impl Drop for TestUser {
             std::thread::sleep(Duration::from_millis(100));
         }
         let _ = Command::new("userdel")
-            .args(["-r", "-f", self.0])
+            .args(["-r", "-f", &self.0])
             .stderr(Stdio::null())
             .status();
     }
@@ -610,26 +617,26 @@ async fn become_runs_as_another_user_with_the_password_fed_by_askpass() {
     let t = sshd.connect().await;
     let mut spec = CommandSpec::new("id -un; pwd");
     spec.become_ = Some(Become {
-        user: Some(user.0.into()),
+        user: Some(user.name().into()),
         password: None,
     });
     spec.cwd = Some("/tmp".into());
     let out = t.run(&spec).await.unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "ferrybecome\n/tmp\n",
+        format!("{}\n/tmp\n", user.name()),
         "{out:?}"
     );
     t.close().await;
 
     // The test user -> root: the password goes through sudo's askpass.
     let kh = sshd.known_hosts();
-    let t = ferry::transport::connect(&sshd.params_with(user.0, kh, false, None))
+    let t = ferry::transport::connect(&sshd.params_with(user.name(), kh, false, None))
         .await
         .unwrap();
     assert_eq!(
-        t.run(&CommandSpec::new("id -un")).await.unwrap().stdout,
-        b"ferrybecome\n"
+        String::from_utf8_lossy(&t.run(&CommandSpec::new("id -un")).await.unwrap().stdout),
+        format!("{}\n", user.name())
     );
     let as_root = |password: Option<&str>| {
         let mut s = CommandSpec::new("id -un; cat");
@@ -666,7 +673,7 @@ async fn become_runs_as_another_user_with_the_password_fed_by_askpass() {
         path: path.clone(),
         content: b"root's\n".to_vec(),
         mode: Some(0o600),
-        owner: Some(user.0.into()),
+        owner: Some(user.name().into()),
         group: None,
         become_: Some(Become {
             user: None,
@@ -921,11 +928,10 @@ async fn latency() {
     // root's login shell here is bash, whose ~/.bashrc (pyenv init) costs
     // ~0.6 s of CPU per session; a user with /bin/sh measures ferry instead.
     let as_root = std::env::var("FERRY_BENCH_AS_ROOT").is_ok();
-    let _user = (!as_root).then(|| TestUser::create("ferrybench", "unused"));
-    let p = if as_root {
-        sshd.params()
-    } else {
-        sshd.params_with("ferrybench", sshd.known_hosts(), false, None)
+    let user = (!as_root).then(|| TestUser::create("ferrybench", "unused"));
+    let p = match &user {
+        None => sshd.params(),
+        Some(u) => sshd.params_with(u.name(), sshd.known_hosts(), false, None),
     };
     let mut connects = Vec::new();
     for _ in 0..10 {
@@ -1113,12 +1119,14 @@ async fn one_round_trip_calls_answer_as_the_calls_they_replace() {
 /// Files written since `since` (up to 4 levels under `roots`, each under
 /// 4 MiB) holding `needle`.
 fn password_files(needle: &[u8], roots: &[&Path], since: std::time::SystemTime) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
     fn walk(
         dir: &Path,
         depth: u32,
         needle: &[u8],
         since: std::time::SystemTime,
         found: &mut Vec<PathBuf>,
+        root_dev: u64,
     ) {
         let Ok(rd) = std::fs::read_dir(dir) else {
             return;
@@ -1128,9 +1136,15 @@ fn password_files(needle: &[u8], roots: &[&Path], since: std::time::SystemTime) 
             let Ok(meta) = std::fs::symlink_metadata(&p) else {
                 continue;
             };
+            // Another filesystem mounted below (a /proc or a lab's overlay under
+            // /tmp) is not where a file would be left, and its files may block.
+            if meta.dev() != root_dev {
+                continue;
+            }
             if meta.is_dir() && depth < 4 {
-                walk(&p, depth + 1, needle, since, found);
+                walk(&p, depth + 1, needle, since, found, root_dev);
             } else if meta.is_file()
+                && meta.len() > 0
                 && meta.len() < 4 << 20
                 && meta.modified().is_ok_and(|m| m >= since)
                 && let Ok(bytes) = std::fs::read(&p)
@@ -1142,7 +1156,9 @@ fn password_files(needle: &[u8], roots: &[&Path], since: std::time::SystemTime) 
     }
     let mut found = Vec::new();
     for r in roots {
-        walk(r, 0, needle, since, &mut found);
+        if let Ok(m) = std::fs::metadata(r) {
+            walk(r, 0, needle, since, &mut found, m.dev());
+        }
     }
     found
 }
