@@ -165,10 +165,13 @@ async fn connect_hosts(
             }
         }
     }
-    if let Some(p) = &plan.hosts.prober
-        && !names.contains(p)
+    for p in [&plan.hosts.prober, &plan.hosts.guest]
+        .into_iter()
+        .flatten()
     {
-        names.push(p.clone());
+        if !names.contains(p) {
+            names.push(p.clone());
+        }
     }
     let jobs = names.iter().map(|name| {
         let vars = host_vars(name);
@@ -381,6 +384,7 @@ pub async fn run_experiment(
                     source,
                     destination,
                     prober,
+                    guest: plan.hosts.guest.as_ref().and_then(|g| hosts.get(g)),
                     settings,
                     interrupted: &opts.interrupted,
                     results_dir: dir.clone(),

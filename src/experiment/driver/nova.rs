@@ -22,9 +22,15 @@
 //!    the "Live Migration failure: ..." message;
 //! 4. cleanup: `nova delete NAME`.
 //!
-//! Nova gives no downtime and no byte counts; those stay empty. Guest load through
-//! Nova needs the instance as an inventory host (issue 11, "full guests"), which this
-//! driver does not do: a scenario with a load other than idle fails at prepare.
+//! With a full guest (`guest: {host: vm1}`, the instance an inventory host of
+//! `guests` with `nova_instance:`), the instance exists: prepare boots nothing
+//! (`nova show INSTANCE` must say ACTIVE; on the destination from the last run, it
+//! is first `nova live-migration`ed back to the source, unmeasured), the run starts
+//! the scenario's load on it over SSH, and cleanup deletes nothing. Without one,
+//! Nova gives ferry no way into the instance: a load other than idle fails at
+//! prepare.
+//!
+//! Nova gives no downtime and no byte counts; those stay empty.
 
 use std::time::{Duration, Instant};
 
@@ -40,8 +46,8 @@ use crate::transport::CommandSpec;
 /// The `nova` driver's options (`driver_options:` in the experiment file).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NovaDriver {
-    /// Glance image to boot (name or id).
-    pub image: String,
+    /// Glance image to boot (name or id); needed unless the runs migrate a full guest.
+    pub image: Option<String>,
     /// Neutron/nova-network id for `--nic net-id=` (None: Nova's default network).
     pub network: Option<String>,
     /// Instance names are `<prefix>-<run index>`.
@@ -59,25 +65,32 @@ const CREDENTIALS: &[&str] = &[
     "OS_REGION_NAME",
 ];
 
+/// What is wrong with the nova driver's `driver_options`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NovaOptionsError {
+    #[error("nova: `driver_options` must be a mapping")]
+    NotAMapping,
+    #[error("nova: unknown driver option `{0}` (options: {options})", options = OPTION_KEYS.join(", "))]
+    Unknown(String),
+}
+
+/// The error of a run that would boot an instance without an image.
+const NO_IMAGE: &str = "nova: `driver_options.image` is required to boot an instance (the Glance image, e.g. cirros-0.3.2-x86_64), or name an existing instance with `guest: {host: ...}`";
+
 impl NovaDriver {
-    pub fn new(options: &Value) -> Result<NovaDriver, String> {
+    pub fn new(options: &Value) -> Result<NovaDriver, NovaOptionsError> {
         let empty = serde_json::Map::new();
         let o = match options {
             Value::Object(m) => m,
             Value::Null => &empty,
-            _ => return Err("nova: `driver_options` must be a mapping".into()),
+            _ => return Err(NovaOptionsError::NotAMapping),
         };
         if let Some(k) = o.keys().find(|k| !OPTION_KEYS.contains(&k.as_str())) {
-            return Err(format!(
-                "nova: unknown driver option `{k}` (options: {})",
-                OPTION_KEYS.join(", ")
-            ));
+            return Err(NovaOptionsError::Unknown(k.clone()));
         }
         let s = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
         Ok(NovaDriver {
-            image: s("image").ok_or(
-                "nova: `driver_options.image` is required (the Glance image to boot, e.g. cirros-0.3.2-x86_64)",
-            )?,
+            image: s("image"),
             network: s("network"),
             name_prefix: s("name_prefix").unwrap_or_else(|| "ferry".into()),
             log_file: s("log_file").unwrap_or_else(|| "/var/log/nova/nova-compute.log".into()),
@@ -93,7 +106,7 @@ impl NovaDriver {
         let mut cmd = format!(
             "nova boot --flavor {} --image {}",
             q(&scenario.flavor.name),
-            q(&self.image)
+            q(self.image.as_deref().unwrap_or_default())
         );
         if let Some(n) = &self.network {
             cmd.push_str(&format!(" --nic {}", q(&format!("net-id={n}"))));
@@ -279,7 +292,71 @@ fn host_error(host: &HostEnd, message: impl Into<String>) -> DriverError {
     }
 }
 
+/// For an existing instance `nova show` found on another host than the run's
+/// source (the last run left it there): the live migration back to the source.
+pub fn full_guest_back_command(
+    instance: &str,
+    state: &InstanceState,
+    source_host: &str,
+) -> Option<String> {
+    (state.host.as_deref() != Some(source_host))
+        .then(|| live_migration_command(instance, source_host, false))
+}
+
 impl NovaDriver {
+    /// A full guest's existing instance, ACTIVE on the source (migrated back
+    /// there first when it is elsewhere).
+    async fn prepare_full(
+        &self,
+        ctx: &RunContext<'_>,
+        fg: &HostEnd,
+    ) -> Result<GuestHandle, DriverError> {
+        let name = crate::experiment::full_guest::vm_name(fg, DriverKind::Nova)?;
+        let src = nova_host(ctx.source);
+        let show = async || -> Result<InstanceState, DriverError> {
+            let shown = self
+                .nova(ctx.source, show_command(&name), Duration::from_secs(60))
+                .await?;
+            Ok(instance_state(&parse_show(&shown)))
+        };
+        let mut state = show().await?;
+        if state.status != "ACTIVE" {
+            return Err(host_error(
+                ctx.source,
+                format!("instance {name} is {}, not ACTIVE", state.status),
+            ));
+        }
+        if let Some(cmd) = full_guest_back_command(&name, &state, &src) {
+            self.nova(ctx.source, cmd, Duration::from_secs(60)).await?;
+            let deadline = Instant::now() + ctx.settings.migration_timeout;
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                state = show().await?;
+                if state.status == "ACTIVE"
+                    && state.task_state.is_none()
+                    && state.host.as_deref() == Some(src.as_str())
+                {
+                    break;
+                }
+                if state.status == "ERROR" || Instant::now() > deadline {
+                    return Err(host_error(
+                        ctx.source,
+                        format!(
+                            "instance {name} did not come back to {src}: {} on {}",
+                            state.status,
+                            state.host.unwrap_or_default()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(GuestHandle {
+            name,
+            ip: Some(crate::experiment::full_guest::address(fg)?),
+            data: json!({"id": state.id, "host": state.host, "full": true}),
+        })
+    }
+
     async fn nova(
         &self,
         host: &HostEnd,
@@ -315,6 +392,12 @@ impl Driver for NovaDriver {
     }
 
     async fn prepare(&self, ctx: &RunContext<'_>) -> Result<GuestHandle, DriverError> {
+        if let Some(fg) = ctx.guest {
+            return self.prepare_full(ctx, fg).await;
+        }
+        if self.image.is_none() {
+            return Err(DriverError::Other(NO_IMAGE.into()));
+        }
         let load = &ctx.scenario.load;
         if load.memory.is_some()
             || load.cpu_threads.is_some()
@@ -465,6 +548,9 @@ impl Driver for NovaDriver {
     }
 
     async fn cleanup(&self, ctx: &RunContext<'_>, guest: &GuestHandle) -> Result<(), DriverError> {
+        if guest.data.get("full").and_then(Value::as_bool) == Some(true) {
+            return Ok(()); // an existing instance: not ferry's to delete
+        }
         self.nova(
             ctx.source,
             delete_command(&guest.name),
@@ -544,12 +630,33 @@ mod tests {
     }
 
     #[test]
+    fn a_full_guest_is_migrated_back_to_the_source_first_where_it_is_elsewhere() {
+        let done = instance_state(&parse_show(SHOW_DONE));
+        let on = done.host.clone().expect("the recorded table names a host");
+        assert_eq!(full_guest_back_command("vm1", &done, &on), None);
+        assert_eq!(
+            full_guest_back_command("vm1", &done, "compute9").as_deref(),
+            Some("nova live-migration vm1 compute9")
+        );
+    }
+
+    #[test]
     fn options_are_checked() {
-        assert!(NovaDriver::new(&json!({})).unwrap_err().contains("image"));
+        // No image: fine for a full guest; a run that would boot one says so.
+        assert_eq!(NovaDriver::new(&json!({})).unwrap().image, None);
+        assert!(NO_IMAGE.contains("driver_options.image"));
+        assert_eq!(
+            NovaDriver::new(&json!({"image": "x", "flavour": 1})),
+            Err(NovaOptionsError::Unknown("flavour".into()))
+        );
         assert!(
-            NovaDriver::new(&json!({"image": "x", "flavour": 1}))
-                .unwrap_err()
-                .contains("unknown driver option `flavour`")
+            NovaOptionsError::Unknown("flavour".into())
+                .to_string()
+                .contains("unknown driver option `flavour` (options: image, network")
+        );
+        assert_eq!(
+            NovaDriver::new(&json!([1])),
+            Err(NovaOptionsError::NotAMapping)
         );
         let d = NovaDriver::new(&json!({"image": "x"})).unwrap();
         assert_eq!(

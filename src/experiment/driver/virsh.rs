@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use super::query_migrate::MigrateInfo;
 use super::{Driver, DriverError, DriverKind, GuestHandle, HostEnd, RunContext};
 use crate::experiment::clock;
+use crate::experiment::full_guest;
 use crate::experiment::guest;
 use crate::experiment::result::{MigrationResult, Outcome, Sample};
 use crate::experiment::scenario::{AlgorithmKind, Scenario};
@@ -187,6 +188,10 @@ struct VirshGuest {
     serial: String,
     /// Where the background `virsh migrate` writes its output and exit status.
     job_dir: String,
+    /// A full guest's existing domain: not defined, started, destroyed or
+    /// undefined by ferry; no serial file of ferry's.
+    #[serde(default)]
+    full: bool,
 }
 
 pub struct VirshDriver;
@@ -232,6 +237,81 @@ impl VirshDriver {
         )
     }
 
+    /// A full guest's existing domain, found running on the source; where the
+    /// last run left it on the destination, migrated back first (plain live
+    /// pre-copy, not measured: the run's boot phase).
+    async fn prepare_full(ctx: &RunContext<'_>, fg: &HostEnd) -> Result<GuestHandle, DriverError> {
+        let domain = full_guest::vm_name(fg, DriverKind::Virsh)?;
+        let state = async |h: &HostEnd| -> Result<String, DriverError> {
+            h.require_tools(&[("virsh", "libvirt-clients")]).await?;
+            let o = h
+                .sh(&format!(
+                    "{VIRSH} domstate {} 2>/dev/null",
+                    sh_quote(&domain)
+                ))
+                .await?;
+            Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+        };
+        let (on_src, on_dst) = tokio::join!(state(ctx.source), state(ctx.destination));
+        let (on_src, on_dst) = (on_src?, on_dst?);
+        if on_src != "running" {
+            if on_dst != "running" {
+                return Err(DriverError::Host {
+                    host: fg.name.clone(),
+                    message: format!(
+                        "libvirt domain `{domain}` runs neither on {} ({}) nor on {} ({}): start it there (on the lab: playbooks/guest.yml -e guest_start=true)",
+                        ctx.source.name,
+                        if on_src.is_empty() {
+                            "not there"
+                        } else {
+                            &on_src
+                        },
+                        ctx.destination.name,
+                        if on_dst.is_empty() {
+                            "not there"
+                        } else {
+                            &on_dst
+                        },
+                    ),
+                });
+            }
+            let back = format!(
+                "timeout {limit} virsh -c qemu:///system migrate --live --migrateuri {uri} --domain {d} --desturi {dest}",
+                limit = ctx.settings.migration_timeout.as_secs() * 3 + 60,
+                uri = sh_quote(&format!(
+                    "tcp://{}",
+                    ctx.source.require_var("migration_ip")?
+                )),
+                d = sh_quote(&domain),
+                dest = sh_quote(&format!(
+                    "qemu+tcp://{}/system",
+                    ctx.source.require_var("mgmt_ip")?
+                )),
+            );
+            ctx.destination
+                .sh_ok("migrate the full guest back to the run's source", &back)
+                .await?;
+        }
+        let g = VirshGuest {
+            job_dir: format!("/var/tmp/ferry-exp/full-{}", ctx.index),
+            domain,
+            xml: String::new(),
+            serial: String::new(),
+            full: true,
+        };
+        ctx.source
+            .sh_ok(
+                "clear the migration job's files",
+                &format!("rm -rf {}", sh_quote(&g.job_dir)),
+            )
+            .await?;
+        Ok(GuestHandle {
+            name: g.domain.clone(),
+            ip: Some(full_guest::address(fg)?),
+            data: serde_json::to_value(&g).unwrap_or_default(),
+        })
+    }
+
     async fn monitor(host: &HostEnd, domain: &str, command: &Value) -> Result<Value, DriverError> {
         let out = host
             .sh_ok(
@@ -264,6 +344,9 @@ impl Driver for VirshDriver {
     }
 
     async fn prepare(&self, ctx: &RunContext<'_>) -> Result<GuestHandle, DriverError> {
+        if let Some(fg) = ctx.guest {
+            return Self::prepare_full(ctx, fg).await;
+        }
         for h in [ctx.source, ctx.destination] {
             h.require_tools(&[("virsh", "libvirt-clients")]).await?;
             h.sh_ok(
@@ -288,6 +371,7 @@ impl Driver for VirshDriver {
             serial: format!("{gd}/{domain}.serial.log"),
             job_dir: format!("/var/tmp/ferry-exp/{domain}"),
             domain,
+            full: false,
         };
         let mac = format!(
             "52:54:00:fd:{:02x}:{:02x}",
@@ -561,6 +645,10 @@ impl Driver for VirshDriver {
                 None => Outcome::Failed,
             });
         }
+        if g.full {
+            // A full guest's load is read over SSH by the run (full_guest.rs).
+            return Ok(());
+        }
         // The load the guest achieved: the serial file on each host.
         let read = async |h: &HostEnd| {
             h.sh(&format!("cat {} 2>/dev/null", sh_quote(&g.serial)))
@@ -594,6 +682,17 @@ impl Driver for VirshDriver {
         guest_handle: &GuestHandle,
     ) -> Result<(), DriverError> {
         let g = Self::guest_of(guest_handle)?;
+        if g.full {
+            // The domain is not ferry's: it stays running where the migration left it.
+            for h in [ctx.source, ctx.destination] {
+                h.sh_ok(
+                    "remove the migration job's files",
+                    &format!("rm -rf {}", sh_quote(&g.job_dir)),
+                )
+                .await?;
+            }
+            return Ok(());
+        }
         let one = async |h: &HostEnd, side: &str| -> Result<(), DriverError> {
             let mut crashed = None;
             if let Ok(o) = h

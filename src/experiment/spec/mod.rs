@@ -11,6 +11,7 @@
 //! driver_options: {}             # passed to the driver as written
 //! pairs: [[compute1, compute2]]  # or a host pattern: consecutive hosts pair up
 //! prober: controller1            # where the ping probe runs (default below)
+//! guest: {host: vm1}             # migrate this full guest (a host of `guests`) in every run
 //! repetitions: 5
 //! warmup: 1                      # warm-up runs per pair, first, recorded as warmup
 //! seed: 42                       # of the run order's shuffle (default: from the clock)
@@ -66,7 +67,9 @@ pub const TOP_KEYS: &[&str] = &[
     "shape_link",
     "guest_dir",
     "scale",
+    "guest",
 ];
+const GUEST_KEYS: &[&str] = &["host"];
 const MATRIX_KEYS: &[&str] = &["flavor", "algorithm", "load", "link"];
 const TIMEOUT_KEYS: &[&str] = &["migration", "boot", "answer"];
 const SCALE_KEYS: &[&str] = &["flavor", "min_memory_mib", "note"];
@@ -100,6 +103,9 @@ pub struct ExperimentSpec {
     /// Where `pairs` was written (or the play's `hosts:`).
     pub pairs_loc: SourceLoc,
     pub prober: Option<(String, SourceLoc)>,
+    /// A full guest (a host of the inventory's `guests` group) migrated in every
+    /// run instead of a guest the driver starts; None: the driver's lab guest.
+    pub guest: Option<(String, SourceLoc)>,
     pub flavors: Vec<Flavor>,
     pub algorithms: Vec<Algorithm>,
     pub loads: Vec<Load>,
@@ -235,6 +241,7 @@ impl SpecReader {
         };
         let prober =
             get("prober").and_then(|v| self.string("prober", v).map(|s| (s, v.loc.clone())));
+        let guest = get("guest").and_then(|v| self.full_guest(v));
         let repetitions = get("repetitions").map_or(Some(1), |v| self.uint("repetitions", v, 1));
         let warmup = get("warmup").map_or(Some(0), |v| self.uint("warmup", v, 0));
         let mut timeouts = Timeouts {
@@ -367,6 +374,7 @@ impl SpecReader {
             pairs,
             pairs_loc,
             prober,
+            guest,
             flavors: flavors?,
             algorithms,
             loads,
@@ -384,6 +392,33 @@ impl SpecReader {
             flavor_scale,
             loc: node.loc.clone(),
         })
+    }
+
+    /// `guest: {host: NAME}` (or `guest: NAME`): the inventory host that is the guest.
+    fn full_guest(&mut self, v: &Node) -> Option<(String, SourceLoc)> {
+        if v.as_str().is_some() {
+            return self.string("guest", v).map(|h| (h, v.loc.clone()));
+        }
+        if v.as_map().is_none() {
+            self.error(
+                &v.loc,
+                format!("`guest` must be a mapping, not {}", v.type_name()),
+                "write `guest: {host: vm1}` with a host of the inventory's `guests` group",
+            );
+            return None;
+        }
+        let entries = self.entries(v, GUEST_KEYS, "guest");
+        match entries.iter().find(|(k, _)| *k == "host") {
+            Some((_, h)) => self.string("host", h).map(|name| (name, h.loc.clone())),
+            None => {
+                self.error(
+                    &v.loc,
+                    "`guest` names no `host`",
+                    "write `guest: {host: vm1}` with a host of the inventory's `guests` group",
+                );
+                None
+            }
+        }
     }
 
     fn pairs(&mut self, v: &Node) -> Option<PairsSpec> {
