@@ -9,10 +9,13 @@
 
 pub mod host_command;
 pub mod nova;
+pub mod nova_cli;
 pub mod qmp;
+pub mod qmp_settings;
 pub mod qmp_socket;
 pub mod query_migrate;
 pub mod virsh;
+pub mod virsh_cli;
 
 use std::path::PathBuf;
 use std::sync::Arc;
