@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use lab_fixture::{LabGuard, text};
 
 fn require_tools() {
-    let missing: Vec<String> = [
+    let missing = lab_fixture::missing_tools(&[
         ("qemu-system-x86_64", "qemu-system-x86"),
         ("libvirtd", "libvirt-daemon-system"),
         ("virsh", "libvirt-clients"),
@@ -35,20 +35,7 @@ fn require_tools() {
         ("cpio", "cpio"),
         ("dropbear", "dropbear-bin"),
         ("ssh-keygen", "openssh-client"),
-    ]
-    .iter()
-    .filter(|(tool, _)| {
-        !Command::new("sh")
-            .args([
-                "-c",
-                &format!("command -v {tool} || test -x /usr/sbin/{tool}"),
-            ])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    })
-    .map(|(tool, package)| format!("{tool} (install {package})"))
-    .collect();
+    ]);
     assert!(
         missing.is_empty(),
         "the full-guest lab test needs: {}",
@@ -117,39 +104,31 @@ fn virsh_migrates_a_full_guest_with_its_load_started_over_ssh() {
     .unwrap();
     let inv = lab.inventory.display().to_string();
     let extra = guests.display().to_string();
-    let ferry_ok = |args: &[&str]| -> String {
-        let mut all = vec![args[0], "-i", &inv, "-i", &extra];
-        all.extend_from_slice(&args[1..]);
-        let out = lab
-            .ferry(&all)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .expect("run ferry");
-        assert!(
-            out.status.success(),
-            "ferry {all:?} exited {}:\n--- stdout\n{}\n--- stderr\n{}",
-            out.status,
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    };
+    let ferry_ok = |sub: &str, args: &[&str]| lab.ferry_ok(sub, &[guests.as_path()], args);
     let answers = || {
         lab.ferry(&["exec", "-i", &inv, "-i", &extra, "vm1", "--", "true"])
             .output()
             .map(|o| o.status.success())
             .unwrap_or(false)
     };
-    let deadline = Instant::now() + Duration::from_secs(180);
+    // A readiness limit, not a speed target: TCG boots slowly on a loaded machine.
+    let deadline = Instant::now() + Duration::from_secs(300);
     while !answers() {
         assert!(
             Instant::now() < deadline,
-            "the guest did not answer SSH through {} within 180 s",
-            h0.name
+            "the guest did not answer SSH through {} within 300 s; its console ends:\n{}",
+            h0.name,
+            text(
+                &lab.exec(
+                    &h0.name,
+                    "tail -n 15 /var/lib/ferry/guest/ferry-guest.serial.log"
+                )
+                .stdout
+            )
         );
         std::thread::sleep(Duration::from_secs(2));
     }
-    ferry_ok(&["run", "playbooks/guest_load.yml"]);
+    ferry_ok("run", &["playbooks/guest_load.yml"]);
 
     let exp = work.path().join("full-guest.yml");
     std::fs::write(
@@ -165,9 +144,9 @@ fn virsh_migrates_a_full_guest_with_its_load_started_over_ssh() {
     )
     .unwrap();
     let exp_arg = exp.display().to_string();
-    ferry_ok(&["check", &exp_arg]);
+    ferry_ok("check", &[&exp_arg]);
     let out_dir = work.path().join("results").display().to_string();
-    let stdout = ferry_ok(&["experiment", &exp_arg, "--out", &out_dir]);
+    let stdout = ferry_ok("experiment", &[&exp_arg, "--out", &out_dir]);
     let dir = stdout.lines().last().expect("the results directory").trim();
     let rows = rows(Path::new(dir));
     assert_eq!(rows.len(), 2, "{rows:#?}");
@@ -213,12 +192,14 @@ fn virsh_migrates_a_full_guest_with_its_load_started_over_ssh() {
     // with no load program left running.
     let state = lab.exec_ok(&h1.name, "virsh -c qemu:///system domstate ferry-guest");
     assert_eq!(state.trim(), "running");
-    let left = ferry_ok(&[
+    let left = ferry_ok(
         "exec",
-        "vm1",
-        "--",
-        "for p in /proc/[0-9]*; do tr '\\0' ' ' <$p/cmdline 2>/dev/null | grep -q '^/usr/local/bin/ferry-load ' && echo $p; done; true",
-    ]);
+        &[
+            "vm1",
+            "--",
+            "for p in /proc/[0-9]*; do tr '\\0' ' ' <$p/cmdline 2>/dev/null | grep -q '^/usr/local/bin/ferry-load ' && echo $p; done; true",
+        ],
+    );
     assert!(
         !left.contains("/proc/"),
         "load still running on the guest: {left}"

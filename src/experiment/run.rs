@@ -70,10 +70,7 @@ pub async fn run_one(ctx: &RunContext<'_>, driver: &dyn Driver) -> (MigrationRes
             Ok(sender) => record_sender(&mut row, sender),
             Err(e) => {
                 let msg = format!("inbound stream: {e}");
-                row.error = Some(match row.error.take() {
-                    Some(prev) => format!("{prev}; {msg}"),
-                    None => msg,
-                });
+                add_error(&mut row, msg);
             }
         }
     }
@@ -85,10 +82,7 @@ pub async fn run_one(ctx: &RunContext<'_>, driver: &dyn Driver) -> (MigrationRes
             Ok(mean) => full_guest::record_load(&mut row, sc, mean),
             Err(e) => {
                 let msg = format!("the full guest's load: {e}");
-                row.error = Some(match row.error.take() {
-                    Some(prev) => format!("{prev}; {msg}"),
-                    None => msg,
-                });
+                add_error(&mut row, msg);
             }
         }
     }
@@ -102,10 +96,7 @@ pub async fn run_one(ctx: &RunContext<'_>, driver: &dyn Driver) -> (MigrationRes
             row.outcome = Some(Outcome::Failed);
         }
         let msg = format!("clean-up: {e}");
-        row.error = Some(match row.error.take() {
-            Some(prev) => format!("{prev}; {msg}"),
-            None => msg,
-        });
+        add_error(&mut row, msg);
     }
     // No answer, and no kernel failure on the consoles the clean-up kept: if the
     // guest's load program fell silent too, the guest hung there (not the network).
@@ -114,10 +105,7 @@ pub async fn run_one(ctx: &RunContext<'_>, driver: &dyn Driver) -> (MigrationRes
         && let Some(why) = guest::silent_on_destination(&ctx.results_dir, ctx.index)
     {
         row.outcome = Some(Outcome::Failed);
-        row.error = Some(match row.error.take() {
-            Some(prev) => format!("{prev}; {why}"),
-            None => why,
-        });
+        add_error(&mut row, why);
     }
     let wall = started.elapsed().as_secs_f64() * 1000.0;
     row.run_wall_ms = Some(wall);
@@ -141,6 +129,14 @@ pub async fn run_one(ctx: &RunContext<'_>, driver: &dyn Driver) -> (MigrationRes
     row.overhead_parts_ms = Some(serde_json::Value::Object(parts));
     row.samples = samples.len() as u32;
     (row, samples)
+}
+
+/// `msg` after what the row's `error` already says.
+fn add_error(row: &mut MigrationResult, msg: String) {
+    row.error = Some(match row.error.take() {
+        Some(prev) => format!("{prev}; {msg}"),
+        None => msg,
+    });
 }
 
 /// An inbound stream's sender figures go beside the guest's in `load_achieved`.

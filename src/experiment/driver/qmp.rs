@@ -71,6 +71,9 @@ pub struct QmpDriver {
     pub qemu: String,
     /// TCP port base of the destination's `-incoming` (plus the run index).
     pub port_base: u16,
+    /// Each source host's post-copy dialect, asked of its QEMU once per experiment
+    /// (the binary does not change between runs): one QMP round trip less a run.
+    dialects: std::sync::Mutex<std::collections::HashMap<String, Option<PostcopyDialect>>>,
 }
 
 impl QmpDriver {
@@ -84,6 +87,7 @@ impl QmpDriver {
                 .as_u64()
                 .and_then(|p| u16::try_from(p).ok())
                 .unwrap_or(49152),
+            dialects: Default::default(),
         }
     }
 
@@ -223,13 +227,14 @@ impl QmpDriver {
         }
     }
 
-    /// Set `caps` and `params` on one side.
+    /// Set `caps` and `params` on one side, then `then` (if any), in one batch.
     async fn configure(
         &self,
         host: &HostEnd,
         sock: &QmpSocket,
         caps: Vec<Value>,
         params: Value,
+        then: Option<Value>,
     ) -> Result<(), DriverError> {
         let mut cmds = Vec::new();
         if !caps.is_empty() {
@@ -239,6 +244,7 @@ impl QmpDriver {
         if params.as_object().is_some_and(|m| !m.is_empty()) {
             cmds.push(json!({"execute": "migrate-set-parameters", "arguments": params}));
         }
+        cmds.extend(then);
         for (c, a) in cmds.iter().zip(sock.execute(host, &cmds).await?) {
             if let Err(e) = a {
                 return Err(DriverError::Host {
@@ -360,7 +366,21 @@ impl Driver for QmpDriver {
                 .await?;
             Ok(PostcopyDialect::detect(&c))
         };
-        let dialect = caps_of(src).await?;
+        let known = self
+            .dialects
+            .lock()
+            .ok()
+            .and_then(|d| d.get(&src.name).copied());
+        let dialect = match known {
+            Some(d) => d,
+            None => {
+                let d = caps_of(src).await?;
+                if let Ok(mut all) = self.dialects.lock() {
+                    all.insert(src.name.clone(), d);
+                }
+                d
+            }
+        };
         if sc.algorithm.kind != AlgorithmKind::Precopy && dialect.is_none() {
             return Err(DriverError::Host {
                 host: src.name.clone(),
@@ -368,27 +388,21 @@ impl Driver for QmpDriver {
                     .into(),
             });
         }
-        // The two sides at once (each its own round trips): fewer seconds of
-        // ferry's overhead per run.
-        let destination = async {
-            self.configure(
-                dst,
-                &sock,
-                capabilities(sc, dialect, false),
-                parameters(sc, false),
-            )
-            .await?;
-            sock.call_ok(
-                dst,
-                json!({"execute": "migrate-incoming", "arguments": {"uri": uri}}),
-            )
-            .await
-        };
+        // The two sides at once, one batch each (the destination's ends with
+        // `migrate-incoming`): one round trip of ferry's overhead per run.
+        let destination = self.configure(
+            dst,
+            &sock,
+            capabilities(sc, dialect, false),
+            parameters(sc, false),
+            Some(json!({"execute": "migrate-incoming", "arguments": {"uri": uri}})),
+        );
         let source = self.configure(
             src,
             &sock,
             capabilities(sc, dialect, true),
             parameters(sc, true),
+            None,
         );
         let (d, s) = tokio::join!(destination, source);
         d?;
@@ -612,10 +626,6 @@ impl Driver for QmpDriver {
         let g = Self::guest_of(guest_handle)?;
         let one = async |h: &HostEnd, pid: Option<u32>, side: &str| -> Result<(), DriverError> {
             let _ = g.socket().call(h, json!({"execute": "quit"})).await;
-            let mut crashed = None;
-            if let Ok(o) = h.sh(&format!("cat {} 2>/dev/null", g.serial())).await {
-                crashed = guest::keep_serial(&ctx.results_dir, ctx.index, side, &o.stdout);
-            }
             let kill = match pid {
                 Some(p) => format!(
                     "i=0; while {running} && [ $i -lt 60 ]; do sleep 0.05; i=$((i+1)); done; \
@@ -625,15 +635,21 @@ impl Driver for QmpDriver {
                 ),
                 None => String::new(),
             };
-            h.sh_ok(
-                "stop QEMU and remove its tap",
-                &format!(
-                    "{kill}ip link del {tap} 2>/dev/null; rm -rf {dir}; true",
-                    tap = g.tap,
-                    dir = sh_quote(&g.dir)
-                ),
-            )
-            .await?;
+            // The console first (kept in the results), then QEMU's end: one round trip.
+            let serial = h
+                .sh_ok(
+                    "stop QEMU and remove its tap",
+                    &format!(
+                        "cat {serial} 2>/dev/null; {kill}ip link del {tap} 2>/dev/null; rm -rf {dir}; true",
+                        serial = g.serial(),
+                        tap = g.tap,
+                        dir = sh_quote(&g.dir)
+                    ),
+                )
+                .await?;
+            let crashed = (!serial.is_empty())
+                .then(|| guest::keep_serial(&ctx.results_dir, ctx.index, side, serial.as_bytes()))
+                .flatten();
             match crashed {
                 Some(line) => Err(DriverError::GuestCrashed {
                     host: h.name.clone(),
