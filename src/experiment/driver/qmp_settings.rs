@@ -102,34 +102,14 @@ mod tests {
     use crate::experiment::scenario::*;
 
     fn scenario(kind: AlgorithmKind) -> Scenario {
-        Scenario {
-            flavor: Flavor {
-                name: "tiny".into(),
-                vcpus: 1,
-                memory_mib: 128,
-                disk_gib: 0.0,
-            },
-            algorithm: Algorithm {
-                name: "x".into(),
-                kind,
-                xbzrle_cache_mib: Some(16),
-                downtime_limit_ms: Some(20),
-                ..Algorithm::default()
-            },
-            load: Load::default(),
-            link: Link {
-                name: "l".into(),
-                rate_bps: None,
-                mtu: None,
-                stands_for_bps: None,
-            },
-            repetition: 0,
-            warmup: false,
-            pair: HostPair {
-                source: "a".into(),
-                destination: "b".into(),
-            },
-        }
+        let algorithm = Algorithm {
+            name: "x".into(),
+            kind,
+            xbzrle_cache_mib: Some(16),
+            downtime_limit_ms: Some(20),
+            ..Algorithm::default()
+        };
+        Scenario::for_test(0.0, algorithm, Load::default())
     }
 
     #[test]

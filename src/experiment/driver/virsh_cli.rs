@@ -183,28 +183,7 @@ mod tests {
     }
 
     fn scenario(a: Algorithm) -> Scenario {
-        Scenario {
-            flavor: Flavor {
-                name: "f".into(),
-                vcpus: 1,
-                memory_mib: 128,
-                disk_gib: 0.0,
-            },
-            algorithm: a,
-            load: Load::default(),
-            link: Link {
-                name: "l".into(),
-                rate_bps: None,
-                mtu: None,
-                stands_for_bps: None,
-            },
-            repetition: 0,
-            warmup: false,
-            pair: HostPair {
-                source: "a".into(),
-                destination: "b".into(),
-            },
-        }
+        Scenario::for_test(0.0, a, Load::default())
     }
 
     #[test]
