@@ -42,7 +42,7 @@ fn rows(dir: &Path) -> Vec<serde_json::Value> {
 }
 
 fn require_tools() {
-    let missing: Vec<&str> = [
+    let missing = lab_fixture::missing_tools(&[
         ("qemu-system-x86_64", "qemu-system-x86"),
         ("socat", "socat"),
         ("iptables", "iptables"),
@@ -50,22 +50,11 @@ fn require_tools() {
         ("gcc", "gcc"),
         ("cpio", "cpio"),
         ("tc", "iproute2"),
-    ]
-    .into_iter()
-    .filter(|(tool, _)| {
-        !Command::new("sh")
-            .args([
-                "-c",
-                &format!("command -v {tool} || test -x /usr/sbin/{tool}"),
-            ])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
-    .map(|(_, package)| package)
-    .collect();
+    ]);
     assert!(
         missing.is_empty(),
-        "the migration-link fault test needs these packages: {missing:?}"
+        "the migration-link fault test needs: {}",
+        missing.join(", ")
     );
 }
 

@@ -375,6 +375,7 @@ fn run(
         source: &lab.hosts[0],
         destination: &lab.hosts[1],
         prober: Some(&lab.hosts[0]),
+        guest: None,
         settings,
         interrupted: &interrupted,
         results_dir: lab.results.clone(),

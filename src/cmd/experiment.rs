@@ -28,9 +28,9 @@ pub fn driver_for(
     options: &serde_json::Value,
 ) -> Result<Arc<dyn Driver>, String> {
     match kind {
-        DriverKind::Nova => Ok(Arc::new(crate::experiment::driver::nova::NovaDriver::new(
-            options,
-        )?)),
+        DriverKind::Nova => Ok(Arc::new(
+            crate::experiment::driver::nova::NovaDriver::new(options).map_err(|e| e.to_string())?,
+        )),
         DriverKind::Qmp => Ok(Arc::new(crate::experiment::driver::qmp::QmpDriver::new(
             options,
         ))),

@@ -111,38 +111,19 @@ mod tests {
     use crate::experiment::scenario::*;
 
     fn scenario(disk_gib: f64, block: bool, disk_load: bool) -> Scenario {
-        Scenario {
-            flavor: Flavor {
-                name: "f".into(),
-                vcpus: 1,
-                memory_mib: 128,
-                disk_gib,
-            },
-            algorithm: Algorithm {
-                name: "a".into(),
-                block,
-                ..Algorithm::default()
-            },
-            load: Load {
-                disk: disk_load.then_some(DiskLoad {
-                    write_mib: 8,
-                    when: DiskWhen::During,
-                }),
-                ..Load::default()
-            },
-            link: Link {
-                name: "l".into(),
-                rate_bps: None,
-                mtu: None,
-                stands_for_bps: None,
-            },
-            repetition: 0,
-            warmup: false,
-            pair: HostPair {
-                source: "a".into(),
-                destination: "b".into(),
-            },
-        }
+        let algorithm = Algorithm {
+            name: "a".into(),
+            block,
+            ..Algorithm::default()
+        };
+        let load = Load {
+            disk: disk_load.then_some(DiskLoad {
+                write_mib: 8,
+                when: DiskWhen::During,
+            }),
+            ..Load::default()
+        };
+        Scenario::for_test(disk_gib, algorithm, load)
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod disk;
 pub mod driver;
 pub mod events;
 pub mod flavor;
+pub mod full_guest;
 pub mod guest;
 pub mod host_sample;
 pub mod link;

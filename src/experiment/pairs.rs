@@ -20,6 +20,8 @@ pub struct ResolvedHosts {
     /// Link shaping: the file's `shape_link`, else true when a pair host is a ferry
     /// lab host (it has the lab's group var `lab_name`).
     pub shape_link: bool,
+    /// The full guest every run migrates (`guest:`), a host of `guests`.
+    pub guest: Option<String>,
 }
 
 fn has_var(inv: &Inventory, host: &str, var: &str) -> bool {
@@ -154,6 +156,7 @@ pub fn resolve(
         }
         None => pool.iter().find(|h| !in_pairs(h)).cloned(),
     };
+    problems.extend(super::full_guest::check(spec, inv));
     let shape_link = spec.shape_link.unwrap_or_else(|| {
         pairs.iter().any(|p| {
             has_var(inv, &p.source, "lab_name") || has_var(inv, &p.destination, "lab_name")
@@ -164,6 +167,7 @@ pub fn resolve(
             pairs,
             prober,
             shape_link,
+            guest: spec.guest.as_ref().map(|(g, _)| g.clone()),
         })
     } else {
         Err(problems)

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::clock;
 use super::driver::{Driver, DriverError, GuestHandle, HostEnd, RunContext};
+use super::full_guest;
 use super::guest;
 use super::host_sample::HostSample;
 use super::link;
@@ -36,6 +37,7 @@ pub async fn run_one(ctx: &RunContext<'_>, driver: &dyn Driver) -> (MigrationRes
     let mut phases = Phases::default();
     let mut guest: Option<GuestHandle> = None;
     let mut stream: Option<LoadProcess> = None;
+    let mut guest_load: Option<LoadProcess> = None;
     let result = measured_run(
         ctx,
         driver,
@@ -43,7 +45,7 @@ pub async fn run_one(ctx: &RunContext<'_>, driver: &dyn Driver) -> (MigrationRes
         &mut samples,
         &mut phases,
         &mut guest,
-        &mut stream,
+        [&mut stream, &mut guest_load],
     )
     .await;
     if let Err(e) = result {
@@ -68,14 +70,23 @@ pub async fn run_one(ctx: &RunContext<'_>, driver: &dyn Driver) -> (MigrationRes
             Ok(sender) => record_sender(&mut row, sender),
             Err(e) => {
                 let msg = format!("inbound stream: {e}");
-                row.error = Some(match row.error.take() {
-                    Some(prev) => format!("{prev}; {msg}"),
-                    None => msg,
-                });
+                add_error(&mut row, msg);
             }
         }
     }
     phases.part("stream_stop", t);
+    // A full guest's load, started over SSH: stopped always, its reports recorded.
+    let t = Instant::now();
+    if let Some(l) = guest_load {
+        match l.stop().await {
+            Ok(mean) => full_guest::record_load(&mut row, sc, mean),
+            Err(e) => {
+                let msg = format!("the full guest's load: {e}");
+                add_error(&mut row, msg);
+            }
+        }
+    }
+    phases.part("guest_load_stop", t);
     let t = Instant::now();
     if let Some(g) = &guest
         && let Err(e) = driver.cleanup(ctx, g).await
@@ -85,10 +96,7 @@ pub async fn run_one(ctx: &RunContext<'_>, driver: &dyn Driver) -> (MigrationRes
             row.outcome = Some(Outcome::Failed);
         }
         let msg = format!("clean-up: {e}");
-        row.error = Some(match row.error.take() {
-            Some(prev) => format!("{prev}; {msg}"),
-            None => msg,
-        });
+        add_error(&mut row, msg);
     }
     // No answer, and no kernel failure on the consoles the clean-up kept: if the
     // guest's load program fell silent too, the guest hung there (not the network).
@@ -97,10 +105,7 @@ pub async fn run_one(ctx: &RunContext<'_>, driver: &dyn Driver) -> (MigrationRes
         && let Some(why) = guest::silent_on_destination(&ctx.results_dir, ctx.index)
     {
         row.outcome = Some(Outcome::Failed);
-        row.error = Some(match row.error.take() {
-            Some(prev) => format!("{prev}; {why}"),
-            None => why,
-        });
+        add_error(&mut row, why);
     }
     let wall = started.elapsed().as_secs_f64() * 1000.0;
     row.run_wall_ms = Some(wall);
@@ -124,6 +129,14 @@ pub async fn run_one(ctx: &RunContext<'_>, driver: &dyn Driver) -> (MigrationRes
     row.overhead_parts_ms = Some(serde_json::Value::Object(parts));
     row.samples = samples.len() as u32;
     (row, samples)
+}
+
+/// `msg` after what the row's `error` already says.
+fn add_error(row: &mut MigrationResult, msg: String) {
+    row.error = Some(match row.error.take() {
+        Some(prev) => format!("{prev}; {msg}"),
+        None => msg,
+    });
 }
 
 /// An inbound stream's sender figures go beside the guest's in `load_achieved`.
@@ -188,7 +201,7 @@ async fn measured_run<'a>(
     samples: &mut Vec<Sample>,
     phases: &mut Phases,
     guest_slot: &mut Option<GuestHandle>,
-    stream_slot: &mut Option<LoadProcess<'a>>,
+    [stream_slot, guest_load_slot]: [&mut Option<LoadProcess<'a>>; 2],
 ) -> Result<(), RunError> {
     let (src, dst) = (ctx.source, ctx.destination);
     let src_if = src.require_var("migration_iface")?;
@@ -223,12 +236,15 @@ async fn measured_run<'a>(
                 "an inbound network load needs a prober (its sender) on the guest network".into(),
             ))
         })?;
-        let (ip, _) = guest::guest_address(src).ok_or_else(|| {
-            RunError::from(DriverError::Other(format!(
-                "{}: no guest address for the inbound stream: set guest_vm_ip, or guest_ip and guest_prefix",
-                src.name
-            )))
-        })?;
+        let ip = match ctx.guest {
+            Some(fg) => full_guest::address(fg)?,
+            None => guest::guest_address(src).map(|(ip, _)| ip).ok_or_else(|| {
+                RunError::from(DriverError::Other(format!(
+                    "{}: no guest address for the inbound stream: set guest_vm_ip, or guest_ip and guest_prefix",
+                    src.name
+                )))
+            })?,
+        };
         let tag = format!("{}-{}", ctx.index, probe::unix_s(SystemTime::now()) as u64);
         let t = Instant::now();
         let program = format!("{}/load", ctx.settings.guest_dir.trim_end_matches('/'));
@@ -254,6 +270,22 @@ async fn measured_run<'a>(
     phases.boot_ms = t.elapsed().as_secs_f64() * 1000.0;
     let guest_ip = g.ip.clone();
     *guest_slot = Some(g.clone());
+
+    // 2b. A full guest: its load started over SSH, running once it has reported.
+    if let Some(fg) = ctx.guest {
+        let t = Instant::now();
+        let stream_to = ctx.prober.and_then(|p| p.var("guest_ip"));
+        let tag = format!("{}-{}", ctx.index, probe::unix_s(SystemTime::now()) as u64);
+        *guest_load_slot = full_guest::start_load(
+            fg,
+            ctx.scenario,
+            stream_to.as_deref(),
+            &format!("guest-{tag}"),
+            ctx.settings.boot_timeout,
+        )
+        .await?;
+        phases.boot_ms += t.elapsed().as_secs_f64() * 1000.0;
+    }
 
     // 3. The probe, answered once before the migration starts.
     let t = Instant::now();

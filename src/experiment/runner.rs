@@ -1,3 +1,4 @@
+// Over 600 lines, a third of them its tests: the matrix loop, its connections, store and tally are one piece of state.
 //! The orchestration around the runs: connect to the experiment's hosts (one
 //! transport per host, as the engine does), gather their facts for provenance,
 //! create or resume the results directory, then run the matrix in order (one run
@@ -165,10 +166,13 @@ async fn connect_hosts(
             }
         }
     }
-    if let Some(p) = &plan.hosts.prober
-        && !names.contains(p)
+    for p in [&plan.hosts.prober, &plan.hosts.guest]
+        .into_iter()
+        .flatten()
     {
-        names.push(p.clone());
+        if !names.contains(p) {
+            names.push(p.clone());
+        }
     }
     let jobs = names.iter().map(|name| {
         let vars = host_vars(name);
@@ -381,6 +385,7 @@ pub async fn run_experiment(
                     source,
                     destination,
                     prober,
+                    guest: plan.hosts.guest.as_ref().and_then(|g| hosts.get(g)),
                     settings,
                     interrupted: &opts.interrupted,
                     results_dir: dir.clone(),

@@ -161,6 +161,34 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// A scenario for unit tests: `algorithm` and `load` on a 1-vCPU 128 MiB flavor
+    /// with `disk_gib`, an as-is link `l`, repetition 0, pair a -> b.
+    #[cfg(test)]
+    pub fn for_test(disk_gib: f64, algorithm: Algorithm, load: Load) -> Scenario {
+        Scenario {
+            flavor: Flavor {
+                name: "f".into(),
+                vcpus: 1,
+                memory_mib: 128,
+                disk_gib,
+            },
+            algorithm,
+            load,
+            link: Link {
+                name: "l".into(),
+                rate_bps: None,
+                mtu: None,
+                stands_for_bps: None,
+            },
+            repetition: 0,
+            warmup: false,
+            pair: HostPair {
+                source: "a".into(),
+                destination: "b".into(),
+            },
+        }
+    }
+
     /// The scenario's identity without the repetition and pair: what `ferry report`
     /// groups by. `flavor/algorithm/load/link` with the labels as written.
     pub fn key(&self) -> String {

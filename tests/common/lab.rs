@@ -57,6 +57,24 @@ pub fn unique_name(prefix: &str) -> String {
 }
 
 /// Fail loudly when not root: the lab cannot exist without it.
+/// The tools of `tools` (`(tool, Debian package)`) found neither on PATH nor in
+/// /usr/sbin, as `tool (install package)`.
+pub fn missing_tools(tools: &[(&str, &str)]) -> Vec<String> {
+    tools
+        .iter()
+        .filter(|(tool, _)| {
+            !Command::new("sh")
+                .args([
+                    "-c",
+                    &format!("command -v {tool} || test -x /usr/sbin/{tool}"),
+                ])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(|(tool, package)| format!("{tool} (install {package})"))
+        .collect()
+}
+
 pub fn require_root() {
     assert!(
         nix::unistd::geteuid().is_root(),
@@ -295,6 +313,29 @@ impl LabGuard {
             text(&out.stderr)
         );
         (out, read_events(events))
+    }
+
+    /// `ferry SUBCOMMAND -i <lab inventory> -i MORE... ARGS` from the crate root,
+    /// panicking (with both outputs) unless it exits 0; returns stdout.
+    pub fn ferry_ok(&self, subcommand: &str, more: &[&Path], args: &[&str]) -> String {
+        let mut c = self.ferry(&[subcommand, "-i"]);
+        c.arg(&self.inventory);
+        for m in more {
+            c.arg("-i").arg(m);
+        }
+        let out = c
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("run ferry");
+        assert!(
+            out.status.success(),
+            "ferry {subcommand} {args:?} exited {}:\n--- stdout\n{}\n--- stderr\n{}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
     }
 
     /// `playbooks/guest.yml` on every host (the lab guest's kernel and initramfs,

@@ -9,10 +9,13 @@
 
 pub mod host_command;
 pub mod nova;
+pub mod nova_cli;
 pub mod qmp;
+pub mod qmp_settings;
 pub mod qmp_socket;
 pub mod query_migrate;
 pub mod virsh;
+pub mod virsh_cli;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -91,6 +94,10 @@ pub struct RunContext<'a> {
     pub destination: &'a HostEnd,
     /// Where the outside ping probe runs (a host on the guest network); None: no probe.
     pub prober: Option<&'a HostEnd>,
+    /// The full guest this run migrates (`guest:` of the experiment file, a host of
+    /// the inventory's `guests` group, connected over SSH); None: the driver's own
+    /// lab guest.
+    pub guest: Option<&'a HostEnd>,
     pub settings: &'a RunSettings,
     /// Set on Ctrl-C: finish or cancel the current step, record the run as interrupted.
     pub interrupted: &'a AtomicBool,

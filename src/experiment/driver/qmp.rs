@@ -1,3 +1,4 @@
+// Over 600 lines: one run's life cycle under QMP (launch, configure, migrate, watch, clean up) shares its guest state; the pure parts are in qmp_settings.rs.
 //! The `qmp` driver: ferry starts QEMU itself on both hosts (TCG in the lab), the
 //! destination waiting with `-incoming defer`, and drives the migration over QMP
 //! (host-local Unix sockets reached through the transport, [`QmpSocket`]).
@@ -14,6 +15,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::host_command::running_test;
+use super::qmp_settings::{PostcopyDialect, capabilities, parameters};
 use super::qmp_socket::QmpSocket;
 use super::query_migrate::MigrateInfo;
 use super::{Driver, DriverError, DriverKind, GuestHandle, HostEnd, RunContext};
@@ -21,12 +23,8 @@ use crate::experiment::clock;
 use crate::experiment::disk;
 use crate::experiment::guest;
 use crate::experiment::result::{MigrationResult, Outcome, Sample};
-use crate::experiment::scenario::{AlgorithmKind, Scenario};
+use crate::experiment::scenario::AlgorithmKind;
 use crate::transport::remote::sh_quote;
-
-/// QEMU's `max-bandwidth` when the scenario sets none: effectively unlimited
-/// (QEMU's own default, 32 MiB/s, would cap every run far below the link).
-const UNLIMITED_BANDWIDTH: u64 = 1 << 40;
 
 /// RAM the guest gets beyond its flavor's, KiB. QEMU before 9.0 (the lab's is
 /// 7.2) syncs the migration dirty bitmap of a RAM block whose size is a multiple
@@ -44,92 +42,6 @@ pub const TCG_RAM_PAD_KIB: u64 = 8;
 /// (a dead migration link: TCP retransmits for minutes before QEMU hears of it),
 /// recorded as failed rather than as not converged.
 const STALLED: Duration = Duration::from_secs(5);
-
-/// The capability names a QEMU uses for post-copy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PostcopyDialect {
-    /// Upstream QEMU (2.5+): `postcopy-ram`.
-    Upstream,
-    /// The 2014 post-copy branch (orbitfp7/qemu, "2.1.50"): `x-postcopy-ram`.
-    Experimental,
-}
-
-impl PostcopyDialect {
-    /// From `query-migrate-capabilities`' answer; None: this QEMU has no post-copy.
-    pub fn detect(capabilities: &Value) -> Option<PostcopyDialect> {
-        let names: Vec<&str> = capabilities
-            .as_array()
-            .map(|a| a.iter().filter_map(|c| c["capability"].as_str()).collect())
-            .unwrap_or_default();
-        if names.contains(&"postcopy-ram") {
-            Some(PostcopyDialect::Upstream)
-        } else if names.contains(&"x-postcopy-ram") {
-            Some(PostcopyDialect::Experimental)
-        } else {
-            None
-        }
-    }
-    pub fn capability(self) -> &'static str {
-        match self {
-            PostcopyDialect::Upstream => "postcopy-ram",
-            PostcopyDialect::Experimental => "x-postcopy-ram",
-        }
-    }
-}
-
-/// `migrate-set-capabilities` for one side of `scenario`'s algorithm.
-pub fn capabilities(
-    scenario: &Scenario,
-    postcopy: Option<PostcopyDialect>,
-    source: bool,
-) -> Vec<Value> {
-    let a = &scenario.algorithm;
-    let mut caps = Vec::new();
-    let mut set = |name: &str, on: bool| {
-        if on {
-            caps.push(json!({"capability": name, "state": true}));
-        }
-    };
-    if let Some(d) = postcopy {
-        set(d.capability(), a.kind != AlgorithmKind::Precopy);
-    }
-    set("multifd", a.multifd_channels.is_some());
-    set("compress", a.compress);
-    if source {
-        set("auto-converge", a.auto_converge);
-        set("xbzrle", a.xbzrle_cache_mib.is_some());
-        // Block migration of the non-shared disk (QEMU's `block` capability, in
-        // QEMU up to 9.0); zero blocks travel as flags, not 1 MiB of zeros each.
-        set("block", a.block);
-        set("zero-blocks", a.block);
-    }
-    caps
-}
-
-/// `migrate-set-parameters` arguments for one side.
-pub fn parameters(scenario: &Scenario, source: bool) -> Value {
-    let a = &scenario.algorithm;
-    let mut p = serde_json::Map::new();
-    if let Some(n) = a.multifd_channels {
-        p.insert("multifd-channels".into(), json!(n));
-    }
-    if source {
-        let bw = a
-            .max_bandwidth_mib_s
-            .map_or(UNLIMITED_BANDWIDTH, |m| m * 1024 * 1024);
-        p.insert("max-bandwidth".into(), json!(bw));
-        if let Some(ms) = a.downtime_limit_ms {
-            p.insert("downtime-limit".into(), json!(ms));
-        }
-        if let Some(mib) = a.xbzrle_cache_mib {
-            p.insert("xbzrle-cache-size".into(), json!(mib * 1024 * 1024));
-        }
-        if a.block && a.incremental {
-            p.insert("block-incremental".into(), json!(true));
-        }
-    }
-    Value::Object(p)
-}
 
 /// What the qmp driver keeps about a guest it started (in [`GuestHandle::data`]).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -159,6 +71,9 @@ pub struct QmpDriver {
     pub qemu: String,
     /// TCP port base of the destination's `-incoming` (plus the run index).
     pub port_base: u16,
+    /// Each source host's post-copy dialect, asked of its QEMU once per experiment
+    /// (the binary does not change between runs): one QMP round trip less a run.
+    dialects: std::sync::Mutex<std::collections::HashMap<String, Option<PostcopyDialect>>>,
 }
 
 impl QmpDriver {
@@ -172,6 +87,7 @@ impl QmpDriver {
                 .as_u64()
                 .and_then(|p| u16::try_from(p).ok())
                 .unwrap_or(49152),
+            dialects: Default::default(),
         }
     }
 
@@ -311,13 +227,14 @@ impl QmpDriver {
         }
     }
 
-    /// Set `caps` and `params` on one side.
+    /// Set `caps` and `params` on one side, then `then` (if any), in one batch.
     async fn configure(
         &self,
         host: &HostEnd,
         sock: &QmpSocket,
         caps: Vec<Value>,
         params: Value,
+        then: Option<Value>,
     ) -> Result<(), DriverError> {
         let mut cmds = Vec::new();
         if !caps.is_empty() {
@@ -327,6 +244,7 @@ impl QmpDriver {
         if params.as_object().is_some_and(|m| !m.is_empty()) {
             cmds.push(json!({"execute": "migrate-set-parameters", "arguments": params}));
         }
+        cmds.extend(then);
         for (c, a) in cmds.iter().zip(sock.execute(host, &cmds).await?) {
             if let Err(e) = a {
                 return Err(DriverError::Host {
@@ -344,7 +262,6 @@ fn tail(s: &str) -> String {
     lines[lines.len().saturating_sub(8)..].join(" | ")
 }
 
-/// The mean load figures of a serial log, if it has reports.
 #[async_trait]
 impl Driver for QmpDriver {
     fn kind(&self) -> DriverKind {
@@ -449,7 +366,21 @@ impl Driver for QmpDriver {
                 .await?;
             Ok(PostcopyDialect::detect(&c))
         };
-        let dialect = caps_of(src).await?;
+        let known = self
+            .dialects
+            .lock()
+            .ok()
+            .and_then(|d| d.get(&src.name).copied());
+        let dialect = match known {
+            Some(d) => d,
+            None => {
+                let d = caps_of(src).await?;
+                if let Ok(mut all) = self.dialects.lock() {
+                    all.insert(src.name.clone(), d);
+                }
+                d
+            }
+        };
         if sc.algorithm.kind != AlgorithmKind::Precopy && dialect.is_none() {
             return Err(DriverError::Host {
                 host: src.name.clone(),
@@ -457,27 +388,21 @@ impl Driver for QmpDriver {
                     .into(),
             });
         }
-        // The two sides at once (each its own round trips): fewer seconds of
-        // ferry's overhead per run.
-        let destination = async {
-            self.configure(
-                dst,
-                &sock,
-                capabilities(sc, dialect, false),
-                parameters(sc, false),
-            )
-            .await?;
-            sock.call_ok(
-                dst,
-                json!({"execute": "migrate-incoming", "arguments": {"uri": uri}}),
-            )
-            .await
-        };
+        // The two sides at once, one batch each (the destination's ends with
+        // `migrate-incoming`): one round trip of ferry's overhead per run.
+        let destination = self.configure(
+            dst,
+            &sock,
+            capabilities(sc, dialect, false),
+            parameters(sc, false),
+            Some(json!({"execute": "migrate-incoming", "arguments": {"uri": uri}})),
+        );
         let source = self.configure(
             src,
             &sock,
             capabilities(sc, dialect, true),
             parameters(sc, true),
+            None,
         );
         let (d, s) = tokio::join!(destination, source);
         d?;
@@ -701,10 +626,6 @@ impl Driver for QmpDriver {
         let g = Self::guest_of(guest_handle)?;
         let one = async |h: &HostEnd, pid: Option<u32>, side: &str| -> Result<(), DriverError> {
             let _ = g.socket().call(h, json!({"execute": "quit"})).await;
-            let mut crashed = None;
-            if let Ok(o) = h.sh(&format!("cat {} 2>/dev/null", g.serial())).await {
-                crashed = guest::keep_serial(&ctx.results_dir, ctx.index, side, &o.stdout);
-            }
             let kill = match pid {
                 Some(p) => format!(
                     "i=0; while {running} && [ $i -lt 60 ]; do sleep 0.05; i=$((i+1)); done; \
@@ -714,15 +635,21 @@ impl Driver for QmpDriver {
                 ),
                 None => String::new(),
             };
-            h.sh_ok(
-                "stop QEMU and remove its tap",
-                &format!(
-                    "{kill}ip link del {tap} 2>/dev/null; rm -rf {dir}; true",
-                    tap = g.tap,
-                    dir = sh_quote(&g.dir)
-                ),
-            )
-            .await?;
+            // The console first (kept in the results), then QEMU's end: one round trip.
+            let serial = h
+                .sh_ok(
+                    "stop QEMU and remove its tap",
+                    &format!(
+                        "cat {serial} 2>/dev/null; {kill}ip link del {tap} 2>/dev/null; rm -rf {dir}; true",
+                        serial = g.serial(),
+                        tap = g.tap,
+                        dir = sh_quote(&g.dir)
+                    ),
+                )
+                .await?;
+            let crashed = (!serial.is_empty())
+                .then(|| guest::keep_serial(&ctx.results_dir, ctx.index, side, serial.as_bytes()))
+                .flatten();
             match crashed {
                 Some(line) => Err(DriverError::GuestCrashed {
                     host: h.name.clone(),
@@ -736,89 +663,5 @@ impl Driver for QmpDriver {
             one(ctx.destination, g.destination_pid, "destination")
         );
         a.and(b)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::experiment::scenario::*;
-
-    fn scenario(kind: AlgorithmKind) -> Scenario {
-        Scenario {
-            flavor: Flavor {
-                name: "tiny".into(),
-                vcpus: 1,
-                memory_mib: 128,
-                disk_gib: 0.0,
-            },
-            algorithm: Algorithm {
-                name: "x".into(),
-                kind,
-                xbzrle_cache_mib: Some(16),
-                downtime_limit_ms: Some(20),
-                ..Algorithm::default()
-            },
-            load: Load::default(),
-            link: Link {
-                name: "l".into(),
-                rate_bps: None,
-                mtu: None,
-                stands_for_bps: None,
-            },
-            repetition: 0,
-            warmup: false,
-            pair: HostPair {
-                source: "a".into(),
-                destination: "b".into(),
-            },
-        }
-    }
-
-    #[test]
-    fn the_postcopy_capability_is_named_as_the_qemu_names_it() {
-        let upstream = json!([{"capability": "xbzrle", "state": false},
-            {"capability": "postcopy-ram", "state": false}]);
-        let orbit = json!([{"capability": "x-postcopy-ram", "state": false}]);
-        assert_eq!(
-            PostcopyDialect::detect(&upstream),
-            Some(PostcopyDialect::Upstream)
-        );
-        assert_eq!(
-            PostcopyDialect::detect(&orbit),
-            Some(PostcopyDialect::Experimental)
-        );
-        assert_eq!(PostcopyDialect::detect(&json!([])), None);
-        let caps = capabilities(
-            &scenario(AlgorithmKind::Hybrid),
-            Some(PostcopyDialect::Experimental),
-            true,
-        );
-        assert_eq!(
-            caps,
-            vec![
-                json!({"capability": "x-postcopy-ram", "state": true}),
-                json!({"capability": "xbzrle", "state": true})
-            ]
-        );
-        // The destination gets no source-only capability.
-        let dst = capabilities(
-            &scenario(AlgorithmKind::Precopy),
-            Some(PostcopyDialect::Upstream),
-            false,
-        );
-        assert!(dst.is_empty(), "{dst:?}");
-    }
-
-    #[test]
-    fn parameters_set_bandwidth_downtime_and_cache() {
-        let p = parameters(&scenario(AlgorithmKind::Precopy), true);
-        assert_eq!(p["max-bandwidth"], json!(UNLIMITED_BANDWIDTH));
-        assert_eq!(p["downtime-limit"], json!(20));
-        assert_eq!(p["xbzrle-cache-size"], json!(16 * 1024 * 1024));
-        assert_eq!(
-            parameters(&scenario(AlgorithmKind::Precopy), false),
-            json!({})
-        );
     }
 }
