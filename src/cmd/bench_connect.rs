@@ -205,5 +205,5 @@ fn connect_on(args: &BenchConnectArgs, inventory: &[std::path::PathBuf]) -> CmdR
         let (wall, cpu, steps) = rt.block_on(all_at_once(futs)).map_err(|e| miette!("{e}"))?;
         print_row("ferry", round, wall, cpu, &steps);
     }
-    Ok(0)
+    Ok(crate::exit::OK)
 }
