@@ -226,8 +226,25 @@ async fn on_every_host(
     out
 }
 
+/// Hosts that could not be cleared, or that do not hold the workload's tree.
+#[derive(Debug, thiserror::Error)]
+pub enum TreeError {
+    #[error("clearing {ROOT} failed on {} hosts: {}", failed.len(), failed.join("; "))]
+    NotCleared {
+        /// `host: why`, one per host.
+        failed: Vec<String>,
+    },
+    #[error("{count} of {total} hosts do not hold the expected tree under {ROOT}: {}", described.join(" | "))]
+    Differs {
+        count: usize,
+        total: usize,
+        /// `host: first differences`, for the first hosts.
+        described: Vec<String>,
+    },
+}
+
 /// Removes [`ROOT`] on every host, so the next run starts from nothing.
-pub async fn clear(hosts: &[(String, Vars)]) -> Result<(), String> {
+pub async fn clear(hosts: &[(String, Vars)]) -> Result<(), TreeError> {
     let failed: Vec<String> = on_every_host(hosts, &format!("rm -rf {ROOT}"))
         .await
         .into_iter()
@@ -236,17 +253,13 @@ pub async fn clear(hosts: &[(String, Vars)]) -> Result<(), String> {
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "clearing {ROOT} failed on {} hosts: {}",
-            failed.len(),
-            failed.join("; ")
-        ))
+        Err(TreeError::NotCleared { failed })
     }
 }
 
 /// Checks that every host holds exactly the tree of `tasks` tasks; the hosts that do
 /// not, with the first differences of each (at most `limit` hosts described).
-pub async fn check(hosts: &[(String, Vars)], tasks: u32, limit: usize) -> Result<(), String> {
+pub async fn check(hosts: &[(String, Vars)], tasks: u32, limit: usize) -> Result<(), TreeError> {
     let mut bad = Vec::new();
     let mut count = 0;
     for (name, res) in on_every_host(hosts, LIST).await {
@@ -272,11 +285,11 @@ pub async fn check(hosts: &[(String, Vars)], tasks: u32, limit: usize) -> Result
     if count == 0 {
         Ok(())
     } else {
-        Err(format!(
-            "{count} of {} hosts do not hold the expected tree under {ROOT}: {}",
-            hosts.len(),
-            bad.join(" | ")
-        ))
+        Err(TreeError::Differs {
+            count,
+            total: hosts.len(),
+            described: bad,
+        })
     }
 }
 
