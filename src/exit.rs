@@ -11,6 +11,8 @@ pub const HOST_FAILED: u8 = 2;
 pub const HOST_UNREACHABLE: u8 = 4;
 /// Ctrl-C stopped the run.
 pub const INTERRUPTED: u8 = 130;
+/// SIGTERM stopped the run (what a shell reports for a program SIGTERM ended).
+pub const TERMINATED: u8 = 143;
 /// stdout or stderr was closed under ferry (`ferry check ... | head -0`): what a shell
 /// reports for a program that SIGPIPE ended.
 pub const BROKEN_PIPE: u8 = 141;

@@ -3,10 +3,12 @@
 //! The map of this crate is `../shared/DESIGN.md`; the layers and the import directions
 //! that hold today are in `docs/architecture.md`, checked by `tests/architecture.rs`.
 //! `cmd` holds one handler per subcommand (it reads `cli`'s definitions, loads inputs,
-//! chooses reporters and prints); below it, `engine` (and `experiment`) run on `ops`,
-//! which run on `transport`. Nothing below `cmd` prints: the engine emits events and
-//! `report` turns them into text. `playbook`, `vars`, `template`, `yaml`, `clock` and `exit`
-//! are shared by all of them.
+//! chooses reporters and prints); below it, `experiment` runs on `engine`, which runs on
+//! `ops`, which run on `transport` (`facts` between the last two; `lab` stands alone).
+//! Only `cmd` and the reporters it chooses print: the engine and the experiment emit
+//! events, `report` turns them into text and `plot` turns results into tables and plots.
+//! `inventory`, `playbook`, `vars`, `template`, `yaml`, `clock` and `exit` are shared by
+//! all of them.
 
 pub mod cli;
 pub mod clock;

@@ -20,7 +20,7 @@ use crate::CmdResult;
 use crate::cli::{BenchConnectArgs, InventoryOpts};
 use crate::playbook::Vars;
 use crate::transport::ssh::{self, ConnectTimes};
-use crate::transport::{CommandSpec, ConnectDefaults, ConnectParams, Transport};
+use crate::transport::{CommandSpec, ConnectDefaults, ConnectParams, Transport, TransportError};
 
 use super::bench_provision::{on_inventory_or_lab, usage};
 
@@ -37,6 +37,30 @@ impl client::Handler for AnyKey {
     }
 }
 
+/// Why one benchmark connection failed (a round stops at the first).
+#[derive(Debug, thiserror::Error)]
+enum ConnectError {
+    #[error("{target}: {source}")]
+    Tcp {
+        target: String,
+        source: std::io::Error,
+    },
+    #[error("{target}: {step}: {source}")]
+    Ssh {
+        target: String,
+        step: &'static str,
+        source: russh::Error,
+    },
+    #[error("{target}: key refused")]
+    KeyRefused { target: String },
+    #[error("{target}: `true` exited with {status}")]
+    Exit { target: String, status: String },
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error(transparent)]
+    Join(#[from] tokio::task::JoinError),
+}
+
 /// One connection's steps; `command` is `true` run on the host.
 #[derive(Debug, Clone, Copy, Default)]
 struct Steps {
@@ -45,13 +69,27 @@ struct Steps {
 }
 
 /// One connection of the bare client: TCP, handshake, auth, exec `true` on a session channel.
-async fn bare_one(target: String, user: String, key: Arc<PrivateKey>) -> Result<Steps, String> {
+async fn bare_one(
+    target: String,
+    user: String,
+    key: Arc<PrivateKey>,
+) -> Result<Steps, ConnectError> {
     let start = Instant::now();
     let mut steps = Steps::default();
-    let sock = tokio::net::TcpStream::connect(&target)
-        .await
-        .map_err(|e| format!("{target}: {e}"))?;
-    sock.set_nodelay(true).map_err(|e| e.to_string())?;
+    let tcp = |source| ConnectError::Tcp {
+        target: target.clone(),
+        source,
+    };
+    let ssh = |step| {
+        let target = target.clone();
+        move |source| ConnectError::Ssh {
+            target,
+            step,
+            source,
+        }
+    };
+    let sock = tokio::net::TcpStream::connect(&target).await.map_err(tcp)?;
+    sock.set_nodelay(true).map_err(tcp)?;
     steps.connect.tcp = start.elapsed();
     let cfg = Arc::new(client::Config {
         nodelay: true,
@@ -63,25 +101,20 @@ async fn bare_one(target: String, user: String, key: Arc<PrivateKey>) -> Result<
     });
     let mut h = client::connect_stream(cfg, sock, AnyKey)
         .await
-        .map_err(|e| format!("{target}: handshake: {e}"))?;
+        .map_err(ssh("handshake"))?;
     steps.connect.handshake = start.elapsed() - steps.connect.tcp;
     let t = Instant::now();
     let auth = h
         .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key, None))
         .await
-        .map_err(|e| format!("{target}: auth: {e}"))?;
+        .map_err(ssh("auth"))?;
     if !auth.success() {
-        return Err(format!("{target}: key refused"));
+        return Err(ConnectError::KeyRefused { target });
     }
     steps.connect.auth = t.elapsed();
     let t = Instant::now();
-    let mut ch = h
-        .channel_open_session()
-        .await
-        .map_err(|e| format!("{target}: channel: {e}"))?;
-    ch.exec(true, "true")
-        .await
-        .map_err(|e| format!("{target}: exec: {e}"))?;
+    let mut ch = h.channel_open_session().await.map_err(ssh("channel"))?;
+    ch.exec(true, "true").await.map_err(ssh("exec"))?;
     let mut rc = None;
     while let Some(msg) = ch.wait().await {
         if let ChannelMsg::ExitStatus { exit_status } = msg {
@@ -94,40 +127,42 @@ async fn bare_one(target: String, user: String, key: Arc<PrivateKey>) -> Result<
         .await;
     match rc {
         Some(0) => Ok(steps),
-        other => Err(format!("{target}: `true` exited with {other:?}")),
+        other => Err(ConnectError::Exit {
+            target,
+            status: format!("{other:?}"),
+        }),
     }
 }
 
 /// One connection through ferry's path: the connector's parameters, connect (with the
 /// remote shell), `true` through the shell.
-async fn ferry_one(name: String, vars: Vars) -> Result<Steps, String> {
-    let p = ConnectParams::from_host_vars(&name, &vars, &ConnectDefaults::default())
-        .map_err(|e| e.to_string())?;
-    let (t, connect) = ssh::connect_timed(&p).await.map_err(|e| e.to_string())?;
+async fn ferry_one(name: String, vars: Vars) -> Result<Steps, ConnectError> {
+    let p = ConnectParams::from_host_vars(&name, &vars, &ConnectDefaults::default())?;
+    let (t, connect) = ssh::connect_timed(&p).await?;
     let start = Instant::now();
-    let out = t
-        .run(&CommandSpec::new("true"))
-        .await
-        .map_err(|e| e.to_string())?;
+    let out = t.run(&CommandSpec::new("true")).await?;
     let command = start.elapsed();
     t.close().await;
     if out.rc != 0 {
-        return Err(format!("{name}: `true` exited with {}", out.rc));
+        return Err(ConnectError::Exit {
+            target: name,
+            status: out.rc.to_string(),
+        });
     }
     Ok(Steps { connect, command })
 }
 
 /// Wall time and CPU time of running every future at once, and each one's steps.
-async fn all_at_once<F>(futs: Vec<F>) -> Result<(f64, f64, Vec<Steps>), String>
+async fn all_at_once<F>(futs: Vec<F>) -> Result<(f64, f64, Vec<Steps>), ConnectError>
 where
-    F: Future<Output = Result<Steps, String>> + Send + 'static,
+    F: Future<Output = Result<Steps, ConnectError>> + Send + 'static,
 {
     let cpu0 = usage().1;
     let start = Instant::now();
     let handles: Vec<_> = futs.into_iter().map(tokio::spawn).collect();
     let mut steps = Vec::with_capacity(handles.len());
     for h in handles {
-        steps.push(h.await.map_err(|e| e.to_string())??);
+        steps.push(h.await??);
     }
     Ok((start.elapsed().as_secs_f64(), usage().1 - cpu0, steps))
 }
@@ -205,5 +240,5 @@ fn connect_on(args: &BenchConnectArgs, inventory: &[std::path::PathBuf]) -> CmdR
         let (wall, cpu, steps) = rt.block_on(all_at_once(futs)).map_err(|e| miette!("{e}"))?;
         print_row("ferry", round, wall, cpu, &steps);
     }
-    Ok(0)
+    Ok(crate::exit::OK)
 }

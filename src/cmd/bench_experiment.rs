@@ -28,7 +28,7 @@ pub fn experiment(args: BenchExperimentArgs) -> CmdResult {
             "{}: no run with an overhead figure (overhead_ms)",
             args.results.display()
         );
-        return Ok(1);
+        return Ok(crate::exit::ERROR);
     }
     let wall = s.matrix_wall_s.unwrap_or(s.run_wall_s);
     let _ = writeln!(
@@ -53,5 +53,5 @@ pub fn experiment(args: BenchExperimentArgs) -> CmdResult {
             .collect();
         let _ = writeln!(out, "per run, by step: {}", parts.join(", "));
     }
-    Ok(0)
+    Ok(crate::exit::OK)
 }

@@ -247,7 +247,7 @@ fn provision_on(args: &BenchProvisionArgs, inventory: &[PathBuf]) -> CmdResult {
         );
     }
     if problems.is_empty() {
-        return Ok(0);
+        return Ok(crate::exit::OK);
     }
     for p in &problems {
         eprintln!("bench provision: {p}");

@@ -157,5 +157,5 @@ pub fn report(args: BenchReportArgs) -> CmdResult {
         written.summaries.len(),
         written.files.len()
     );
-    Ok(0)
+    Ok(crate::exit::OK)
 }

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use crate::playbook::{Play, Playbook, Task, TaskItem, Vars};
-use crate::transport::{CommandSpec, ConnectDefaults, ConnectParams, Transport};
+use crate::transport::{CommandSpec, ConnectDefaults, ConnectParams, Transport, TransportError};
 
 /// Where the workload writes on every host.
 pub const ROOT: &str = "/tmp/ferry-bench";
@@ -99,8 +99,27 @@ find . -mindepth 1 | LC_ALL=C sort | while IFS= read -r f; do\n\
   else printf 'f %s %s %s\\n' \"$(stat -c %a \"$f\")\" \"$(stat -c %s \"$f\")\" \"$p\"; cat \"$f\"; fi\n\
 done";
 
+/// Why a host gave no listing, or one that does not read.
+#[derive(Debug, thiserror::Error)]
+enum AnswerError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("rc {rc}: {stderr}")]
+    Failed { rc: i32, stderr: String },
+    #[error(transparent)]
+    Join(#[from] tokio::task::JoinError),
+    #[error("listing ends inside a header")]
+    Truncated,
+    #[error("bad {what} in {header:?}")]
+    Header { what: &'static str, header: String },
+    #[error("{0}: listing cut short")]
+    CutShort(String),
+    #[error("unexpected listing line {0:?}")]
+    Unexpected(String),
+}
+
 /// Parses [`LIST`]'s output into a tree (stamp contents included; see [`differences`]).
-fn parse_listing(out: &[u8]) -> Result<Option<BTreeMap<String, Entry>>, String> {
+fn parse_listing(out: &[u8]) -> Result<Option<BTreeMap<String, Entry>>, AnswerError> {
     if out == b"none\n" {
         return Ok(None);
     }
@@ -110,26 +129,32 @@ fn parse_listing(out: &[u8]) -> Result<Option<BTreeMap<String, Entry>>, String> 
         let nl = rest
             .iter()
             .position(|&b| b == b'\n')
-            .ok_or("listing ends inside a header")?;
+            .ok_or(AnswerError::Truncated)?;
         let header = String::from_utf8_lossy(&rest[..nl]).to_string();
         rest = &rest[nl + 1..];
         let mut f = header.splitn(4, ' ');
         let kind = f.next().unwrap_or("");
-        let mode = u32::from_str_radix(f.next().unwrap_or(""), 8)
-            .map_err(|_| format!("bad mode in {header:?}"))?;
+        let mode =
+            u32::from_str_radix(f.next().unwrap_or(""), 8).map_err(|_| AnswerError::Header {
+                what: "mode",
+                header: header.clone(),
+            })?;
         match kind {
             "d" => {
                 let path = f.collect::<Vec<_>>().join(" ");
                 tree.insert(path, Entry::Dir { mode });
             }
             "f" => {
-                let size: usize = f
-                    .next()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| format!("bad size in {header:?}"))?;
+                let size: usize =
+                    f.next()
+                        .and_then(|s| s.parse().ok())
+                        .ok_or_else(|| AnswerError::Header {
+                            what: "size",
+                            header: header.clone(),
+                        })?;
                 let path = f.next().unwrap_or("").to_string();
                 if rest.len() < size {
-                    return Err(format!("{path}: listing cut short"));
+                    return Err(AnswerError::CutShort(path));
                 }
                 let content = String::from_utf8_lossy(&rest[..size]).to_string();
                 rest = &rest[size..];
@@ -141,7 +166,7 @@ fn parse_listing(out: &[u8]) -> Result<Option<BTreeMap<String, Entry>>, String> 
                     },
                 );
             }
-            _ => return Err(format!("unexpected listing line {header:?}")),
+            _ => return Err(AnswerError::Unexpected(header)),
         }
     }
     Ok(Some(tree))
@@ -188,27 +213,23 @@ pub fn differences(found: &BTreeMap<String, Entry>, want: &BTreeMap<String, Entr
 async fn on_every_host(
     hosts: &[(String, Vars)],
     script: &str,
-) -> Vec<(String, Result<Vec<u8>, String>)> {
+) -> Vec<(String, Result<Vec<u8>, AnswerError>)> {
     let futs = hosts.iter().map(|(name, vars)| {
         let name = name.clone();
         let vars = vars.clone();
         let script = script.to_string();
         tokio::spawn(async move {
             let res = async {
-                let p = ConnectParams::from_host_vars(&name, &vars, &ConnectDefaults::default())
-                    .map_err(|e| e.to_string())?;
-                let t: Arc<dyn Transport> = crate::transport::connect(&p)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let p = ConnectParams::from_host_vars(&name, &vars, &ConnectDefaults::default())?;
+                let t: Arc<dyn Transport> = crate::transport::connect(&p).await?;
                 let out = t.run(&CommandSpec::new(script)).await;
                 t.close().await;
-                let out = out.map_err(|e| e.to_string())?;
+                let out = out?;
                 if out.rc != 0 {
-                    return Err(format!(
-                        "rc {}: {}",
-                        out.rc,
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    ));
+                    return Err(AnswerError::Failed {
+                        rc: out.rc,
+                        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                    });
                 }
                 Ok(out.stdout)
             }
@@ -220,14 +241,31 @@ async fn on_every_host(
     for h in futs.collect::<Vec<_>>() {
         match h.await {
             Ok(r) => out.push(r),
-            Err(e) => out.push((String::new(), Err(e.to_string()))),
+            Err(e) => out.push((String::new(), Err(e.into()))),
         }
     }
     out
 }
 
+/// Hosts that could not be cleared, or that do not hold the workload's tree.
+#[derive(Debug, thiserror::Error)]
+pub enum TreeError {
+    #[error("clearing {ROOT} failed on {} hosts: {}", failed.len(), failed.join("; "))]
+    NotCleared {
+        /// `host: why`, one per host.
+        failed: Vec<String>,
+    },
+    #[error("{count} of {total} hosts do not hold the expected tree under {ROOT}: {}", described.join(" | "))]
+    Differs {
+        count: usize,
+        total: usize,
+        /// `host: first differences`, for the first hosts.
+        described: Vec<String>,
+    },
+}
+
 /// Removes [`ROOT`] on every host, so the next run starts from nothing.
-pub async fn clear(hosts: &[(String, Vars)]) -> Result<(), String> {
+pub async fn clear(hosts: &[(String, Vars)]) -> Result<(), TreeError> {
     let failed: Vec<String> = on_every_host(hosts, &format!("rm -rf {ROOT}"))
         .await
         .into_iter()
@@ -236,17 +274,13 @@ pub async fn clear(hosts: &[(String, Vars)]) -> Result<(), String> {
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "clearing {ROOT} failed on {} hosts: {}",
-            failed.len(),
-            failed.join("; ")
-        ))
+        Err(TreeError::NotCleared { failed })
     }
 }
 
 /// Checks that every host holds exactly the tree of `tasks` tasks; the hosts that do
 /// not, with the first differences of each (at most `limit` hosts described).
-pub async fn check(hosts: &[(String, Vars)], tasks: u32, limit: usize) -> Result<(), String> {
+pub async fn check(hosts: &[(String, Vars)], tasks: u32, limit: usize) -> Result<(), TreeError> {
     let mut bad = Vec::new();
     let mut count = 0;
     for (name, res) in on_every_host(hosts, LIST).await {
@@ -272,11 +306,11 @@ pub async fn check(hosts: &[(String, Vars)], tasks: u32, limit: usize) -> Result
     if count == 0 {
         Ok(())
     } else {
-        Err(format!(
-            "{count} of {} hosts do not hold the expected tree under {ROOT}: {}",
-            hosts.len(),
-            bad.join(" | ")
-        ))
+        Err(TreeError::Differs {
+            count,
+            total: hosts.len(),
+            described: bad,
+        })
     }
 }
 

@@ -13,6 +13,7 @@ use miette::{IntoDiagnostic, miette};
 
 use crate::CmdResult;
 use crate::cli::{ConnectOpts, ExperimentArgs, InventoryOpts};
+use crate::exit;
 use crate::experiment::driver::{Driver, DriverKind};
 use crate::experiment::pairs;
 use crate::experiment::runner::{self, DriverRuns, ExperimentPlan, RunnerOptions};
@@ -113,7 +114,7 @@ fn run_plan(
             if tokio::signal::ctrl_c().await.is_ok() {
                 flag.store(true, Ordering::SeqCst);
                 if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
+                    std::process::exit(exit::INTERRUPTED.into());
                 }
             }
         });
@@ -145,7 +146,7 @@ pub fn experiment(args: ExperimentArgs) -> CmdResult {
             "{}: no experiment here (neither an experiment file nor a playbook with an `experiment:` play)",
             args.file.display()
         );
-        return Ok(1);
+        return Ok(exit::ERROR);
     }
     if args.resume.is_some() && sources.len() > 1 {
         eprintln!(
@@ -153,13 +154,13 @@ pub fn experiment(args: ExperimentArgs) -> CmdResult {
             args.file.display(),
             sources.len()
         );
-        return Ok(1);
+        return Ok(exit::ERROR);
     }
     let plans = match plans_of(&sources, &inventory, &args.inv) {
         Ok(p) => p,
         Err(report) => {
             eprint!("{}", report.render(color()));
-            return Ok(1);
+            return Ok(exit::ERROR);
         }
     };
     let mut last = None;
@@ -176,11 +177,11 @@ pub fn experiment(args: ExperimentArgs) -> CmdResult {
         println!("{}", dir.display());
         last = Some(dir);
         if interrupted {
-            return Ok(130);
+            return Ok(exit::INTERRUPTED);
         }
     }
     let _ = last;
-    Ok(0)
+    Ok(exit::OK)
 }
 
 fn plans_of(
@@ -253,7 +254,7 @@ pub fn run_with_experiments(
     }
     if !problems.is_empty() {
         eprint!("{}", CheckReport::new(problems).render(color()));
-        return Ok(1);
+        return Ok(exit::ERROR);
     }
     let mut pending: Vec<Playbook> = Vec::new();
     for step in steps {
@@ -262,7 +263,7 @@ pub fn run_with_experiments(
             Step::Experiment(plan) => {
                 if !pending.is_empty() {
                     let code = provision(std::mem::take(&mut pending))?;
-                    if code != 0 {
+                    if code != exit::OK {
                         return Ok(code);
                     }
                 }
@@ -270,13 +271,13 @@ pub fn run_with_experiments(
                     run_plan(&plan, inventory, extra, connect, out, None, None)?;
                 println!("{}", dir.display());
                 if interrupted {
-                    return Ok(130);
+                    return Ok(exit::INTERRUPTED);
                 }
             }
         }
     }
     if pending.is_empty() {
-        Ok(0)
+        Ok(exit::OK)
     } else {
         provision(pending)
     }

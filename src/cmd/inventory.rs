@@ -83,7 +83,7 @@ pub fn from_vagrant(args: crate::cli::FromVagrantArgs) -> CmdResult {
     let yaml = inventory_yaml(&cluster, &known_hosts);
     let Some(out) = &args.out else {
         emit(&yaml);
-        return Ok(0);
+        return Ok(exit::OK);
     };
     std::fs::write(out, &yaml)
         .into_diagnostic()
@@ -96,5 +96,5 @@ pub fn from_vagrant(args: crate::cli::FromVagrantArgs) -> CmdResult {
         out.display(),
         known_hosts.display()
     );
-    Ok(0)
+    Ok(exit::OK)
 }

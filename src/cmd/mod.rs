@@ -128,7 +128,7 @@ fn drive(engine: Engine, playbooks: Vec<Playbook>) -> CmdResult {
                         term.store(true, Ordering::SeqCst);
                         flag.store(true, Ordering::SeqCst);
                         if sigterm.recv().await.is_some() {
-                            std::process::exit(143);
+                            std::process::exit(crate::exit::TERMINATED.into());
                         }
                     }
                 });
@@ -136,10 +136,12 @@ fn drive(engine: Engine, playbooks: Vec<Playbook>) -> CmdResult {
             Err(e) => return Err(miette!("cannot handle SIGTERM: {e}")),
         }
         let code = engine.run(&playbooks).await;
-        Ok(if code == 130 && terminated.load(Ordering::SeqCst) {
-            143
-        } else {
-            code
-        })
+        Ok(
+            if code == crate::exit::INTERRUPTED && terminated.load(Ordering::SeqCst) {
+                crate::exit::TERMINATED
+            } else {
+                code
+            },
+        )
     })
 }

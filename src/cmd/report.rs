@@ -55,5 +55,5 @@ pub fn report(args: ReportArgs) -> CmdResult {
             let _ = writeln!(out, "{}", written.out.display());
         }
     }
-    Ok(0)
+    Ok(crate::exit::OK)
 }

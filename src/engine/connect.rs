@@ -157,11 +157,15 @@ impl Transport for Traced {
     }
 }
 
-/// One host's connection, opened once on first use and shared by its tasks.
-pub(super) type ConnCell = Arc<OnceCell<Result<Arc<dyn Transport>, String>>>;
+/// One host's connection, opened once on first use and shared by its tasks (and so is
+/// the error when it cannot be opened).
+pub(super) type ConnCell = Arc<OnceCell<Result<Arc<dyn Transport>, Arc<TransportError>>>>;
 
 impl Engine {
-    pub(super) async fn transport_for(&self, host: &str) -> Result<Arc<dyn Transport>, String> {
+    pub(super) async fn transport_for(
+        &self,
+        host: &str,
+    ) -> Result<Arc<dyn Transport>, Arc<TransportError>> {
         let cell = self
             .conns
             .lock()
@@ -171,10 +175,7 @@ impl Engine {
             .clone();
         cell.get_or_init(|| async {
             let vars = self.hosts.base_vars(host);
-            self.connector
-                .connect(host, &vars)
-                .await
-                .map_err(|e| e.to_string())
+            self.connector.connect(host, &vars).await.map_err(Arc::new)
         })
         .await
         .clone()

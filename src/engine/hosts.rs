@@ -6,14 +6,28 @@ use std::sync::{Arc, Mutex, RwLock};
 use indexmap::IndexMap;
 use serde_json::Value;
 
+use crate::inventory::{GroupByError, InventoryError};
 use crate::ops::{self};
 use crate::playbook::Vars;
+
+/// A pattern that selects no host, or an add_host / group_by the hosts cannot take.
+#[derive(Debug, thiserror::Error)]
+pub enum HostsError {
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
+    #[error("no host or group named `{0}` in the inventory")]
+    NoSuchName(String),
+    #[error(transparent)]
+    GroupBy(#[from] GroupByError),
+    #[error("this run's hosts are fixed: add_host and group_by cannot change them")]
+    Fixed,
+}
 
 /// Which hosts a pattern selects and each host's base variables
 /// ([`InventoryHosts`]: `Inventory::select` and `crate::vars::inventory_vars`).
 pub trait HostSource: Send + Sync {
     /// Host names matching `pattern`, in inventory order.
-    fn select(&self, pattern: &str) -> Result<Vec<String>, String>;
+    fn select(&self, pattern: &str) -> Result<Vec<String>, HostsError>;
     /// The host's inventory variables (group and host vars merged), with the
     /// inventory's magic variables (`groups`, `group_names`).
     fn base_vars(&self, host: &str) -> Vars;
@@ -24,9 +38,9 @@ pub trait HostSource: Send + Sync {
     }
     /// `add_host` / `group_by`: change the hosts and groups later selections and
     /// variable views see. `Ok(true)` when something changed.
-    fn change(&self, change: &ops::InventoryChange) -> Result<bool, String> {
+    fn change(&self, change: &ops::InventoryChange) -> Result<bool, HostsError> {
         let _ = change;
-        Err("this run's hosts are fixed: add_host and group_by cannot change them".into())
+        Err(HostsError::Fixed)
     }
 }
 
@@ -62,12 +76,12 @@ impl InventoryHosts {
 }
 
 impl HostSource for InventoryHosts {
-    fn select(&self, pattern: &str) -> Result<Vec<String>, String> {
+    fn select(&self, pattern: &str) -> Result<Vec<String>, HostsError> {
         self.inv
             .read()
             .unwrap()
             .select_limited(pattern, self.limit.as_deref())
-            .map_err(|e| e.to_string())
+            .map_err(HostsError::from)
     }
     fn base_vars(&self, host: &str) -> Vars {
         let inv = self.inv.read().unwrap();
@@ -81,7 +95,7 @@ impl HostSource for InventoryHosts {
         hv.get_or_insert_with(|| crate::vars::hostvars(&self.inv.read().unwrap()))
             .clone()
     }
-    fn change(&self, change: &ops::InventoryChange) -> Result<bool, String> {
+    fn change(&self, change: &ops::InventoryChange) -> Result<bool, HostsError> {
         let mut inv = self.inv.write().unwrap();
         let changed = match change {
             ops::InventoryChange::AddHost { name, groups, vars } => {
@@ -125,13 +139,13 @@ impl StaticHosts {
 }
 
 impl HostSource for StaticHosts {
-    fn select(&self, pattern: &str) -> Result<Vec<String>, String> {
+    fn select(&self, pattern: &str) -> Result<Vec<String>, HostsError> {
         self.with_view(|hosts, groups| static_select(hosts, groups, pattern))
     }
     fn base_vars(&self, host: &str) -> Vars {
         self.with_view(|hosts, _| hosts.get(host).cloned().unwrap_or_default())
     }
-    fn change(&self, change: &ops::InventoryChange) -> Result<bool, String> {
+    fn change(&self, change: &ops::InventoryChange) -> Result<bool, HostsError> {
         let mut view = self.changed.write().unwrap();
         let (hosts, groups) = view.get_or_insert_with(|| (self.hosts.clone(), self.groups.clone()));
         let mut changed = false;
@@ -166,7 +180,7 @@ impl HostSource for StaticHosts {
             }
             ops::InventoryChange::AddToGroup { host, group, .. } => {
                 if !hosts.contains_key(host) {
-                    return Err(format!("{host} cannot be matched in inventory"));
+                    return Err(GroupByError::UnknownHost(host.clone()).into());
                 }
                 join(groups, group, host);
             }
@@ -180,7 +194,7 @@ fn static_select(
     hosts: &IndexMap<String, Vars>,
     groups: &IndexMap<String, Vec<String>>,
     pattern: &str,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, HostsError> {
     let mut chosen: Vec<String> = Vec::new();
     for part in pattern
         .split([':', ','])
@@ -199,7 +213,7 @@ fn static_select(
         } else if hosts.contains_key(name) {
             vec![name.to_string()]
         } else {
-            return Err(format!("no host or group named `{name}` in the inventory"));
+            return Err(HostsError::NoSuchName(name.to_string()));
         };
         match op {
             '!' => chosen.retain(|h| !set.contains(h)),

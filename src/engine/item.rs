@@ -58,7 +58,7 @@ impl Engine {
                 }),
                 Ok(t) => t,
                 Err(e) => {
-                    let mut o = TaskOutput::unreachable(e);
+                    let mut o = TaskOutput::unreachable(e.to_string());
                     o.delegated_to = delegated_to;
                     return o;
                 }

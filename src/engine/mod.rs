@@ -47,8 +47,8 @@ use crate::playbook::{Playbook, Vars};
 use crate::transport::check_state::CheckState;
 
 pub use connect::{ConnectFuture, Connector, local_connector};
-pub use hosts::{HostSource, InventoryHosts, StaticHosts};
-pub use scheduler::{SerialError, serial_batches};
+pub use hosts::{HostSource, HostsError, InventoryHosts, StaticHosts};
+pub use scheduler::{PlayError, SerialError, serial_batches};
 
 use connect::ConnCell;
 
@@ -238,9 +238,9 @@ impl Engine {
                     );
                     continue;
                 }
-                if let Err(msg) = self.run_play(play).await {
+                if let Err(e) = self.run_play(play).await {
                     self.error.store(true, Ordering::SeqCst);
-                    self.warn(None, msg);
+                    self.warn(None, e.to_string());
                     break 'all;
                 }
             }

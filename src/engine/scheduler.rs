@@ -8,19 +8,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::future::join_all;
 use serde_json::Value;
 
+use crate::playbook::model::SourceLoc;
 use crate::playbook::{Play, Task, TaskKeywords};
 
 use super::blocks::Inherit;
+use super::hosts::HostsError;
 use super::play_run::{HostState, PlayRun};
 use super::{Engine, EventKind, Strategy};
 
 impl Engine {
-    pub(super) async fn run_play(&self, play: &Play) -> Result<(), String> {
+    pub(super) async fn run_play(&self, play: &Play) -> Result<(), PlayError> {
         let dead = self.dead.lock().unwrap().clone();
         let selected: Vec<String> = self
             .hosts
             .select(&play.hosts)
-            .map_err(|e| format!("{}: hosts `{}`: {e}", play.loc, play.hosts))?
+            .map_err(|source| PlayError::Hosts {
+                loc: play.loc.clone(),
+                hosts: play.hosts.clone(),
+                source,
+            })?
             .into_iter()
             .filter(|h| !dead.contains(h))
             .collect();
@@ -39,7 +45,7 @@ impl Engine {
                 stats.entry(h.clone()).or_default();
             }
         }
-        for batch in serial_batches(&play.serial, &selected).map_err(|e| e.to_string())? {
+        for batch in serial_batches(&play.serial, &selected)? {
             if self.interrupted() {
                 break;
             }
@@ -115,6 +121,19 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// A play that cannot start: its `hosts:` selects nothing it can, or its `serial:` does not read.
+#[derive(Debug, thiserror::Error)]
+pub enum PlayError {
+    #[error("{loc}: hosts `{hosts}`: {source}")]
+    Hosts {
+        loc: SourceLoc,
+        hosts: String,
+        source: HostsError,
+    },
+    #[error(transparent)]
+    Serial(#[from] SerialError),
 }
 
 /// A `serial:` entry that is no batch size.

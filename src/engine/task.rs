@@ -377,7 +377,7 @@ impl Engine {
                     self.inv_epoch.fetch_add(1, Ordering::SeqCst);
                 }
                 Ok(false) => {}
-                Err(e) => return OpOutcome::failed(e),
+                Err(e) => return OpOutcome::failed(e.to_string()),
             }
         }
         outcome

@@ -11,6 +11,15 @@ use crate::vars::scope::{Layer, Scope};
 
 use super::{Host, Inventory};
 
+/// A `group_by` the inventory cannot take.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupByError {
+    #[error("{0} cannot be matched in inventory")]
+    UnknownHost(String),
+    #[error("group `{parent}` cannot be a parent of `{group}`: `{group}` is already above it")]
+    Cycle { parent: String, group: String },
+}
+
 impl Inventory {
     /// A path of child links from `from` down to `to` (inclusive), if there is one.
     pub(super) fn path_down(&self, from: &str, to: &str) -> Option<Vec<String>> {
@@ -251,9 +260,9 @@ impl Inventory {
         host: &str,
         group: &str,
         parents: &[String],
-    ) -> Result<bool, String> {
+    ) -> Result<bool, GroupByError> {
         if !self.hosts.contains_key(host) {
-            return Err(format!("{host} cannot be matched in inventory"));
+            return Err(GroupByError::UnknownHost(host.to_string()));
         }
         let mut changed = false;
         self.ensure_group(group, None);
@@ -263,9 +272,10 @@ impl Inventory {
                 changed = true;
             }
             if p == group || self.path_down(group, p).is_some() {
-                return Err(format!(
-                    "group `{p}` cannot be a parent of `{group}`: `{group}` is already above it"
-                ));
+                return Err(GroupByError::Cycle {
+                    parent: p.clone(),
+                    group: group.to_string(),
+                });
             }
             let parent = &mut self.groups[p.as_str()];
             if !parent.children.iter().any(|c| c == group) {

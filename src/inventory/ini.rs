@@ -84,7 +84,8 @@ pub(super) fn parse(inv: &mut Inventory, path: &Path, text: &str) -> Result<(), 
         }
         match state {
             State::Hosts => {
-                let words = shell_words(line).map_err(|m| invalid(&loc, m, "close the quote"))?;
+                let words = shell_words(line)
+                    .map_err(|m| invalid(&loc, m.to_string(), "close the quote"))?;
                 let Some((first, rest)) = words.split_first() else {
                     continue;
                 };
@@ -160,8 +161,13 @@ pub(super) fn parse(inv: &mut Inventory, path: &Path, text: &str) -> Result<(), 
     Ok(())
 }
 
+/// A host line whose quote is not closed.
+#[derive(Debug, thiserror::Error)]
+#[error("unclosed quote")]
+struct UnclosedQuote;
+
 /// Words of a host line, shell-like quoting, `#` starts a comment.
-fn shell_words(line: &str) -> Result<Vec<String>, String> {
+fn shell_words(line: &str) -> Result<Vec<String>, UnclosedQuote> {
     let mut words = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -194,7 +200,7 @@ fn shell_words(line: &str) -> Result<Vec<String>, String> {
         }
     }
     if quote.is_some() {
-        return Err("unclosed quote".into());
+        return Err(UnclosedQuote);
     }
     if in_word {
         words.push(cur);

@@ -48,6 +48,7 @@ use crate::vars::scope::{Layer, Locs, Scope};
 use crate::yaml::{self, NodeKind};
 pub use files::parse_vars_text;
 use files::{inventory_files_in, load_vars_dir, unmatched_vars_files};
+pub use groups::GroupByError;
 pub use render::{graph, list_json, list_json_of, to_document};
 
 /// A host as the inventory declares it.

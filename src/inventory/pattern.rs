@@ -69,19 +69,28 @@ fn glob_to_regex(glob: &str) -> String {
 /// `[start]` or `[start:end]`.
 type Subscript = (i64, Option<i64>);
 
-fn split_subscript(term: &str) -> Result<(&str, Option<Subscript>), String> {
+/// A subscript that does not read (the caller names the pattern and says what to write).
+#[derive(Debug, thiserror::Error)]
+enum SubscriptError {
+    #[error("`]` without `[`")]
+    Unopened,
+    #[error("subscript `[{0}]` is not a number or range")]
+    NotANumber(String),
+}
+
+fn split_subscript(term: &str) -> Result<(&str, Option<Subscript>), SubscriptError> {
     if !term.ends_with(']') || term.starts_with('~') {
         return Ok((term, None));
     }
     let Some(open) = term.rfind('[') else {
-        return Err("`]` without `[`".into());
+        return Err(SubscriptError::Unopened);
     };
     let base = &term[..open];
     let inner = &term[open + 1..term.len() - 1];
-    let parse = |s: &str| -> Result<i64, String> {
+    let parse = |s: &str| -> Result<i64, SubscriptError> {
         s.trim()
             .parse::<i64>()
-            .map_err(|_| format!("subscript `[{inner}]` is not a number or range"))
+            .map_err(|_| SubscriptError::NotANumber(inner.to_string()))
     };
     if inner.contains('*') || inner.contains('?') || base.is_empty() {
         return Ok((term, None));
@@ -101,8 +110,8 @@ fn match_term(inv: &Inventory, pattern: &str, term: &str) -> Result<Vec<String>,
     if inv.hosts.contains_key(term) {
         return Ok(vec![term.to_string()]);
     }
-    let (base, sub) =
-        split_subscript(term).map_err(|m| perr(pattern, m, "write `group[0]` or `group[0:2]`"))?;
+    let (base, sub) = split_subscript(term)
+        .map_err(|m| perr(pattern, m.to_string(), "write `group[0]` or `group[0:2]`"))?;
     let mut out: Vec<String> = Vec::new();
     let push = |v: Vec<String>, out: &mut Vec<String>| {
         for h in v {
@@ -261,14 +270,35 @@ pub(crate) fn limit_pattern(limit: &str) -> Result<String, InventoryError> {
     }
 }
 
+/// A host key whose range or port does not read (the caller says where and what to write).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HostKeyError {
+    #[error("`{port}` in `{key}` is not a port number")]
+    Port { port: String, key: String },
+    #[error("`[` without `]` in host `{key}`")]
+    Unclosed { key: String },
+    #[error("range `[{inner}]` in host `{key}` is not `start:end`")]
+    NotARange { inner: String, key: String },
+    #[error("bad step `{step}` in `{key}`")]
+    Step { step: String, key: String },
+    #[error("range step 0 in `{key}`")]
+    ZeroStep { key: String },
+    #[error("range `[{inner}]` in `{key}` runs backwards")]
+    Backwards { inner: String, key: String },
+    #[error("range `[{inner}]` in host `{key}` is neither numeric nor one letter to one letter")]
+    Mixed { inner: String, key: String },
+}
+
 /// Expand an inventory host key: ranges `web[01:03]`, `db[a:c]`, `n[0:10:2]`, and a
 /// trailing `:PORT`. Returns (name, port) pairs.
-pub(crate) fn expand_host_pattern(key: &str) -> Result<Vec<(String, Option<u16>)>, String> {
+pub(crate) fn expand_host_pattern(key: &str) -> Result<Vec<(String, Option<u16>)>, HostKeyError> {
+    let k = || key.to_string();
     let (name, port) = match key.rsplit_once(':') {
         Some((n, p)) if !n.contains(':') && !p.contains(']') && !p.is_empty() => {
-            let port = p
-                .parse::<u16>()
-                .map_err(|_| format!("`{p}` in `{key}` is not a port number"))?;
+            let port = p.parse::<u16>().map_err(|_| HostKeyError::Port {
+                port: p.to_string(),
+                key: k(),
+            })?;
             (n, Some(port))
         }
         _ => (key, None),
@@ -279,28 +309,33 @@ pub(crate) fn expand_host_pattern(key: &str) -> Result<Vec<(String, Option<u16>)
         let close = rest[open..]
             .find(']')
             .map(|c| c + open)
-            .ok_or_else(|| format!("`[` without `]` in host `{key}`"))?;
+            .ok_or_else(|| HostKeyError::Unclosed { key: k() })?;
         let prefix = &rest[..open];
         let inner = &rest[open + 1..close];
         let parts: Vec<&str> = inner.split(':').collect();
         if parts.len() < 2 || parts.len() > 3 {
-            return Err(format!(
-                "range `[{inner}]` in host `{key}` is not `start:end`"
-            ));
+            return Err(HostKeyError::NotARange {
+                inner: inner.to_string(),
+                key: k(),
+            });
         }
         let step: usize = match parts.get(2) {
-            Some(s) => s
-                .parse()
-                .map_err(|_| format!("bad step `{s}` in `{key}`"))?,
+            Some(s) => s.parse().map_err(|_| HostKeyError::Step {
+                step: s.to_string(),
+                key: k(),
+            })?,
             None => 1,
         };
         if step == 0 {
-            return Err(format!("range step 0 in `{key}`"));
+            return Err(HostKeyError::ZeroStep { key: k() });
         }
         let (a, b) = (parts[0], parts[1]);
         let items: Vec<String> = if let (Ok(x), Ok(y)) = (a.parse::<u64>(), b.parse::<u64>()) {
             if x > y {
-                return Err(format!("range `[{inner}]` in `{key}` runs backwards"));
+                return Err(HostKeyError::Backwards {
+                    inner: inner.to_string(),
+                    key: k(),
+                });
             }
             let width = if a.starts_with('0') && a.len() > 1 {
                 a.len()
@@ -314,16 +349,20 @@ pub(crate) fn expand_host_pattern(key: &str) -> Result<Vec<(String, Option<u16>)
         } else if a.len() == 1 && b.len() == 1 && a.chars().all(|c| c.is_ascii_alphabetic()) {
             let (x, y) = (a.as_bytes()[0], b.as_bytes()[0]);
             if x > y {
-                return Err(format!("range `[{inner}]` in `{key}` runs backwards"));
+                return Err(HostKeyError::Backwards {
+                    inner: inner.to_string(),
+                    key: k(),
+                });
             }
             (x..=y)
                 .step_by(step)
                 .map(|c| (c as char).to_string())
                 .collect()
         } else {
-            return Err(format!(
-                "range `[{inner}]` in host `{key}` is neither numeric nor one letter to one letter"
-            ));
+            return Err(HostKeyError::Mixed {
+                inner: inner.to_string(),
+                key: k(),
+            });
         };
         names = names
             .into_iter()

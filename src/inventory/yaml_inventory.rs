@@ -204,9 +204,13 @@ impl Inventory {
         locs: &Locs,
         group: &str,
     ) -> Result<(), InventoryError> {
-        for (name, port) in super::pattern::expand_host_pattern(pattern)
-            .map_err(|m| invalid(loc, m, "write ranges as `name[01:10]` or `name[a:f]`"))?
-        {
+        for (name, port) in super::pattern::expand_host_pattern(pattern).map_err(|m| {
+            invalid(
+                loc,
+                m.to_string(),
+                "write ranges as `name[01:10]` or `name[a:f]`",
+            )
+        })? {
             check_name(&name, loc, "host")?;
             let host = self.hosts.entry(name.clone()).or_insert_with(|| Host {
                 name: name.clone(),

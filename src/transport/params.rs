@@ -112,7 +112,7 @@ fn parse_ssh_args(name: &str, args: &str) -> Result<SshArgs, TransportError> {
         host: name.to_string(),
         reason: format!("ansible_ssh_common_args: {what}"),
     };
-    let words = shell_words(args).map_err(bad)?;
+    let words = shell_words(args).map_err(|e| bad(e.to_string()))?;
     let mut out = SshArgs::default();
     let mut it = words.into_iter();
     while let Some(w) = it.next() {
@@ -171,8 +171,13 @@ fn parse_ssh_args(name: &str, args: &str) -> Result<SshArgs, TransportError> {
     Ok(out)
 }
 
+/// A quote `shell_words` found no end of: `single` or `double`.
+#[derive(Debug, thiserror::Error)]
+#[error("unclosed {0} quote")]
+struct UnclosedQuote(&'static str);
+
 /// Splits like a POSIX shell (quotes and backslashes; no expansions).
-fn shell_words(s: &str) -> Result<Vec<String>, String> {
+fn shell_words(s: &str) -> Result<Vec<String>, UnclosedQuote> {
     let mut words = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -185,7 +190,7 @@ fn shell_words(s: &str) -> Result<Vec<String>, String> {
                     match chars.next() {
                         Some('\'') => break,
                         Some(c) => cur.push(c),
-                        None => return Err("unclosed single quote".into()),
+                        None => return Err(UnclosedQuote("single")),
                     }
                 }
             }
@@ -194,9 +199,9 @@ fn shell_words(s: &str) -> Result<Vec<String>, String> {
                 loop {
                     match chars.next() {
                         Some('"') => break,
-                        Some('\\') => cur.push(chars.next().ok_or("unclosed double quote")?),
+                        Some('\\') => cur.push(chars.next().ok_or(UnclosedQuote("double"))?),
                         Some(c) => cur.push(c),
-                        None => return Err("unclosed double quote".into()),
+                        None => return Err(UnclosedQuote("double")),
                     }
                 }
             }

@@ -108,12 +108,4 @@ impl Scope {
     pub fn plain(layer: Layer, origin: impl Into<String>, vars: Vars) -> Self {
         Scope::new(layer, origin, vars, Locs::new())
     }
-
-    /// Where `name` was set in this layer: `file:line:col` when known, else the origin.
-    pub fn where_(&self, name: &str) -> String {
-        match self.locs.get(name) {
-            Some(loc) => loc.to_string(),
-            None => self.origin.clone(),
-        }
-    }
 }
