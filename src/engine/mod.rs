@@ -43,8 +43,8 @@ pub use events::*;
 
 use crate::exit;
 use crate::ops::Render;
+use crate::ops::check_state::CheckState;
 use crate::playbook::{Playbook, Vars};
-use crate::transport::check_state::CheckState;
 
 pub use connect::{ConnectFuture, Connector, local_connector};
 pub use hosts::{HostSource, InventoryHosts, StaticHosts};

@@ -11,6 +11,7 @@
 use super::attrs::{FileAttrs, ModeSpec};
 use super::content::{WriteOpts, remove_file, write_content};
 use super::{Args, OpContext, OpError, OpOutcome, sh};
+use crate::ops::check_state::CheckOverlay;
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
 

@@ -2,6 +2,7 @@
 //! `owner`, `group`; comparing them with a `FileStat` and fixing them in one
 //! command.
 
+use crate::ops::check_state::CheckOverlay;
 use serde_json::Value;
 
 use super::{Args, OpError, sh_ok, sh_quote};

@@ -3,6 +3,7 @@
 //! Never "ok" unless guarded by `creates`/`removes` (or `changed_when` in the task);
 //! skipped in check mode unless a guard shows it would not run.
 
+use crate::ops::check_state::CheckOverlay;
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -128,7 +129,7 @@ impl Op for Command {
     fn spec(&self) -> &'static Spec {
         &SPEC
     }
-    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+    async fn run_unplanned(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
         let line = command_line(ctx)?;
         run_guarded(ctx, line).await
     }

@@ -4,6 +4,7 @@
 
 use super::attrs::{FileAttrs, ensure_attrs};
 use super::{Diff, OpContext, OpError, sh, sh_quote, sha256_hex};
+use crate::ops::check_state::CheckOverlay;
 use crate::transport::{FileSpec, FileStat, Transport};
 
 /// Files larger than this are not read back for `--diff`.

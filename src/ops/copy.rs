@@ -1,13 +1,14 @@
 //! `copy`: place a controller file, a controller directory tree, inline
 //! `content`, or (with `remote_src`) a file already on the host at `dest`.
 
+use crate::ops::check_state::CheckOverlay;
 use std::path::{Path, PathBuf};
 
 use super::attrs::{FileAttrs, ModeSpec, stat_result};
 use super::content::{WriteOpts, check_validate, write_content};
 use super::{Args, OpContext, OpError, OpOutcome, find_src, sh, sh_ok, sh_quote};
+use crate::ops::check_state::LocalRead;
 use crate::playbook::model::Vars;
-use crate::transport::check_state::LocalRead;
 use crate::transport::{FileStat, Transport};
 
 use super::schema::Spec;

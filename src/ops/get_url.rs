@@ -11,6 +11,7 @@
 //! `force: yes`, and then the download replaces it only when it differs.
 //! The download lands in a temp file beside `dest` and is renamed over it.
 
+use crate::ops::check_state::CheckOverlay;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -289,7 +290,7 @@ async fn host_sum(
     }
     // In a --check run the file may be one check mode would have written.
     if let Some(o) = t.check_overlay()
-        && let crate::transport::check_state::OverlayRead::Content(c) = o.overlay_read(path)
+        && let crate::ops::check_state::OverlayRead::Content(c) = o.overlay_read(path)
     {
         return Ok(digest(algo, &c));
     }

@@ -248,7 +248,7 @@ impl Op for IncludeVars {
     fn needs_connection(&self) -> bool {
         false
     }
-    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+    async fn run_unplanned(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
         let mut loaded = Vec::new();
         let mut vars = match Self::load(ctx, &mut loaded) {
             Ok(v) => v,

@@ -3,9 +3,10 @@
 //!
 //! The engine never knows which op it runs: it looks an op up by name in the one
 //! registry ([`lookup`], [`registry`]), renders the task's arguments, and calls
-//! [`Op::run`] with an [`OpContext`]. An op checks the current state through the
-//! context's transport and changes it only where it differs (in check mode: not at
-//! all); it reports what it did in an [`OpOutcome`]. `ferry check` validates a task
+//! [`perform`] with an [`OpContext`]. An op queries the current state through the
+//! context's transport and plans what differs ([`Op::plan`]); [`perform`] applies the
+//! plan ([`Op::apply`]) unless the task is in check mode, so check mode changes nothing
+//! by construction ([`plan`]). It reports what it did in an [`OpOutcome`]. `ferry check` validates a task
 //! against the op's declaration and, where the arguments are literals, with the op's
 //! own parser ([`Op::check_args`]).
 
@@ -28,7 +29,7 @@ macro_rules! host_op {
             ) -> Result<(), $crate::ops::OpError> {
                 Params::parse(args).map(|_| ())
             }
-            async fn run(
+            async fn run_unplanned(
                 &self,
                 ctx: &$crate::ops::OpContext<'_>,
             ) -> Result<$crate::ops::OpOutcome, $crate::ops::OpError> {
@@ -40,6 +41,48 @@ macro_rules! host_op {
 }
 pub(crate) use host_op;
 
+/// An op split into plan and apply, with a `Params::parse(&Vars)`, a
+/// `plan(&dyn Transport, &Params, &OpContext) -> Result<Plan, OpError>` and an
+/// `apply(&dyn Transport, &Params, &OpContext, OpOutcome, Work) -> Result<OpOutcome, OpError>`
+/// in its module (`Work`: what its plan hands its apply): the type `$ty` implementing
+/// [`Op`] with declaration `$spec`.
+macro_rules! planned_op {
+    ($ty:ident, $spec:expr) => {
+        #[doc = concat!("The op declared by `", stringify!($spec), "` in this module.")]
+        pub struct $ty;
+
+        #[async_trait::async_trait]
+        impl $crate::ops::Op for $ty {
+            fn spec(&self) -> &'static $crate::ops::schema::Spec {
+                &$spec
+            }
+            fn check_args(
+                &self,
+                args: &$crate::playbook::Vars,
+            ) -> Result<(), $crate::ops::OpError> {
+                Params::parse(args).map(|_| ())
+            }
+            async fn plan(
+                &self,
+                ctx: &$crate::ops::OpContext<'_>,
+            ) -> Result<$crate::ops::Plan, $crate::ops::OpError> {
+                let p = Params::parse(ctx.args)?;
+                plan(&ctx.host_transport(), &p, ctx).await
+            }
+            async fn apply(
+                &self,
+                ctx: &$crate::ops::OpContext<'_>,
+                plan: $crate::ops::Plan,
+            ) -> Result<$crate::ops::OpOutcome, $crate::ops::OpError> {
+                let p = Params::parse(ctx.args)?;
+                let (outcome, work) = plan.into_work::<Work>($spec.name)?;
+                apply(&ctx.host_transport(), &p, ctx, outcome, work).await
+            }
+        }
+    };
+}
+pub(crate) use planned_op;
+
 pub mod add_host;
 pub mod apt;
 pub mod apt_key;
@@ -50,6 +93,7 @@ pub mod attrs;
 pub mod authorized_key;
 pub mod blockinfile;
 pub mod build;
+pub mod check_state;
 pub mod command;
 pub mod content;
 pub mod copy;
@@ -72,6 +116,7 @@ pub mod outcome;
 pub mod pause;
 pub mod ping;
 pub mod pip;
+pub mod plan;
 pub mod raw;
 pub mod registry;
 pub mod replace;
@@ -99,6 +144,7 @@ use serde_json::Value;
 pub use args::{Args, parse_bool};
 pub use host::{BecomeTransport, find_src, sh, sh_ok, sh_quote, sha256_hex};
 pub use outcome::{Control, Diff, InventoryChange, OpError, OpOutcome};
+pub use plan::{Change, Plan, perform};
 pub use registry::{lookup, names};
 
 use crate::playbook::Vars;
@@ -268,5 +314,31 @@ pub trait Op: Send + Sync {
     fn raw_args(&self) -> &'static [&'static str] {
         &[]
     }
-    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError>;
+    /// Query the host and plan (see [`plan`]): what would change, the diff, what the
+    /// task reports. An op not split yet does its whole work in [`Op::run_unplanned`].
+    async fn plan(&self, ctx: &OpContext<'_>) -> Result<Plan, OpError> {
+        Ok(Plan::done(self.run_unplanned(ctx).await?))
+    }
+    /// Make the plan's changes. Only a real run calls it ([`perform`]): never check mode.
+    async fn apply(&self, ctx: &OpContext<'_>, plan: Plan) -> Result<OpOutcome, OpError> {
+        let _ = (ctx, plan);
+        Err(OpError::failed(format!(
+            "{}: planned changes it cannot apply",
+            self.name()
+        )))
+    }
+    /// An op not yet split into plan and apply does its whole work here and keeps
+    /// check mode itself (`ctx.check`).
+    async fn run_unplanned(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+        let _ = ctx;
+        Err(OpError::failed(format!(
+            "{}: neither plans nor runs",
+            self.name()
+        )))
+    }
+    /// Run the op on one host: [`perform`] (plan, then apply unless in check mode).
+    /// No op overrides it.
+    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+        perform(self, ctx).await
+    }
 }
