@@ -2,8 +2,8 @@
 //! first, never rewrite an unchanged file, validate on a temp file, keep a
 //! backup when asked, then one atomic `put_file` carrying mode and owner.
 
-use super::attrs::{FileAttrs, ensure_attrs};
-use super::{Diff, OpContext, OpError, sh, sh_quote, sha256_hex};
+use super::attrs::FileAttrs;
+use super::{Change, Diff, OpContext, OpError, sh, sh_ok, sh_quote, sha256_hex};
 use crate::ops::check_state::CheckOverlay;
 use crate::transport::{FileSpec, FileStat, Transport};
 
@@ -69,10 +69,43 @@ pub async fn read_for_diff(
     Ok(String::from_utf8(b).unwrap_or_else(|_| "(binary file, not shown)\n".to_string()))
 }
 
-/// Make `path` (currently `st`) hold `content` with `attrs`.
+/// What making a path hold some content would do; nothing is changed yet
+/// ([`plan_content`], then [`apply_content`] in a real run).
+#[derive(Debug, Clone)]
+pub struct ContentPlan {
+    /// What the write reports (its `backup_file` is known only once applied).
+    pub written: Written,
+    /// The path written (a symlink at the dest is followed) as it is now.
+    pub stat: FileStat,
+    /// The file to put there, when its content changes.
+    pub spec: Option<FileSpec>,
+    /// The attributes to fix, when only they change: the command, and the mode
+    /// they give (none for a link).
+    pub attrs: Option<(String, Option<u32>)>,
+    owner: Option<String>,
+    group: Option<String>,
+}
+
+impl ContentPlan {
+    /// The changes, as the simulated host records them.
+    pub fn changes(&self) -> Vec<Change> {
+        match (&self.spec, &self.attrs) {
+            (Some(spec), _) => vec![Change::File(spec.clone())],
+            (None, Some((_, mode))) => vec![Change::Attrs {
+                path: self.written.path.clone(),
+                mode: *mode,
+                owner: self.owner.clone(),
+                group: self.group.clone(),
+            }],
+            (None, None) => Vec::new(),
+        }
+    }
+}
+
+/// Plan making `path` (currently `st`) hold `content` with `attrs`.
 /// `before` is the current content when the caller already read it.
 #[allow(clippy::too_many_arguments)]
-pub async fn write_content(
+pub async fn plan_content(
     t: &dyn Transport,
     path: &str,
     st: &FileStat,
@@ -81,7 +114,7 @@ pub async fn write_content(
     attrs: &FileAttrs,
     opts: &WriteOpts,
     ctx: &OpContext<'_>,
-) -> Result<Written, OpError> {
+) -> Result<ContentPlan, OpError> {
     let mut path = path.to_string();
     let mut st = st.clone();
     let overlay_target = t
@@ -108,17 +141,32 @@ pub async fn write_content(
     let checksum = sha256_hex(content);
     let content_changed =
         !st.exists || (opts.force && st.checksum.as_deref() != Some(checksum.as_str()));
-    let mut w = Written {
-        path: path.clone(),
-        checksum,
-        content_changed,
-        ..Written::default()
+    let mut plan = ContentPlan {
+        written: Written {
+            path: path.clone(),
+            checksum,
+            content_changed,
+            ..Written::default()
+        },
+        stat: st.clone(),
+        spec: None,
+        attrs: None,
+        owner: attrs.owner.clone(),
+        group: attrs.group.clone(),
     };
     if !content_changed {
-        w.changed = ensure_attrs(t, &path, &st, attrs, ctx.check).await?;
-        return Ok(w);
+        if let Some(cmd) = attrs.fix_command(&path, &st, false)? {
+            let mode = if st.is_link {
+                None
+            } else {
+                attrs.wanted_mode(&st)?
+            };
+            plan.attrs = Some((cmd, mode));
+            plan.written.changed = true;
+        }
+        return Ok(plan);
     }
-    w.changed = true;
+    plan.written.changed = true;
     if ctx.diff {
         let before = match before {
             Some(b) => String::from_utf8_lossy(b).into_owned(),
@@ -128,13 +176,13 @@ pub async fn write_content(
             Ok(s) if content.len() as u64 <= DIFF_MAX => s.to_string(),
             _ => "(binary or large content, not shown)\n".to_string(),
         };
-        w.diff = Some(Diff {
+        plan.written.diff = Some(Diff {
             path: Some(path.clone()),
             before,
             after,
         });
     }
-    let spec = if st.exists {
+    plan.spec = Some(if st.exists {
         let keep = |want: &Option<String>, cur: &str| {
             want.clone()
                 .or_else(|| (!cur.is_empty()).then(|| cur.to_string()))
@@ -149,15 +197,27 @@ pub async fn write_content(
         }
     } else {
         new_file_spec(&path, content, attrs)?
-    };
-    if ctx.check {
-        // In a --check run the transport's put_file only records the would-be
-        // file (through `become`, which says who would own it).
-        if t.check_overlay().is_some() {
-            t.put_file(&spec).await?;
+    });
+    Ok(plan)
+}
+
+/// Make the planned content (or attributes) so: validate on a temp file, keep a
+/// backup when asked, then one atomic `put_file`.
+pub async fn apply_content(
+    t: &dyn Transport,
+    plan: ContentPlan,
+    opts: &WriteOpts,
+) -> Result<Written, OpError> {
+    let mut w = plan.written;
+    let path = w.path.clone();
+    let st = plan.stat;
+    let Some(spec) = plan.spec else {
+        if let Some((cmd, _)) = plan.attrs {
+            sh_ok(t, cmd, &format!("setting attributes of {path}")).await?;
         }
         return Ok(w);
-    }
+    };
+    let content = &spec.content;
     let (dir, base) = match path.rsplit_once('/') {
         Some((d, b)) => (if d.is_empty() { "/" } else { d }, b),
         None => (".", path.as_str()),
@@ -206,6 +266,29 @@ pub async fn write_content(
         t.put_file(&spec).await?;
     }
     Ok(w)
+}
+
+/// Make `path` (currently `st`) hold `content` with `attrs`, for an op not split
+/// into plan and apply: in check mode the plan is only recorded in the simulated host.
+#[allow(clippy::too_many_arguments)]
+pub async fn write_content(
+    t: &dyn Transport,
+    path: &str,
+    st: &FileStat,
+    before: Option<&[u8]>,
+    content: &[u8],
+    attrs: &FileAttrs,
+    opts: &WriteOpts,
+    ctx: &OpContext<'_>,
+) -> Result<Written, OpError> {
+    let plan = plan_content(t, path, st, before, content, attrs, opts, ctx).await?;
+    if !ctx.check {
+        return apply_content(t, plan, opts).await;
+    }
+    if let Some(sim) = t.check_overlay() {
+        super::plan::record(sim, &plan.changes(), ctx.become_.as_ref()).await?;
+    }
+    Ok(plan.written)
 }
 
 /// The file to write at `path` when nothing is there yet: `attrs`' mode

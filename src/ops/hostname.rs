@@ -79,7 +79,7 @@ pub async fn plan(t: &dyn Transport, p: &Params, _: &OpContext<'_>) -> Result<Pl
         None
     };
     let (set_running, write) = decide(p, &running, etc.as_deref());
-    let outcome = OpOutcome::new(false).with("name", p.name.clone());
+    let outcome = OpOutcome::new(set_running || write).with("name", p.name.clone());
     let mut changes = Vec::new();
     if write {
         changes.push(Change::File(FileSpec {

@@ -41,13 +41,28 @@ macro_rules! host_op {
 }
 pub(crate) use host_op;
 
-/// An op split into plan and apply, with a `Params::parse(&Vars)`, a
-/// `plan(&dyn Transport, &Params, &OpContext) -> Result<Plan, OpError>` and an
-/// `apply(&dyn Transport, &Params, &OpContext, OpOutcome, Work) -> Result<OpOutcome, OpError>`
-/// in its module (`Work`: what its plan hands its apply): the type `$ty` implementing
-/// [`Op`] with declaration `$spec`.
+/// An op split into plan and apply, with a `Params::parse(&Vars)` and a
+/// `plan(&dyn Transport, &Params, &OpContext) -> Result<Plan, OpError>` in its module:
+/// the type `$ty` implementing [`Op`] with declaration `$spec`. Its apply is the
+/// module's `apply(&dyn Transport, &Params, &OpContext, OpOutcome, Work) ->
+/// Result<OpOutcome, OpError>` (`Work`: what its plan hands its apply), or with
+/// `commands` the [`plan::Commands`] its plan carries, run in order.
 macro_rules! planned_op {
     ($ty:ident, $spec:expr) => {
+        $crate::ops::planned_op!(@op $ty, $spec, |ctx, plan| {
+            let p = Params::parse(ctx.args)?;
+            let (outcome, work) = plan.into_work::<Work>($spec.name)?;
+            apply(&ctx.host_transport(), &p, ctx, outcome, work).await
+        });
+    };
+    ($ty:ident, $spec:expr, commands) => {
+        $crate::ops::planned_op!(@op $ty, $spec, |ctx, plan| {
+            let (outcome, work) = plan.into_work::<$crate::ops::Commands>($spec.name)?;
+            work.run(&ctx.host_transport()).await?;
+            Ok(outcome)
+        });
+    };
+    (@op $ty:ident, $spec:expr, |$ctx:ident, $plan:ident| $apply:block) => {
         #[doc = concat!("The op declared by `", stringify!($spec), "` in this module.")]
         pub struct $ty;
 
@@ -71,13 +86,9 @@ macro_rules! planned_op {
             }
             async fn apply(
                 &self,
-                ctx: &$crate::ops::OpContext<'_>,
-                plan: $crate::ops::Plan,
-            ) -> Result<$crate::ops::OpOutcome, $crate::ops::OpError> {
-                let p = Params::parse(ctx.args)?;
-                let (outcome, work) = plan.into_work::<Work>($spec.name)?;
-                apply(&ctx.host_transport(), &p, ctx, outcome, work).await
-            }
+                $ctx: &$crate::ops::OpContext<'_>,
+                $plan: $crate::ops::Plan,
+            ) -> Result<$crate::ops::OpOutcome, $crate::ops::OpError> $apply
         }
     };
 }
@@ -144,7 +155,7 @@ use serde_json::Value;
 pub use args::{Args, parse_bool};
 pub use host::{BecomeTransport, find_src, sh, sh_ok, sh_quote, sha256_hex};
 pub use outcome::{Control, Diff, InventoryChange, OpError, OpOutcome};
-pub use plan::{Change, Plan, perform};
+pub use plan::{Change, Commands, Plan, perform};
 pub use registry::{lookup, names};
 
 use crate::playbook::Vars;

@@ -1,5 +1,6 @@
 //! `modprobe`: a kernel module loaded (with parameters) or unloaded.
 
+use super::plan::Commands;
 use super::{Args, Change, OpContext, OpError, OpOutcome, Plan, sh, sh_quote};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
@@ -15,7 +16,7 @@ pub const SPEC: Spec = Spec {
     rules: "",
 };
 
-crate::ops::planned_op!(ModprobeOp, SPEC);
+crate::ops::planned_op!(ModprobeOp, SPEC, commands);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -50,9 +51,6 @@ impl Params {
     }
 }
 
-/// What the apply runs: the `modprobe` command line.
-pub struct Work(String);
-
 /// Whether the module is loaded as asked; if not, the command that loads or unloads it.
 pub async fn plan(t: &dyn Transport, p: &Params, _: &OpContext<'_>) -> Result<Plan, OpError> {
     // /sys/module lists loaded and built-in modules, with `_` for `-`.
@@ -64,7 +62,7 @@ pub async fn plan(t: &dyn Transport, p: &Params, _: &OpContext<'_>) -> Result<Pl
     .await?;
     let loaded = String::from_utf8_lossy(&out.stdout).trim() == "loaded";
     let state = if p.state_present { "present" } else { "absent" };
-    let outcome = OpOutcome::new(false)
+    let outcome = OpOutcome::new(loaded != p.state_present)
         .with("name", p.name.clone())
         .with("params", p.params.clone())
         .with("state", state);
@@ -78,19 +76,6 @@ pub async fn plan(t: &dyn Transport, p: &Params, _: &OpContext<'_>) -> Result<Pl
         format!("modprobe -r {}", sh_quote(&p.name))
     };
     let change = Change::Host(format!("module {} {state}", p.name));
-    Ok(Plan::changes(outcome, vec![change], Work(cmd)))
-}
-
-pub async fn apply(
-    t: &dyn Transport,
-    p: &Params,
-    _: &OpContext<'_>,
-    outcome: OpOutcome,
-    Work(cmd): Work,
-) -> Result<OpOutcome, OpError> {
-    let out = sh(t, cmd).await?;
-    if out.rc != 0 {
-        return Err(OpError::command(format!("modprobe {}", p.name), &out));
-    }
-    Ok(outcome)
+    let work = Commands(vec![(cmd, format!("modprobe {}", p.name))]);
+    Ok(Plan::changes(outcome, vec![change], work))
 }

@@ -64,13 +64,10 @@ impl Plan {
         }
     }
 
-    /// These changes to make; `work` is what the op's apply needs to make them.
-    pub fn changes(
-        mut outcome: OpOutcome,
-        changes: Vec<Change>,
-        work: impl Any + Send + Sync,
-    ) -> Self {
-        outcome.changed = true;
+    /// These changes to make; `work` is what the op's apply needs to make them. (The
+    /// outcome says whether the task changes something: work may change nothing the
+    /// task reports, as `service`'s `daemon_reload`.)
+    pub fn changes(outcome: OpOutcome, changes: Vec<Change>, work: impl Any + Send + Sync) -> Self {
         Plan {
             outcome,
             changes,
@@ -93,6 +90,20 @@ impl Plan {
     }
 }
 
+/// The work of an op whose apply runs shell commands, in order: each line with what it
+/// does, for the error when it does not exit 0.
+#[derive(Debug, Clone, Default)]
+pub struct Commands(pub Vec<(String, String)>);
+
+impl Commands {
+    pub async fn run(self, t: &dyn Transport) -> Result<(), OpError> {
+        for (cmd, what) in self.0 {
+            super::sh_ok(t, cmd, &what).await?;
+        }
+        Ok(())
+    }
+}
+
 /// Run one op on one host: plan, then, unless the task is in check mode, apply. In
 /// check mode the plan's changes go to the simulated host (when the engine put one in
 /// front of the transport: a `--check` run).
@@ -111,7 +122,7 @@ pub async fn perform<O: Op + ?Sized>(op: &O, ctx: &OpContext<'_>) -> Result<OpOu
 }
 
 /// Record `changes` in the simulated host, as the task's `become` user would make them.
-async fn record(
+pub(crate) async fn record(
     sim: &CheckTransport,
     changes: &[Change],
     become_: Option<&Become>,
