@@ -3,7 +3,7 @@
 //! backup when asked, then one atomic `put_file` carrying mode and owner.
 
 use super::attrs::FileAttrs;
-use super::{Change, Diff, OpContext, OpError, sh, sh_ok, sh_quote, sha256_hex};
+use super::{Change, Diff, OpContext, OpError, Plan, sh, sh_ok, sh_quote, sha256_hex};
 use crate::ops::check_state::CheckOverlay;
 use crate::transport::{FileSpec, FileStat, Transport};
 
@@ -318,8 +318,86 @@ pub struct Edit {
     pub found: usize,
 }
 
-/// The common tail of the text-editing ops: write `edit` over `before`
-/// (when it changed anything) and report like Ansible does.
+/// What an edit's apply does: make the missing parent directory, then write.
+pub struct EditWork {
+    parent: Option<String>,
+    content: ContentPlan,
+    opts: WriteOpts,
+}
+
+impl EditWork {
+    /// Make the planned edit; `outcome` (the plan's) gains the backup's path.
+    pub async fn apply(
+        self,
+        t: &dyn Transport,
+        mut outcome: super::OpOutcome,
+    ) -> Result<super::OpOutcome, OpError> {
+        if let Some(dir) = &self.parent {
+            make_dir(t, dir).await?;
+        }
+        let w = apply_content(t, self.content, &self.opts).await?;
+        outcome.set("backup", w.backup_file.unwrap_or_default());
+        Ok(outcome)
+    }
+}
+
+/// The common tail of the text-editing ops: plan writing `edit` over `before` (when
+/// it changed anything), below `parent` made first when it is missing, and report
+/// like Ansible does.
+#[allow(clippy::too_many_arguments)]
+pub async fn plan_edit(
+    t: &dyn Transport,
+    path: &str,
+    st: &FileStat,
+    before: &[u8],
+    edit: &Edit,
+    attrs: &FileAttrs,
+    opts: &WriteOpts,
+    ctx: &OpContext<'_>,
+    parent: Option<String>,
+) -> Result<Plan, OpError> {
+    let content: Vec<u8> = if edit.changed {
+        edit.content.as_bytes().to_vec()
+    } else {
+        before.to_vec()
+    };
+    let plan = plan_content(t, path, st, Some(before), &content, attrs, opts, ctx).await?;
+    let changed = plan.written.changed;
+    let mut r = super::OpOutcome::new(changed);
+    r.diff = plan.written.diff.clone();
+    let msg = if edit.changed {
+        edit.msg.clone()
+    } else if changed {
+        "ownership, perms or SE linux context changed".to_string()
+    } else {
+        String::new()
+    };
+    r.msg = (!msg.is_empty()).then_some(msg);
+    r.set("backup", "");
+    super::attrs::stat_result(&mut r, path, st);
+    if !changed {
+        return Ok(Plan::done(r));
+    }
+    let mut changes: Vec<Change> = parent
+        .iter()
+        .map(|d| Change::Dir {
+            path: d.clone(),
+            mode: None,
+            owner: None,
+            group: None,
+        })
+        .collect();
+    changes.extend(plan.changes());
+    let work = EditWork {
+        parent,
+        content: plan,
+        opts: opts.clone(),
+    };
+    Ok(Plan::changes(r, changes, work))
+}
+
+/// [`plan_edit`] for an op not split into plan and apply: applied at once, or in
+/// check mode only recorded in the simulated host.
 #[allow(clippy::too_many_arguments)]
 pub async fn apply_edit(
     t: &dyn Transport,
@@ -331,47 +409,41 @@ pub async fn apply_edit(
     opts: &WriteOpts,
     ctx: &OpContext<'_>,
 ) -> Result<super::OpOutcome, OpError> {
-    let content: Vec<u8> = if edit.changed {
-        edit.content.as_bytes().to_vec()
-    } else {
-        before.to_vec()
-    };
-    let w = write_content(t, path, st, Some(before), &content, attrs, opts, ctx).await?;
-    let mut r = super::OpOutcome::new(w.changed);
-    r.diff = w.diff;
-    let msg = if edit.changed {
-        edit.msg.clone()
-    } else if w.changed {
-        "ownership, perms or SE linux context changed".to_string()
-    } else {
-        String::new()
-    };
-    r.msg = (!msg.is_empty()).then_some(msg);
-    r.set("backup", w.backup_file.clone().unwrap_or_default());
-    super::attrs::stat_result(&mut r, path, st);
-    Ok(r)
+    let plan = plan_edit(t, path, st, before, edit, attrs, opts, ctx, None).await?;
+    if !plan.pending() {
+        return Ok(plan.outcome);
+    }
+    if ctx.check {
+        if let Some(sim) = t.check_overlay() {
+            super::plan::record(sim, &plan.changes, ctx.become_.as_ref()).await?;
+        }
+        return Ok(plan.outcome);
+    }
+    let (outcome, work) = plan.into_work::<EditWork>("edit")?;
+    work.apply(t, outcome).await
 }
 
 /// What a line-editing op (lineinfile, blockinfile) finds before it edits.
 pub enum EditTarget {
-    /// Edit this content (empty for a file about to be created).
+    /// Edit this content (empty for a file about to be created, below `parent`
+    /// when that directory is missing).
     Edit {
         stat: crate::transport::FileStat,
         before: Vec<u8>,
+        parent: Option<String>,
     },
     /// Nothing to edit: the report says why.
     Done(super::OpOutcome),
 }
 
 /// Read a file an op edits: a directory is an error; a missing file is fine with
-/// `state: absent` (`absent_msg`), created with `create: true` (parents too, not
-/// in check mode), else an error naming `what` (Ansible's "Path"/"Destination").
+/// `state: absent` (`absent_msg`), created with `create: true` (parents too: the
+/// plan makes them), else an error naming `what` (Ansible's "Path"/"Destination").
 pub async fn read_for_edit(
     t: &dyn Transport,
     path: &str,
     state_present: bool,
     create: bool,
-    ctx: &OpContext<'_>,
     absent_msg: &str,
     what: &str,
 ) -> Result<EditTarget, OpError> {
@@ -394,37 +466,37 @@ pub async fn read_for_edit(
                 "{what} {path} does not exist ! (use create: true to create it)"
             )));
         }
-        if read.parent_is_dir != Some(true) {
-            ensure_parent(t, path, ctx.check).await?;
-        }
         return Ok(EditTarget::Edit {
             stat,
             before: Vec::new(),
+            parent: if read.parent_is_dir == Some(true) {
+                None
+            } else {
+                parent_dir(path)
+            },
         });
     }
     let before = match read.content {
         Some(c) => c,
         None => t.get_file(path).await?,
     };
-    Ok(EditTarget::Edit { stat, before })
+    Ok(EditTarget::Edit {
+        stat,
+        before,
+        parent: None,
+    })
 }
 
-/// Create the missing parent directories of a file about to be created
-/// (as lineinfile/blockinfile/ini_file with `create` do); in check mode only
-/// recorded in the check-mode state.
-pub async fn ensure_parent(t: &dyn Transport, path: &str, check: bool) -> Result<(), OpError> {
-    let Some((dir, _)) = path.rsplit_once('/') else {
-        return Ok(());
-    };
-    if dir.is_empty() {
-        return Ok(());
+/// The directory a file about to be created goes into (none for a bare name or `/x`).
+pub fn parent_dir(path: &str) -> Option<String> {
+    match path.rsplit_once('/') {
+        Some((dir, _)) if !dir.is_empty() => Some(dir.to_string()),
+        _ => None,
     }
-    if check {
-        if let Some(o) = t.check_overlay() {
-            o.would_mkdir(dir, None, None, None).await?;
-        }
-        return Ok(());
-    }
+}
+
+/// Make a directory with its missing parents (`mkdir -p`).
+async fn make_dir(t: &dyn Transport, dir: &str) -> Result<(), OpError> {
     let q = sh_quote(dir);
     let out = sh(t, format!("[ -d {q} ] || mkdir -p -- {q}")).await?;
     if out.rc != 0 {

@@ -46,7 +46,8 @@ pub(crate) use host_op;
 /// the type `$ty` implementing [`Op`] with declaration `$spec`. Its apply is the
 /// module's `apply(&dyn Transport, &Params, &OpContext, OpOutcome, Work) ->
 /// Result<OpOutcome, OpError>` (`Work`: what its plan hands its apply), or with
-/// `commands` the [`plan::Commands`] its plan carries, run in order.
+/// `commands` the [`plan::Commands`] its plan carries, run in order, or with `edit`
+/// the [`content::EditWork`] of a text-editing op.
 macro_rules! planned_op {
     ($ty:ident, $spec:expr) => {
         $crate::ops::planned_op!(@op $ty, $spec, |ctx, plan| {
@@ -60,6 +61,12 @@ macro_rules! planned_op {
             let (outcome, work) = plan.into_work::<$crate::ops::Commands>($spec.name)?;
             work.run(&ctx.host_transport()).await?;
             Ok(outcome)
+        });
+    };
+    ($ty:ident, $spec:expr, edit) => {
+        $crate::ops::planned_op!(@op $ty, $spec, |ctx, plan| {
+            let (outcome, work) = plan.into_work::<$crate::ops::EditWork>($spec.name)?;
+            work.apply(&ctx.host_transport(), outcome).await
         });
     };
     (@op $ty:ident, $spec:expr, |$ctx:ident, $plan:ident| $apply:block) => {
@@ -153,6 +160,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 pub use args::{Args, parse_bool};
+pub use content::EditWork;
 pub use host::{BecomeTransport, find_src, sh, sh_ok, sh_quote, sha256_hex};
 pub use outcome::{Control, Diff, InventoryChange, OpError, OpOutcome};
 pub use plan::{Change, Commands, Plan, perform};
