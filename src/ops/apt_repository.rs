@@ -50,7 +50,7 @@ impl Params {
             update_cache: a.bool_or("update_cache", true)?,
             mode: match a.value("mode")? {
                 None => None,
-                Some(v) => Some(ModeSpec::parse(v).map_err(|e| a.err(e))?),
+                Some(v) => Some(ModeSpec::parse(v).map_err(|e| a.err(e.to_string()))?),
             },
         };
         a.finish()?;

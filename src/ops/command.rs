@@ -98,7 +98,7 @@ pub async fn run_guarded(ctx: &OpContext<'_>, cmdline: String) -> Result<OpOutco
     spec.timeout = ctx.timeout;
     spec.become_ = ctx.become_.clone();
     if let Some(stdin) = ctx.arg_str("stdin") {
-        let add_nl = ctx.arg_bool("stdin_add_newline").map_err(OpError::Args)?;
+        let add_nl = ctx.arg_bool("stdin_add_newline")?;
         let mut bytes = stdin.into_bytes();
         if add_nl.unwrap_or(true) {
             bytes.push(b'\n');

@@ -56,7 +56,7 @@ impl Params {
             validate: a.str("validate")?,
             directory_mode: match a.value("directory_mode")? {
                 None => None,
-                Some(v) => Some(ModeSpec::parse(v).map_err(|e| a.err(e))?),
+                Some(v) => Some(ModeSpec::parse(v).map_err(|e| a.err(e.to_string()))?),
             },
             attrs: FileAttrs::parse(&a)?,
         };
@@ -288,7 +288,7 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
         Some(m) => format!(
             " && chmod {:o} \"$d\"",
             m.resolve(0o755, true)
-                .map_err(|e| OpError::params("copy", e))?
+                .map_err(|e| OpError::params("copy", e.to_string()))?
         ),
         None => String::new(),
     };
@@ -308,7 +308,7 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
             let dmode = match &p.directory_mode {
                 Some(m) => Some(
                     m.resolve(0o755, true)
-                        .map_err(|e| OpError::params("copy", e))?,
+                        .map_err(|e| OpError::params("copy", e.to_string()))?,
                 ),
                 None => None,
             };

@@ -274,12 +274,12 @@ impl OpContext<'_> {
     }
 
     /// A boolean argument with Ansible's truthy strings (yes/no/true/false/1/0).
-    pub fn arg_bool(&self, key: &str) -> Result<Option<bool>, String> {
+    pub fn arg_bool(&self, key: &str) -> Result<Option<bool>, OpError> {
         match self.args.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => truthy(v)
-                .map(Some)
-                .ok_or_else(|| format!("argument `{key}` must be a boolean, got {v}")),
+            Some(v) => truthy(v).map(Some).ok_or_else(|| {
+                OpError::Args(format!("argument `{key}` must be a boolean, got {v}"))
+            }),
         }
     }
 }
