@@ -15,20 +15,7 @@
 /// the type `$ty` implementing [`Op`] with declaration `$spec`.
 macro_rules! host_op {
     ($ty:ident, $spec:expr) => {
-        #[doc = concat!("The op declared by `", stringify!($spec), "` in this module.")]
-        pub struct $ty;
-
-        #[async_trait::async_trait]
-        impl $crate::ops::Op for $ty {
-            fn spec(&self) -> &'static $crate::ops::schema::Spec {
-                &$spec
-            }
-            fn check_args(
-                &self,
-                args: &$crate::playbook::Vars,
-            ) -> Result<(), $crate::ops::OpError> {
-                Params::parse(args).map(|_| ())
-            }
+        $crate::ops::planned_op!(@op $ty, $spec, {
             async fn run_unplanned(
                 &self,
                 ctx: &$crate::ops::OpContext<'_>,
@@ -36,7 +23,7 @@ macro_rules! host_op {
                 let p = Params::parse(ctx.args)?;
                 run(&ctx.host_transport(), &p, ctx).await
             }
-        }
+        });
     };
 }
 pub(crate) use host_op;
@@ -50,26 +37,42 @@ pub(crate) use host_op;
 /// the [`content::EditWork`] of a text-editing op.
 macro_rules! planned_op {
     ($ty:ident, $spec:expr) => {
-        $crate::ops::planned_op!(@op $ty, $spec, |ctx, plan| {
+        $crate::ops::planned_op!(@planned $ty, $spec, |ctx, plan| {
             let p = Params::parse(ctx.args)?;
             let (outcome, work) = plan.into_work::<Work>($spec.name)?;
             apply(&ctx.host_transport(), &p, ctx, outcome, work).await
         });
     };
     ($ty:ident, $spec:expr, commands) => {
-        $crate::ops::planned_op!(@op $ty, $spec, |ctx, plan| {
+        $crate::ops::planned_op!(@planned $ty, $spec, |ctx, plan| {
             let (outcome, work) = plan.into_work::<$crate::ops::Commands>($spec.name)?;
             work.run(&ctx.host_transport()).await?;
             Ok(outcome)
         });
     };
     ($ty:ident, $spec:expr, edit) => {
-        $crate::ops::planned_op!(@op $ty, $spec, |ctx, plan| {
+        $crate::ops::planned_op!(@planned $ty, $spec, |ctx, plan| {
             let (outcome, work) = plan.into_work::<$crate::ops::EditWork>($spec.name)?;
             work.apply(&ctx.host_transport(), outcome).await
         });
     };
-    (@op $ty:ident, $spec:expr, |$ctx:ident, $plan:ident| $apply:block) => {
+    (@planned $ty:ident, $spec:expr, |$ctx:ident, $plan:ident| $apply:block) => {
+        $crate::ops::planned_op!(@op $ty, $spec, {
+            async fn plan(
+                &self,
+                ctx: &$crate::ops::OpContext<'_>,
+            ) -> Result<$crate::ops::Plan, $crate::ops::OpError> {
+                let p = Params::parse(ctx.args)?;
+                plan(&ctx.host_transport(), &p, ctx).await
+            }
+            async fn apply(
+                &self,
+                $ctx: &$crate::ops::OpContext<'_>,
+                $plan: $crate::ops::Plan,
+            ) -> Result<$crate::ops::OpOutcome, $crate::ops::OpError> $apply
+        });
+    };
+    (@op $ty:ident, $spec:expr, { $($methods:tt)* }) => {
         #[doc = concat!("The op declared by `", stringify!($spec), "` in this module.")]
         pub struct $ty;
 
@@ -84,18 +87,7 @@ macro_rules! planned_op {
             ) -> Result<(), $crate::ops::OpError> {
                 Params::parse(args).map(|_| ())
             }
-            async fn plan(
-                &self,
-                ctx: &$crate::ops::OpContext<'_>,
-            ) -> Result<$crate::ops::Plan, $crate::ops::OpError> {
-                let p = Params::parse(ctx.args)?;
-                plan(&ctx.host_transport(), &p, ctx).await
-            }
-            async fn apply(
-                &self,
-                $ctx: &$crate::ops::OpContext<'_>,
-                $plan: $crate::ops::Plan,
-            ) -> Result<$crate::ops::OpOutcome, $crate::ops::OpError> $apply
+            $($methods)*
         }
     };
 }
