@@ -151,7 +151,7 @@ pub struct Engine {
     pending_start: Mutex<Option<String>>,
     error: AtomicBool,
     /// `--check`: per machine ([`Transport::endpoint`]), what earlier tasks
-    /// would have done (see `transport::check_state`).
+    /// would have done (see `ops::check_state`).
     check_states: Mutex<HashMap<String, Arc<CheckState>>>,
     /// `--check`: per host, variables registered (or set) by tasks check mode could not run.
     unchecked_vars: Mutex<HashMap<String, HashSet<String>>>,
