@@ -265,18 +265,7 @@ fn no_import_loop_among_files() {
 /// Files of `src/` over [`LONG`] lines that neither say why at their top nor are split
 /// yet; docs/architecture.md lists them under "Known and left as is". A file leaves this
 /// list by being split (or by saying at its top why it holds together).
-const LONG_AND_LEFT: &[&str] = &[
-    "experiment/driver/nova.rs",
-    "experiment/driver/qmp.rs",
-    "experiment/driver/virsh.rs",
-    "experiment/runner.rs",
-    "experiment/spec.rs",
-    "experiment/store.rs",
-    "lab/lifecycle.rs",
-    "ops/get_url.rs",
-    "transport/check_state.rs",
-    "transport/remote.rs",
-];
+const LONG_AND_LEFT: &[&str] = &["lab/lifecycle.rs", "transport/remote.rs"];
 
 /// A file longer than this says at its top why it holds together.
 const LONG: usize = 600;
@@ -285,6 +274,15 @@ const LONG: usize = 600;
 fn a_long_file_says_why_at_its_top() {
     let tree = SourceTree::load();
     let mut unexplained = Vec::new();
+    for rel in LONG_AND_LEFT {
+        let lines = tree.files.get(*rel).map(|src| src.lines().count());
+        if lines.is_none_or(|n| n <= LONG) {
+            unexplained.push(format!(
+                "src/{rel} is on LONG_AND_LEFT but is {} now: take it off the list",
+                lines.map_or("gone".to_string(), |n| format!("{n} lines"))
+            ));
+        }
+    }
     for (rel, src) in &tree.files {
         let lines = src.lines().count();
         if lines <= LONG || LONG_AND_LEFT.contains(&rel.as_str()) {

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::ops::check_state::CheckTransport;
 use crate::ops::{Op, OpContext, OpError, OpOutcome};
 use crate::playbook::{Task, TaskKeywords, Vars};
-use crate::transport::check_state::CheckTransport;
 use crate::transport::{Become, Transport};
 
 use super::Engine;
@@ -166,7 +166,7 @@ impl Engine {
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            let run = op.run(&ctx);
+            let run = crate::ops::perform(op, &ctx);
             let res = match timeout {
                 // Backstop: transports kill commands at the timeout; this ends an op stuck elsewhere.
                 Some(d) => match tokio::time::timeout(d + Duration::from_secs(5), run).await {

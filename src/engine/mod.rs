@@ -43,8 +43,8 @@ pub use events::*;
 
 use crate::exit;
 use crate::ops::Render;
+use crate::ops::check_state::CheckState;
 use crate::playbook::{Playbook, Vars};
-use crate::transport::check_state::CheckState;
 
 pub use connect::{ConnectFuture, Connector, local_connector};
 pub use hosts::{HostSource, HostsError, InventoryHosts, StaticHosts};
@@ -151,7 +151,7 @@ pub struct Engine {
     pending_start: Mutex<Option<String>>,
     error: AtomicBool,
     /// `--check`: per machine ([`Transport::endpoint`]), what earlier tasks
-    /// would have done (see `transport::check_state`).
+    /// would have done (see `ops::check_state`).
     check_states: Mutex<HashMap<String, Arc<CheckState>>>,
     /// `--check`: per host, variables registered (or set) by tasks check mode could not run.
     unchecked_vars: Mutex<HashMap<String, HashSet<String>>>,

@@ -1,4 +1,5 @@
-// Over 600 lines, a third of them its tests: the matrix loop, its connections, store and tally are one piece of state.
+//! (Over 600 lines, a third of them its tests: the matrix loop, its connections, store and tally are one piece of state.)
+//!
 //! The orchestration around the runs: connect to the experiment's hosts (one
 //! transport per host, as the engine does), gather their facts for provenance,
 //! create or resume the results directory, then run the matrix in order (one run

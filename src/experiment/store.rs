@@ -1,4 +1,5 @@
-// Over 600 lines, a third of them its tests: writing, reading back and resuming one directory format belong together.
+//! (Over 600 lines, a third of them its tests: writing, reading back and resuming one directory format belong together.)
+//!
 //! The results store: one directory per experiment start,
 //! `<out>/<experiment>/<UTC timestamp>/` (layout in [`super::result`] and
 //! `docs/results.md`), written so that a crash loses nothing recorded.

@@ -57,7 +57,7 @@ impl Op for AddHost {
     fn bypass_host_loop(&self) -> bool {
         true
     }
-    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+    async fn run_unplanned(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
         let Some(raw_name) = NAME_KEYS.iter().find_map(|k| ctx.arg_str(k)) else {
             return Err(OpError::Args(
                 "add_host: name, host or hostname needs to be provided".into(),

@@ -11,6 +11,7 @@
 use super::attrs::{FileAttrs, ModeSpec};
 use super::content::{WriteOpts, remove_file, write_content};
 use super::{Args, OpContext, OpError, OpOutcome, sh};
+use crate::ops::check_state::CheckOverlay;
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
 
@@ -49,7 +50,7 @@ impl Params {
             update_cache: a.bool_or("update_cache", true)?,
             mode: match a.value("mode")? {
                 None => None,
-                Some(v) => Some(ModeSpec::parse(v).map_err(|e| a.err(e))?),
+                Some(v) => Some(ModeSpec::parse(v).map_err(|e| a.err(e.to_string()))?),
             },
         };
         a.finish()?;

@@ -36,7 +36,7 @@ impl Op for Assert {
     fn raw_args(&self) -> &'static [&'static str] {
         &["that"]
     }
-    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+    async fn run_unplanned(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
         // `that` holds raw expressions: the engine leaves it unrendered (see `raw_args`).
         let that: Vec<String> = match ctx.args.get("that") {
             Some(Value::Array(a)) => a.iter().map(text).collect(),

@@ -2,6 +2,7 @@
 //! `owner`, `group`; comparing them with a `FileStat` and fixing them in one
 //! command.
 
+use crate::ops::check_state::CheckOverlay;
 use serde_json::Value;
 
 use super::{Args, OpError, sh_ok, sh_quote};
@@ -16,6 +17,17 @@ pub enum ModeSpec {
     Preserve,
 }
 
+/// Why a `mode:` value is not one (the text names the value and the fix).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ModeError(String);
+
+impl From<String> for ModeError {
+    fn from(msg: String) -> Self {
+        ModeError(msg)
+    }
+}
+
 impl ModeSpec {
     /// Parse a `mode:` value. An integer is the mode itself, as in Ansible:
     /// the YAML loader reads an unquoted `0644` as YAML 1.1 octal (420 =
@@ -23,19 +35,19 @@ impl ModeSpec {
     /// the decimal 644 = 0o1204, which Ansible applies silently (sticky bit,
     /// odd permissions); ferry refuses every integer that would set the
     /// setuid/setgid/sticky bits and asks for a quoted string instead.
-    pub fn parse(v: &Value) -> Result<ModeSpec, String> {
+    pub fn parse(v: &Value) -> Result<ModeSpec, ModeError> {
         let s = match v {
             Value::Number(n) => {
                 let m = match (n.as_u64(), n.as_f64()) {
                     (Some(u), _) => u,
                     (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 && f < 1e6 => f as u64,
-                    _ => return Err(format!("mode {n} is not an octal number")),
+                    _ => return Err(format!("mode {n} is not an octal number").into()),
                 };
                 if m >= 0o1000 {
                     return Err(format!(
                         "unquoted mode {m} is the decimal number {m} (octal {m:o}) as YAML reads it; \
                          write it as a quoted string (\"0{m}\") or with a leading zero (0{m})"
-                    ));
+                    ).into());
                 }
                 return Ok(ModeSpec::Octal(m as u32));
             }
@@ -43,7 +55,7 @@ impl ModeSpec {
                 let s = s.trim();
                 s.strip_prefix("0o").unwrap_or(s).to_string()
             }
-            other => return Err(format!("mode must be a string or number, got {other}")),
+            other => return Err(format!("mode must be a string or number, got {other}").into()),
         };
         if s == "preserve" {
             return Ok(ModeSpec::Preserve);
@@ -52,7 +64,7 @@ impl ModeSpec {
             let m = u32::from_str_radix(&s, 8)
                 .map_err(|_| format!("mode `{s}` is not an octal number"))?;
             if m > 0o7777 {
-                return Err(format!("mode `{s}` is out of range (at most 7777)"));
+                return Err(format!("mode `{s}` is out of range (at most 7777)").into());
             }
             return Ok(ModeSpec::Octal(m));
         }
@@ -62,7 +74,7 @@ impl ModeSpec {
     }
 
     /// The mode this spec gives a file whose current mode is `current`.
-    pub fn resolve(&self, current: u32, is_dir: bool) -> Result<u32, String> {
+    pub fn resolve(&self, current: u32, is_dir: bool) -> Result<u32, ModeError> {
         match self {
             ModeSpec::Octal(m) => Ok(*m),
             ModeSpec::Symbolic(s) => apply_symbolic(s, current & 0o7777, is_dir),
@@ -72,7 +84,7 @@ impl ModeSpec {
 }
 
 /// chmod(1)-style symbolic mode applied to `current`.
-pub fn apply_symbolic(spec: &str, current: u32, is_dir: bool) -> Result<u32, String> {
+pub fn apply_symbolic(spec: &str, current: u32, is_dir: bool) -> Result<u32, ModeError> {
     let mut mode = current;
     for clause in spec.split(',') {
         let clause = clause.trim();
@@ -86,7 +98,7 @@ pub fn apply_symbolic(spec: &str, current: u32, is_dir: bool) -> Result<u32, Str
                 'g' => 0o2070,
                 'o' => 0o1007,
                 'a' => 0o7777,
-                _ => return Err(bad()),
+                _ => return Err(bad().into()),
             };
         }
         if who.is_empty() {
@@ -96,7 +108,7 @@ pub fn apply_symbolic(spec: &str, current: u32, is_dir: bool) -> Result<u32, Str
         let mut chars = rest.chars().peekable();
         while let Some(op) = chars.next() {
             if !matches!(op, '+' | '-' | '=') {
-                return Err(bad());
+                return Err(bad().into());
             }
             let mut perm = 0u32;
             while let Some(&c) = chars.peek() {
@@ -120,7 +132,7 @@ pub fn apply_symbolic(spec: &str, current: u32, is_dir: bool) -> Result<u32, Str
                     'u' => copy_class((mode >> 6) & 7),
                     'g' => copy_class((mode >> 3) & 7),
                     'o' => copy_class(mode & 7),
-                    _ => return Err(bad()),
+                    _ => return Err(bad().into()),
                 };
             }
             let bits = perm & whomask;
@@ -153,7 +165,7 @@ impl FileAttrs {
     pub fn parse(a: &Args<'_>) -> Result<FileAttrs, OpError> {
         let mode = match a.value("mode")? {
             None => None,
-            Some(v) => Some(ModeSpec::parse(v).map_err(|e| a.err(e))?),
+            Some(v) => Some(ModeSpec::parse(v).map_err(|e| a.err(e.to_string()))?),
         };
         Ok(FileAttrs {
             mode,
@@ -169,7 +181,7 @@ impl FileAttrs {
             Some(m) => m
                 .resolve(st.mode, st.is_dir)
                 .map(Some)
-                .map_err(|e| OpError::params("file", e)),
+                .map_err(|e| OpError::params("file", e.to_string())),
         }
     }
 
@@ -285,7 +297,7 @@ mod tests {
             ModeSpec::Octal(0o600)
         );
         // `mode: 644` unquoted is decimal 644 = 0o1204: refused, not guessed.
-        let e = ModeSpec::parse(&json!(644)).unwrap_err();
+        let e = ModeSpec::parse(&json!(644)).unwrap_err().to_string();
         assert!(e.contains("quoted"), "{e}");
         assert_eq!(
             ModeSpec::parse(&json!("01777")).unwrap(),

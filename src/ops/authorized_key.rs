@@ -5,6 +5,7 @@ use super::content::Edit;
 use super::content::{WriteOpts, apply_edit};
 use super::lineinfile::{split_lines, strip_eol};
 use super::{Args, OpContext, OpError, OpOutcome, sh, sh_quote};
+use crate::ops::check_state::CheckOverlay;
 use crate::playbook::model::Vars;
 use crate::transport::{FileStat, Transport};
 

@@ -5,9 +5,9 @@ use regex::Regex;
 
 use super::attrs::FileAttrs;
 use super::content::Edit;
-use super::content::{WriteOpts, apply_edit, check_validate};
+use super::content::{WriteOpts, check_validate, plan_edit};
 use super::lineinfile::{compile, split_lines, strip_eol};
-use super::{Args, OpContext, OpError, OpOutcome};
+use super::{Args, OpContext, OpError, Plan};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
 
@@ -22,7 +22,7 @@ pub const SPEC: Spec = Spec {
     rules: "insertafter|insertbefore",
 };
 
-crate::ops::host_op!(BlockinfileOp, SPEC);
+crate::ops::planned_op!(BlockinfileOp, SPEC, edit);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -160,20 +160,23 @@ pub fn edit(p: &Params, content: Option<&str>) -> Edit {
     }
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
-    let (st, before) = match super::content::read_for_edit(
+pub async fn plan(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<Plan, OpError> {
+    let (st, before, parent) = match super::content::read_for_edit(
         t,
         &p.path,
         p.state_present,
         p.create,
-        ctx,
         "File not present",
         "Path",
     )
     .await?
     {
-        super::content::EditTarget::Edit { stat, before } => (stat, before),
-        super::content::EditTarget::Done(report) => return Ok(report),
+        super::content::EditTarget::Edit {
+            stat,
+            before,
+            parent,
+        } => (stat, before, parent),
+        super::content::EditTarget::Done(report) => return Ok(Plan::done(report)),
     };
     let text = String::from_utf8_lossy(&before);
     let e = edit(p, st.exists.then_some(&*text));
@@ -182,7 +185,7 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
         validate: p.validate.clone(),
         force: true,
     };
-    apply_edit(t, &p.path, &st, &before, &e, &p.attrs, &opts, ctx).await
+    plan_edit(t, &p.path, &st, &before, &e, &p.attrs, &opts, ctx, parent).await
 }
 
 #[cfg(test)]

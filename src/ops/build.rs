@@ -3,6 +3,7 @@
 //! this very commit was built with these flags.
 
 use super::{Args, OpContext, OpError, OpOutcome, sh, sh_quote};
+use crate::ops::check_state::CheckOverlay;
 use crate::playbook::model::Vars;
 use crate::transport::{CommandSpec, Transport};
 

@@ -3,6 +3,7 @@
 //! Never "ok" unless guarded by `creates`/`removes` (or `changed_when` in the task);
 //! skipped in check mode unless a guard shows it would not run.
 
+use crate::ops::check_state::CheckOverlay;
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -97,7 +98,7 @@ pub async fn run_guarded(ctx: &OpContext<'_>, cmdline: String) -> Result<OpOutco
     spec.timeout = ctx.timeout;
     spec.become_ = ctx.become_.clone();
     if let Some(stdin) = ctx.arg_str("stdin") {
-        let add_nl = ctx.arg_bool("stdin_add_newline").map_err(OpError::Args)?;
+        let add_nl = ctx.arg_bool("stdin_add_newline")?;
         let mut bytes = stdin.into_bytes();
         if add_nl.unwrap_or(true) {
             bytes.push(b'\n');
@@ -128,7 +129,7 @@ impl Op for Command {
     fn spec(&self) -> &'static Spec {
         &SPEC
     }
-    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+    async fn run_unplanned(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
         let line = command_line(ctx)?;
         run_guarded(ctx, line).await
     }

@@ -2,8 +2,9 @@
 //! first, never rewrite an unchanged file, validate on a temp file, keep a
 //! backup when asked, then one atomic `put_file` carrying mode and owner.
 
-use super::attrs::{FileAttrs, ensure_attrs};
-use super::{Diff, OpContext, OpError, sh, sh_quote, sha256_hex};
+use super::attrs::FileAttrs;
+use super::{Change, Diff, OpContext, OpError, Plan, sh, sh_ok, sh_quote, sha256_hex};
+use crate::ops::check_state::CheckOverlay;
 use crate::transport::{FileSpec, FileStat, Transport};
 
 /// Files larger than this are not read back for `--diff`.
@@ -68,10 +69,43 @@ pub async fn read_for_diff(
     Ok(String::from_utf8(b).unwrap_or_else(|_| "(binary file, not shown)\n".to_string()))
 }
 
-/// Make `path` (currently `st`) hold `content` with `attrs`.
+/// What making a path hold some content would do; nothing is changed yet
+/// ([`plan_content`], then [`apply_content`] in a real run).
+#[derive(Debug, Clone)]
+pub struct ContentPlan {
+    /// What the write reports (its `backup_file` is known only once applied).
+    pub written: Written,
+    /// The path written (a symlink at the dest is followed) as it is now.
+    pub stat: FileStat,
+    /// The file to put there, when its content changes.
+    pub spec: Option<FileSpec>,
+    /// The attributes to fix, when only they change: the command, and the mode
+    /// they give (none for a link).
+    pub attrs: Option<(String, Option<u32>)>,
+    owner: Option<String>,
+    group: Option<String>,
+}
+
+impl ContentPlan {
+    /// The changes, as the simulated host records them.
+    pub fn changes(&self) -> Vec<Change> {
+        match (&self.spec, &self.attrs) {
+            (Some(spec), _) => vec![Change::File(spec.clone())],
+            (None, Some((_, mode))) => vec![Change::Attrs {
+                path: self.written.path.clone(),
+                mode: *mode,
+                owner: self.owner.clone(),
+                group: self.group.clone(),
+            }],
+            (None, None) => Vec::new(),
+        }
+    }
+}
+
+/// Plan making `path` (currently `st`) hold `content` with `attrs`.
 /// `before` is the current content when the caller already read it.
 #[allow(clippy::too_many_arguments)]
-pub async fn write_content(
+pub async fn plan_content(
     t: &dyn Transport,
     path: &str,
     st: &FileStat,
@@ -80,7 +114,7 @@ pub async fn write_content(
     attrs: &FileAttrs,
     opts: &WriteOpts,
     ctx: &OpContext<'_>,
-) -> Result<Written, OpError> {
+) -> Result<ContentPlan, OpError> {
     let mut path = path.to_string();
     let mut st = st.clone();
     let overlay_target = t
@@ -107,17 +141,32 @@ pub async fn write_content(
     let checksum = sha256_hex(content);
     let content_changed =
         !st.exists || (opts.force && st.checksum.as_deref() != Some(checksum.as_str()));
-    let mut w = Written {
-        path: path.clone(),
-        checksum,
-        content_changed,
-        ..Written::default()
+    let mut plan = ContentPlan {
+        written: Written {
+            path: path.clone(),
+            checksum,
+            content_changed,
+            ..Written::default()
+        },
+        stat: st.clone(),
+        spec: None,
+        attrs: None,
+        owner: attrs.owner.clone(),
+        group: attrs.group.clone(),
     };
     if !content_changed {
-        w.changed = ensure_attrs(t, &path, &st, attrs, ctx.check).await?;
-        return Ok(w);
+        if let Some(cmd) = attrs.fix_command(&path, &st, false)? {
+            let mode = if st.is_link {
+                None
+            } else {
+                attrs.wanted_mode(&st)?
+            };
+            plan.attrs = Some((cmd, mode));
+            plan.written.changed = true;
+        }
+        return Ok(plan);
     }
-    w.changed = true;
+    plan.written.changed = true;
     if ctx.diff {
         let before = match before {
             Some(b) => String::from_utf8_lossy(b).into_owned(),
@@ -127,13 +176,13 @@ pub async fn write_content(
             Ok(s) if content.len() as u64 <= DIFF_MAX => s.to_string(),
             _ => "(binary or large content, not shown)\n".to_string(),
         };
-        w.diff = Some(Diff {
+        plan.written.diff = Some(Diff {
             path: Some(path.clone()),
             before,
             after,
         });
     }
-    let spec = if st.exists {
+    plan.spec = Some(if st.exists {
         let keep = |want: &Option<String>, cur: &str| {
             want.clone()
                 .or_else(|| (!cur.is_empty()).then(|| cur.to_string()))
@@ -148,15 +197,27 @@ pub async fn write_content(
         }
     } else {
         new_file_spec(&path, content, attrs)?
-    };
-    if ctx.check {
-        // In a --check run the transport's put_file only records the would-be
-        // file (through `become`, which says who would own it).
-        if t.check_overlay().is_some() {
-            t.put_file(&spec).await?;
+    });
+    Ok(plan)
+}
+
+/// Make the planned content (or attributes) so: validate on a temp file, keep a
+/// backup when asked, then one atomic `put_file`.
+pub async fn apply_content(
+    t: &dyn Transport,
+    plan: ContentPlan,
+    opts: &WriteOpts,
+) -> Result<Written, OpError> {
+    let mut w = plan.written;
+    let path = w.path.clone();
+    let st = plan.stat;
+    let Some(spec) = plan.spec else {
+        if let Some((cmd, _)) = plan.attrs {
+            sh_ok(t, cmd, &format!("setting attributes of {path}")).await?;
         }
         return Ok(w);
-    }
+    };
+    let content = &spec.content;
     let (dir, base) = match path.rsplit_once('/') {
         Some((d, b)) => (if d.is_empty() { "/" } else { d }, b),
         None => (".", path.as_str()),
@@ -207,6 +268,29 @@ pub async fn write_content(
     Ok(w)
 }
 
+/// Make `path` (currently `st`) hold `content` with `attrs`, for an op not split
+/// into plan and apply: in check mode the plan is only recorded in the simulated host.
+#[allow(clippy::too_many_arguments)]
+pub async fn write_content(
+    t: &dyn Transport,
+    path: &str,
+    st: &FileStat,
+    before: Option<&[u8]>,
+    content: &[u8],
+    attrs: &FileAttrs,
+    opts: &WriteOpts,
+    ctx: &OpContext<'_>,
+) -> Result<Written, OpError> {
+    let plan = plan_content(t, path, st, before, content, attrs, opts, ctx).await?;
+    if !ctx.check {
+        return apply_content(t, plan, opts).await;
+    }
+    if let Some(sim) = t.check_overlay() {
+        super::plan::record(sim, &plan.changes(), ctx.become_.as_ref()).await?;
+    }
+    Ok(plan.written)
+}
+
 /// The file to write at `path` when nothing is there yet: `attrs`' mode
 /// over a fresh 0644, its owner and group.
 pub fn new_file_spec(path: &str, content: &[u8], attrs: &FileAttrs) -> Result<FileSpec, OpError> {
@@ -234,8 +318,86 @@ pub struct Edit {
     pub found: usize,
 }
 
-/// The common tail of the text-editing ops: write `edit` over `before`
-/// (when it changed anything) and report like Ansible does.
+/// What an edit's apply does: make the missing parent directory, then write.
+pub struct EditWork {
+    parent: Option<String>,
+    content: ContentPlan,
+    opts: WriteOpts,
+}
+
+impl EditWork {
+    /// Make the planned edit; `outcome` (the plan's) gains the backup's path.
+    pub async fn apply(
+        self,
+        t: &dyn Transport,
+        mut outcome: super::OpOutcome,
+    ) -> Result<super::OpOutcome, OpError> {
+        if let Some(dir) = &self.parent {
+            make_dir(t, dir).await?;
+        }
+        let w = apply_content(t, self.content, &self.opts).await?;
+        outcome.set("backup", w.backup_file.unwrap_or_default());
+        Ok(outcome)
+    }
+}
+
+/// The common tail of the text-editing ops: plan writing `edit` over `before` (when
+/// it changed anything), below `parent` made first when it is missing, and report
+/// like Ansible does.
+#[allow(clippy::too_many_arguments)]
+pub async fn plan_edit(
+    t: &dyn Transport,
+    path: &str,
+    st: &FileStat,
+    before: &[u8],
+    edit: &Edit,
+    attrs: &FileAttrs,
+    opts: &WriteOpts,
+    ctx: &OpContext<'_>,
+    parent: Option<String>,
+) -> Result<Plan, OpError> {
+    let content: Vec<u8> = if edit.changed {
+        edit.content.as_bytes().to_vec()
+    } else {
+        before.to_vec()
+    };
+    let plan = plan_content(t, path, st, Some(before), &content, attrs, opts, ctx).await?;
+    let changed = plan.written.changed;
+    let mut r = super::OpOutcome::new(changed);
+    r.diff = plan.written.diff.clone();
+    let msg = if edit.changed {
+        edit.msg.clone()
+    } else if changed {
+        "ownership, perms or SE linux context changed".to_string()
+    } else {
+        String::new()
+    };
+    r.msg = (!msg.is_empty()).then_some(msg);
+    r.set("backup", "");
+    super::attrs::stat_result(&mut r, path, st);
+    if !changed {
+        return Ok(Plan::done(r));
+    }
+    let mut changes: Vec<Change> = parent
+        .iter()
+        .map(|d| Change::Dir {
+            path: d.clone(),
+            mode: None,
+            owner: None,
+            group: None,
+        })
+        .collect();
+    changes.extend(plan.changes());
+    let work = EditWork {
+        parent,
+        content: plan,
+        opts: opts.clone(),
+    };
+    Ok(Plan::changes(r, changes, work))
+}
+
+/// [`plan_edit`] for an op not split into plan and apply: applied at once, or in
+/// check mode only recorded in the simulated host.
 #[allow(clippy::too_many_arguments)]
 pub async fn apply_edit(
     t: &dyn Transport,
@@ -247,47 +409,41 @@ pub async fn apply_edit(
     opts: &WriteOpts,
     ctx: &OpContext<'_>,
 ) -> Result<super::OpOutcome, OpError> {
-    let content: Vec<u8> = if edit.changed {
-        edit.content.as_bytes().to_vec()
-    } else {
-        before.to_vec()
-    };
-    let w = write_content(t, path, st, Some(before), &content, attrs, opts, ctx).await?;
-    let mut r = super::OpOutcome::new(w.changed);
-    r.diff = w.diff;
-    let msg = if edit.changed {
-        edit.msg.clone()
-    } else if w.changed {
-        "ownership, perms or SE linux context changed".to_string()
-    } else {
-        String::new()
-    };
-    r.msg = (!msg.is_empty()).then_some(msg);
-    r.set("backup", w.backup_file.clone().unwrap_or_default());
-    super::attrs::stat_result(&mut r, path, st);
-    Ok(r)
+    let plan = plan_edit(t, path, st, before, edit, attrs, opts, ctx, None).await?;
+    if !plan.pending() {
+        return Ok(plan.outcome);
+    }
+    if ctx.check {
+        if let Some(sim) = t.check_overlay() {
+            super::plan::record(sim, &plan.changes, ctx.become_.as_ref()).await?;
+        }
+        return Ok(plan.outcome);
+    }
+    let (outcome, work) = plan.into_work::<EditWork>("edit")?;
+    work.apply(t, outcome).await
 }
 
 /// What a line-editing op (lineinfile, blockinfile) finds before it edits.
 pub enum EditTarget {
-    /// Edit this content (empty for a file about to be created).
+    /// Edit this content (empty for a file about to be created, below `parent`
+    /// when that directory is missing).
     Edit {
         stat: crate::transport::FileStat,
         before: Vec<u8>,
+        parent: Option<String>,
     },
     /// Nothing to edit: the report says why.
     Done(super::OpOutcome),
 }
 
 /// Read a file an op edits: a directory is an error; a missing file is fine with
-/// `state: absent` (`absent_msg`), created with `create: true` (parents too, not
-/// in check mode), else an error naming `what` (Ansible's "Path"/"Destination").
+/// `state: absent` (`absent_msg`), created with `create: true` (parents too: the
+/// plan makes them), else an error naming `what` (Ansible's "Path"/"Destination").
 pub async fn read_for_edit(
     t: &dyn Transport,
     path: &str,
     state_present: bool,
     create: bool,
-    ctx: &OpContext<'_>,
     absent_msg: &str,
     what: &str,
 ) -> Result<EditTarget, OpError> {
@@ -310,37 +466,37 @@ pub async fn read_for_edit(
                 "{what} {path} does not exist ! (use create: true to create it)"
             )));
         }
-        if read.parent_is_dir != Some(true) {
-            ensure_parent(t, path, ctx.check).await?;
-        }
         return Ok(EditTarget::Edit {
             stat,
             before: Vec::new(),
+            parent: if read.parent_is_dir == Some(true) {
+                None
+            } else {
+                parent_dir(path)
+            },
         });
     }
     let before = match read.content {
         Some(c) => c,
         None => t.get_file(path).await?,
     };
-    Ok(EditTarget::Edit { stat, before })
+    Ok(EditTarget::Edit {
+        stat,
+        before,
+        parent: None,
+    })
 }
 
-/// Create the missing parent directories of a file about to be created
-/// (as lineinfile/blockinfile/ini_file with `create` do); in check mode only
-/// recorded in the check-mode state.
-pub async fn ensure_parent(t: &dyn Transport, path: &str, check: bool) -> Result<(), OpError> {
-    let Some((dir, _)) = path.rsplit_once('/') else {
-        return Ok(());
-    };
-    if dir.is_empty() {
-        return Ok(());
+/// The directory a file about to be created goes into (none for a bare name or `/x`).
+pub fn parent_dir(path: &str) -> Option<String> {
+    match path.rsplit_once('/') {
+        Some((dir, _)) if !dir.is_empty() => Some(dir.to_string()),
+        _ => None,
     }
-    if check {
-        if let Some(o) = t.check_overlay() {
-            o.would_mkdir(dir, None, None, None).await?;
-        }
-        return Ok(());
-    }
+}
+
+/// Make a directory with its missing parents (`mkdir -p`).
+async fn make_dir(t: &dyn Transport, dir: &str) -> Result<(), OpError> {
     let q = sh_quote(dir);
     let out = sh(t, format!("[ -d {q} ] || mkdir -p -- {q}")).await?;
     if out.rc != 0 {

@@ -1,13 +1,14 @@
 //! `copy`: place a controller file, a controller directory tree, inline
 //! `content`, or (with `remote_src`) a file already on the host at `dest`.
 
+use crate::ops::check_state::CheckOverlay;
 use std::path::{Path, PathBuf};
 
 use super::attrs::{FileAttrs, ModeSpec, stat_result};
 use super::content::{WriteOpts, check_validate, write_content};
 use super::{Args, OpContext, OpError, OpOutcome, find_src, sh, sh_ok, sh_quote};
+use crate::ops::check_state::LocalRead;
 use crate::playbook::model::Vars;
-use crate::transport::check_state::LocalRead;
 use crate::transport::{FileStat, Transport};
 
 use super::schema::Spec;
@@ -55,7 +56,7 @@ impl Params {
             validate: a.str("validate")?,
             directory_mode: match a.value("directory_mode")? {
                 None => None,
-                Some(v) => Some(ModeSpec::parse(v).map_err(|e| a.err(e))?),
+                Some(v) => Some(ModeSpec::parse(v).map_err(|e| a.err(e.to_string()))?),
             },
             attrs: FileAttrs::parse(&a)?,
         };
@@ -287,7 +288,7 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
         Some(m) => format!(
             " && chmod {:o} \"$d\"",
             m.resolve(0o755, true)
-                .map_err(|e| OpError::params("copy", e))?
+                .map_err(|e| OpError::params("copy", e.to_string()))?
         ),
         None => String::new(),
     };
@@ -307,7 +308,7 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
             let dmode = match &p.directory_mode {
                 Some(m) => Some(
                     m.resolve(0o755, true)
-                        .map_err(|e| OpError::params("copy", e))?,
+                        .map_err(|e| OpError::params("copy", e.to_string()))?,
                 ),
                 None => None,
             };

@@ -26,7 +26,7 @@ impl Op for Debug {
     fn needs_connection(&self) -> bool {
         false
     }
-    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+    async fn run_unplanned(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
         let mut o = OpOutcome::ok();
         if let Some(var) = ctx.arg_str("var") {
             let v = ctx

@@ -26,7 +26,7 @@ impl Op for Fail {
     fn needs_connection(&self) -> bool {
         false
     }
-    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+    async fn run_unplanned(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
         let msg = match ctx.args.get("msg") {
             Some(Value::String(s)) => s.clone(),
             Some(v) => v.to_string(),

@@ -5,13 +5,14 @@
 //! first: an equal file is neither transferred nor rewritten. The controller
 //! copy is written atomically (temp file in the same directory, fsync, rename).
 
+use crate::ops::check_state::CheckOverlay;
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
 use super::{Args, Diff, OpContext, OpError, OpOutcome, sh, sh_quote, sha256_hex};
+use crate::ops::check_state::LocalRead;
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
-use crate::transport::check_state::LocalRead;
 
 use super::schema::Spec;
 

@@ -3,6 +3,7 @@
 
 use super::attrs::{FileAttrs, ModeSpec, ensure_attrs, stat_result};
 use super::{Args, OpContext, OpError, OpOutcome, sh, sh_ok, sh_quote};
+use crate::ops::check_state::CheckOverlay;
 use crate::playbook::model::Vars;
 use crate::transport::{FileSpec, FileStat, Transport};
 

@@ -1,3 +1,5 @@
+//! (Over 600 lines: one op whose URL rules, three download paths and check-mode prediction read together.)
+//!
 //! `get_url`: put a URL's content at `dest` on the host. Lab hosts have no
 //! internet, so only two kinds of URL are taken: `file:///path` (a file on
 //! the host, copied by the host) and `http://` to a lab-local address
@@ -11,6 +13,7 @@
 //! `force: yes`, and then the download replaces it only when it differs.
 //! The download lands in a temp file beside `dest` and is renamed over it.
 
+use crate::ops::check_state::CheckOverlay;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -45,8 +48,19 @@ pub enum Url {
     },
 }
 
+/// Why a `url:` is not one get_url takes (the text names the URL).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UrlError(String);
+
+impl From<String> for UrlError {
+    fn from(msg: String) -> Self {
+        UrlError(msg)
+    }
+}
+
 impl Url {
-    pub fn parse(url: &str) -> Result<Url, String> {
+    pub fn parse(url: &str) -> Result<Url, UrlError> {
         let (scheme, rest) = url.split_once("://").ok_or_else(|| {
             format!("`{url}` is not a URL (expected file:///path or http://host/path)")
         })?;
@@ -56,7 +70,8 @@ impl Url {
                 if !path.starts_with('/') {
                     return Err(format!(
                         "`{url}`: a file:// URL names a path on the host itself (file:///path)"
-                    ));
+                    )
+                    .into());
                 }
                 Ok(Url::File(percent_decode(path)))
             }
@@ -82,12 +97,12 @@ impl Url {
                     Some(p) => p.parse().map_err(|_| format!("`{url}`: bad port `{p}`"))?,
                 };
                 if host.is_empty() {
-                    return Err(format!("`{url}`: no host"));
+                    return Err(format!("`{url}`: no host").into());
                 }
                 if let Ok(ip) = host.parse::<IpAddr>()
                     && !lab_local(ip)
                 {
-                    return Err(external(url));
+                    return Err(external(url).into());
                 }
                 Ok(Url::Http {
                     host,
@@ -99,7 +114,8 @@ impl Url {
                 "`{url}`: the {other}:// scheme is not supported; lab hosts have no internet, so \
                  get_url takes file:///path on the host or http:// to a lab-local address \
                  (serve the file inside the lab, or copy it with `copy:`)"
-            )),
+            )
+            .into()),
         }
     }
 
@@ -202,7 +218,7 @@ impl Params {
             }
         };
         let p = Params {
-            parsed: Url::parse(&url).map_err(|e| a.err(e))?,
+            parsed: Url::parse(&url).map_err(|e| a.err(e.to_string()))?,
             url,
             dest: a.req_str("dest")?,
             checksum,
@@ -289,7 +305,7 @@ async fn host_sum(
     }
     // In a --check run the file may be one check mode would have written.
     if let Some(o) = t.check_overlay()
-        && let crate::transport::check_state::OverlayRead::Content(c) = o.overlay_read(path)
+        && let crate::ops::check_state::OverlayRead::Content(c) = o.overlay_read(path)
     {
         return Ok(digest(algo, &c));
     }
@@ -591,9 +607,9 @@ mod tests {
             "y.tgz"
         );
         assert!(Url::parse("http://[::1]/a").is_ok());
-        let e = Url::parse("https://example.com/a").unwrap_err();
+        let e = Url::parse("https://example.com/a").unwrap_err().to_string();
         assert!(e.contains("https://") && e.contains("not supported"), "{e}");
-        let e = Url::parse("http://8.8.8.8/a").unwrap_err();
+        let e = Url::parse("http://8.8.8.8/a").unwrap_err().to_string();
         assert!(e.contains("not a lab-local address"), "{e}");
         assert!(Url::parse("ftp://10.0.0.1/a").is_err());
         assert!(Url::parse("file://relative").is_err());

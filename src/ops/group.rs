@@ -1,6 +1,7 @@
 //! `group`: a local group present (with gid) or absent.
 
-use super::{Args, OpContext, OpError, OpOutcome, sh, sh_quote};
+use super::plan::Commands;
+use super::{Args, Change, OpContext, OpError, OpOutcome, Plan, sh, sh_quote};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
 
@@ -15,7 +16,7 @@ pub const SPEC: Spec = Spec {
     rules: "",
 };
 
-crate::ops::host_op!(GroupOp, SPEC);
+crate::ops::planned_op!(GroupOp, SPEC, commands);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -42,7 +43,7 @@ impl Params {
 
 /// The command that brings the group from `current` (its `getent group`
 /// line, if any) to `p`; None when nothing is to do.
-pub fn plan(p: &Params, current: Option<&str>) -> Option<String> {
+pub fn decide(p: &Params, current: Option<&str>) -> Option<String> {
     let n = sh_quote(&p.name);
     match (current, p.state_present) {
         (None, false) => None,
@@ -67,24 +68,26 @@ pub fn plan(p: &Params, current: Option<&str>) -> Option<String> {
     }
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+pub async fn plan(t: &dyn Transport, p: &Params, _: &OpContext<'_>) -> Result<Plan, OpError> {
     let out = sh(t, format!("getent group {}", sh_quote(&p.name))).await?;
     let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let current = (out.rc == 0 && !text.is_empty()).then_some(text.as_str());
-    let cmd = plan(p, current);
-    if let (Some(c), false) = (&cmd, ctx.check) {
-        let out = sh(t, c.clone()).await?;
-        if out.rc != 0 {
-            return Err(OpError::command(format!("group {}", p.name), &out));
-        }
-    }
+    let cmd = decide(p, current);
+    let state = if p.state_present { "present" } else { "absent" };
     let mut r = OpOutcome::new(cmd.is_some())
         .with("name", p.name.clone())
-        .with("state", if p.state_present { "present" } else { "absent" });
+        .with("state", state);
     if let Some(g) = p.gid {
         r.set("gid", g);
     }
-    Ok(r)
+    Ok(match cmd {
+        None => Plan::done(r),
+        Some(c) => {
+            let change = Change::Host(format!("group {} {state}", p.name));
+            let work = Commands(vec![(c, format!("group {}", p.name))]);
+            Plan::changes(r, vec![change], work)
+        }
+    })
 }
 
 #[cfg(test)]
@@ -96,14 +99,17 @@ mod tests {
     fn plans() {
         let p = Params::parse(&serde_json::from_value(json!({"name": "kvm", "gid": 110})).unwrap())
             .unwrap();
-        assert_eq!(plan(&p, None).unwrap(), "groupadd -g 110 kvm");
-        assert_eq!(plan(&p, Some("kvm:x:110:")), None);
-        assert_eq!(plan(&p, Some("kvm:x:109:")).unwrap(), "groupmod -g 110 kvm");
+        assert_eq!(decide(&p, None).unwrap(), "groupadd -g 110 kvm");
+        assert_eq!(decide(&p, Some("kvm:x:110:")), None);
+        assert_eq!(
+            decide(&p, Some("kvm:x:109:")).unwrap(),
+            "groupmod -g 110 kvm"
+        );
         let p = Params::parse(
             &serde_json::from_value(json!({"name": "kvm", "state": "absent"})).unwrap(),
         )
         .unwrap();
-        assert_eq!(plan(&p, None), None);
-        assert_eq!(plan(&p, Some("kvm:x:1:")).unwrap(), "groupdel kvm");
+        assert_eq!(decide(&p, None), None);
+        assert_eq!(decide(&p, Some("kvm:x:1:")).unwrap(), "groupdel kvm");
     }
 }

@@ -37,7 +37,7 @@ impl Op for GroupBy {
     fn needs_connection(&self) -> bool {
         false
     }
-    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+    async fn run_unplanned(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
         let Some(key) = ctx.args.get("key").filter(|v| !v.is_null()) else {
             return Ok(OpOutcome::failed(
                 "the 'key' param is required when using group_by",

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::transport::check_state::{CheckTransport, OverlayRead};
+use crate::ops::check_state::{CheckOverlay, OverlayRead};
 use crate::transport::{Become, CommandOutput, CommandSpec, FileSpec, Transport, TransportError};
 
 use super::OpError;
@@ -76,8 +76,8 @@ impl Transport for BecomeTransport<'_> {
         self.inner.stat(path).await
     }
     async fn close(&self) {}
-    fn check_overlay(&self) -> Option<&CheckTransport> {
-        self.inner.check_overlay()
+    fn simulation(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
+        self.inner.simulation()
     }
 }
 
@@ -146,7 +146,7 @@ mod tests {
 
     #[tokio::test]
     async fn become_reads_what_check_mode_would_have_written() {
-        use crate::transport::check_state::{CheckState, CheckTransport};
+        use crate::ops::check_state::{CheckState, CheckTransport};
         use crate::transport::local::LocalTransport;
         let dir = tempfile::tempdir().unwrap();
         let check = CheckTransport::new(

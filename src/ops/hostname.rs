@@ -2,9 +2,9 @@
 
 use super::attrs::FileAttrs;
 use super::content::{WriteOpts, write_content};
-use super::{Args, OpContext, OpError, OpOutcome, sh, sh_quote};
+use super::{Args, Change, OpContext, OpError, OpOutcome, Plan, sh, sh_quote};
 use crate::playbook::model::Vars;
-use crate::transport::Transport;
+use crate::transport::{FileSpec, FileStat, Transport};
 
 use super::schema::Spec;
 
@@ -17,7 +17,7 @@ pub const SPEC: Spec = Spec {
     rules: "",
 };
 
-crate::ops::host_op!(HostnameOp, SPEC);
+crate::ops::planned_op!(HostnameOp, SPEC);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -55,14 +55,21 @@ impl Params {
 }
 
 /// (set the running name, rewrite /etc/hostname) given what the host has.
-pub fn plan(p: &Params, running: &str, etc: Option<&str>) -> (bool, bool) {
+pub fn decide(p: &Params, running: &str, etc: Option<&str>) -> (bool, bool) {
     (
         running.trim() != p.name,
         etc.map(str::trim) != Some(p.name.as_str()),
     )
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+/// What the apply does: rewrite /etc/hostname (it was `stat`, holding `etc`), set the
+/// running name.
+pub struct Work {
+    write: Option<(FileStat, Option<String>)>,
+    set_running: bool,
+}
+
+pub async fn plan(t: &dyn Transport, p: &Params, _: &OpContext<'_>) -> Result<Plan, OpError> {
     let out = sh(t, "hostname").await?;
     let running = String::from_utf8_lossy(&out.stdout).into_owned();
     let st = t.stat("/etc/hostname").await?;
@@ -71,30 +78,57 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
     } else {
         None
     };
-    let (set_running, write) = plan(p, &running, etc.as_deref());
-    if !ctx.check {
-        if write {
-            let content = format!("{}\n", p.name);
-            write_content(
-                t,
-                "/etc/hostname",
-                &st,
-                etc.as_deref().map(str::as_bytes),
-                content.as_bytes(),
-                &FileAttrs::default(),
-                &WriteOpts::new(),
-                ctx,
-            )
-            .await?;
-        }
-        if set_running {
-            let out = sh(t, format!("hostname {}", sh_quote(&p.name))).await?;
-            if out.rc != 0 {
-                return Err(OpError::command("setting the hostname", &out));
-            }
+    let (set_running, write) = decide(p, &running, etc.as_deref());
+    let outcome = OpOutcome::new(set_running || write).with("name", p.name.clone());
+    let mut changes = Vec::new();
+    if write {
+        changes.push(Change::File(FileSpec {
+            path: "/etc/hostname".into(),
+            content: format!("{}\n", p.name).into_bytes(),
+            ..FileSpec::default()
+        }));
+    }
+    if set_running {
+        changes.push(Change::Host(format!("running hostname {}", p.name)));
+    }
+    if changes.is_empty() {
+        return Ok(Plan::done(outcome));
+    }
+    let work = Work {
+        write: write.then_some((st, etc)),
+        set_running,
+    };
+    Ok(Plan::changes(outcome, changes, work))
+}
+
+pub async fn apply(
+    t: &dyn Transport,
+    p: &Params,
+    ctx: &OpContext<'_>,
+    outcome: OpOutcome,
+    work: Work,
+) -> Result<OpOutcome, OpError> {
+    if let Some((st, etc)) = &work.write {
+        let content = format!("{}\n", p.name);
+        write_content(
+            t,
+            "/etc/hostname",
+            st,
+            etc.as_deref().map(str::as_bytes),
+            content.as_bytes(),
+            &FileAttrs::default(),
+            &WriteOpts::new(),
+            ctx,
+        )
+        .await?;
+    }
+    if work.set_running {
+        let out = sh(t, format!("hostname {}", sh_quote(&p.name))).await?;
+        if out.rc != 0 {
+            return Err(OpError::command("setting the hostname", &out));
         }
     }
-    Ok(OpOutcome::new(set_running || write).with("name", p.name.clone()))
+    Ok(outcome)
 }
 
 #[cfg(test)]
@@ -105,9 +139,9 @@ mod tests {
     #[test]
     fn plans() {
         let p = Params::parse(&serde_json::from_value(json!({"name": "node1"})).unwrap()).unwrap();
-        assert_eq!(plan(&p, "node1\n", Some("node1\n")), (false, false));
-        assert_eq!(plan(&p, "old\n", Some("node1\n")), (true, false));
-        assert_eq!(plan(&p, "node1\n", None), (false, true));
+        assert_eq!(decide(&p, "node1\n", Some("node1\n")), (false, false));
+        assert_eq!(decide(&p, "old\n", Some("node1\n")), (true, false));
+        assert_eq!(decide(&p, "node1\n", None), (false, true));
         assert!(Params::parse(&serde_json::from_value(json!({"name": "a b"})).unwrap()).is_err());
         assert!(
             Params::parse(&serde_json::from_value(json!({"name": "a", "use": "alpine"})).unwrap())

@@ -208,7 +208,10 @@ impl IncludeVars {
                     None | Some(Value::Null) => vec!["yaml".into(), "yml".into(), "json".into()],
                     v => str_list(v),
                 },
-                ignore_unknown: ctx.arg_bool("ignore_unknown_extensions")?.unwrap_or(false),
+                ignore_unknown: ctx
+                    .arg_bool("ignore_unknown_extensions")
+                    .map_err(|e| e.to_string())?
+                    .unwrap_or(false),
             };
             return walk.files(&root, loaded);
         }
@@ -248,7 +251,7 @@ impl Op for IncludeVars {
     fn needs_connection(&self) -> bool {
         false
     }
-    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+    async fn run_unplanned(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
         let mut loaded = Vec::new();
         let mut vars = match Self::load(ctx, &mut loaded) {
             Ok(v) => v,

@@ -5,9 +5,9 @@ use regex::Regex;
 
 use super::attrs::FileAttrs;
 use super::content::Edit;
-use super::content::{WriteOpts, apply_edit};
+use super::content::{WriteOpts, plan_edit};
 use super::lineinfile::split_lines;
-use super::{Args, OpContext, OpError, OpOutcome};
+use super::{Args, OpContext, OpError, OpOutcome, Plan};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
 
@@ -22,7 +22,7 @@ pub const SPEC: Spec = Spec {
     rules: "one:section|option",
 };
 
-crate::ops::host_op!(IniFileOp, SPEC);
+crate::ops::planned_op!(IniFileOp, SPEC, edit);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -228,7 +228,7 @@ pub fn edit(p: &Params, content: &str) -> Edit {
     }
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+pub async fn plan(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<Plan, OpError> {
     let st = t.stat(&p.path).await?;
     if st.is_dir {
         return Err(OpError::failed(format!("Path {} is a directory !", p.path)));
@@ -240,11 +240,15 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
         )));
     }
     if !st.exists && !p.state_present {
-        return Ok(OpOutcome::new(false).msg("OK").with("path", p.path.clone()));
+        return Ok(Plan::done(
+            OpOutcome::new(false).msg("OK").with("path", p.path.clone()),
+        ));
     }
-    if !st.exists {
-        super::content::ensure_parent(t, &p.path, ctx.check).await?;
-    }
+    let parent = if st.exists {
+        None
+    } else {
+        super::content::parent_dir(&p.path)
+    };
     let before = if st.exists {
         t.get_file(&p.path).await?
     } else {
@@ -256,12 +260,12 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
         validate: None,
         force: true,
     };
-    let mut r = apply_edit(t, &p.path, &st, &before, &e, &p.attrs, &opts, ctx).await?;
+    let mut r = plan_edit(t, &p.path, &st, &before, &e, &p.attrs, &opts, ctx, parent).await?;
     if let Some(s) = &p.section {
-        r.set("section", s.clone());
+        r.outcome.set("section", s.clone());
     }
     if let Some(o) = &p.option {
-        r.set("option", o.clone());
+        r.outcome.set("option", o.clone());
     }
     Ok(r)
 }

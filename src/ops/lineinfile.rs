@@ -4,8 +4,8 @@
 use regex::Regex;
 
 use super::attrs::FileAttrs;
-use super::content::{Edit, WriteOpts, apply_edit, check_validate};
-use super::{Args, OpContext, OpError, OpOutcome};
+use super::content::{Edit, WriteOpts, check_validate, plan_edit};
+use super::{Args, OpContext, OpError, Plan};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
 
@@ -20,7 +20,7 @@ pub const SPEC: Spec = Spec {
     rules: "insertafter|insertbefore regexp|search_string",
 };
 
-crate::ops::host_op!(LineinfileOp, SPEC);
+crate::ops::planned_op!(LineinfileOp, SPEC, edit);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -320,20 +320,23 @@ pub fn absent(p: &Params, content: &str) -> Edit {
     }
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
-    let (st, before) = match super::content::read_for_edit(
+pub async fn plan(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<Plan, OpError> {
+    let (st, before, parent) = match super::content::read_for_edit(
         t,
         &p.path,
         p.state_present,
         p.create,
-        ctx,
         "file not present",
         "Destination",
     )
     .await?
     {
-        super::content::EditTarget::Edit { stat, before } => (stat, before),
-        super::content::EditTarget::Done(report) => return Ok(report),
+        super::content::EditTarget::Edit {
+            stat,
+            before,
+            parent,
+        } => (stat, before, parent),
+        super::content::EditTarget::Done(report) => return Ok(Plan::done(report)),
     };
     let text = String::from_utf8_lossy(&before);
     let edit = if p.state_present {
@@ -346,9 +349,12 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
         validate: p.validate.clone(),
         force: true,
     };
-    let mut r = apply_edit(t, &p.path, &st, &before, &edit, &p.attrs, &opts, ctx).await?;
+    let mut r = plan_edit(
+        t, &p.path, &st, &before, &edit, &p.attrs, &opts, ctx, parent,
+    )
+    .await?;
     if !p.state_present {
-        r.set("found", edit.found);
+        r.outcome.set("found", edit.found);
     }
     Ok(r)
 }

@@ -28,7 +28,7 @@ impl Op for Meta {
     fn silent(&self) -> bool {
         true
     }
-    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+    async fn run_unplanned(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
         let what = ctx.arg_str("_raw_params").unwrap_or_default();
         let control = match what.trim() {
             "flush_handlers" => Control::FlushHandlers,

@@ -3,9 +3,10 @@
 //!
 //! The engine never knows which op it runs: it looks an op up by name in the one
 //! registry ([`lookup`], [`registry`]), renders the task's arguments, and calls
-//! [`Op::run`] with an [`OpContext`]. An op checks the current state through the
-//! context's transport and changes it only where it differs (in check mode: not at
-//! all); it reports what it did in an [`OpOutcome`]. `ferry check` validates a task
+//! [`perform`] with an [`OpContext`]. An op queries the current state through the
+//! context's transport and plans what differs ([`Op::plan`]); [`perform`] applies the
+//! plan ([`Op::apply`]) unless the task is in check mode, so check mode changes nothing
+//! by construction ([`plan`]). It reports what it did in an [`OpOutcome`]. `ferry check` validates a task
 //! against the op's declaration and, where the arguments are literals, with the op's
 //! own parser ([`Op::check_args`]).
 
@@ -14,6 +15,64 @@
 /// the type `$ty` implementing [`Op`] with declaration `$spec`.
 macro_rules! host_op {
     ($ty:ident, $spec:expr) => {
+        $crate::ops::planned_op!(@op $ty, $spec, {
+            async fn run_unplanned(
+                &self,
+                ctx: &$crate::ops::OpContext<'_>,
+            ) -> Result<$crate::ops::OpOutcome, $crate::ops::OpError> {
+                let p = Params::parse(ctx.args)?;
+                run(&ctx.host_transport(), &p, ctx).await
+            }
+        });
+    };
+}
+pub(crate) use host_op;
+
+/// An op split into plan and apply, with a `Params::parse(&Vars)` and a
+/// `plan(&dyn Transport, &Params, &OpContext) -> Result<Plan, OpError>` in its module:
+/// the type `$ty` implementing [`Op`] with declaration `$spec`. Its apply is the
+/// module's `apply(&dyn Transport, &Params, &OpContext, OpOutcome, Work) ->
+/// Result<OpOutcome, OpError>` (`Work`: what its plan hands its apply), or with
+/// `commands` the [`plan::Commands`] its plan carries, run in order, or with `edit`
+/// the [`content::EditWork`] of a text-editing op.
+macro_rules! planned_op {
+    ($ty:ident, $spec:expr) => {
+        $crate::ops::planned_op!(@planned $ty, $spec, |ctx, plan| {
+            let p = Params::parse(ctx.args)?;
+            let (outcome, work) = plan.into_work::<Work>($spec.name)?;
+            apply(&ctx.host_transport(), &p, ctx, outcome, work).await
+        });
+    };
+    ($ty:ident, $spec:expr, commands) => {
+        $crate::ops::planned_op!(@planned $ty, $spec, |ctx, plan| {
+            let (outcome, work) = plan.into_work::<$crate::ops::Commands>($spec.name)?;
+            work.run(&ctx.host_transport()).await?;
+            Ok(outcome)
+        });
+    };
+    ($ty:ident, $spec:expr, edit) => {
+        $crate::ops::planned_op!(@planned $ty, $spec, |ctx, plan| {
+            let (outcome, work) = plan.into_work::<$crate::ops::EditWork>($spec.name)?;
+            work.apply(&ctx.host_transport(), outcome).await
+        });
+    };
+    (@planned $ty:ident, $spec:expr, |$ctx:ident, $plan:ident| $apply:block) => {
+        $crate::ops::planned_op!(@op $ty, $spec, {
+            async fn plan(
+                &self,
+                ctx: &$crate::ops::OpContext<'_>,
+            ) -> Result<$crate::ops::Plan, $crate::ops::OpError> {
+                let p = Params::parse(ctx.args)?;
+                plan(&ctx.host_transport(), &p, ctx).await
+            }
+            async fn apply(
+                &self,
+                $ctx: &$crate::ops::OpContext<'_>,
+                $plan: $crate::ops::Plan,
+            ) -> Result<$crate::ops::OpOutcome, $crate::ops::OpError> $apply
+        });
+    };
+    (@op $ty:ident, $spec:expr, { $($methods:tt)* }) => {
         #[doc = concat!("The op declared by `", stringify!($spec), "` in this module.")]
         pub struct $ty;
 
@@ -28,17 +87,11 @@ macro_rules! host_op {
             ) -> Result<(), $crate::ops::OpError> {
                 Params::parse(args).map(|_| ())
             }
-            async fn run(
-                &self,
-                ctx: &$crate::ops::OpContext<'_>,
-            ) -> Result<$crate::ops::OpOutcome, $crate::ops::OpError> {
-                let p = Params::parse(ctx.args)?;
-                run(&ctx.host_transport(), &p, ctx).await
-            }
+            $($methods)*
         }
     };
 }
-pub(crate) use host_op;
+pub(crate) use planned_op;
 
 pub mod add_host;
 pub mod apt;
@@ -50,6 +103,7 @@ pub mod attrs;
 pub mod authorized_key;
 pub mod blockinfile;
 pub mod build;
+pub mod check_state;
 pub mod command;
 pub mod content;
 pub mod copy;
@@ -72,6 +126,7 @@ pub mod outcome;
 pub mod pause;
 pub mod ping;
 pub mod pip;
+pub mod plan;
 pub mod raw;
 pub mod registry;
 pub mod replace;
@@ -97,8 +152,10 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 pub use args::{Args, parse_bool};
+pub use content::EditWork;
 pub use host::{BecomeTransport, find_src, sh, sh_ok, sh_quote, sha256_hex};
 pub use outcome::{Control, Diff, InventoryChange, OpError, OpOutcome};
+pub use plan::{Change, Commands, Plan, perform};
 pub use registry::{lookup, names};
 
 use crate::playbook::Vars;
@@ -209,12 +266,12 @@ impl OpContext<'_> {
     }
 
     /// A boolean argument with Ansible's truthy strings (yes/no/true/false/1/0).
-    pub fn arg_bool(&self, key: &str) -> Result<Option<bool>, String> {
+    pub fn arg_bool(&self, key: &str) -> Result<Option<bool>, OpError> {
         match self.args.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => truthy(v)
-                .map(Some)
-                .ok_or_else(|| format!("argument `{key}` must be a boolean, got {v}")),
+            Some(v) => truthy(v).map(Some).ok_or_else(|| {
+                OpError::Args(format!("argument `{key}` must be a boolean, got {v}"))
+            }),
         }
     }
 }
@@ -268,5 +325,31 @@ pub trait Op: Send + Sync {
     fn raw_args(&self) -> &'static [&'static str] {
         &[]
     }
-    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError>;
+    /// Query the host and plan (see [`plan`]): what would change, the diff, what the
+    /// task reports. An op not split yet does its whole work in [`Op::run_unplanned`].
+    async fn plan(&self, ctx: &OpContext<'_>) -> Result<Plan, OpError> {
+        Ok(Plan::done(self.run_unplanned(ctx).await?))
+    }
+    /// Make the plan's changes. Only a real run calls it ([`perform`]): never check mode.
+    async fn apply(&self, ctx: &OpContext<'_>, plan: Plan) -> Result<OpOutcome, OpError> {
+        let _ = (ctx, plan);
+        Err(OpError::failed(format!(
+            "{}: planned changes it cannot apply",
+            self.name()
+        )))
+    }
+    /// An op not yet split into plan and apply does its whole work here and keeps
+    /// check mode itself (`ctx.check`).
+    async fn run_unplanned(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+        let _ = ctx;
+        Err(OpError::failed(format!(
+            "{}: neither plans nor runs",
+            self.name()
+        )))
+    }
+    /// Run the op on one host: [`perform`] (plan, then apply unless in check mode).
+    /// No op overrides it.
+    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+        perform(self, ctx).await
+    }
 }

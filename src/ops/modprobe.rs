@@ -1,6 +1,7 @@
 //! `modprobe`: a kernel module loaded (with parameters) or unloaded.
 
-use super::{Args, OpContext, OpError, OpOutcome, sh, sh_quote};
+use super::plan::Commands;
+use super::{Args, Change, OpContext, OpError, OpOutcome, Plan, sh, sh_quote};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
 
@@ -15,7 +16,7 @@ pub const SPEC: Spec = Spec {
     rules: "",
 };
 
-crate::ops::host_op!(ModprobeOp, SPEC);
+crate::ops::planned_op!(ModprobeOp, SPEC, commands);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -50,7 +51,8 @@ impl Params {
     }
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+/// Whether the module is loaded as asked; if not, the command that loads or unloads it.
+pub async fn plan(t: &dyn Transport, p: &Params, _: &OpContext<'_>) -> Result<Plan, OpError> {
     // /sys/module lists loaded and built-in modules, with `_` for `-`.
     let sysname = p.name.replace('-', "_");
     let out = sh(
@@ -59,21 +61,21 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
     )
     .await?;
     let loaded = String::from_utf8_lossy(&out.stdout).trim() == "loaded";
-    let changed = loaded != p.state_present;
-    if changed && !ctx.check {
-        let cmd = if p.state_present {
-            let params: Vec<String> = p.params.split_whitespace().map(sh_quote).collect();
-            format!("modprobe {} {}", sh_quote(&p.name), params.join(" "))
-        } else {
-            format!("modprobe -r {}", sh_quote(&p.name))
-        };
-        let out = sh(t, cmd).await?;
-        if out.rc != 0 {
-            return Err(OpError::command(format!("modprobe {}", p.name), &out));
-        }
-    }
-    Ok(OpOutcome::new(changed)
+    let state = if p.state_present { "present" } else { "absent" };
+    let outcome = OpOutcome::new(loaded != p.state_present)
         .with("name", p.name.clone())
         .with("params", p.params.clone())
-        .with("state", if p.state_present { "present" } else { "absent" }))
+        .with("state", state);
+    if loaded == p.state_present {
+        return Ok(Plan::done(outcome));
+    }
+    let cmd = if p.state_present {
+        let params: Vec<String> = p.params.split_whitespace().map(sh_quote).collect();
+        format!("modprobe {} {}", sh_quote(&p.name), params.join(" "))
+    } else {
+        format!("modprobe -r {}", sh_quote(&p.name))
+    };
+    let change = Change::Host(format!("module {} {state}", p.name));
+    let work = Commands(vec![(cmd, format!("modprobe {}", p.name))]);
+    Ok(Plan::changes(outcome, vec![change], work))
 }

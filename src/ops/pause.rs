@@ -55,8 +55,8 @@ impl Op for Pause {
     fn bypass_host_loop(&self) -> bool {
         true
     }
-    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
-        let echo = ctx.arg_bool("echo").map_err(OpError::Args)?.unwrap_or(true);
+    async fn run_unplanned(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+        let echo = ctx.arg_bool("echo")?.unwrap_or(true);
         let prompt = ctx.arg_str("prompt");
         let (seconds, unit) = match (ctx.args.get("minutes"), ctx.args.get("seconds")) {
             (Some(_), Some(_)) => {

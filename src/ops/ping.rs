@@ -23,7 +23,7 @@ impl Op for Ping {
     fn spec(&self) -> &'static Spec {
         &SPEC
     }
-    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+    async fn run_unplanned(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
         let data = ctx.arg_str("data").unwrap_or_else(|| "pong".into());
         if data == "crash" {
             return Ok(OpOutcome::failed("boom"));

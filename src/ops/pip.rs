@@ -7,6 +7,7 @@
 //! internet: install from a local wheel directory with
 //! `extra_args: --no-index --find-links DIR`.
 
+use crate::ops::check_state::CheckOverlay;
 use std::collections::BTreeMap;
 
 use super::{Args, OpContext, OpError, OpOutcome, sh_quote};
@@ -227,7 +228,7 @@ async fn run_in(
 /// Which environment a task works on (check mode records per environment).
 fn env_key(p: &Params) -> String {
     match &p.virtualenv {
-        Some(v) => crate::transport::check_state::normalize(v),
+        Some(v) => crate::ops::check_state::normalize(v),
         None => pip_cmd(p),
     }
 }

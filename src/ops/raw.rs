@@ -23,7 +23,7 @@ impl Op for Raw {
     fn spec(&self) -> &'static Spec {
         &SPEC
     }
-    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+    async fn run_unplanned(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
         let line = ctx
             .arg_str("_raw_params")
             .filter(|s| !s.trim().is_empty())

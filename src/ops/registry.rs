@@ -175,7 +175,7 @@ mod declaration_tests {
     /// The parsers of the ops (`Params::parse` in `src/ops/<op>.rs`, reached through
     /// [`crate::ops::Op::check_args`]) read their arguments through the declaration;
     /// `ferry check` must accept what `ferry run` accepts and reject what it rejects.
-    type Parse = Box<dyn Fn(&crate::playbook::model::Vars) -> Result<(), String>>;
+    type Parse = Box<dyn Fn(&crate::playbook::model::Vars) -> Result<(), crate::ops::OpError>>;
 
     /// Every registered op whose parser reads its arguments (the others read a few
     /// keys by name and leave the rest to the declaration's check).
@@ -183,7 +183,7 @@ mod declaration_tests {
         crate::ops::registry::OPS
             .iter()
             .map(|op| {
-                let parse: Parse = Box::new(|a| op.check_args(a).map_err(|e| e.to_string()));
+                let parse: Parse = Box::new(|a| op.check_args(a));
                 (op.name(), parse)
             })
             .filter(|(name, parse)| {
@@ -265,7 +265,7 @@ mod declaration_tests {
                     args.shift_remove(p.name);
                     args.insert(name.to_string(), sample(p));
                     if let Err(e) = parse(&args)
-                        && e.contains("unsupported parameter")
+                        && e.to_string().contains("unsupported parameter")
                     {
                         wrong.push(format!("{op}: schema takes `{name}`, parser does not: {e}"));
                     }
@@ -274,7 +274,7 @@ mod declaration_tests {
                     let mut args = base.clone();
                     args.insert(p.name.to_string(), json!(c));
                     if let Err(e) = parse(&args)
-                        && e.contains("must be one of")
+                        && e.to_string().contains("must be one of")
                     {
                         wrong.push(format!(
                             "{op}: schema takes {}={c}, parser does not: {e}",
@@ -285,7 +285,9 @@ mod declaration_tests {
                 if !p.choices.is_empty() {
                     let mut args = base.clone();
                     args.insert(p.name.to_string(), json!("zz_bogus"));
-                    let e = parse(&args).expect_err("a value out of the choices is rejected");
+                    let e = parse(&args)
+                        .expect_err("a value out of the choices is rejected")
+                        .to_string();
                     let said = e
                         .split_once("must be one of ")
                         .and_then(|(_, r)| r.split_once(", got"))
@@ -304,7 +306,9 @@ mod declaration_tests {
             // Every name the parser asks for, the schema takes.
             let mut args = base.clone();
             args.insert("zz_probe".into(), json!("x"));
-            let e = parse(&args).expect_err("an unknown parameter is rejected");
+            let e = parse(&args)
+                .expect_err("an unknown parameter is rejected")
+                .to_string();
             let (_, known) = e
                 .split_once("ferry supports: ")
                 .unwrap_or_else(|| panic!("{op}: {e}"));

@@ -5,9 +5,9 @@ use regex::Regex;
 
 use super::attrs::FileAttrs;
 use super::content::Edit;
-use super::content::{WriteOpts, apply_edit, check_validate};
+use super::content::{WriteOpts, check_validate, plan_edit};
 use super::lineinfile::{compile, expand_python};
-use super::{Args, OpContext, OpError, OpOutcome};
+use super::{Args, OpContext, OpError, Plan};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
 
@@ -22,7 +22,7 @@ pub const SPEC: Spec = Spec {
     rules: "",
 };
 
-crate::ops::host_op!(ReplaceOp, SPEC);
+crate::ops::planned_op!(ReplaceOp, SPEC, edit);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -97,7 +97,7 @@ pub fn edit(p: &Params, content: &str) -> Edit {
     }
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+pub async fn plan(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<Plan, OpError> {
     let st = t.stat(&p.path).await?;
     if !st.exists {
         return Err(OpError::failed(format!("Path {} does not exist !", p.path)));
@@ -112,7 +112,7 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
         validate: p.validate.clone(),
         force: true,
     };
-    apply_edit(t, &p.path, &st, &before, &e, &p.attrs, &opts, ctx).await
+    plan_edit(t, &p.path, &st, &before, &e, &p.attrs, &opts, ctx, None).await
 }
 
 #[cfg(test)]

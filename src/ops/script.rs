@@ -48,7 +48,7 @@ impl Op for Script {
     fn spec(&self) -> &'static Spec {
         &SPEC
     }
-    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+    async fn run_unplanned(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
         let unknown: Vec<&str> = ctx
             .args
             .keys()

@@ -7,7 +7,8 @@
 //! 2. systemd, when `/run/systemd/system` exists: `systemctl`.
 //! 3. otherwise the init script `/etc/init.d/NAME` (enabled = `update-rc.d`).
 
-use super::{Args, OpContext, OpError, OpOutcome, sh, sh_quote};
+use super::plan::Commands;
+use super::{Args, Change, OpContext, OpError, OpOutcome, Plan, sh, sh_quote};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
 
@@ -22,7 +23,7 @@ pub const SPEC: Spec = Spec {
     rules: "one:state|enabled|daemon_reload start_command|enabled",
 };
 
-crate::ops::host_op!(ServiceOp, SPEC);
+crate::ops::planned_op!(ServiceOp, SPEC, commands);
 
 /// What `systemd` takes, declared once: `ferry check` validates tasks against it and
 /// the op reads its arguments through it (notation: [`crate::ops::schema`]).
@@ -33,7 +34,7 @@ pub const SYSTEMD_SPEC: Spec = Spec {
     rules: "one:state|enabled|daemon_reload start_command|enabled",
 };
 
-crate::ops::host_op!(SystemdOp, SYSTEMD_SPEC);
+crate::ops::planned_op!(SystemdOp, SYSTEMD_SPEC, commands);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -201,7 +202,7 @@ pub fn actions(p: &Params, running: bool, enabled: bool) -> Vec<&'static str> {
     v
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+pub async fn plan(t: &dyn Transport, p: &Params, _: &OpContext<'_>) -> Result<Plan, OpError> {
     let out = sh(t, probe(p)).await?;
     let text = String::from_utf8_lossy(&out.stdout);
     let f: Vec<&str> = text.split_whitespace().collect();
@@ -219,12 +220,11 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
     };
     let running = f.get(1) == Some(&"1");
     let enabled = f.get(2) == Some(&"1");
-    let mut todo = actions(p, running, enabled);
-    if p.daemon_reload && m == Manager::Systemd && !ctx.check {
-        let out = sh(t, "systemctl daemon-reload").await?;
-        if out.rc != 0 {
-            return Err(OpError::command("systemctl daemon-reload", &out));
-        }
+    let todo = actions(p, running, enabled);
+    let mut work = Commands::default();
+    if p.daemon_reload && m == Manager::Systemd {
+        let reload = "systemctl daemon-reload".to_string();
+        work.0.push((reload.clone(), reload));
     }
     let mut r = OpOutcome::new(!todo.is_empty());
     r.set("name", p.name.clone());
@@ -237,15 +237,20 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
     if let Some(e) = p.enabled {
         r.set("enabled", e);
     }
-    if ctx.check || todo.is_empty() {
-        return Ok(r);
+    let changes: Vec<Change> = todo
+        .iter()
+        .map(|a| Change::Host(format!("service {}: {a}", p.name)))
+        .collect();
+    if !todo.is_empty() {
+        let cmds: Vec<String> = todo.iter().map(|a| command(m, p, a)).collect();
+        work.0
+            .push((cmds.join(" && "), format!("service {}", p.name)));
     }
-    let cmds: Vec<String> = todo.drain(..).map(|a| command(m, p, a)).collect();
-    let out = sh(t, cmds.join(" && ")).await?;
-    if out.rc != 0 {
-        return Err(OpError::command(format!("service {}", p.name), &out));
-    }
-    Ok(r)
+    Ok(if work.0.is_empty() {
+        Plan::done(r)
+    } else {
+        Plan::changes(r, changes, work)
+    })
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ impl Op for SetFact {
     fn needs_connection(&self) -> bool {
         false
     }
-    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+    async fn run_unplanned(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
         let mut o = OpOutcome::ok();
         for (k, v) in ctx.args {
             if k == "cacheable" || k == "_raw_params" {

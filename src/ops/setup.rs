@@ -119,7 +119,7 @@ impl Op for Setup {
     fn check_args(&self, args: &Vars) -> Result<(), OpError> {
         Params::parse(args).map(|_| ())
     }
-    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+    async fn run_unplanned(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
         let p = Params::parse(ctx.args)?;
         let mut facts = gather(ctx.transport.as_ref()).await?;
         facts.retain(|k, _| p.keeps(k));

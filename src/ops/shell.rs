@@ -23,7 +23,7 @@ impl Op for Shell {
     fn spec(&self) -> &'static Spec {
         &SPEC
     }
-    async fn run(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+    async fn run_unplanned(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
         let line = command_line(ctx)?;
         let line = match ctx.arg_str("executable") {
             Some(exe) => format!("{} -c {}", shell_quote(&exe), shell_quote(&line)),

@@ -2,8 +2,9 @@
 //! with `sysctl -p FILE`; with `sysctl_set`, checked and set with `sysctl -w`).
 
 use super::attrs::FileAttrs;
-use super::content::{WriteOpts, read_for_diff, write_content};
-use super::{Args, Diff, OpContext, OpError, OpOutcome, sh, sh_quote};
+use super::content::{ContentPlan, WriteOpts, apply_content, plan_content, read_for_diff};
+use super::plan::Commands;
+use super::{Args, Change, Diff, OpContext, OpError, OpOutcome, Plan, sh, sh_quote};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
 
@@ -18,7 +19,7 @@ pub const SPEC: Spec = Spec {
     rules: "",
 };
 
-crate::ops::host_op!(SysctlOp, SPEC);
+crate::ops::planned_op!(SysctlOp, SPEC);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -118,7 +119,13 @@ fn same(a: &str, b: &str) -> bool {
     a.split_whitespace().eq(b.split_whitespace())
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+/// What the apply does: write the sysctl file, then set and reload the running values.
+pub struct Work {
+    file: Option<ContentPlan>,
+    commands: Commands,
+}
+
+pub async fn plan(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<Plan, OpError> {
     let st = t.stat(&p.sysctl_file).await?;
     let before = if st.exists {
         t.get_file(&p.sysctl_file).await?
@@ -148,6 +155,13 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
     let set_proc = p.sysctl_set && p.state_present && !proc_ok;
     changed |= set_proc;
     let mut r = OpOutcome::new(changed);
+    r.set("name", p.name.clone());
+    r.set("value", want.clone());
+    let mut work = Work {
+        file: None,
+        commands: Commands::default(),
+    };
+    let mut changes = Vec::new();
     if write_file {
         let content = fix_lines(&text, p);
         if ctx.diff {
@@ -161,8 +175,7 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
                 after: content.clone(),
             });
         }
-        // In check mode this writes nothing; it records the would-be file.
-        write_content(
+        let file = plan_content(
             t,
             &p.sysctl_file,
             &st,
@@ -176,36 +189,48 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
             },
         )
         .await?;
+        changes.extend(file.changes());
+        work.file = Some(file);
     }
-    if !ctx.check {
-        if set_proc {
-            let out = sh(
-                t,
-                format!("sysctl -w {}={}", sh_quote(&p.name), sh_quote(&want)),
-            )
-            .await?;
-            if out.rc != 0 && !p.ignoreerrors {
-                return Err(OpError::command(format!("setting {}", p.name), &out));
-            }
-        }
-        if changed && p.reload {
-            let e = if p.ignoreerrors { "-e " } else { "" };
-            let out = sh(
-                t,
-                format!("sysctl {e}-p {} >/dev/null", sh_quote(&p.sysctl_file)),
-            )
-            .await?;
-            if out.rc != 0 && !p.ignoreerrors {
-                return Err(OpError::command(
-                    format!("reloading {}", p.sysctl_file),
-                    &out,
-                ));
-            }
-        }
+    let ignore = if p.ignoreerrors { "; true" } else { "" };
+    if set_proc {
+        let cmd = format!(
+            "sysctl -w {}={}{ignore}",
+            sh_quote(&p.name),
+            sh_quote(&want)
+        );
+        work.commands.0.push((cmd, format!("setting {}", p.name)));
+        changes.push(Change::Host(format!("{} = {want}", p.name)));
     }
-    r.set("name", p.name.clone());
-    r.set("value", want);
-    Ok(r)
+    if changed && p.reload {
+        let e = if p.ignoreerrors { "-e " } else { "" };
+        let cmd = format!(
+            "sysctl {e}-p {} >/dev/null{ignore}",
+            sh_quote(&p.sysctl_file)
+        );
+        let what = format!("reloading {}", p.sysctl_file);
+        work.commands.0.push((cmd, what));
+        changes.push(Change::Host(format!("{} reloaded", p.sysctl_file)));
+    }
+    Ok(if changes.is_empty() {
+        Plan::done(r)
+    } else {
+        Plan::changes(r, changes, work)
+    })
+}
+
+pub async fn apply(
+    t: &dyn Transport,
+    _: &Params,
+    _: &OpContext<'_>,
+    outcome: OpOutcome,
+    work: Work,
+) -> Result<OpOutcome, OpError> {
+    if let Some(file) = work.file {
+        apply_content(t, file, &WriteOpts::new()).await?;
+    }
+    work.commands.run(t).await?;
+    Ok(outcome)
 }
 
 #[cfg(test)]

@@ -14,8 +14,9 @@
 
 use super::attrs::stat_result;
 use super::{Args, OpContext, OpError, OpOutcome, find_src, sh, sh_quote, sha256_hex};
+use crate::ops::check_state::CheckOverlay;
+use crate::ops::check_state::CheckTransport;
 use crate::playbook::model::Vars;
-use crate::transport::check_state::CheckTransport;
 use crate::transport::{FileSpec, Transport};
 
 use super::schema::Spec;

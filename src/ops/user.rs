@@ -2,6 +2,7 @@
 //! comment, password hash) or absent, with `useradd`/`usermod`/`userdel`.
 
 use super::{Args, OpContext, OpError, OpOutcome, sh, sh_quote};
+use crate::ops::check_state::CheckOverlay;
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
 

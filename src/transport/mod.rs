@@ -4,7 +4,6 @@
 //! command lines (with stdin), whole files (written atomically), and stats.
 //! Aim: one round trip per call, over one connection per host.
 
-pub mod check_state;
 pub mod local;
 
 use std::sync::Arc;
@@ -208,9 +207,10 @@ pub trait Transport: Send + Sync {
     fn endpoint(&self) -> String {
         self.host().to_string()
     }
-    /// In a `--check` run: the simulated host ops record what they would have
-    /// done into (see [`check_state`]); wrappers pass their inner one on.
-    fn check_overlay(&self) -> Option<&check_state::CheckTransport> {
+    /// A layer its users put in front of this transport and recognise again (check
+    /// mode's simulated host, which lives with the ops); a transport knows nothing of
+    /// what it is. Wrappers pass their inner one on.
+    fn simulation(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
         None
     }
 }

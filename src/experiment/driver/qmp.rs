@@ -1,4 +1,5 @@
-// Over 600 lines: one run's life cycle under QMP (launch, configure, migrate, watch, clean up) shares its guest state; the pure parts are in qmp_settings.rs.
+//! (Over 600 lines: one run's life cycle under QMP (launch, configure, migrate, watch, clean up) shares its guest state; the pure parts are in qmp_settings.rs.)
+//!
 //! The `qmp` driver: ferry starts QEMU itself on both hosts (TCG in the lab), the
 //! destination waiting with `-incoming defer`, and drives the migration over QMP
 //! (host-local Unix sockets reached through the transport, [`QmpSocket`]).

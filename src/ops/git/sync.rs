@@ -2,6 +2,7 @@
 //! cache on the controller, and the tree at the wanted commit travels to the
 //! host as one tar stream, unpacked beside `dest` and swapped in.
 
+use crate::ops::check_state::CheckOverlay;
 use std::path::PathBuf;
 
 use super::{Params, is_sha};

@@ -1,3 +1,5 @@
+//! (Over 600 lines: one simulated file system, its lookups and what ops record in it, read as one.)
+//!
 //! Check mode's simulated host: what earlier `--check` tasks would have done
 //! to a host, consulted by later tasks of the same run on that host.
 //!
@@ -24,7 +26,9 @@
 //!   a path below a would-be symlink is looked up at the link's target.
 //! - `put_file` records the file and never reaches the host.
 //! - `run` goes to the host unchanged: in check mode ops only run probes.
-//! - The ops say what they would have done through [`Transport::check_overlay`]
+//! - An op split into plan and apply says nothing itself: [`super::plan::perform`]
+//!   records its plan's changes here instead of applying them. The ops not split
+//!   yet say what they would have done through [`CheckOverlay::check_overlay`]
 //!   (`would_put`, `would_mkdir`, `would_remove`, `would_link`,
 //!   `would_hardlink`, `would_set_attrs`, `would_set_mtime` for unpacked
 //!   archive members, `would_pip` for the package set of a Python
@@ -54,7 +58,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use tokio::sync::OnceCell;
 
-use super::{CommandOutput, CommandSpec, FileSpec, FileStat, Transport, TransportError};
+use crate::transport::{CommandOutput, CommandSpec, FileSpec, FileStat, Transport, TransportError};
 
 /// What a recorded path would be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -769,8 +773,20 @@ impl Transport for CheckTransport {
     }
     /// The connection is the host's, shared with every other task: never closed here.
     async fn close(&self) {}
-    fn check_overlay(&self) -> Option<&CheckTransport> {
+    fn simulation(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
         Some(self)
+    }
+}
+
+/// The simulated host in front of a transport, if the engine put one there (a
+/// `--check` run): `t.check_overlay()` on any transport or wrapper of one.
+pub trait CheckOverlay {
+    fn check_overlay(&self) -> Option<&CheckTransport>;
+}
+
+impl<T: Transport + ?Sized> CheckOverlay for T {
+    fn check_overlay(&self) -> Option<&CheckTransport> {
+        self.simulation()?.downcast_ref()
     }
 }
 

@@ -1,0 +1,228 @@
+//! The op contract's shape: an op queries the host and plans ([`super::Op::plan`]: what it
+//! would change, the diff, the outcome it reports), then applies that plan
+//! ([`super::Op::apply`]). Check mode is the plan without the apply, decided here in
+//! [`perform`], not by the op: in check mode `apply` is never called, and the plan's
+//! [`Change`]s are recorded in the simulated host ([`super::check_state`]) so later
+//! check-mode tasks see what this one would have made.
+//!
+//! An op not split yet does its whole work in [`super::Op::run_unplanned`] and keeps
+//! check mode itself; docs/ops.md ("Check mode") lists them.
+
+use std::any::Any;
+
+use super::check_state::{CheckOverlay, CheckTransport};
+use super::{Op, OpContext, OpError, OpOutcome};
+use crate::transport::{Become, FileSpec, Transport, TransportError};
+
+/// One change an op would make, as the simulated host records it.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// A file with this content (`mode`/`owner`/`group`: None keeps what the path has,
+    /// or a new file's defaults).
+    File(FileSpec),
+    /// A directory with its missing parents (`mkdir -p`), each made one with these.
+    Dir {
+        path: String,
+        mode: Option<u32>,
+        owner: Option<String>,
+        group: Option<String>,
+    },
+    /// New attributes of an existing path.
+    Attrs {
+        path: String,
+        mode: Option<u32>,
+        owner: Option<String>,
+        group: Option<String>,
+    },
+    /// A path removed with everything below it.
+    Remove(String),
+    /// A change outside the simulated file system (a running kernel value, a
+    /// loaded module, a service's state): said, not recorded.
+    Host(String),
+}
+
+/// What an op found and would do.
+pub struct Plan {
+    /// What the op reports: `changed`, the registered result, the diff. In a real run
+    /// the apply's outcome takes its place.
+    pub outcome: OpOutcome,
+    /// What would change, in order.
+    pub changes: Vec<Change>,
+    /// What the op's apply needs (its own type; see [`Plan::changes`]); None: nothing
+    /// to apply.
+    work: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl Plan {
+    /// Nothing to apply: the host is as asked (or the op did its whole work already,
+    /// as an op not yet split into plan and apply does).
+    pub fn done(outcome: OpOutcome) -> Self {
+        Plan {
+            outcome,
+            changes: Vec::new(),
+            work: None,
+        }
+    }
+
+    /// These changes to make; `work` is what the op's apply needs to make them. (The
+    /// outcome says whether the task changes something: work may change nothing the
+    /// task reports, as `service`'s `daemon_reload`.)
+    pub fn changes(outcome: OpOutcome, changes: Vec<Change>, work: impl Any + Send + Sync) -> Self {
+        Plan {
+            outcome,
+            changes,
+            work: Some(Box::new(work)),
+        }
+    }
+
+    /// Whether there is anything to apply.
+    pub fn pending(&self) -> bool {
+        self.work.is_some()
+    }
+
+    /// The outcome and the op's work, taken back by its apply.
+    pub fn into_work<W: Any>(self, op: &str) -> Result<(OpOutcome, W), OpError> {
+        let work = self
+            .work
+            .and_then(|w| w.downcast::<W>().ok())
+            .ok_or_else(|| OpError::failed(format!("{op}: its plan carries no work to apply")))?;
+        Ok((self.outcome, *work))
+    }
+}
+
+/// The work of an op whose apply runs shell commands, in order: each line with what it
+/// does, for the error when it does not exit 0.
+#[derive(Debug, Clone, Default)]
+pub struct Commands(pub Vec<(String, String)>);
+
+impl Commands {
+    pub async fn run(self, t: &dyn Transport) -> Result<(), OpError> {
+        for (cmd, what) in self.0 {
+            super::sh_ok(t, cmd, &what).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Run one op on one host: plan, then, unless the task is in check mode, apply. In
+/// check mode the plan's changes go to the simulated host (when the engine put one in
+/// front of the transport: a `--check` run).
+pub async fn perform<O: Op + ?Sized>(op: &O, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+    let plan = op.plan(ctx).await?;
+    if !plan.pending() {
+        return Ok(plan.outcome);
+    }
+    if ctx.check {
+        if let Some(sim) = ctx.transport.check_overlay() {
+            record(sim, &plan.changes, ctx.become_.as_ref()).await?;
+        }
+        return Ok(plan.outcome);
+    }
+    op.apply(ctx, plan).await
+}
+
+/// Record `changes` in the simulated host, as the task's `become` user would make them.
+pub(crate) async fn record(
+    sim: &CheckTransport,
+    changes: &[Change],
+    become_: Option<&Become>,
+) -> Result<(), TransportError> {
+    for c in changes {
+        match c {
+            Change::File(spec) => {
+                let mut spec = spec.clone();
+                spec.become_ = spec.become_.or_else(|| become_.cloned());
+                sim.put_file(&spec).await?;
+            }
+            Change::Dir {
+                path,
+                mode,
+                owner,
+                group,
+            } => {
+                sim.would_mkdir(path, *mode, owner.as_deref(), group.as_deref())
+                    .await?
+            }
+            Change::Attrs {
+                path,
+                mode,
+                owner,
+                group,
+            } => sim.would_set_attrs(path, *mode, owner.as_deref(), group.as_deref()),
+            Change::Remove(path) => sim.would_remove(path),
+            Change::Host(_) => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::ops::Render;
+    use crate::ops::check_state::CheckState;
+    use crate::playbook::Vars;
+    use crate::transport::local::LocalTransport;
+
+    /// Nothing to render: the op under test takes literal arguments.
+    struct Literal;
+
+    impl Render for Literal {
+        fn render_value(&self, value: &Value, _: &Vars) -> Result<Value, String> {
+            Ok(value.clone())
+        }
+        fn eval_condition(&self, _: &str, _: &Vars) -> Result<bool, String> {
+            Err("no conditions here".into())
+        }
+        fn eval_expr(&self, _: &str, _: &Vars) -> Result<Value, String> {
+            Err("no expressions here".into())
+        }
+    }
+
+    async fn hostname_now(t: &dyn Transport) -> String {
+        let out = crate::ops::sh(t, "hostname").await.unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    #[tokio::test]
+    async fn check_mode_records_the_plan_and_never_applies_it() {
+        let local: Arc<dyn Transport> = Arc::new(LocalTransport::new("h"));
+        let sim = Arc::new(CheckTransport::new(local.clone(), CheckState::new()));
+        let (running, etc) = (
+            hostname_now(&*local).await,
+            std::fs::read("/etc/hostname").ok(),
+        );
+        let args: Vars = serde_json::from_value(json!({"name": "ferry-plan-check"})).unwrap();
+        let vars = Vars::new();
+        let ctx = OpContext {
+            host: "h",
+            transport: sim.clone(),
+            args: &args,
+            vars: &vars,
+            check: true,
+            diff: false,
+            base_dir: Path::new("."),
+            role_dir: None,
+            become_: None,
+            env: Vec::new(),
+            timeout: None,
+            render: &Literal,
+        };
+        let op = crate::ops::lookup("hostname").unwrap();
+        let o = perform(op, &ctx).await.unwrap();
+        assert!(o.changed, "a new name is a change: {o:?}");
+        // Later check-mode tasks read the file the plan would write ...
+        assert_eq!(
+            sim.get_file("/etc/hostname").await.unwrap(),
+            b"ferry-plan-check\n"
+        );
+        // ... and the machine is as it was: apply never ran.
+        assert_eq!(hostname_now(&*local).await, running);
+        assert_eq!(std::fs::read("/etc/hostname").ok(), etc);
+    }
+}
