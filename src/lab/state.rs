@@ -32,10 +32,17 @@ pub struct LabState {
     pub name: String,
     pub state_dir: PathBuf,
     pub range: Cidr,
+    /// Prefix of each of its three networks (see `address`): 24, or 22 for a large lab.
+    #[serde(default = "small_lab_net_prefix")]
+    pub net_prefix: u8,
     pub prefix: String,
     pub link_rate: Option<LinkRate>,
     pub mtu: u32,
     pub hosts: Vec<HostRecord>,
+}
+
+fn small_lab_net_prefix() -> u8 {
+    24
 }
 
 pub fn default_state_dir(name: &str) -> PathBuf {
@@ -48,7 +55,10 @@ pub fn lab_json(dir: &Path) -> PathBuf {
 
 impl LabState {
     pub fn plan(&self) -> AddressPlan {
-        AddressPlan { range: self.range }
+        AddressPlan {
+            range: self.range,
+            net_prefix: self.net_prefix,
+        }
     }
     pub fn names(&self) -> IfNames {
         IfNames {
