@@ -183,8 +183,15 @@ pub fn create_host_links(
     for l in [&m, &x, &g] {
         disable_ipv6(l);
     }
+    // The machine's neighbour entry for the host is fixed (its MAC is): a permanent
+    // entry is never looked up by ARP and does not count against the neighbour table's
+    // garbage-collection limits (gc_thresh2 = 512 by default: a lab of more hosts lost
+    // every one above 512 to "neighbor table overflow").
     let attach = format!(
-        "link set {m} master {mb} up\nlink set {x} master {xb} up\nlink set {g} master {gb} up\n",
+        "link set {m} master {mb} up\nlink set {x} master {xb} up\nlink set {g} master {gb} up\n\
+         neigh replace {ip} lladdr {mm} dev {mb} nud permanent\n",
+        ip = h.plan.mgmt_ip(h.index),
+        mm = h.names.mac(1, h.index),
         mb = h.names.mgmt_bridge(),
         xb = h.names.migration_bridge(),
         gb = h.names.guest_bridge(),
