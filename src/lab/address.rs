@@ -260,18 +260,38 @@ mod tests {
     #[test]
     fn splits_a_range_into_three_networks() {
         let range = parse_range("10.77.0.0/16").unwrap();
-        let plan = AddressPlan::for_hosts(range, 250).unwrap();
-        assert_eq!(plan.mgmt_net().to_string(), "10.77.0.0/24");
-        assert_eq!(plan.migration_net().to_string(), "10.77.1.0/24");
-        assert_eq!(plan.guest_net().to_string(), "10.77.2.0/24");
-        assert_eq!(plan.mgmt_ip(200).to_string(), "10.77.0.200");
-        assert_eq!(plan.machine_mgmt_ip().to_string(), "10.77.0.254");
+        // hosts -> management, migration, guest network, host 200's and the machine's address
+        let want = [
+            (
+                250,
+                [
+                    "10.77.0.0/24",
+                    "10.77.1.0/24",
+                    "10.77.2.0/24",
+                    "10.77.0.200",
+                    "10.77.0.254",
+                ],
+            ),
+            (
+                1000,
+                [
+                    "10.77.0.0/22",
+                    "10.77.4.0/22",
+                    "10.77.8.0/22",
+                    "10.77.0.200",
+                    "10.77.3.254",
+                ],
+            ),
+        ];
+        for (hosts, [m, x, g, ip, machine]) in want {
+            let p = AddressPlan::for_hosts(range, hosts).unwrap();
+            let got = [p.mgmt_net(), p.migration_net(), p.guest_net()].map(|n| n.to_string());
+            assert_eq!(got, [m, x, g], "{hosts} hosts");
+            assert_eq!(p.mgmt_ip(200).to_string(), ip);
+            assert_eq!(p.machine_mgmt_ip().to_string(), machine);
+        }
         let large = AddressPlan::for_hosts(range, 1000).unwrap();
-        assert_eq!(large.mgmt_net().to_string(), "10.77.0.0/22");
-        assert_eq!(large.migration_net().to_string(), "10.77.4.0/22");
-        assert_eq!(large.guest_net().to_string(), "10.77.8.0/22");
         assert_eq!(large.mgmt_ip(1000).to_string(), "10.77.3.232");
-        assert_eq!(large.machine_mgmt_ip().to_string(), "10.77.3.254");
         assert!(u32::from(large.mgmt_ip(MAX_HOSTS)) < u32::from(large.machine_mgmt_ip()));
         let small_range = parse_range("10.78.0.0/22").unwrap();
         assert!(AddressPlan::for_hosts(small_range, 250).is_ok());
