@@ -430,7 +430,7 @@ fn bad_input_is_refused_in_one_line_and_creates_nothing() {
         &["--hosts", "0"],
         &[],
         false,
-        "--hosts must be between 1 and 250",
+        "--hosts must be between 1 and 1000",
     );
     check(
         &["--link-rate", "10furlongs"],

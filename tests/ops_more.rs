@@ -37,7 +37,7 @@ async fn op(name: &str, args: Value, check: bool, base: &Path) -> Result<OpOutco
         become_: None,
         env: Vec::new(),
         timeout: None,
-        render: &TemplateRender,
+        render: &TemplateRender::default(),
     };
     let o = lookup(name)
         .unwrap_or_else(|| panic!("no op {name}"))
@@ -534,7 +534,7 @@ async fn script_runs_once_under_creates_and_is_skipped_in_check() {
         become_: None,
         env: Vec::new(),
         timeout: None,
-        render: &TemplateRender,
+        render: &TemplateRender::default(),
     };
     let o = lookup("script").unwrap().run(&ctx).await.unwrap();
     assert!(o.failed);

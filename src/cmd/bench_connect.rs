@@ -205,7 +205,7 @@ fn connect_on(args: &BenchConnectArgs, inventory: &[std::path::PathBuf]) -> CmdR
     let mut bare = Vec::new();
     let mut key: Option<Arc<PrivateKey>> = None;
     for n in &names {
-        let p = ConnectParams::from_host_vars(n, &hosts.base_vars(n), &ConnectDefaults::default())
+        let p = ConnectParams::from_host_vars(n, &hosts.host_vars(n), &ConnectDefaults::default())
             .map_err(|e| miette!("{e}"))?;
         if key.is_none() {
             let f = p
@@ -235,7 +235,7 @@ fn connect_on(args: &BenchConnectArgs, inventory: &[std::path::PathBuf]) -> CmdR
         print_row("bare", round, wall, cpu, &steps);
         let futs: Vec<_> = names
             .iter()
-            .map(|n| ferry_one(n.clone(), hosts.base_vars(n)))
+            .map(|n| ferry_one(n.clone(), hosts.host_vars(n)))
             .collect();
         let (wall, cpu, steps) = rt.block_on(all_at_once(futs)).map_err(|e| miette!("{e}"))?;
         print_row("ferry", round, wall, cpu, &steps);

@@ -171,7 +171,7 @@ fn provision_on(args: &BenchProvisionArgs, inventory: &[PathBuf]) -> CmdResult {
     let n_hosts = names.len();
     let with_vars: Vec<(String, crate::playbook::Vars)> = names
         .iter()
-        .map(|n| (n.clone(), hosts.base_vars(n)))
+        .map(|n| (n.clone(), hosts.host_vars(n)))
         .collect();
     let dir = tempfile::tempdir().into_diagnostic()?;
     let template = dir.path().join("small.j2");

@@ -105,7 +105,7 @@ impl Engine {
                                 .iter()
                                 .copied()
                                 .filter(|&h| {
-                                    let mut s = pr.states[h].lock().unwrap();
+                                    let mut s = pr.state(h);
                                     let take = s.failed && !s.unreachable;
                                     if take {
                                         s.failed = false;
@@ -120,7 +120,7 @@ impl Engine {
                         if !b.always.is_empty() && !pr.ended.load(Ordering::SeqCst) {
                             let mut was_failed = Vec::new();
                             for &h in &active {
-                                let mut s = pr.states[h].lock().unwrap();
+                                let mut s = pr.state(h);
                                 if s.failed && !s.unreachable {
                                     s.failed = false;
                                     was_failed.push(h);
@@ -128,7 +128,7 @@ impl Engine {
                             }
                             self.walk(pr, &b.always, active.clone(), &outer).await;
                             for h in was_failed {
-                                pr.states[h].lock().unwrap().failed = true;
+                                pr.state(h).failed = true;
                             }
                         }
                     }

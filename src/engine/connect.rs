@@ -174,7 +174,7 @@ impl Engine {
             .or_default()
             .clone();
         cell.get_or_init(|| async {
-            let vars = self.hosts.base_vars(host);
+            let vars = self.hosts.host_vars(host);
             self.connector.connect(host, &vars).await.map_err(Arc::new)
         })
         .await

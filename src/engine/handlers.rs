@@ -14,7 +14,7 @@ impl Engine {
         for _pass in 0..16 {
             let mut notified: Vec<(usize, Vec<String>)> = Vec::new();
             for &h in hosts {
-                let mut s = pr.states[h].lock().unwrap();
+                let mut s = pr.state(h);
                 if s.notified.is_empty() {
                     continue;
                 }
@@ -50,7 +50,7 @@ impl Engine {
                 let targets: Vec<usize> = notified
                     .iter()
                     .filter(|(h, n)| {
-                        let s = pr.states[*h].lock().unwrap();
+                        let s = pr.state(*h);
                         !s.unreachable
                             && (self.opts.force_handlers || !s.failed)
                             && n.iter().any(|x| {

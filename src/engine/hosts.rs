@@ -31,6 +31,18 @@ pub trait HostSource: Send + Sync {
     /// The host's inventory variables (group and host vars merged), with the
     /// inventory's magic variables (`groups`, `group_names`).
     fn base_vars(&self, host: &str) -> Vars;
+    /// [`base_vars`](Self::base_vars) without `groups`, which is the same for every
+    /// host: the engine shares one [`groups`](Self::groups) value between all of them
+    /// instead of a copy per host (a copy would make every task cost O(hosts)).
+    fn host_vars(&self, host: &str) -> Vars {
+        let mut v = self.base_vars(host);
+        v.shift_remove("groups");
+        v
+    }
+    /// `groups` (every group's hosts), when this source defines it.
+    fn groups(&self) -> Option<Value> {
+        None
+    }
     /// `hostvars`: every host's inventory variables (the engine adds what hosts
     /// gained during the run). Only built for tasks that mention `hostvars`.
     fn hostvars(&self) -> Value {
@@ -84,11 +96,18 @@ impl HostSource for InventoryHosts {
             .map_err(HostsError::from)
     }
     fn base_vars(&self, host: &str) -> Vars {
+        let mut v = self.host_vars(host);
+        v.insert("groups".into(), self.groups.read().unwrap().clone());
+        v
+    }
+    fn host_vars(&self, host: &str) -> Vars {
         let inv = self.inv.read().unwrap();
         let mut v = crate::vars::inventory_vars(&inv, host);
-        v.insert("groups".into(), self.groups.read().unwrap().clone());
         v.insert("group_names".into(), Value::from(inv.group_names(host)));
         v
+    }
+    fn groups(&self) -> Option<Value> {
+        Some(self.groups.read().unwrap().clone())
     }
     fn hostvars(&self) -> Value {
         let mut hv = self.hostvars.lock().unwrap();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::ops::check_state::CheckTransport;
-use crate::ops::{Op, OpContext, OpError, OpOutcome};
+use crate::ops::{Op, OpContext, OpError, OpOutcome, Render};
 use crate::playbook::{Task, TaskKeywords, Vars};
 use crate::transport::{Become, Transport};
 
@@ -30,12 +30,13 @@ impl Engine {
         vars: &Vars,
     ) -> TaskOutput {
         let host = &pr.names[h];
+        let render = self.task_render(pr, h);
         let no_log = kw.no_log.unwrap_or(false);
         let mut delegated_to = None;
         let mut check_t: Option<Arc<CheckTransport>> = None;
         let transport: Arc<dyn Transport> = if op.needs_connection() {
             let target = match &kw.delegate_to {
-                Some(d) => match self.render.render_value(&Value::String(d.clone()), vars) {
+                Some(d) => match render.render_value(&Value::String(d.clone()), vars) {
                     Ok(Value::String(s)) => {
                         delegated_to = Some(s.clone());
                         s
@@ -94,7 +95,7 @@ impl Engine {
         let mut rendered = if to_render.is_empty() {
             Map::new()
         } else {
-            match self.render.render_value(&Value::Object(to_render), vars) {
+            match render.render_value(&Value::Object(to_render), vars) {
                 Ok(Value::Object(m)) => m,
                 Ok(_) => Map::new(),
                 Err(e) => return TaskOutput::failed(format!("arguments: {e}")),
@@ -110,7 +111,7 @@ impl Engine {
             .collect();
         let mut env = Vec::new();
         for item in &kw.environment {
-            let rendered = match self.render.render_value(item, vars) {
+            let rendered = match render.render_value(item, vars) {
                 Ok(Value::Object(m)) => m,
                 Ok(other) => {
                     return TaskOutput::failed(format!(
@@ -155,7 +156,7 @@ impl Engine {
             become_,
             env,
             timeout,
-            render: self.render.as_ref(),
+            render: render.as_ref(),
         };
         let retries = if t.until.is_some() {
             t.retries.unwrap_or(3)
@@ -192,7 +193,7 @@ impl Engine {
                 Err(e) => OpOutcome::failed(e.to_string()),
             };
             let outcome = self.change_inventory(outcome);
-            let mut o = self.finish(t, outcome, vars);
+            let mut o = self.finish(render.as_ref(), t, outcome, vars);
             o.not_checked = o.skipped && ctx.check;
             // It read what a task check mode could not run would have made:
             // its own result is unknown too.
@@ -213,7 +214,7 @@ impl Engine {
                 uv.insert(r.clone(), Value::Object(o.result.clone()));
                 crate::template::mark_data(&mut uv, r);
             }
-            match self.render.eval_condition(until, &uv) {
+            match render.eval_condition(until, &uv) {
                 Ok(true) => return o,
                 Ok(false) if attempts > retries || self.interrupted() => {
                     o.failed = true;

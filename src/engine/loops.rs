@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use crate::ops::Op;
+use crate::ops::{Op, Render};
 use crate::playbook::{Task, TaskKeywords, Vars};
 
 use super::play_run::PlayRun;
@@ -24,7 +24,8 @@ impl Engine {
         vars: &Vars,
         l: &Value,
     ) -> TaskOutput {
-        let items = match self.render.render_value(l, vars) {
+        let render = self.task_render(pr, h);
+        let items = match render.render_value(l, vars) {
             Ok(Value::Array(a)) => a,
             Ok(Value::Null) => Vec::new(),
             Ok(other) => {
@@ -39,7 +40,7 @@ impl Engine {
         };
         let pause = match &t.loop_pause {
             None => None,
-            Some(p) => match self.render.render_value(p, vars) {
+            Some(p) => match render.render_value(p, vars) {
                 Ok(v) => match v
                     .as_f64()
                     .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
@@ -97,7 +98,7 @@ impl Engine {
                 }
                 iv.insert("ansible_loop".into(), Value::Object(l));
             }
-            let mut o = match self.conditions(&kw.when, &iv) {
+            let mut o = match self.conditions(render.as_ref(), &kw.when, &iv) {
                 Err(e) => TaskOutput::failed(format!("when: {e}")),
                 Ok(false) => TaskOutput::skipped("Conditional result was False"),
                 Ok(true) => self.run_item(pr, h, t, kw, op, &iv).await,
@@ -114,8 +115,7 @@ impl Engine {
                 o.result.insert("ansible_loop".into(), l.clone());
             }
             let label = match &t.loop_label {
-                Some(lbl) => self
-                    .render
+                Some(lbl) => render
                     .render_value(&Value::String(lbl.clone()), &iv)
                     .unwrap_or_else(|_| Value::String(lbl.clone())),
                 None => item.clone(),
@@ -142,7 +142,7 @@ impl Engine {
                     iv.insert(r.clone(), Value::Object(o.result.clone()));
                     crate::template::mark_data(&mut iv, r);
                 }
-                self.conditions(&t.loop_break_when, &iv)
+                self.conditions(render.as_ref(), &t.loop_break_when, &iv)
             };
             results.push(Value::Object(o.result));
             if unreachable {

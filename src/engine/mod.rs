@@ -42,7 +42,6 @@ use tokio::sync::Semaphore;
 pub use events::*;
 
 use crate::exit;
-use crate::ops::Render;
 use crate::ops::check_state::CheckState;
 use crate::playbook::{Playbook, Vars};
 
@@ -133,7 +132,6 @@ pub struct Engine {
     opts: RunOptions,
     hosts: Arc<dyn HostSource>,
     connector: Arc<dyn Connector>,
-    render: Arc<dyn Render>,
     sink: Arc<dyn EventSink>,
     interrupt: Arc<AtomicBool>,
     forks: Arc<Semaphore>,
@@ -170,7 +168,6 @@ impl Engine {
             opts,
             hosts,
             connector,
-            render: Arc::new(render::TemplateRender),
             sink,
             interrupt: Arc::new(AtomicBool::new(false)),
             forks,

@@ -1,10 +1,16 @@
 //! The state of one `serial` batch of one play while it runs: its hosts, their base
-//! variables and whether each is still running (failed, unreachable, ended).
+//! variables, whether each is still running (failed, unreachable, ended), and the
+//! renderer holding the magic variables every host of the batch shares.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::Value;
 
 use crate::playbook::{Play, Vars};
+
+use super::render::TemplateRender;
 
 #[derive(Debug, Default)]
 pub(super) struct HostState {
@@ -14,23 +20,198 @@ pub(super) struct HostState {
     pub(super) notified: Vec<String>,
 }
 
+impl HostState {
+    fn running(&self) -> bool {
+        !(self.failed || self.unreachable || self.ended)
+    }
+}
+
 /// One batch of one play.
 pub(super) struct PlayRun<'p> {
     pub(super) play: &'p Play,
     pub(super) names: Vec<String>,
-    /// Each host's inventory variables, with the inventory epoch they were read at
-    /// (re-read after add_host/group_by changed the inventory).
+    /// Each host's inventory variables without `groups` (`HostSource::host_vars`),
+    /// with the inventory epoch they were read at (re-read after add_host/group_by
+    /// changed the inventory).
     pub(super) base: Vec<Mutex<(u64, Vars)>>,
-    pub(super) states: Vec<Mutex<HostState>>,
+    states: Vec<Mutex<HostState>>,
     pub(super) ended: AtomicBool,
+    /// Bumped whenever a host starts or stops running (the play hosts change).
+    running_gen: AtomicU64,
+    /// The renderer with this batch's shared magic variables, and the (inventory
+    /// epoch, `running_gen`, ended) it was built for.
+    shared: Mutex<Option<(SharedKey, Arc<TemplateRender>)>>,
 }
 
-impl PlayRun<'_> {
+/// What the shared magic variables were built from: inventory epoch, running
+/// generation, whether the play ended.
+type SharedKey = (u64, u64, bool);
+
+/// One host's state, locked; tells the batch when the host started or stopped running.
+pub(super) struct HostStateGuard<'a> {
+    state: MutexGuard<'a, HostState>,
+    was_running: bool,
+    running_gen: &'a AtomicU64,
+}
+
+impl Deref for HostStateGuard<'_> {
+    type Target = HostState;
+    fn deref(&self) -> &HostState {
+        &self.state
+    }
+}
+
+impl DerefMut for HostStateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut HostState {
+        &mut self.state
+    }
+}
+
+impl Drop for HostStateGuard<'_> {
+    fn drop(&mut self) {
+        if self.state.running() != self.was_running {
+            self.running_gen.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl<'p> PlayRun<'p> {
+    pub(super) fn new(play: &'p Play, names: Vec<String>, base: Vec<Mutex<(u64, Vars)>>) -> Self {
+        PlayRun {
+            play,
+            states: names
+                .iter()
+                .map(|_| Mutex::new(HostState::default()))
+                .collect(),
+            names,
+            base,
+            ended: AtomicBool::new(false),
+            running_gen: AtomicU64::new(0),
+            shared: Mutex::new(None),
+        }
+    }
+
+    pub(super) fn state(&self, h: usize) -> HostStateGuard<'_> {
+        let state = self.states[h].lock().unwrap();
+        HostStateGuard {
+            was_running: state.running(),
+            state,
+            running_gen: &self.running_gen,
+        }
+    }
+
     pub(super) fn active(&self, h: usize) -> bool {
         if self.ended.load(Ordering::SeqCst) {
             return false;
         }
-        let s = self.states[h].lock().unwrap();
-        !(s.failed || s.unreachable || s.ended)
+        self.states[h].lock().unwrap().running()
+    }
+
+    /// The renderer for host `h`'s tasks: its contexts see `groups` (from `groups`,
+    /// called only when the inventory changed) and the play hosts (`play_hosts`,
+    /// `ansible_play_hosts`, `ansible_play_batch`: the hosts still running, and `h`),
+    /// built once per change and shared by every running host, so a task's variables
+    /// cost the same whatever the number of hosts.
+    pub(super) fn render(
+        &self,
+        h: usize,
+        epoch: u64,
+        groups: impl FnOnce() -> Option<Value>,
+    ) -> Arc<TemplateRender> {
+        let ended = self.ended.load(Ordering::SeqCst);
+        let key = (epoch, self.running_gen.load(Ordering::SeqCst), ended);
+        let mut shared = self.shared.lock().unwrap();
+        let own = !self.active(h);
+        if let Some((k, r)) = shared.as_ref()
+            && *k == key
+            && !own
+        {
+            return r.clone();
+        }
+        let play_hosts: Vec<&str> = (0..self.names.len())
+            .filter(|&i| i == h || self.active(i))
+            .map(|i| self.names[i].as_str())
+            .collect();
+        let hosts = minijinja::Value::from(minijinja::value::Serde(&play_hosts));
+        let mut magic = std::collections::BTreeMap::new();
+        if let Some(g) = groups() {
+            magic.insert(
+                "groups",
+                minijinja::Value::from(minijinja::value::Serde(&g)),
+            );
+        }
+        for name in ["ansible_play_hosts", "ansible_play_batch", "play_hosts"] {
+            magic.insert(name, hosts.clone());
+        }
+        let r = Arc::new(TemplateRender::with_shared(minijinja::Value::from(magic)));
+        // A host that no longer runs (an `always:` after a failure) sees itself among
+        // the play hosts: its own view, not kept.
+        if !own {
+            *shared = Some((key, r.clone()));
+        }
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::Render;
+    use serde_json::json;
+
+    fn batch(play: &Play) -> PlayRun<'_> {
+        let names: Vec<String> = ["a", "b", "c"].map(String::from).into();
+        let base = names.iter().map(|_| Mutex::new((0, Vars::new()))).collect();
+        PlayRun::new(play, names, base)
+    }
+
+    fn render(pr: &PlayRun<'_>, h: usize, epoch: u64, expr: &str, vars: &Vars) -> Value {
+        let groups = || Some(json!({"all": ["a", "b", "c"], "web": [format!("e{epoch}")]}));
+        pr.render(h, epoch, groups)
+            .render_value(&json!(format!("{{{{ {expr} }}}}")), vars)
+            .unwrap()
+    }
+
+    #[test]
+    fn play_hosts_follow_failures_and_groups_the_inventory_epoch() {
+        let play = Play::default();
+        let pr = batch(&play);
+        let none = Vars::new();
+        assert_eq!(
+            render(&pr, 0, 0, "play_hosts", &none),
+            json!(["a", "b", "c"])
+        );
+        pr.state(1).failed = true;
+        for name in ["play_hosts", "ansible_play_hosts", "ansible_play_batch"] {
+            assert_eq!(render(&pr, 0, 0, name, &none), json!(["a", "c"]), "{name}");
+        }
+        // A host that stopped running still sees itself (its `always:` tasks).
+        assert_eq!(
+            render(&pr, 1, 0, "play_hosts", &none),
+            json!(["a", "b", "c"])
+        );
+        pr.state(1).failed = false;
+        assert_eq!(
+            render(&pr, 2, 0, "play_hosts", &none),
+            json!(["a", "b", "c"])
+        );
+        assert_eq!(render(&pr, 0, 0, "groups.web", &none), json!(["e0"]));
+        assert_eq!(render(&pr, 0, 1, "groups.web", &none), json!(["e1"]));
+        pr.ended.store(true, Ordering::SeqCst);
+        assert_eq!(render(&pr, 2, 1, "play_hosts", &none), json!(["c"]));
+    }
+
+    #[test]
+    fn shared_magic_wins_over_a_variable_of_the_same_name() {
+        let play = Play::default();
+        let pr = batch(&play);
+        let mut vars = Vars::new();
+        vars.insert("play_hosts".into(), json!("mine"));
+        vars.insert("x".into(), json!("{{ groups['all'] | length }}"));
+        assert_eq!(
+            render(&pr, 0, 0, "play_hosts", &vars),
+            json!(["a", "b", "c"])
+        );
+        assert_eq!(render(&pr, 0, 0, "x", &vars), json!(3));
     }
 }

@@ -7,15 +7,33 @@ use crate::ops::Render;
 use crate::playbook::Vars;
 use crate::template;
 
-/// Renders with `crate::template` (strict undefined, Ansible's filters and tests).
-pub struct TemplateRender;
+/// Renders with `crate::template` (strict undefined, Ansible's filters and tests), over
+/// the task's variables and the play's shared magic variables
+/// (`template::context_with`).
+#[derive(Debug, Default)]
+pub struct TemplateRender {
+    shared: Option<minijinja::Value>,
+}
+
+impl TemplateRender {
+    /// A renderer whose contexts also see `shared` (a map; see `template::context_with`).
+    pub fn with_shared(shared: minijinja::Value) -> Self {
+        Self {
+            shared: Some(shared),
+        }
+    }
+
+    fn ctx(&self, vars: &Vars) -> minijinja::Value {
+        template::context_with(vars, self.shared.as_ref())
+    }
+}
 
 impl Render for TemplateRender {
     fn render_value(&self, value: &Value, vars: &Vars) -> Result<Value, String> {
-        template::render_json(value, &template::context(vars)).map_err(|e| e.to_string())
+        template::render_json(value, &self.ctx(vars)).map_err(|e| e.to_string())
     }
     fn eval_condition(&self, expr: &str, vars: &Vars) -> Result<bool, String> {
-        template::eval_condition(expr, &template::context(vars)).map_err(|e| e.to_string())
+        template::eval_condition(expr, &self.ctx(vars)).map_err(|e| e.to_string())
     }
     fn eval_expr(&self, expr: &str, vars: &Vars) -> Result<Value, String> {
         let expr = expr.trim();
@@ -23,12 +41,12 @@ impl Render for TemplateRender {
             .strip_prefix("{{")
             .and_then(|e| e.strip_suffix("}}"))
             .unwrap_or(expr);
-        template::render_value(&format!("{{{{ {expr} }}}}"), &template::context(vars))
+        template::render_value(&format!("{{{{ {expr} }}}}"), &self.ctx(vars))
             .map_err(|e| e.to_string())
     }
     fn render_template(&self, source: &str, name: &str, vars: &Vars) -> Result<String, String> {
         let path = std::path::Path::new(name);
-        let ctx = template::context(vars);
+        let ctx = self.ctx(vars);
         if path.is_file() {
             template::render_file(path, &ctx).map_err(|e| e.to_string())
         } else {
@@ -49,7 +67,7 @@ mod tests {
     #[test]
     fn keeps_native_types_and_renders_nested_variables() {
         let v = vars(json!({"n": 2, "l": [1, 2], "name": "x"}));
-        let r = TemplateRender;
+        let r = TemplateRender::default();
         assert_eq!(
             r.render_value(&json!("{{ n + 40 }}"), &v).unwrap(),
             json!(42)
@@ -75,7 +93,7 @@ mod tests {
             "deeper": ["{{ out }}/x", {"n": "{{ 40 + 2 }}"}],
             "me": "{{ me }}",
         }));
-        let r = TemplateRender;
+        let r = TemplateRender::default();
         assert_eq!(
             r.render_value(&json!("mkdir {{ out }}"), &v).unwrap(),
             json!("mkdir /w/h1")
@@ -92,7 +110,7 @@ mod tests {
     #[test]
     fn conditions_and_result_tests() {
         let v = vars(json!({"r": {"changed": true, "failed": false, "rc": 0}, "s": "no"}));
-        let r = TemplateRender;
+        let r = TemplateRender::default();
         assert!(r.eval_condition("r is changed", &v).unwrap());
         assert!(r.eval_condition("r is not failed", &v).unwrap());
         assert!(
@@ -110,7 +128,7 @@ mod tests {
         let v = vars(
             json!({"out": "{{ a }}/x", "a": "{{ b }}", "b": "z", "l": ["{{ b }}"], "me": "{{ me }}"}),
         );
-        let r = TemplateRender;
+        let r = TemplateRender::default();
         assert_eq!(
             r.render_value(&json!("{{ out }}"), &v).unwrap(),
             json!("z/x")

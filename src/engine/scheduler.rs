@@ -3,7 +3,7 @@
 //! handlers flushed between sections, failed hosts left out of later plays.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use futures::future::join_all;
 use serde_json::Value;
@@ -13,7 +13,7 @@ use crate::playbook::{Play, Task, TaskKeywords};
 
 use super::blocks::Inherit;
 use super::hosts::HostsError;
-use super::play_run::{HostState, PlayRun};
+use super::play_run::PlayRun;
 use super::{Engine, EventKind, Strategy};
 
 impl Engine {
@@ -49,22 +49,12 @@ impl Engine {
             if self.interrupted() {
                 break;
             }
-            let pr = PlayRun {
-                play,
-                base: {
-                    let epoch = self.inv_epoch.load(Ordering::SeqCst);
-                    batch
-                        .iter()
-                        .map(|h| Mutex::new((epoch, self.hosts.base_vars(h))))
-                        .collect()
-                },
-                states: batch
-                    .iter()
-                    .map(|_| Mutex::new(HostState::default()))
-                    .collect(),
-                names: batch,
-                ended: AtomicBool::new(false),
-            };
+            let epoch = self.inv_epoch.load(Ordering::SeqCst);
+            let base = batch
+                .iter()
+                .map(|h| Mutex::new((epoch, self.hosts.host_vars(h))))
+                .collect();
+            let pr = PlayRun::new(play, batch, base);
             let all: Vec<usize> = (0..pr.names.len()).collect();
             let root = Inherit::root(play);
             if play.gather_facts.unwrap_or(true) {
@@ -105,7 +95,7 @@ impl Engine {
             }
             let mut all_failed = true;
             for (h, name) in pr.names.iter().enumerate() {
-                let s = pr.states[h].lock().unwrap();
+                let s = pr.state(h);
                 if s.failed {
                     self.failed_hosts.lock().unwrap().insert(name.clone());
                 }

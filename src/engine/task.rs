@@ -8,7 +8,7 @@ use std::time::Instant;
 use futures::future::join_all;
 use serde_json::{Map, Value};
 
-use crate::ops::{self, Control, Diff, OpOutcome};
+use crate::ops::{self, Control, Diff, OpOutcome, Render};
 use crate::playbook::{Task, TaskKeywords, Vars};
 
 use super::play_run::PlayRun;
@@ -124,7 +124,7 @@ impl Engine {
             let facts = (out.facts.clone(), out.included.clone());
             if silent && !out.failed {
                 if out.control == Some(Control::EndHost) {
-                    pr.states[h].lock().unwrap().ended = true;
+                    pr.state(h).ended = true;
                 }
             } else {
                 self.apply(pr, t, kw, rescuable, h, out);
@@ -162,11 +162,9 @@ impl Engine {
         }
         if let Some(pct) = pr.play.max_fail_percentage {
             let total = pr.names.len() as f64;
-            let failed = pr
-                .states
-                .iter()
-                .filter(|s| {
-                    let s = s.lock().unwrap();
+            let failed = (0..pr.names.len())
+                .filter(|&h| {
+                    let s = pr.state(h);
                     s.failed || s.unreachable
                 })
                 .count() as f64;
@@ -208,7 +206,7 @@ impl Engine {
         {
             let mut stats = self.stats.lock().unwrap();
             let st = stats.entry(host.clone()).or_default();
-            let mut s = pr.states[h].lock().unwrap();
+            let mut s = pr.state(h);
             if out.unreachable {
                 st.unreachable += 1;
                 s.unreachable = true;
@@ -323,9 +321,14 @@ impl Engine {
         }
     }
 
-    pub(super) fn conditions(&self, conds: &[String], vars: &Vars) -> Result<bool, String> {
+    pub(super) fn conditions(
+        &self,
+        render: &dyn Render,
+        conds: &[String],
+        vars: &Vars,
+    ) -> Result<bool, String> {
         for c in conds {
-            if !self.render.eval_condition(c, vars)? {
+            if !render.eval_condition(c, vars)? {
                 return Ok(false);
             }
         }
@@ -353,7 +356,7 @@ impl Engine {
             return out;
         }
         let mut out = match &t.loop_ {
-            None => match self.conditions(&kw.when, &vars) {
+            None => match self.conditions(self.task_render(pr, h).as_ref(), &kw.when, &vars) {
                 Err(e) => TaskOutput::failed(format!("when: {e}")),
                 Ok(false) => TaskOutput::skipped("Conditional result was False"),
                 Ok(true) => self.run_item(pr, h, t, kw, op, &vars).await,
@@ -384,7 +387,13 @@ impl Engine {
     }
 
     /// Turn an op's outcome into the task result: Ansible's keys, changed_when, failed_when.
-    pub(super) fn finish(&self, t: &Task, o: OpOutcome, vars: &Vars) -> TaskOutput {
+    pub(super) fn finish(
+        &self,
+        render: &dyn Render,
+        t: &Task,
+        o: OpOutcome,
+        vars: &Vars,
+    ) -> TaskOutput {
         let mut result = o.result;
         result.insert("changed".into(), o.changed.into());
         result.insert("failed".into(), o.failed.into());
@@ -415,7 +424,7 @@ impl Engine {
             crate::template::mark_data(&mut cv, r);
         }
         if !t.changed_when.is_empty() {
-            match self.conditions(&t.changed_when, &cv) {
+            match self.conditions(render, &t.changed_when, &cv) {
                 Ok(c) => {
                     out.changed = c;
                     out.result.insert("changed".into(), c.into());
@@ -428,7 +437,7 @@ impl Engine {
             }
         }
         if !t.failed_when.is_empty() {
-            match self.conditions(&t.failed_when, &cv) {
+            match self.conditions(render, &t.failed_when, &cv) {
                 Ok(f) => {
                     out.failed = f;
                     out.result.insert("failed".into(), f.into());

@@ -10,13 +10,25 @@ use crate::vars::{Layer, Scope, VarLayers};
 
 use super::Engine;
 use super::play_run::PlayRun;
+use super::render::TemplateRender;
 use super::var_use::task_mentions;
 
 impl Engine {
+    /// The renderer for host `h`'s tasks: it adds the magic variables every host of the
+    /// batch shares (`groups`, the play hosts; see [`PlayRun::render`]) to the view
+    /// [`task_vars`](Self::task_vars) builds.
+    pub(super) fn task_render(&self, pr: &PlayRun<'_>, h: usize) -> Arc<TemplateRender> {
+        pr.render(h, self.inv_epoch.load(Ordering::SeqCst), || {
+            self.hosts.groups()
+        })
+    }
+
     /// The task's variable view: its layers stacked by `crate::vars`' precedence (low to
     /// high: role defaults, inventory, play vars, vars_files, role vars, block and task
     /// vars, include_vars, set_fact/registered, role params, extra vars), then magic
-    /// variables, which nobody overrides.
+    /// variables, which nobody overrides. The magic variables that are the same on every
+    /// host (`groups`, the play hosts) are not in it: [`task_render`](Self::task_render)
+    /// shares them, so the view's size does not grow with the number of hosts.
     pub(super) fn task_vars(
         &self,
         pr: &PlayRun<'_>,
@@ -45,7 +57,7 @@ impl Engine {
             let mut base = pr.base[h].lock().unwrap();
             let epoch = self.inv_epoch.load(Ordering::SeqCst);
             if base.0 != epoch {
-                *base = (epoch, self.hosts.base_vars(host));
+                *base = (epoch, self.hosts.host_vars(host));
             }
             layer(Layer::InventoryHost, "inventory", base.1.clone());
         }
@@ -96,19 +108,6 @@ impl Engine {
         v.insert("ansible_check_mode".into(), self.check_mode(kw).into());
         v.insert("ansible_diff_mode".into(), self.opts.diff.into());
         v.insert("ansible_verbosity".into(), self.opts.verbosity.into());
-        let play_hosts: Vec<Value> = (0..pr.names.len())
-            .filter(|&i| pr.active(i) || i == h)
-            .map(|i| pr.names[i].clone().into())
-            .collect();
-        v.insert(
-            "ansible_play_hosts".into(),
-            Value::Array(play_hosts.clone()),
-        );
-        v.insert(
-            "ansible_play_batch".into(),
-            Value::Array(play_hosts.clone()),
-        );
-        v.insert("play_hosts".into(), Value::Array(play_hosts));
         v.insert("playbook_dir".into(), absolute_dir(&play.base_dir).into());
         if task_mentions(t, kw, "hostvars") {
             let mut hv = self.hosts.hostvars();

@@ -1,16 +1,19 @@
 //! The lab's address range: parsing, its split into networks, and checks against
 //! the routes and addresses already on this machine.
 //!
-//! A range (a /22 or larger, private) is split into /24s: the first for
-//! management, the second for migration, the third for guests. Host `i`
-//! (1-based) gets `.i` in each; the machine itself gets `.254` on the
-//! management network only (so ferry can reach sshd), nothing on the others.
+//! A range (a /22 or larger, private) is split into three networks: the first for
+//! management, the second for migration, the third for guests. A lab of up to
+//! [`SMALL_LAB_HOSTS`] hosts uses /24s (`.1`-`.250`; the machine itself gets `.254` on
+//! the management network only, so ferry can reach sshd); a larger one (up to
+//! [`MAX_HOSTS`]) uses /22s and needs a /20 or larger range, the machine taking the
+//! last address of the management /22 (`x.y.3.254`). Host `i` (1-based) gets the
+//! network's `i`-th address in each.
 
 use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{LabError, MAX_HOSTS};
+use super::{LabError, MAX_HOSTS, SMALL_LAB_HOSTS};
 
 /// An IPv4 network in CIDR notation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,9 +67,9 @@ impl Cidr {
         self.first() <= other.first() && other.last() <= self.last()
     }
 
-    /// The `n`-th /24 inside this network.
-    pub fn subnet24(&self, n: u32) -> Cidr {
-        Cidr::new(Ipv4Addr::from(self.first() + (n << 8)), 24)
+    /// The `n`-th /`prefix` inside this network.
+    pub fn subnet(&self, n: u32, prefix: u8) -> Cidr {
+        Cidr::new(Ipv4Addr::from(self.first() + (n << (32 - prefix))), prefix)
     }
 
     /// Address `.host` inside this network.
@@ -106,24 +109,50 @@ pub fn parse_range(text: &str) -> Result<Cidr, LabError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddressPlan {
     pub range: Cidr,
+    /// The prefix of each of the three networks: 24, or 22 for a large lab.
+    pub net_prefix: u8,
 }
 
 impl AddressPlan {
+    /// The plan of a new lab of `hosts` hosts in `range`: /24 networks when they hold
+    /// them, else /22s (the range must then be a /20 or larger).
+    pub fn for_hosts(range: Cidr, hosts: u32) -> Result<AddressPlan, LabError> {
+        let net_prefix = if hosts <= SMALL_LAB_HOSTS { 24 } else { 22 };
+        if range.prefix > net_prefix - 2 {
+            return Err(LabError::BadRange(
+                range.to_string(),
+                format!(
+                    "{hosts} hosts need three /{net_prefix} networks: a /{} or larger",
+                    net_prefix - 2
+                ),
+            ));
+        }
+        Ok(AddressPlan { range, net_prefix })
+    }
+    /// Most hosts this plan has addresses for.
+    pub fn capacity(&self) -> u32 {
+        if self.net_prefix == 24 {
+            SMALL_LAB_HOSTS
+        } else {
+            MAX_HOSTS
+        }
+    }
     pub fn mgmt_net(&self) -> Cidr {
-        self.range.subnet24(0)
+        self.range.subnet(0, self.net_prefix)
     }
     pub fn migration_net(&self) -> Cidr {
-        self.range.subnet24(1)
+        self.range.subnet(1, self.net_prefix)
     }
     pub fn guest_net(&self) -> Cidr {
-        self.range.subnet24(2)
+        self.range.subnet(2, self.net_prefix)
     }
-    /// The machine's own address on the management bridge.
+    /// The machine's own address on the management bridge: `.254` of the last /24.
     pub fn machine_mgmt_ip(&self) -> Ipv4Addr {
-        self.mgmt_net().host(254)
+        let net = self.mgmt_net();
+        Ipv4Addr::from(net.last() - 1)
     }
     pub fn mgmt_ip(&self, index: u32) -> Ipv4Addr {
-        debug_assert!((1..=MAX_HOSTS).contains(&index));
+        debug_assert!((1..=self.capacity()).contains(&index));
         self.mgmt_net().host(index)
     }
     pub fn migration_ip(&self, index: u32) -> Ipv4Addr {
@@ -230,14 +259,43 @@ mod tests {
 
     #[test]
     fn splits_a_range_into_three_networks() {
-        let plan = AddressPlan {
-            range: parse_range("10.77.0.0/16").unwrap(),
-        };
-        assert_eq!(plan.mgmt_net().to_string(), "10.77.0.0/24");
-        assert_eq!(plan.migration_net().to_string(), "10.77.1.0/24");
-        assert_eq!(plan.guest_net().to_string(), "10.77.2.0/24");
-        assert_eq!(plan.mgmt_ip(200).to_string(), "10.77.0.200");
-        assert_eq!(plan.machine_mgmt_ip().to_string(), "10.77.0.254");
+        let range = parse_range("10.77.0.0/16").unwrap();
+        // hosts -> management, migration, guest network, host 200's and the machine's address
+        let want = [
+            (
+                250,
+                [
+                    "10.77.0.0/24",
+                    "10.77.1.0/24",
+                    "10.77.2.0/24",
+                    "10.77.0.200",
+                    "10.77.0.254",
+                ],
+            ),
+            (
+                1000,
+                [
+                    "10.77.0.0/22",
+                    "10.77.4.0/22",
+                    "10.77.8.0/22",
+                    "10.77.0.200",
+                    "10.77.3.254",
+                ],
+            ),
+        ];
+        for (hosts, [m, x, g, ip, machine]) in want {
+            let p = AddressPlan::for_hosts(range, hosts).unwrap();
+            let got = [p.mgmt_net(), p.migration_net(), p.guest_net()].map(|n| n.to_string());
+            assert_eq!(got, [m, x, g], "{hosts} hosts");
+            assert_eq!(p.mgmt_ip(200).to_string(), ip);
+            assert_eq!(p.machine_mgmt_ip().to_string(), machine);
+        }
+        let large = AddressPlan::for_hosts(range, 1000).unwrap();
+        assert_eq!(large.mgmt_ip(1000).to_string(), "10.77.3.232");
+        assert!(u32::from(large.mgmt_ip(MAX_HOSTS)) < u32::from(large.machine_mgmt_ip()));
+        let small_range = parse_range("10.78.0.0/22").unwrap();
+        assert!(AddressPlan::for_hosts(small_range, 250).is_ok());
+        assert!(AddressPlan::for_hosts(small_range, 251).is_err());
     }
 
     #[test]

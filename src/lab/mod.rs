@@ -19,9 +19,11 @@
 //! - [`host`]: anchors, sshd, process identity and termination;
 //! - [`state`]: the state directory, the journal of created names, ssh files and the inventory;
 //! - [`tools`]: finding and running the external tools;
+//! - [`ensure`]: one host brought to what `up` wants, or removed;
 //! - [`lifecycle`]: `up`, `down`, `status`, `exec` put together.
 
 pub mod address;
+mod ensure;
 pub mod host;
 pub mod lifecycle;
 pub mod network;
@@ -38,8 +40,11 @@ pub use state::{HostRecord, LabState};
 /// Default root of lab state directories.
 pub const STATE_ROOT: &str = "/var/lib/ferry/lab";
 
-/// Most hosts a lab can have (one /24 per network, .254 is the machine's own).
-pub const MAX_HOSTS: u32 = 250;
+/// Most hosts a lab with /24 networks holds (.254 is the machine's own).
+pub const SMALL_LAB_HOSTS: u32 = 250;
+
+/// Most hosts a lab can have (/22 networks; a Linux bridge takes 1024 ports).
+pub const MAX_HOSTS: u32 = 1000;
 
 /// Everything that can go wrong with a lab. Each message is one line.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]

@@ -61,18 +61,19 @@ impl IfNames {
             format!("{}g{index}", self.prefix),
         ]
     }
-    /// A fixed, locally administered MAC: `02:PP:PP:PP:NN:II` with PP the
-    /// prefix's hash bytes, NN the network (1 management, 2 migration, 3 guest)
-    /// and II the host index (0 for this machine's bridge). Fixed addresses keep
+    /// A fixed, locally administered MAC: `02:PP:PP:NN:IH:IL` with PP the first
+    /// prefix hash bytes, NN the network (1 management, 2 migration, 3 guest)
+    /// and IH:IL the host index (0 for this machine's bridge). Fixed addresses keep
     /// every ARP cache right when a host is rebuilt or a port joins a bridge.
     pub fn mac(&self, network: u8, index: u32) -> String {
         let h = &self.prefix[2..8];
+        let index = index.min(0xffff);
         format!(
-            "02:{}:{}:{}:{network:02x}:{:02x}",
+            "02:{}:{}:{network:02x}:{:02x}:{:02x}",
             &h[0..2],
             &h[2..4],
-            &h[4..6],
-            index.min(255)
+            index >> 8,
+            index & 0xff
         )
     }
 
@@ -137,7 +138,7 @@ pub fn ensure_bridges(
         disable_ipv6(&br);
     }
     let mgmt = names.mgmt_bridge();
-    let addr = format!("{}/24", plan.machine_mgmt_ip());
+    let addr = format!("{}/{}", plan.machine_mgmt_ip(), plan.net_prefix);
     let batch = format!(
         "addr replace {addr} dev {mgmt}\nlink set {mgmt} up\nlink set {mig} mtu {mtu} up\nlink set {g} up\n",
         mig = names.migration_bridge(),
@@ -182,18 +183,26 @@ pub fn create_host_links(
     for l in [&m, &x, &g] {
         disable_ipv6(l);
     }
+    // The machine's neighbour entry for the host is fixed (its MAC is): a permanent
+    // entry is never looked up by ARP and does not count against the neighbour table's
+    // garbage-collection limits (gc_thresh2 = 512 by default: a lab of more hosts lost
+    // every one above 512 to "neighbor table overflow").
     let attach = format!(
-        "link set {m} master {mb} up\nlink set {x} master {xb} up\nlink set {g} master {gb} up\n",
+        "link set {m} master {mb} up\nlink set {x} master {xb} up\nlink set {g} master {gb} up\n\
+         neigh replace {ip} lladdr {mm} dev {mb} nud permanent\n",
+        ip = h.plan.mgmt_ip(h.index),
+        mm = h.names.mac(1, h.index),
         mb = h.names.mgmt_bridge(),
         xb = h.names.migration_bridge(),
         gb = h.names.guest_bridge(),
     );
     run_with_input(Command::new(&tools.ip).args(["-batch", "-"]), Some(&attach))?;
     let inside = format!(
-        "addr replace {mgmt}/24 dev {HOST_MGMT_IF}\nlink set {HOST_MGMT_IF} up\n\
-         addr replace {mig}/24 dev {HOST_MIGRATION_IF}\nlink set {HOST_MIGRATION_IF} up\n\
+        "addr replace {mgmt}/{p} dev {HOST_MGMT_IF}\nlink set {HOST_MGMT_IF} up\n\
+         addr replace {mig}/{p} dev {HOST_MIGRATION_IF}\nlink set {HOST_MIGRATION_IF} up\n\
          link add {HOST_GUEST_BRIDGE} address {gm} type bridge\nlink set {HOST_GUEST_IF} master {HOST_GUEST_BRIDGE} up\n\
-         addr replace {guest}/24 dev {HOST_GUEST_BRIDGE}\nlink set {HOST_GUEST_BRIDGE} up\n",
+         addr replace {guest}/{p} dev {HOST_GUEST_BRIDGE}\nlink set {HOST_GUEST_BRIDGE} up\n",
+        p = h.plan.net_prefix,
         mgmt = h.plan.mgmt_ip(h.index),
         mig = h.plan.migration_ip(h.index),
         guest = h.plan.guest_ip(h.index),
@@ -304,7 +313,12 @@ mod tests {
         assert!(!n.owns("eth0"));
         assert!(!IfNames::for_lab("other").owns(&n.mgmt_bridge()));
         let mac = n.mac(2, 17);
-        assert!(mac.starts_with("02:") && mac.ends_with(":02:11"), "{mac}");
+        assert!(
+            mac.starts_with("02:") && mac.ends_with(":02:00:11"),
+            "{mac}"
+        );
         assert_eq!(mac.len(), 17);
+        assert!(n.mac(2, 1000).ends_with(":02:03:e8"));
+        assert!(n.host_links(1000).iter().all(|l| l.len() <= 15));
     }
 }

@@ -32,10 +32,24 @@ pub struct LabState {
     pub name: String,
     pub state_dir: PathBuf,
     pub range: Cidr,
+    /// Prefix of each of its three networks (see `address`): 24, or 22 for a large lab.
+    #[serde(default = "small_lab_net_prefix")]
+    pub net_prefix: u8,
     pub prefix: String,
     pub link_rate: Option<LinkRate>,
     pub mtu: u32,
     pub hosts: Vec<HostRecord>,
+}
+
+/// `Pss:` of /proc/PID/smaps_rollup, in KiB.
+fn pss_kib(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let line = text.lines().find(|l| l.starts_with("Pss:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn small_lab_net_prefix() -> u8 {
+    24
 }
 
 pub fn default_state_dir(name: &str) -> PathBuf {
@@ -48,7 +62,20 @@ pub fn lab_json(dir: &Path) -> PathBuf {
 
 impl LabState {
     pub fn plan(&self) -> AddressPlan {
-        AddressPlan { range: self.range }
+        AddressPlan {
+            range: self.range,
+            net_prefix: self.net_prefix,
+        }
+    }
+    /// What the lab's own processes (each host's anchor and sshd) hold in memory: the
+    /// sum of their proportional set sizes (`Pss` of /proc/PID/smaps_rollup), in KiB.
+    /// Kernel memory (namespaces, veths, the overlay mounts) is not in it.
+    pub fn processes_pss_kib(&self) -> u64 {
+        self.hosts
+            .iter()
+            .flat_map(|h| h.anchor.iter().chain(h.sshd.iter()))
+            .filter_map(|p| pss_kib(p.pid))
+            .sum()
     }
     pub fn names(&self) -> IfNames {
         IfNames {

@@ -127,8 +127,17 @@ fn is_data(vars: &Vars, name: &str) -> bool {
 /// value needs an undefined variable is an error naming both; text that is not
 /// a valid template (command output with braces) is read as it is.
 pub fn context(vars: &Vars) -> Value {
+    context_with(vars, None)
+}
+
+/// [`context`] over `vars` and `shared`: a map of values every host of a play sees
+/// alike (`groups`, `play_hosts`), built once and shared (a minijinja value is
+/// reference-counted), so a context costs nothing per host for them. Names in
+/// `shared` are magic variables: they win over `vars`, and are data, never templates.
+pub fn context_with(vars: &Vars, shared: Option<&Value>) -> Value {
     Value::from_object(LazyVars {
         vars: vars.clone(),
+        shared: shared.cloned(),
         rendered: std::sync::Mutex::new(std::collections::HashMap::new()),
     })
 }
@@ -138,6 +147,7 @@ pub fn context(vars: &Vars) -> Value {
 #[derive(Debug)]
 struct LazyVars {
     vars: Vars,
+    shared: Option<Value>,
     rendered: std::sync::Mutex<std::collections::HashMap<String, Option<Value>>>,
 }
 
@@ -156,9 +166,19 @@ fn holds_template(v: &serde_json::Value) -> bool {
     }
 }
 
+impl LazyVars {
+    fn shared_var(&self, name: &str) -> Option<Value> {
+        let v = self.shared.as_ref()?.get_attr(name).ok()?;
+        (!v.is_undefined()).then_some(v)
+    }
+}
+
 impl minijinja::value::Object for LazyVars {
     fn get_value(self: &std::sync::Arc<Self>, key: &Value) -> Option<Value> {
         let name = key.as_str()?;
+        if let Some(v) = self.shared_var(name) {
+            return Some(v);
+        }
         if let Some(done) = self.rendered.lock().unwrap().get(name) {
             return done.clone();
         }
@@ -197,13 +217,17 @@ impl minijinja::value::Object for LazyVars {
     }
 
     fn enumerate(self: &std::sync::Arc<Self>) -> minijinja::value::Enumerator {
-        minijinja::value::Enumerator::Values(
-            self.vars
-                .keys()
-                .filter(|k| k.as_str() != DATA_VARS)
-                .map(|k| Value::from(k.as_str()))
-                .collect(),
-        )
+        let shared = self
+            .shared
+            .iter()
+            .flat_map(|s| s.try_iter().into_iter().flatten());
+        let own = self
+            .vars
+            .keys()
+            .filter(|k| k.as_str() != DATA_VARS)
+            .filter(|k| self.shared_var(k).is_none())
+            .map(|k| Value::from(k.as_str()));
+        minijinja::value::Enumerator::Values(own.chain(shared).collect())
     }
 }
 
