@@ -113,7 +113,7 @@ cp -a "$(realpath "$SHARED")" "$ROOT/ci/shared"
 mounted=()
 mnt() { # mnt TARGET mount-args...
   local t=$1; shift
-  mkdir -p "$t"
+  [ -e "$t" ] || mkdir -p "$t"
   mount "$@" "$t"
   mounted=("$t" "${mounted[@]}")
 }
