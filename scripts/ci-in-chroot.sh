@@ -73,6 +73,15 @@ deb http://deb.debian.org/debian-security bookworm-security main
 EOF
 # Every Debian install has these two lines (the installer writes them); minbase does not.
 [ -s "$ROOT/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' > "$ROOT/etc/hosts"
+# This machine's own certificate authorities (/usr/local/share/ca-certificates: e.g.
+# an egress proxy that inspects https) are part of its network, not of the project:
+# a CI machine on the same network carries them too. ca-certificates (installed by
+# .ci/setup) adds them to the system store.
+if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+  mkdir -p "$ROOT/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
+  [ -x "$ROOT/usr/sbin/update-ca-certificates" ] && chroot "$ROOT" update-ca-certificates >/dev/null
+fi
 # Packages' maintainer scripts do not start daemons here (exit 101, the usual
 # arrangement in a chroot): this root shares the host's network, and a second sshd
 # on port 22 or a libvirtd would be the host's business. The suite starts what it
