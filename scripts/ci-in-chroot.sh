@@ -177,10 +177,13 @@ mnt "$ROOT/etc/resolv.conf" --bind "$ROOT/run/ci-resolv.conf"
 # 5. The run, with a login's environment and nothing of this shell's.
 if [ ${#CMD[@]} -eq 0 ]; then CMD=(bash .ci/run); fi
 echo "ci-in-chroot: running ${CMD[*]}"
+# In the background and waited for, so a TERM or INT to this script runs its trap at
+# once (bash holds a trap until a foreground child ends).
 set +e
 chroot "$ROOT" /usr/bin/env -i HOME=/root USER=root LOGNAME=root SHELL=/bin/bash TERM=dumb CI=true \
   PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  /bin/bash -c 'cd /ci/ferry && exec "$@"' ci "${CMD[@]}"
+  /bin/bash -c 'cd /ci/ferry && exec "$@"' ci "${CMD[@]}" </dev/null &
+wait $!
 rc=$?
 set -e
 echo "ci-in-chroot: ${CMD[*]} exited $rc"
