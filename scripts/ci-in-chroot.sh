@@ -180,7 +180,14 @@ echo "ci-in-chroot: running ${CMD[*]}"
 # In the background and waited for, so a TERM or INT to this script runs its trap at
 # once (bash holds a trap until a foreground child ends).
 set +e
-chroot "$ROOT" /usr/bin/env -i HOME=/root USER=root LOGNAME=root SHELL=/bin/bash TERM=dumb CI=true \
+# The root becomes / of a mount namespace of the run's own (pivot_root, as in a
+# container), not a chroot: a chroot's processes see /proc/PID/root of a lab host's
+# anchor (its own mount namespace) as a path outside their root, and the lab then
+# takes its hosts for dead ("host ... is not running").
+mkdir -p "$ROOT/.oldroot"
+unshare --mount --propagation private /bin/sh -c '
+  cd "$1" && pivot_root . .oldroot && umount -l /.oldroot && shift && exec chroot / "$@"' \
+  pivot "$ROOT" /usr/bin/env -i HOME=/root USER=root LOGNAME=root SHELL=/bin/bash TERM=dumb CI=true \
   PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   /bin/bash -c 'cd /ci/ferry && exec "$@"' ci "${CMD[@]}" </dev/null &
 wait $!
