@@ -31,8 +31,9 @@ const PKG: &str = "ferrylab-served";
 const PLAYBOOK: &str = r#"- hosts: all
   gather_facts: false
   tasks:
-    - name: the testbed's repository is the host's only apt source
-      file: {path: /etc/apt/sources.list.d/debian.sources, state: absent}
+    - name: the testbed's repository is the host's only apt source (one-line or deb822 form)
+      file: {path: "{{ item }}", state: absent}
+      loop: [/etc/apt/sources.list, /etc/apt/sources.list.d/debian.sources]
     - name: the served repository
       apt_repository:
         repo: "deb [trusted=yes] {{ repo_url }} ./"
