@@ -104,7 +104,22 @@ fn index(repo: &Path) {
         "dpkg-scanpackages: {}",
         text(&out.stderr)
     );
-    std::fs::write(repo.join("Packages"), &out.stdout).unwrap();
+    let path = repo.join("Packages");
+    let before = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    std::fs::write(&path, &out.stdout).unwrap();
+    // python's http.server answers If-Modified-Since to the whole second: an index
+    // rewritten within the second apt last fetched it is "304 Not Modified", and apt
+    // keeps the old one (seen in a fast clean-root run: `--check` saw no 1.1). Each new
+    // index gets a later second than the one before.
+    if let Some(next) = before.map(|b| b + Duration::from_secs(1))
+        && std::time::SystemTime::now() < next
+    {
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(next))
+            .unwrap();
+    }
 }
 
 /// `python3 -m http.server` serving `dir` on `listen`, killed by PID on drop.
