@@ -1,7 +1,9 @@
-//! Records the git commit ferry is built from, for `ferry --version`.
+//! Records the git commit ferry is built from, for `ferry --version`, and
+//! builds the host agent (`agent/`) that ferry carries inside its binary.
 use std::process::Command;
 
 fn main() {
+    build_agent();
     let commit = Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
         .output()
@@ -48,4 +50,48 @@ fn git(args: &[&str]) -> Option<String> {
         .ok()
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+/// Builds `agent/main.rs` with `rustc` alone (std only, no crates: it must be
+/// small, since it travels to every host once) into `$OUT_DIR/ferry-agent`,
+/// for the target ferry is built for; `transport::agent` embeds it.
+fn build_agent() {
+    let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
+    let target = std::env::var("TARGET").expect("cargo sets TARGET");
+    for f in [
+        "main.rs",
+        "files.rs",
+        "names.rs",
+        "run.rs",
+        "sha256.rs",
+        "sys.rs",
+    ] {
+        println!("cargo:rerun-if-changed=agent/{f}");
+    }
+    let status = Command::new(rustc)
+        .args([
+            "--edition",
+            "2024",
+            "--crate-name",
+            "ferry_agent",
+            "--crate-type",
+            "bin",
+            "-C",
+            "opt-level=s",
+            "-C",
+            "panic=abort",
+            "-C",
+            "debuginfo=0",
+            "-C",
+            "strip=symbols",
+            "--target",
+            &target,
+            "-o",
+            &format!("{out}/ferry-agent"),
+            "agent/main.rs",
+        ])
+        .status()
+        .expect("cannot run rustc to build agent/main.rs");
+    assert!(status.success(), "rustc failed to build agent/main.rs");
 }

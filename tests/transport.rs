@@ -158,6 +158,25 @@ impl Sshd {
             .await
             .expect("connects")
     }
+
+    /// A connection answered by the host's agent (`agent`) or by the remote
+    /// shell (`ferry_agent: false`), checked to be so.
+    async fn connect_mode(&self, agent: bool) -> Arc<dyn Transport> {
+        connect_checked(self.params(), agent).await
+    }
+}
+
+/// Connects with `p`, the host's agent answering or not as `agent` says.
+async fn connect_checked(mut p: ConnectParams, agent: bool) -> Arc<dyn Transport> {
+    p.agent = agent;
+    let t = ferry::transport::ssh::connect(&p).await.expect("connects");
+    assert_eq!(
+        t.has_agent(),
+        agent,
+        "agent wanted: {agent}; refused: {:?}",
+        t.agent_refused()
+    );
+    Arc::new(t)
 }
 
 impl Drop for Sshd {
@@ -171,9 +190,18 @@ impl Drop for Sshd {
 }
 
 #[tokio::test]
-async fn run_carries_stdin_stdout_stderr_and_exit_status() {
+async fn run_carries_stdin_stdout_stderr_and_exit_status_agent() {
+    run_carries_stdin_stdout_stderr_and_exit_status(true).await;
+}
+
+#[tokio::test]
+async fn run_carries_stdin_stdout_stderr_and_exit_status_shell() {
+    run_carries_stdin_stdout_stderr_and_exit_status(false).await;
+}
+
+async fn run_carries_stdin_stdout_stderr_and_exit_status(agent: bool) {
     let sshd = Sshd::start("");
-    let t = sshd.connect().await;
+    let t = sshd.connect_mode(agent).await;
     let stdin: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
     let mut spec = CommandSpec::new("cat; printf 'oops\\n' >&2; exit 3");
     spec.stdin = Some(stdin.clone());
@@ -202,9 +230,18 @@ async fn run_carries_stdin_stdout_stderr_and_exit_status() {
 }
 
 #[tokio::test]
-async fn files_put_atomically_with_mode_and_owner_get_and_stat() {
+async fn files_put_atomically_with_mode_and_owner_get_and_stat_agent() {
+    files_put_atomically_with_mode_and_owner_get_and_stat(true).await;
+}
+
+#[tokio::test]
+async fn files_put_atomically_with_mode_and_owner_get_and_stat_shell() {
+    files_put_atomically_with_mode_and_owner_get_and_stat(false).await;
+}
+
+async fn files_put_atomically_with_mode_and_owner_get_and_stat(agent: bool) {
     let sshd = Sshd::start("");
-    let t = sshd.connect().await;
+    let t = sshd.connect_mode(agent).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("data.bin");
     let p = path.to_str().unwrap().to_string();
@@ -293,9 +330,18 @@ async fn files_put_atomically_with_mode_and_owner_get_and_stat() {
 }
 
 #[tokio::test]
-async fn a_hanging_command_is_killed_at_its_timeout_and_the_next_call_works() {
+async fn a_hanging_command_is_killed_at_its_timeout_and_the_next_call_works_agent() {
+    a_hanging_command_is_killed_at_its_timeout_and_the_next_call_works(true).await;
+}
+
+#[tokio::test]
+async fn a_hanging_command_is_killed_at_its_timeout_and_the_next_call_works_shell() {
+    a_hanging_command_is_killed_at_its_timeout_and_the_next_call_works(false).await;
+}
+
+async fn a_hanging_command_is_killed_at_its_timeout_and_the_next_call_works(agent: bool) {
     let sshd = Sshd::start("");
-    let t = sshd.connect().await;
+    let t = sshd.connect_mode(agent).await;
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("child.pid");
     let mut spec = CommandSpec::new(format!(
@@ -609,12 +655,24 @@ impl Drop for TestUser {
 }
 
 #[tokio::test]
-async fn become_runs_as_another_user_with_the_password_fed_by_askpass() {
+async fn become_runs_as_another_user_with_the_password_fed_by_askpass_agent() {
+    become_runs_as_another_user_with_the_password_fed_by_askpass(true).await;
+}
+
+#[tokio::test]
+async fn become_runs_as_another_user_with_the_password_fed_by_askpass_shell() {
+    become_runs_as_another_user_with_the_password_fed_by_askpass(false).await;
+}
+
+async fn become_runs_as_another_user_with_the_password_fed_by_askpass(agent: bool) {
     let started = std::time::SystemTime::now();
     let sshd = Sshd::start("");
-    let user = TestUser::create("ferrybecome", "s3cret pass");
+    let user = TestUser::create(
+        if agent { "ferrybecomea" } else { "ferrybecome" },
+        "s3cret pass",
+    );
     // root -> the test user, no password needed.
-    let t = sshd.connect().await;
+    let t = sshd.connect_mode(agent).await;
     let mut spec = CommandSpec::new("id -un; pwd");
     spec.become_ = Some(Become {
         user: Some(user.name().into()),
@@ -631,9 +689,7 @@ async fn become_runs_as_another_user_with_the_password_fed_by_askpass() {
 
     // The test user -> root: the password goes through sudo's askpass.
     let kh = sshd.known_hosts();
-    let t = ferry::transport::connect(&sshd.params_with(user.name(), kh, false, None))
-        .await
-        .unwrap();
+    let t = connect_checked(sshd.params_with(user.name(), kh, false, None), agent).await;
     assert_eq!(
         String::from_utf8_lossy(&t.run(&CommandSpec::new("id -un")).await.unwrap().stdout),
         format!("{}\n", user.name())
@@ -706,6 +762,71 @@ async fn become_runs_as_another_user_with_the_password_fed_by_askpass() {
         Vec::<PathBuf>::new(),
         "the become password on disk"
     );
+}
+
+/// The agent is placed on a host at first contact (older agents removed),
+/// started directly after that, runs the commands, and is placed again when
+/// its file is damaged.
+#[tokio::test]
+async fn the_agent_is_placed_once_then_started_and_replaced_when_damaged() {
+    let sshd = Sshd::start("");
+    let user = TestUser::create("ferryagent", "unused");
+    let name = user.name().to_string();
+    let home = sh(&format!("getent passwd {name} | cut -d: -f6"))
+        .trim()
+        .to_string();
+    let cache = format!("{home}/.cache/ferry");
+    let placed = format!("{cache}/{}", ferry::transport::agent::file_name());
+    sh(&format!(
+        "mkdir -p {cache} && echo old > {cache}/agent-0000000000000000 && chown -R {name}: {home}/.cache"
+    ));
+    let params = || sshd.params_with(&name, sshd.known_hosts(), false, None);
+    let trips = ferry::transport::remote::round_trips;
+
+    let before = trips();
+    let t = connect_checked(params(), true).await;
+    assert_eq!(trips() - before, 1, "one round trip places the agent");
+    assert_eq!(
+        std::fs::read(&placed).unwrap(),
+        ferry::transport::agent::BINARY,
+        "placed whole at {placed}"
+    );
+    let meta = std::fs::metadata(&placed).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::mode(&meta) & 0o777, 0o700);
+    assert!(
+        !Path::new(&format!("{cache}/agent-0000000000000000")).exists(),
+        "an older agent is removed"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "nothing else in {cache}: {leftovers:?}");
+    let out = t
+        .run(&CommandSpec::new("readlink /proc/$PPID/exe"))
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        placed,
+        "commands are the agent's children"
+    );
+    t.close().await;
+
+    let before = trips();
+    let t = connect_checked(params(), true).await;
+    assert_eq!(trips() - before, 0, "started directly the second time");
+    t.close().await;
+
+    std::fs::write(&placed, b"damaged").unwrap();
+    let t = connect_checked(params(), true).await;
+    assert_eq!(
+        std::fs::read(&placed).unwrap(),
+        ferry::transport::agent::BINARY,
+        "placed again"
+    );
+    assert_eq!(t.stat(&placed).await.unwrap().owner, name, "and answering");
+    t.close().await;
 }
 
 #[tokio::test]
@@ -1012,9 +1133,14 @@ async fn latency() {
 #[tokio::test]
 async fn one_round_trip_calls_answer_as_the_calls_they_replace() {
     let sshd = Sshd::start("");
-    let ssh = sshd.connect().await;
+    let ssh = sshd.connect_mode(true).await;
+    let ssh_shell = sshd.connect_mode(false).await;
     let local: Arc<dyn Transport> = Arc::new(ferry::transport::local::LocalTransport::new("local"));
-    for (which, t) in [("ssh", ssh.clone()), ("local", local)] {
+    for (which, t) in [
+        ("ssh, agent", ssh.clone()),
+        ("ssh, shell", ssh_shell.clone()),
+        ("local", local),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_str().unwrap().to_string();
         let p = format!("{d}/conf");
@@ -1114,6 +1240,7 @@ async fn one_round_trip_calls_answer_as_the_calls_they_replace() {
         assert!(!t.exists(&format!("{d}/missing")).await.unwrap(), "{which}");
     }
     ssh.close().await;
+    ssh_shell.close().await;
 }
 
 /// Files written since `since` (up to 4 levels under `roots`, each under

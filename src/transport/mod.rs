@@ -12,6 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
+pub mod agent;
 pub mod known_hosts;
 mod known_hosts_cache;
 pub mod params;

@@ -74,6 +74,9 @@ pub struct ConnectParams {
     pub keepalive: Duration,
     /// `ansible_become` / `ansible_become_user`: the default become of this host's tasks.
     pub become_: Option<Become>,
+    /// Host var `ferry_agent` (default true): the host's agent answers file
+    /// requests instead of the remote shell (see `transport::agent`).
+    pub agent: bool,
 }
 
 fn var_str(vars: &Vars, key: &str) -> Option<String> {
@@ -389,6 +392,7 @@ impl ConnectParams {
             connect_timeout,
             keepalive: Duration::from_secs(15),
             become_,
+            agent: vars.get("ferry_agent").is_none() || var_bool(vars, "ferry_agent"),
         })
     }
 

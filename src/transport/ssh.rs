@@ -61,6 +61,10 @@ pub struct SshTransport {
     /// Jump connections this one runs through (kept open as long as it is).
     jumps: Vec<Handle<Client>>,
     shell: Mutex<Option<RemoteShell>>,
+    /// Whether the host's agent answers (see `transport::agent`), and why
+    /// not when it was wanted and could not be placed.
+    agent: bool,
+    agent_refused: Option<String>,
 }
 
 fn unreachable(name: &str, reason: impl std::fmt::Display) -> TransportError {
@@ -110,13 +114,15 @@ pub async fn connect_timed(
     let _turn = opening().acquire().await;
     let (handle, jumps, mut times) = open(p).await?;
     let t = Instant::now();
-    let shell = RemoteShell::start(&p.name, &p.user, &handle).await?;
+    let shell = RemoteShell::start(&p.name, &p.user, &handle, p.agent).await?;
     times.shell = t.elapsed();
     let transport = SshTransport {
         name: p.name.clone(),
         endpoint: endpoint(p),
         handle,
         jumps,
+        agent: shell.has_agent(),
+        agent_refused: shell.agent_refused().map(str::to_string),
         shell: Mutex::new(Some(shell)),
     };
     Ok((transport, times))
@@ -395,6 +401,17 @@ async fn try_key(
 }
 
 impl SshTransport {
+    /// Whether the host's agent answers this connection's requests (else
+    /// the remote shell does).
+    pub fn has_agent(&self) -> bool {
+        self.agent
+    }
+
+    /// Why the agent could not be placed on the host, when it was wanted.
+    pub fn agent_refused(&self) -> Option<&str> {
+        self.agent_refused.as_deref()
+    }
+
     async fn with_shell<T>(
         &self,
         f: impl AsyncFnOnce(&mut RemoteShell) -> Result<T, TransportError>,

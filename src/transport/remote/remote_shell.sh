@@ -9,6 +9,8 @@
 #           the umask they change and name their variables _f_*.
 #           K  then one line: the become password (kept in memory only).
 #           Q  quit.
+#           X PATH  exec the agent at PATH in place of this shell (it says
+#           its own ready line; see src/transport/agent.rs).
 # Reply:    the script's stdout then "MARKER<ID> RC TIMEDOUT\n" on stdout,
 #           the script's stderr then "MARKER<ID>\n" on stderr.
 # Scripts without a timeout run in a subshell (a fork, no exec); the
@@ -97,6 +99,7 @@ while read -r _f_op _f_id _f_n _f_len _f_to _f_b _f_dest; do
     ;;
   K) IFS= read -r _f_pw || exit 0 ;;
   Q) exit 0 ;;
+  X) trap - EXIT HUP TERM; [ -z "$_f_d" ] || rm -rf "$_f_d"; exec "$_f_id" "$_f_M" ;;
   *) printf '%sbad request: %s\n' "$_f_M" "$_f_op" >&2; exit 98 ;;
   esac
 done
