@@ -119,6 +119,15 @@ pub fn get(path: &str) -> Reply {
     }
 }
 
+/// `mkdir`: the directory and its missing parents (0777 less the umask); an
+/// existing directory is fine.
+pub fn make_dirs(path: &str) -> Reply {
+    match fs::create_dir_all(path) {
+        Ok(()) => Reply::ok(Vec::new()),
+        Err(e) => Reply::failed(1, format!("mkdir: cannot create directory '{path}': {e}\n")),
+    }
+}
+
 /// What a written file gets besides its content.
 pub struct Attrs {
     pub mode: Option<u32>,

@@ -14,7 +14,7 @@
 //! and one of its own:
 //!   A ID FIELDSLEN DATALEN  then FIELDSLEN bytes of fields (each `LEN:BYTES`:
 //!   the request's name, then its arguments), then DATALEN bytes of data:
-//!   stat PATH | stat_read PATH | exists PATH | get PATH |
+//!   stat PATH | stat_read PATH | exists PATH | get PATH | mkdir PATH |
 //!   create PATH MODE OWNER GROUP + content | put PATH MODE OWNER GROUP + content
 //!   (MODE octal, or empty as OWNER and GROUP when not given).
 //! Replies as the shell's: the answer then `MARKER<ID> RC TIMEDOUT\n` on
@@ -175,6 +175,7 @@ impl Agent {
             "stat_read" => files::stat_read(&path, &mut self.names),
             "exists" => files::exists(&path),
             "get" => files::get(&path),
+            "mkdir" => files::make_dirs(&path),
             "create" => match attrs() {
                 Ok(a) => files::create(&path, &a, data, &mut self.names),
                 Err(e) => Reply::failed(2, e),

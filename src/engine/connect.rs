@@ -10,7 +10,9 @@ use tokio::sync::OnceCell;
 
 use crate::playbook::Vars;
 use crate::transport::local::LocalTransport;
-use crate::transport::{CommandOutput, CommandSpec, FileSpec, FileStat, Transport, TransportError};
+use crate::transport::{
+    CommandOutput, CommandSpec, FileRead, FileSpec, FileStat, Transport, TransportError,
+};
 
 use super::{Engine, Event, EventKind, EventSink};
 
@@ -151,6 +153,31 @@ impl Transport for Traced {
     }
     async fn stat(&self, path: &str) -> Result<FileStat, TransportError> {
         self.inner.stat(path).await
+    }
+    // The one-round-trip calls go through as they are: the trait's defaults
+    // would do each in two or three round trips.
+    async fn exists(&self, path: &str) -> Result<bool, TransportError> {
+        self.inner.exists(path).await
+    }
+    async fn stat_read(&self, path: &str) -> Result<FileRead, TransportError> {
+        self.inner.stat_read(path).await
+    }
+    async fn create_file(&self, spec: &FileSpec) -> Result<Option<FileStat>, TransportError> {
+        self.inner.create_file(spec).await
+    }
+    async fn make_dirs(&self, path: &str) -> Result<CommandOutput, TransportError> {
+        self.sink.emit(&Event::now(EventKind::Command {
+            host: self.inner.host().to_string(),
+            cmd: if self.hide {
+                "[hidden: no_log]".to_string()
+            } else {
+                mask_secrets(
+                    &crate::transport::make_dirs_command(path).cmd,
+                    &self.secrets,
+                )
+            },
+        }));
+        self.inner.make_dirs(path).await
     }
     async fn close(&self) {
         self.inner.close().await

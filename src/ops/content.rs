@@ -497,8 +497,7 @@ pub fn parent_dir(path: &str) -> Option<String> {
 
 /// Make a directory with its missing parents (`mkdir -p`).
 async fn make_dir(t: &dyn Transport, dir: &str) -> Result<(), OpError> {
-    let q = sh_quote(dir);
-    let out = sh(t, format!("[ -d {q} ] || mkdir -p -- {q}")).await?;
+    let out = t.make_dirs(dir).await?;
     if out.rc != 0 {
         return Err(OpError::command(format!("creating {dir}"), &out));
     }

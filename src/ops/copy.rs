@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::attrs::{FileAttrs, ModeSpec, stat_result};
 use super::content::{WriteOpts, check_validate, write_content};
-use super::{Args, OpContext, OpError, OpOutcome, find_src, sh, sh_ok, sh_quote};
+use super::{Args, OpContext, OpError, OpOutcome, find_src, sh, sh_quote};
 use crate::ops::check_state::LocalRead;
 use crate::playbook::model::Vars;
 use crate::transport::{FileStat, Transport};
@@ -141,8 +141,10 @@ pub async fn place(
         // As Ansible: a dest ending in `/` is a directory, created when missing.
         created_dir = true;
         if !ctx.check {
-            let q = sh_quote(&dest);
-            sh_ok(t, format!("mkdir -p -- {q}"), &format!("creating {dest}")).await?;
+            let out = t.make_dirs(&dest).await?;
+            if out.rc != 0 {
+                return Err(OpError::command(format!("creating {dest}"), &out));
+            }
         } else if let Some(o) = t.check_overlay() {
             o.would_mkdir(&dest, None, None, None).await?;
         }

@@ -193,19 +193,25 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
                         is_dir: true,
                         ..FileStat::default()
                     };
-                    let cmd = match p.attrs.fix_command("$d", &fresh, false)? {
+                    let what = format!("creating directory {path}");
+                    match p.attrs.fix_command("$d", &fresh, false)? {
                         // Fresh directories already have the attributes: one mkdir.
-                        None => format!("mkdir -p -- {q}"),
+                        None => {
+                            let out = t.make_dirs(path).await?;
+                            if out.rc != 0 {
+                                return Err(OpError::command(what, &out));
+                            }
+                        }
                         Some(fix) => {
                             let fix = fix.replace("'$d'", "\"$d\"");
-                            format!(
+                            let cmd = format!(
                                 "p={q}; m=; while [ ! -e \"$p\" ]; do m=\"$p\n$m\"; p=$(dirname \"$p\"); done; \
                                  printf '%s' \"$m\" | while IFS= read -r d; do [ -n \"$d\" ] || continue; \
                                  mkdir \"$d\" && {fix} || exit 1; done"
-                            )
+                            );
+                            sh_ok(t, cmd, &what).await?;
                         }
-                    };
-                    sh_ok(t, cmd, &format!("creating directory {path}")).await?;
+                    }
                 } else if let Some(o) = t.check_overlay() {
                     let fresh = FileStat {
                         mode: 0o755,

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::ops::check_state::{CheckOverlay, OverlayRead};
-use crate::transport::{Become, CommandOutput, CommandSpec, FileSpec, Transport, TransportError};
+use crate::transport::{
+    Become, CommandOutput, CommandSpec, FileRead, FileSpec, Transport, TransportError,
+};
 
 use super::OpError;
 
@@ -74,6 +76,45 @@ impl Transport for BecomeTransport<'_> {
     }
     async fn stat(&self, path: &str) -> Result<crate::transport::FileStat, TransportError> {
         self.inner.stat(path).await
+    }
+    // The one-round-trip calls go to the inner transport whenever they mean the
+    // same there: `exists` always (a stat, which has no become), the others
+    // without become (with it, a read is a command and a write carries it).
+    async fn exists(&self, path: &str) -> Result<bool, TransportError> {
+        self.inner.exists(path).await
+    }
+    async fn stat_read(&self, path: &str) -> Result<FileRead, TransportError> {
+        if self.become_.is_none() {
+            return self.inner.stat_read(path).await;
+        }
+        let stat = self.inner.stat(path).await?;
+        let content = if stat.is_file {
+            Some(self.get_file(path).await?)
+        } else {
+            None
+        };
+        Ok(FileRead {
+            stat,
+            content,
+            parent_is_dir: None,
+        })
+    }
+    async fn create_file(
+        &self,
+        spec: &FileSpec,
+    ) -> Result<Option<crate::transport::FileStat>, TransportError> {
+        let Some(b) = &self.become_ else {
+            return self.inner.create_file(spec).await;
+        };
+        let mut s = spec.clone();
+        s.become_.get_or_insert_with(|| b.clone());
+        self.inner.create_file(&s).await
+    }
+    async fn make_dirs(&self, path: &str) -> Result<CommandOutput, TransportError> {
+        if self.become_.is_none() {
+            return self.inner.make_dirs(path).await;
+        }
+        self.run(&crate::transport::make_dirs_command(path)).await
     }
     async fn close(&self) {}
     fn simulation(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {

@@ -199,6 +199,13 @@ pub trait Transport: Send + Sync {
         Ok(None)
     }
 
+    /// Makes the directory `path` with its missing parents (`mkdir -p`, new
+    /// directories 0777 less the umask); an existing directory is left as it
+    /// is. Answers as the command would (rc, stderr).
+    async fn make_dirs(&self, path: &str) -> Result<CommandOutput, TransportError> {
+        self.run(&make_dirs_command(path)).await
+    }
+
     /// Close every channel and the connection, waiting until they are closed.
     async fn close(&self);
     /// Which machine this connection reaches, for state kept per machine
@@ -214,6 +221,11 @@ pub trait Transport: Send + Sync {
     fn simulation(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
         None
     }
+}
+
+/// The command [`Transport::make_dirs`] runs where no transport does it itself.
+pub fn make_dirs_command(path: &str) -> CommandSpec {
+    CommandSpec::new(format!("mkdir -p -- {}", remote::sh_quote(path)))
 }
 
 /// Opens the connection `p` describes: SSH (through its jump hosts), or the

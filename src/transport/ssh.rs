@@ -491,6 +491,11 @@ impl Transport for SshTransport {
         }
     }
 
+    async fn make_dirs(&self, path: &str) -> Result<CommandOutput, TransportError> {
+        self.with_shell(async |s| remote::make_dirs(s, path).await)
+            .await
+    }
+
     async fn close(&self) {
         if let Some(s) = self.shell.lock().await.take() {
             s.close().await;

@@ -88,6 +88,18 @@ pub async fn put_file(shell: &mut RemoteShell, spec: &FileSpec) -> Result<(), Tr
     Ok(())
 }
 
+/// `mkdir -p`: asked of the agent, else run as the command.
+pub async fn make_dirs(
+    shell: &mut RemoteShell,
+    path: &str,
+) -> Result<CommandOutput, TransportError> {
+    if shell.agent {
+        shell.ask(&[b"mkdir", path.as_bytes()], &[]).await
+    } else {
+        shell.run(&crate::transport::make_dirs_command(path)).await
+    }
+}
+
 /// Reads a whole file.
 pub async fn get_file(shell: &mut RemoteShell, path: &str) -> Result<Vec<u8>, TransportError> {
     let out = if shell.agent {

@@ -13,7 +13,8 @@ use super::{CommandOutput, CommandSpec, TransportError};
 
 mod files;
 pub use files::{
-    Created, create_file, exists, get_file, parse_stat, parse_stat_read, put_file, stat, stat_read,
+    Created, create_file, exists, get_file, make_dirs, parse_stat, parse_stat_read, put_file, stat,
+    stat_read,
 };
 
 const SCRIPT: &str = include_str!("remote_shell.sh");
