@@ -356,7 +356,21 @@ impl LabGuard {
     /// Every file the host's overlay holds (its changes against `/`), with mode,
     /// owner, size, mtime and content hash: equal before and after means a run
     /// changed nothing on host `index` (1-based).
+    ///
+    /// Left out: ferry's agent cache (`/root/.cache/ferry`, and `/root/.cache`
+    /// when connecting made it), which the first connection to a host fills
+    /// whatever the playbook says, as Ansible leaves `~/.ansible/tmp`; a
+    /// playbook's change is what is compared (tests/transport.rs tests the cache).
     pub fn overlay_listing(&self, index: u32) -> BTreeMap<String, String> {
+        let mut all = self.overlay_listing_all(index);
+        all.retain(|path, desc| {
+            !(path.starts_with("root/.cache/ferry")
+                || (path == "root/.cache" && desc.starts_with("dir ")))
+        });
+        all
+    }
+
+    fn overlay_listing_all(&self, index: u32) -> BTreeMap<String, String> {
         let upper = self.state_dir.join(format!("hosts/{index}/upper"));
         assert!(upper.is_dir(), "no overlay upper dir {}", upper.display());
         let mut out = BTreeMap::new();
