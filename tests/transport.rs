@@ -829,6 +829,68 @@ async fn the_agent_is_placed_once_then_started_and_replaced_when_damaged() {
     t.close().await;
 }
 
+/// A host whose home cannot run the agent (here: `~/.cache/ferry` on a `noexec`
+/// mount) keeps the remote shell, and later connections do not carry the agent
+/// there again.
+#[tokio::test]
+async fn a_host_that_cannot_run_the_agent_keeps_the_shell_and_is_not_asked_again() {
+    let sshd = Sshd::start("");
+    let user = TestUser::create("ferrynoexec", "unused");
+    let name = user.name().to_string();
+    let home = sh(&format!("getent passwd {name} | cut -d: -f6"))
+        .trim()
+        .to_string();
+    let cache = format!("{home}/.cache/ferry");
+    sh(&format!(
+        "mkdir -p {cache} && mount -t tmpfs -o noexec,mode=700,uid=$(id -u {name}) ferrytest {cache}"
+    ));
+    struct Unmount(String);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(cache.clone());
+    let params = || {
+        let mut p = sshd.params_with(&name, sshd.known_hosts(), false, None);
+        p.agent = true;
+        p
+    };
+    let trips = ferry::transport::remote::round_trips;
+
+    let before = trips();
+    let t = ferry::transport::ssh::connect(&params()).await.unwrap();
+    assert!(!t.has_agent(), "the agent cannot run from a noexec mount");
+    let why = t.agent_refused().unwrap_or_default().to_string();
+    assert!(why.contains("does not run on this host"), "{why}");
+    assert_eq!(trips() - before, 1, "one round trip tried to place it");
+    let file = format!("{cache}/{}", ferry::transport::agent::file_name());
+    assert!(
+        Path::new(&format!("{file}.refused")).exists(),
+        "the refusal is marked"
+    );
+    assert!(!Path::new(&file).exists(), "nothing else left behind");
+    assert!(!t.stat(&file).await.unwrap().exists, "the shell answers");
+    Transport::close(&t).await;
+
+    let before = trips();
+    let t = ferry::transport::ssh::connect(&params()).await.unwrap();
+    assert!(!t.has_agent());
+    assert_eq!(trips() - before, 0, "not carried over again");
+    assert!(
+        t.agent_refused()
+            .unwrap_or_default()
+            .contains("earlier connection"),
+        "{:?}",
+        t.agent_refused()
+    );
+    assert_eq!(
+        t.run(&CommandSpec::new("echo shell")).await.unwrap().stdout,
+        b"shell\n"
+    );
+    Transport::close(&t).await;
+}
+
 #[tokio::test]
 async fn many_calls_do_not_leak_sessions() {
     let sshd = Sshd::start("MaxSessions 10");

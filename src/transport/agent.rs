@@ -28,17 +28,23 @@ pub fn file_name() -> &'static str {
 }
 
 /// The exec command of a connection: the agent when the host has it, else
-/// `shell` (the remote shell's own start command); `marker` comes quoted.
-/// Written for any login shell that knows `&&` and `||`.
+/// `shell` (the remote shell's own start command, to which ` refused` is
+/// added when an earlier connection found the agent cannot run there, so it
+/// is not carried over again); `marker` comes quoted. Written for any login
+/// shell that knows `&&` and `||` (they bind left to right, with equal rank).
 pub fn start_command(shell: &str, marker: &str) -> String {
     let path = format!("\"$HOME\"/.cache/ferry/{}", file_name());
-    format!("test -x {path} && exec {path} {marker} || {shell}")
+    format!(
+        "test -x {path} && exec {path} {marker} || test -e {path}.refused && {shell} refused || {shell}"
+    )
 }
 
 /// The script (an `R` request whose stdin is [`BINARY`]) that places the
 /// agent: a temp file beside its final name, `--check` run there, older
 /// agents removed, then the rename; it prints the final path. Nothing is
-/// left behind when any step fails.
+/// left behind when any step fails, but a mark (`NAME.refused`) when the
+/// agent does not run there (a `noexec` home, another architecture, an
+/// older C library), so later connections do not carry it again.
 pub fn install_script(suffix: &str) -> String {
     let name = file_name();
     format!(
@@ -46,7 +52,7 @@ pub fn install_script(suffix: &str) -> String {
          t=\"$d/.{name}.{suffix}\"\n\
          trap 'rm -f \"$t\"' EXIT\n\
          mkdir -p \"$d\" && chmod 700 \"$d\" && cat > \"$t\" && chmod 700 \"$t\" || exit 1\n\
-         [ \"$(\"$t\" --check 2>&1)\" = 'ferry-agent ok' ] || {{ echo 'the agent does not run on this host' >&2; exit 2; }}\n\
+         [ \"$(\"$t\" --check 2>&1)\" = 'ferry-agent ok' ] || {{ : > \"$d/{name}.refused\"; echo 'the agent does not run on this host' >&2; exit 2; }}\n\
          for o in \"$d\"/agent-*; do [ \"$o\" = \"$d/{name}\" ] || rm -f \"$o\"; done\n\
          mv -f \"$t\" \"$d/{name}\" || exit 1\n\
          printf '%s\\n' \"$d/{name}\""

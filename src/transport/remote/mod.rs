@@ -111,7 +111,7 @@ impl RemoteShell {
                 reason: "the login shell could not start /bin/sh".into(),
             },
         })?;
-        if want_agent && !shell.agent {
+        if want_agent && !shell.agent && shell.agent_refused.is_none() {
             shell.install_agent().await?;
         }
         Ok(shell)
@@ -162,8 +162,12 @@ impl RemoteShell {
             agent_refused: None,
         };
         match shell.wait_ready().await {
-            Ok(agent) => {
-                shell.agent = agent;
+            Ok(note) => {
+                shell.agent = note == b" agent";
+                if note == b" refused" {
+                    shell.agent_refused =
+                        Some("an earlier connection found it cannot run on this host".into());
+                }
                 Ok(shell)
             }
             Err((Some(126 | 127), _)) if try_agent => Err(Opened::NoExec),
@@ -171,8 +175,9 @@ impl RemoteShell {
         }
     }
 
-    /// Waits for the ready line: `true` when the agent says it.
-    async fn wait_ready(&mut self) -> Result<bool, (Option<u32>, String)> {
+    /// Waits for the ready line: what follows `ready` on it (` agent` from
+    /// the agent, ` refused` from a shell on a host that cannot run it).
+    async fn wait_ready(&mut self) -> Result<Vec<u8>, (Option<u32>, String)> {
         let ready = format!("{}ready", self.marker);
         let mut out = Vec::new();
         let mut err = Vec::new();
@@ -184,7 +189,7 @@ impl RemoteShell {
                         if let Some(pos) = find(&out, ready.as_bytes(), 0)
                             && let Some(nl) = out[pos..].iter().position(|&b| b == b'\n')
                         {
-                            return Ok(&out[pos + ready.len()..pos + nl] == b" agent");
+                            return Ok(out[pos + ready.len()..pos + nl].to_vec());
                         }
                     }
                     Some(ChannelMsg::ExtendedData { data, .. }) => err.extend_from_slice(&data),
@@ -238,11 +243,11 @@ impl RemoteShell {
         }
         self.send(format!("X {path}\n").as_bytes()).await?;
         match self.wait_ready().await {
-            Ok(true) => {
+            Ok(note) if note == b" agent" => {
                 self.agent = true;
                 Ok(())
             }
-            Ok(false) => Err(self.lost("the remote shell did not start the agent")),
+            Ok(_) => Err(self.lost("the remote shell did not start the agent")),
             Err((_, e)) => Err(self.lost(format!("starting the agent: {e}"))),
         }
     }

@@ -1,5 +1,7 @@
 # ferry's remote shell: one per host, fed requests on stdin, answering on
-# stdout/stderr with end markers. Started as `/bin/sh -c SCRIPT ferry MARKER`.
+# stdout/stderr with end markers. Started as `/bin/sh -c SCRIPT ferry MARKER [NOTE]`;
+# its ready line is `MARKERready` and, when given, ` NOTE` (the start command
+# passes `refused` when the host could not run the agent: see src/transport/agent.rs).
 # Request:  R ID NLINES STDINLEN TIMEOUT BECOME [DEST]  then NLINES lines of
 #           script, then STDINLEN bytes of stdin (written to DEST when given,
 #           e.g. a file put's temp file, and read by the script otherwise).
@@ -17,6 +19,7 @@
 # helper's own variables are prefixed _f_ and the password is cleared there.
 # The temp directory (askpass, stdin, timeout mark) is made on first need.
 _f_M=$1
+_f_note=${2:+ $2}
 set --
 _f_d=
 _f_um=$(umask)
@@ -29,7 +32,7 @@ _f_own() { eval "$_f_s"; }
 trap '[ -z "$_f_d" ] || rm -rf "$_f_d"' EXIT
 trap 'exit 1' HUP TERM
 _f_pw=
-printf '%sready\n' "$_f_M"
+printf '%sready%s\n' "$_f_M" "$_f_note"
 while read -r _f_op _f_id _f_n _f_len _f_to _f_b _f_dest; do
   case $_f_op in
   R|I)
