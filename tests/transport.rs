@@ -630,6 +630,12 @@ impl TestUser {
     fn name(&self) -> &str {
         &self.0
     }
+
+    fn home(&self) -> String {
+        sh(&format!("getent passwd {} | cut -d: -f6", self.0))
+            .trim()
+            .to_string()
+    }
 }
 
 impl Drop for TestUser {
@@ -772,9 +778,7 @@ async fn the_agent_is_placed_once_then_started_and_replaced_when_damaged() {
     let sshd = Sshd::start("");
     let user = TestUser::create("ferryagent", "unused");
     let name = user.name().to_string();
-    let home = sh(&format!("getent passwd {name} | cut -d: -f6"))
-        .trim()
-        .to_string();
+    let home = user.home();
     let cache = format!("{home}/.cache/ferry");
     let placed = format!("{cache}/{}", ferry::transport::agent::file_name());
     sh(&format!(
@@ -837,9 +841,7 @@ async fn a_host_that_cannot_run_the_agent_keeps_the_shell_and_is_not_asked_again
     let sshd = Sshd::start("");
     let user = TestUser::create("ferrynoexec", "unused");
     let name = user.name().to_string();
-    let home = sh(&format!("getent passwd {name} | cut -d: -f6"))
-        .trim()
-        .to_string();
+    let home = user.home();
     let cache = format!("{home}/.cache/ferry");
     sh(&format!(
         "mkdir -p {cache} && mount -t tmpfs -o noexec,mode=700,uid=$(id -u {name}) ferrytest {cache}"

@@ -87,17 +87,7 @@ impl Transport for BecomeTransport<'_> {
         if self.become_.is_none() {
             return self.inner.stat_read(path).await;
         }
-        let stat = self.inner.stat(path).await?;
-        let content = if stat.is_file {
-            Some(self.get_file(path).await?)
-        } else {
-            None
-        };
-        Ok(FileRead {
-            stat,
-            content,
-            parent_is_dir: None,
-        })
+        crate::transport::stat_then_read(self, path).await
     }
     async fn create_file(
         &self,

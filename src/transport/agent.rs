@@ -28,15 +28,14 @@ pub fn file_name() -> &'static str {
 }
 
 /// The exec command of a connection: the agent when the host has it, else
-/// `shell` (the remote shell's own start command, to which ` refused` is
-/// added when an earlier connection found the agent cannot run there, so it
-/// is not carried over again); `marker` comes quoted. Written for any login
-/// shell that knows `&&` and `||` (they bind left to right, with equal rank).
+/// `shell` (the remote shell's own start command), given the path of the
+/// mark an earlier connection leaves when the agent cannot run there (the
+/// shell then says so and the agent is not carried over again); `marker`
+/// comes quoted. Written for any login shell that knows `&&` and `||`; the
+/// shell's script appears once (dropbear refuses a command over 9,000 bytes).
 pub fn start_command(shell: &str, marker: &str) -> String {
     let path = format!("\"$HOME\"/.cache/ferry/{}", file_name());
-    format!(
-        "test -x {path} && exec {path} {marker} || test -e {path}.refused && {shell} refused || {shell}"
-    )
+    format!("test -x {path} && exec {path} {marker} || {shell} {path}.refused")
 }
 
 /// The script (an `R` request whose stdin is [`BINARY`]) that places the

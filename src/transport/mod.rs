@@ -169,17 +169,7 @@ pub trait Transport: Send + Sync {
 
     /// Stats `path` and, when it is a regular file, reads it.
     async fn stat_read(&self, path: &str) -> Result<FileRead, TransportError> {
-        let stat = self.stat(path).await?;
-        let content = if stat.is_file {
-            Some(self.get_file(path).await?)
-        } else {
-            None
-        };
-        Ok(FileRead {
-            stat,
-            content,
-            parent_is_dir: None,
-        })
+        stat_then_read(self, path).await
     }
 
     /// Writes `spec` (as `put_file`) only when nothing is at its path and its
@@ -221,6 +211,24 @@ pub trait Transport: Send + Sync {
     fn simulation(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
         None
     }
+}
+
+/// [`Transport::stat_read`] in two calls: `stat`, then `get_file` of a regular file.
+pub async fn stat_then_read<T: Transport + ?Sized>(
+    t: &T,
+    path: &str,
+) -> Result<FileRead, TransportError> {
+    let stat = t.stat(path).await?;
+    let content = if stat.is_file {
+        Some(t.get_file(path).await?)
+    } else {
+        None
+    };
+    Ok(FileRead {
+        stat,
+        content,
+        parent_is_dir: None,
+    })
 }
 
 /// The command [`Transport::make_dirs`] runs where no transport does it itself.

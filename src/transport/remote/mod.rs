@@ -134,16 +134,7 @@ impl RemoteShell {
             .await
             .map_err(|e| lost(format!("cannot open a session channel: {e}")))?;
         let marker = format!("\x1eFERRY{}:", random_hex(16));
-        let shell_cmd = format!(
-            "exec /bin/sh -c {} ferry {}",
-            sh_quote(SCRIPT),
-            sh_quote(&marker)
-        );
-        let cmd = if try_agent {
-            super::agent::start_command(&shell_cmd, &sh_quote(&marker))
-        } else {
-            shell_cmd
-        };
+        let cmd = start_command(&marker, try_agent);
         channel
             .exec(true, cmd)
             .await
@@ -296,13 +287,7 @@ impl RemoteShell {
         dest: Option<&str>,
         own: bool,
     ) -> Result<CommandOutput, TransportError> {
-        if self.broken {
-            return Err(self.lost("an earlier call was interrupted while sending"));
-        }
-        if let Some(prev) = self.pending {
-            self.collect(prev, None).await?;
-            self.pending = None;
-        }
+        self.settle().await?;
         let script = if own {
             spec.cmd.clone()
         } else {
@@ -362,6 +347,19 @@ impl RemoteShell {
             .await
     }
 
+    /// Before a request: refuses when an earlier one was cut off while being
+    /// sent, and reads and drops the answer a cancelled caller left.
+    async fn settle(&mut self) -> Result<(), TransportError> {
+        if self.broken {
+            return Err(self.lost("an earlier call was interrupted while sending"));
+        }
+        if let Some(prev) = self.pending {
+            self.collect(prev, None).await?;
+            self.pending = None;
+        }
+        Ok(())
+    }
+
     /// Sends request `id` and reads its answer: one round trip.
     async fn exchange(
         &mut self,
@@ -385,13 +383,7 @@ impl RemoteShell {
         fields: &[&[u8]],
         data: &[u8],
     ) -> Result<CommandOutput, TransportError> {
-        if self.broken {
-            return Err(self.lost("an earlier call was interrupted while sending"));
-        }
-        if let Some(prev) = self.pending {
-            self.collect(prev, None).await?;
-            self.pending = None;
-        }
+        self.settle().await?;
         let id = self.next_id;
         self.next_id += 1;
         let req = super::agent::request(id, fields, data);
@@ -482,6 +474,21 @@ impl RemoteShell {
     }
 }
 
+/// The exec command that starts the remote shell, or the agent in its place
+/// when `try_agent` (see [`super::agent::start_command`]).
+fn start_command(marker: &str, try_agent: bool) -> String {
+    let shell = format!(
+        "exec /bin/sh -c {} ferry {}",
+        sh_quote(SCRIPT),
+        sh_quote(marker)
+    );
+    if try_agent {
+        super::agent::start_command(&shell, &sh_quote(marker))
+    } else {
+        shell
+    }
+}
+
 /// The shell script a [`CommandSpec`] becomes: chdir, environment, command,
 /// wrapped in sudo when it runs as another user than `login_user`.
 pub fn command_script(spec: &CommandSpec, login_user: &str) -> String {
@@ -523,6 +530,17 @@ pub(crate) async fn drain(ch: &mut russh::Channel<Msg>, limit: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_start_command_fits_dropbears_limit() {
+        // dropbear ends a session whose command is over 9,000 bytes ("String
+        // too long"): the lab's full guest runs dropbear.
+        let marker = format!("\x1eFERRY{}:", random_hex(16));
+        for try_agent in [false, true] {
+            let len = start_command(&marker, try_agent).len();
+            assert!(len < 9000, "{len} bytes (agent: {try_agent})");
+        }
+    }
 
     #[test]
     fn quoting_survives_single_quotes() {

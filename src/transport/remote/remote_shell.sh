@@ -1,7 +1,8 @@
 # ferry's remote shell: one per host, fed requests on stdin, answering on
-# stdout/stderr with end markers. Started as `/bin/sh -c SCRIPT ferry MARKER [NOTE]`;
-# its ready line is `MARKERready` and, when given, ` NOTE` (the start command
-# passes `refused` when the host could not run the agent: see src/transport/agent.rs).
+# stdout/stderr with end markers. Started as `/bin/sh -c SCRIPT ferry MARKER [MARK]`;
+# its ready line is `MARKERready`, then ` refused` when the file MARK exists (the
+# agent's start command names the mark a host that cannot run it gets: see
+# src/transport/agent.rs).
 # Request:  R ID NLINES STDINLEN TIMEOUT BECOME [DEST]  then NLINES lines of
 #           script, then STDINLEN bytes of stdin (written to DEST when given,
 #           e.g. a file put's temp file, and read by the script otherwise).
@@ -19,7 +20,8 @@
 # helper's own variables are prefixed _f_ and the password is cleared there.
 # The temp directory (askpass, stdin, timeout mark) is made on first need.
 _f_M=$1
-_f_note=${2:+ $2}
+_f_note=
+if [ -n "${2-}" ] && [ -e "$2" ]; then _f_note=' refused'; fi
 set --
 _f_d=
 _f_um=$(umask)
