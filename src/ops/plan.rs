@@ -39,6 +39,10 @@ pub enum Change {
     /// A change outside the simulated file system (a running kernel value, a
     /// loaded module, a service's state): said, not recorded.
     Host(String),
+    /// A path a task check mode does not run would make or change (a command's
+    /// `creates:`/`removes:`): recorded unknown, so a later task reading it is
+    /// reported not checked.
+    Unknown(String),
 }
 
 /// What an op found and would do.
@@ -151,6 +155,7 @@ pub(crate) async fn record(
             } => sim.would_set_attrs(path, *mode, owner.as_deref(), group.as_deref()),
             Change::Remove(path) => sim.would_remove(path),
             Change::Host(_) => {}
+            Change::Unknown(path) => sim.would_be_unknown(path),
         }
     }
     Ok(())
