@@ -396,33 +396,6 @@ pub async fn plan_edit(
     Ok(Plan::changes(r, changes, work))
 }
 
-/// [`plan_edit`] for an op not split into plan and apply: applied at once, or in
-/// check mode only recorded in the simulated host.
-#[allow(clippy::too_many_arguments)]
-pub async fn apply_edit(
-    t: &dyn Transport,
-    path: &str,
-    st: &FileStat,
-    before: &[u8],
-    edit: &Edit,
-    attrs: &FileAttrs,
-    opts: &WriteOpts,
-    ctx: &OpContext<'_>,
-) -> Result<super::OpOutcome, OpError> {
-    let plan = plan_edit(t, path, st, before, edit, attrs, opts, ctx, None).await?;
-    if !plan.pending() {
-        return Ok(plan.outcome);
-    }
-    if ctx.check {
-        if let Some(sim) = t.check_overlay() {
-            super::plan::record(sim, &plan.changes, ctx.become_.as_ref()).await?;
-        }
-        return Ok(plan.outcome);
-    }
-    let (outcome, work) = plan.into_work::<EditWork>("edit")?;
-    work.apply(t, outcome).await
-}
-
 /// What a line-editing op (lineinfile, blockinfile) finds before it edits.
 pub enum EditTarget {
     /// Edit this content (empty for a file about to be created, below `parent`
