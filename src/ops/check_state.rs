@@ -32,9 +32,9 @@
 //!   (`would_put`, `would_mkdir`, `would_remove`, `would_link`,
 //!   `would_hardlink`, `would_set_attrs`, `would_set_mtime` for unpacked
 //!   archive members, `would_pip` for the package set of a Python
-//!   environment, `would_account` for a local account `user` would add or
-//!   remove); outside a `--check` run that is `None` and nothing is
-//!   recorded.
+//!   environment); outside a `--check` run that is `None` and nothing is
+//!   recorded. (A local account `user` would add or remove is its plan's
+//!   `Change::Account`, recorded with `would_account`.)
 //! - A path a skipped command/script names in `creates:`/`removes:` is
 //!   recorded unknown (`would_be_unknown`): a task that then reads it
 //!   ([`CheckTransport::unknown_seen`]) is reported "not checked" by the

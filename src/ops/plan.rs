@@ -43,6 +43,15 @@ pub enum Change {
     /// `creates:`/`removes:`): recorded unknown, so a later task reading it is
     /// reported not checked.
     Unknown(String),
+    /// A local account added (`home`: Some, its home directory) or removed (None):
+    /// a later task needing it (`authorized_key`) finds it.
+    Account { name: String, home: Option<String> },
+    /// A file written on the controller (`fetch`; `content` None: unknown), recorded
+    /// in the controller's simulated state.
+    Local {
+        path: String,
+        content: Option<Vec<u8>>,
+    },
 }
 
 /// What an op found and would do.
@@ -156,6 +165,8 @@ pub(crate) async fn record(
             Change::Remove(path) => sim.would_remove(path),
             Change::Host(_) => {}
             Change::Unknown(path) => sim.would_be_unknown(path),
+            Change::Account { name, home } => sim.would_account(name, home.clone()),
+            Change::Local { path, content } => sim.would_write_local(path, content.clone()),
         }
     }
     Ok(())
