@@ -9,8 +9,8 @@
 //! the file named by `keyring:` or by `id:`.
 
 use super::attrs::{FileAttrs, ModeSpec};
-use super::content::{WriteOpts, remove_file, write_content};
-use super::{Args, OpContext, OpError, OpOutcome, find_src, sha256_hex};
+use super::content::{FileWork, WriteOpts, plan_content};
+use super::{Args, OpContext, OpError, OpOutcome, Plan, find_src, sha256_hex};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
 
@@ -25,7 +25,7 @@ pub const SPEC: Spec = Spec {
     rules: "data|file",
 };
 
-crate::ops::host_op!(AptKeyOp, SPEC);
+crate::ops::planned_op!(AptKeyOp, SPEC);
 
 pub const TRUSTED_DIR: &str = "/etc/apt/trusted.gpg.d";
 
@@ -101,7 +101,19 @@ pub fn default_path(id: Option<&str>, key: &[u8]) -> String {
     format!("{TRUSTED_DIR}/ferry-{name}.{ext}")
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+/// What the apply does: write the key file, or remove the key files, in order.
+pub struct Work(Vec<FileWork>);
+
+/// The plan of `r` making `work` (nothing to apply when it is empty).
+fn planned(r: OpOutcome, work: Vec<FileWork>) -> Plan {
+    if work.is_empty() {
+        return Plan::done(r);
+    }
+    let changes = work.iter().flat_map(FileWork::changes).collect();
+    Plan::changes(r, changes, Work(work))
+}
+
+pub async fn plan(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<Plan, OpError> {
     if !p.present {
         let paths: Vec<String> = match (&p.keyring, &p.id) {
             (Some(k), _) => vec![k.clone()],
@@ -112,15 +124,16 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
             (None, None) => unreachable!("checked by parse"),
         };
         let mut r = OpOutcome::new(false);
+        let mut work = Vec::new();
         for path in &paths {
             if t.stat(path).await?.exists {
                 r.changed = true;
                 r.set("keyring", path.clone());
-                remove_file(t, path, ctx).await?;
+                work.push(FileWork::Remove(path.clone()));
             }
         }
         r.set("id", p.id.clone());
-        return Ok(r);
+        return Ok(planned(r, work));
     }
     let key: Vec<u8> = match (&p.data, &p.file) {
         (Some(d), _) => d.clone().into_bytes(),
@@ -162,14 +175,33 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
         owner: None,
         group: None,
     };
-    let w = write_content(t, &path, &st, None, &key, &attrs, &WriteOpts::new(), ctx).await?;
-    let mut r = OpOutcome::new(w.changed);
-    r.diff = w.diff;
+    let opts = WriteOpts::new();
+    let w = plan_content(t, &path, &st, None, &key, &attrs, &opts, ctx).await?;
+    let mut r = OpOutcome::new(w.written.changed);
+    r.diff = w.written.diff.clone();
     r.set("keyring", path);
     r.set("id", p.id.clone());
     r.set("key_id", p.id.clone());
     r.set("before", Vec::<String>::new());
-    Ok(r)
+    let work = if w.written.changed {
+        vec![FileWork::Write(Box::new(w), opts)]
+    } else {
+        Vec::new()
+    };
+    Ok(planned(r, work))
+}
+
+pub async fn apply(
+    t: &dyn Transport,
+    _: &Params,
+    _: &OpContext<'_>,
+    outcome: OpOutcome,
+    Work(work): Work,
+) -> Result<OpOutcome, OpError> {
+    for w in work {
+        w.apply(t).await?;
+    }
+    Ok(outcome)
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@
 //! change; lab hosts have no mirror, so lab playbooks say `update_cache: no`.
 
 use super::attrs::{FileAttrs, ModeSpec};
-use super::content::{WriteOpts, remove_file, write_content};
-use super::{Args, OpContext, OpError, OpOutcome, sh};
+use super::content::{FileWork, WriteOpts, plan_content};
+use super::{Args, Change, OpContext, OpError, OpOutcome, Plan, sh};
 use crate::ops::check_state::CheckOverlay;
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
@@ -26,7 +26,7 @@ pub const SPEC: Spec = Spec {
     rules: "",
 };
 
-crate::ops::host_op!(AptRepositoryOp, SPEC);
+crate::ops::planned_op!(AptRepositoryOp, SPEC);
 
 pub const SOURCES: &str = "/etc/apt/sources.list";
 pub const SOURCES_D: &str = "/etc/apt/sources.list.d";
@@ -132,7 +132,14 @@ pub fn split_files(out: &str) -> Vec<(String, String)> {
     files
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+/// What the apply does: write or remove the sources files, in order, then (when it
+/// changed them and `update_cache` says so) `apt-get update`.
+pub struct Work {
+    files: Vec<FileWork>,
+    update_cache: bool,
+}
+
+pub async fn plan(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<Plan, OpError> {
     let want = normalize(&p.repo);
     let out = sh(
         t,
@@ -171,9 +178,11 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
         .with("repo", p.repo.clone())
         .with("state", if p.present { "present" } else { "absent" });
     let mut diffs = Vec::new();
+    let mut work = Vec::new();
+    let opts = WriteOpts::new();
     if p.present {
         if files.iter().any(|(_, text)| holds(text)) {
-            return Ok(r);
+            return Ok(Plan::done(r));
         }
         let st = t.stat(&target).await?;
         let mut content = if st.exists {
@@ -185,19 +194,12 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
             content.push(b'\n');
         }
         content.extend_from_slice(format!("{want}\n").as_bytes());
-        let w = write_content(
-            t,
-            &target,
-            &st,
-            None,
-            &content,
-            &attrs,
-            &WriteOpts::new(),
-            ctx,
-        )
-        .await?;
-        r.changed = w.changed;
-        diffs.extend(w.diff);
+        let w = plan_content(t, &target, &st, None, &content, &attrs, &opts, ctx).await?;
+        r.changed = w.written.changed;
+        diffs.extend(w.written.diff.clone());
+        if w.written.changed {
+            work.push(FileWork::Write(Box::new(w), opts.clone()));
+        }
         r.set("sources_added", vec![target.clone()]);
     } else {
         let mut removed = Vec::new();
@@ -212,7 +214,7 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
             removed.push(path.clone());
             let empty = kept.lines().all(|l| normalize(l).is_empty());
             if empty && path.as_str() != SOURCES {
-                remove_file(t, path, ctx).await?;
+                work.push(FileWork::Remove(path.clone()));
                 if ctx.diff {
                     diffs.push(super::Diff {
                         path: Some(path.clone()),
@@ -226,24 +228,52 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
                     mode: None,
                     ..attrs.clone()
                 };
-                let w = write_content(
+                let w = plan_content(
                     t,
                     path,
                     &st,
                     Some(text.as_bytes()),
                     kept.as_bytes(),
                     &keep,
-                    &WriteOpts::new(),
+                    &opts,
                     ctx,
                 )
                 .await?;
-                diffs.extend(w.diff);
+                diffs.extend(w.written.diff.clone());
+                if w.written.changed {
+                    work.push(FileWork::Write(Box::new(w), opts.clone()));
+                }
             }
         }
         r.set("sources_removed", removed);
     }
     r.diff = diffs.into_iter().next();
-    if r.changed && p.update_cache && !ctx.check {
+    let update_cache = r.changed && p.update_cache;
+    if work.is_empty() && !update_cache {
+        return Ok(Plan::done(r));
+    }
+    let mut changes: Vec<Change> = work.iter().flat_map(FileWork::changes).collect();
+    if update_cache {
+        changes.push(Change::Host("apt-get update".into()));
+    }
+    let work = Work {
+        files: work,
+        update_cache,
+    };
+    Ok(Plan::changes(r, changes, work))
+}
+
+pub async fn apply(
+    t: &dyn Transport,
+    _: &Params,
+    _: &OpContext<'_>,
+    mut r: OpOutcome,
+    work: Work,
+) -> Result<OpOutcome, OpError> {
+    for w in work.files {
+        w.apply(t).await?;
+    }
+    if work.update_cache {
         let out = sh(t, "DEBIAN_FRONTEND=noninteractive apt-get update -q").await?;
         if out.rc != 0 {
             return Err(OpError::command(

@@ -220,6 +220,30 @@ pub fn name_matches(want: &str, name: &str, id: u32) -> bool {
     want == name || want.parse::<u32>().ok() == Some(id)
 }
 
+/// What fixing `path`'s attributes (now `st`) to `attrs` would do: the command and
+/// the change the simulated host records; None when they are as asked.
+pub fn plan_attrs(
+    path: &str,
+    st: &FileStat,
+    attrs: &FileAttrs,
+) -> Result<Option<(String, super::Change)>, super::OpError> {
+    let Some(cmd) = attrs.fix_command(path, st, false)? else {
+        return Ok(None);
+    };
+    let mode = if st.is_link {
+        None
+    } else {
+        attrs.wanted_mode(st)?
+    };
+    let change = super::Change::Attrs {
+        path: path.to_string(),
+        mode,
+        owner: attrs.owner.clone(),
+        group: attrs.group.clone(),
+    };
+    Ok(Some((cmd, change)))
+}
+
 /// Bring `path` (now `st`) to `attrs`; returns whether anything changed.
 /// In check mode it only says whether it would.
 pub async fn ensure_attrs(

@@ -1,10 +1,10 @@
 //! `authorized_key`: SSH public keys in a user's authorized_keys.
 
 use super::attrs::FileAttrs;
-use super::content::Edit;
-use super::content::{WriteOpts, apply_edit};
+use super::content::{Edit, EditWork};
+use super::content::{WriteOpts, plan_edit};
 use super::lineinfile::{split_lines, strip_eol};
-use super::{Args, OpContext, OpError, OpOutcome, sh, sh_quote};
+use super::{Args, Change, OpContext, OpError, OpOutcome, Plan, sh, sh_ok, sh_quote};
 use crate::ops::check_state::CheckOverlay;
 use crate::playbook::model::Vars;
 use crate::transport::{FileStat, Transport};
@@ -20,7 +20,7 @@ pub const SPEC: Spec = Spec {
     rules: "",
 };
 
-crate::ops::host_op!(AuthorizedKeyOp, SPEC);
+crate::ops::planned_op!(AuthorizedKeyOp, SPEC);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -116,7 +116,14 @@ pub fn edit(p: &Params, content: &str) -> Edit {
     }
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+/// What the apply does: make the key file's directory (the command and what it
+/// does), then write the keys.
+pub struct Work {
+    mkdir: Option<(String, String)>,
+    edit: Option<EditWork>,
+}
+
+pub async fn plan(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<Plan, OpError> {
     let out = sh(t, format!("getent passwd {}", sh_quote(&p.user))).await?;
     let pw = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let f: Vec<&str> = pw.split(':').collect();
@@ -136,33 +143,30 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
         .rsplit_once('/')
         .map(|(d, _)| d.to_string())
         .unwrap_or(".".into());
-    let mut dir_changed = false;
+    let mut mkdir = None;
     if p.state_present && p.manage_dir {
         let ds = t.stat(&dir).await?;
         if !ds.is_dir {
-            dir_changed = true;
-            if !ctx.check {
-                let q = sh_quote(&dir);
-                let cmd = format!(
-                    "mkdir -p {q} && chown {}:{gid} {q} && chmod 700 {q}",
-                    sh_quote(&p.user)
-                );
-                let out = sh(t, cmd).await?;
-                if out.rc != 0 {
-                    return Err(OpError::command(format!("creating {dir}"), &out));
-                }
-            }
+            let q = sh_quote(&dir);
+            let cmd = format!(
+                "mkdir -p {q} && chown {}:{gid} {q} && chmod 700 {q}",
+                sh_quote(&p.user)
+            );
+            mkdir = Some((cmd, format!("creating {dir}")));
         }
     }
+    let dir_changed = mkdir.is_some();
     let st = if dir_changed {
         FileStat::default()
     } else {
         t.stat(&path).await?
     };
     if !st.exists && !p.state_present {
-        return Ok(OpOutcome::new(false)
-            .with("user", p.user.clone())
-            .with("path", path));
+        return Ok(Plan::done(
+            OpOutcome::new(false)
+                .with("user", p.user.clone())
+                .with("path", path),
+        ));
     }
     let before = if st.exists {
         t.get_file(&path).await?
@@ -179,12 +183,55 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
         owner: Some(p.user.clone()),
         group: Some(gid),
     };
-    let mut r = apply_edit(t, &path, &st, &before, &e, &attrs, &WriteOpts::new(), ctx).await?;
+    let edit = plan_edit(
+        t,
+        &path,
+        &st,
+        &before,
+        &e,
+        &attrs,
+        &WriteOpts::new(),
+        ctx,
+        None,
+    )
+    .await?;
+    let mut changes = Vec::new();
+    if dir_changed {
+        // Said, not recorded in the simulated host (as before the split).
+        changes.push(Change::Host(format!("directory {dir} (0700)")));
+    }
+    changes.extend(edit.changes.iter().cloned());
+    let (mut r, edit) = if edit.pending() {
+        let (o, w) = edit.into_work::<EditWork>(SPEC.name)?;
+        (o, Some(w))
+    } else {
+        (edit.outcome, None)
+    };
     r.changed |= dir_changed;
     r.set("user", p.user.clone());
     r.set("key", p.keys.join("\n"));
     r.set("exclusive", p.exclusive);
-    Ok(r)
+    if mkdir.is_none() && edit.is_none() {
+        return Ok(Plan::done(r));
+    }
+    let work = Work { mkdir, edit };
+    Ok(Plan::changes(r, changes, work))
+}
+
+pub async fn apply(
+    t: &dyn Transport,
+    _: &Params,
+    _: &OpContext<'_>,
+    outcome: OpOutcome,
+    work: Work,
+) -> Result<OpOutcome, OpError> {
+    if let Some((cmd, what)) = work.mkdir {
+        sh_ok(t, cmd, &what).await?;
+    }
+    match work.edit {
+        Some(edit) => edit.apply(t, outcome).await,
+        None => Ok(outcome),
+    }
 }
 
 #[cfg(test)]

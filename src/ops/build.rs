@@ -1,8 +1,9 @@
 //! `build` (ferry-specific): `configure && make && make install` in a source
 //! tree on the host, skipped when a marker file on the host records that
-//! this very commit was built with these flags.
+//! this very commit was built with these flags. Planned: the identity probe
+//! and the marker are the plan, the build is the apply.
 
-use super::{Args, OpContext, OpError, OpOutcome, sh, sh_quote};
+use super::{Args, Change, OpContext, OpError, OpOutcome, Plan, sh, sh_quote};
 use crate::ops::check_state::CheckOverlay;
 use crate::playbook::model::Vars;
 use crate::transport::{CommandSpec, Transport};
@@ -18,7 +19,7 @@ pub const SPEC: Spec = Spec {
     rules: "",
 };
 
-crate::ops::host_op!(BuildOp, SPEC);
+crate::ops::planned_op!(BuildOp, SPEC);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -85,17 +86,25 @@ fn identity(p: &Params) -> String {
     )
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+/// What the apply does: the build command, and the commit it builds.
+pub struct Work {
+    cmd: String,
+    commit: String,
+}
+
+pub async fn plan(t: &dyn Transport, p: &Params, _: &OpContext<'_>) -> Result<Plan, OpError> {
     let out = sh(t, identity(p)).await?;
     if out.rc == 3 {
-        // Check mode: an earlier task (git, copy, unarchive) would make the tree.
-        if ctx.check && t.check_overlay().is_some_and(|o| o.would_exist(&p.src)) {
+        // Check mode (the simulated host is there only then): an earlier task (git,
+        // copy, unarchive) would make the tree. It is not on the host, so there is
+        // nothing a run could apply.
+        if t.check_overlay().is_some_and(|o| o.would_exist(&p.src)) {
             let mut r = OpOutcome::new(true).with("marker", p.marker.clone());
             r.msg = Some(format!(
                 "{} would be made by an earlier task: would build",
                 p.src
             ));
-            return Ok(r);
+            return Ok(Plan::done(r));
         }
         return Err(OpError::failed(format!(
             "source tree {} does not exist on the host",
@@ -106,11 +115,11 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
     let (commit, marker) = text.split_once("---\n").unwrap_or((&text, ""));
     let commit = commit.trim();
     let want = p.record(commit);
-    let mut r = OpOutcome::new(marker != want)
+    let r = OpOutcome::new(marker != want)
         .with("commit", commit.to_string())
         .with("marker", p.marker.clone());
-    if !r.changed || ctx.check {
-        return Ok(r);
+    if !r.changed {
+        return Ok(Plan::done(r));
     }
     let mut flags = vec![format!("--prefix={}", sh_quote(&p.prefix))];
     flags.extend(p.configure_flags.iter().map(|f| sh_quote(f)));
@@ -126,6 +135,21 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
         sh_quote(&want),
         sh_quote(&p.marker)
     );
+    let change = Change::Host(format!("build of {} (commit {commit})", p.src));
+    let work = Work {
+        cmd,
+        commit: commit.to_string(),
+    };
+    Ok(Plan::changes(r, vec![change], work))
+}
+
+pub async fn apply(
+    t: &dyn Transport,
+    p: &Params,
+    _: &OpContext<'_>,
+    mut r: OpOutcome,
+    Work { cmd, commit }: Work,
+) -> Result<OpOutcome, OpError> {
     let out = t
         .run(&CommandSpec {
             timeout: Some(std::time::Duration::from_secs(6 * 3600)),

@@ -1,13 +1,13 @@
 //! `command`: run a program on the host (creates, removes, chdir, stdin).
 //!
 //! Never "ok" unless guarded by `creates`/`removes` (or `changed_when` in the task);
-//! skipped in check mode unless a guard shows it would not run.
+//! skipped in check mode unless a guard shows it would not run. Planned: the guards
+//! are the plan, running the command is the apply.
 
-use crate::ops::check_state::CheckOverlay;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{Op, OpContext, OpError, OpOutcome};
+use super::{Change, Op, OpContext, OpError, OpOutcome, Plan};
 use crate::transport::CommandSpec;
 
 use super::schema::Spec;
@@ -54,21 +54,32 @@ pub fn command_line(ctx: &OpContext<'_>) -> Result<String, OpError> {
         .ok_or_else(|| OpError::Args("no command given (free-form, `cmd:` or `argv:`)".into()))
 }
 
-/// A command check mode skips would presumably make its `creates:` path
+/// A command check mode does not run would presumably make its `creates:` path
 /// and remove its `removes:` path: what those become is unknown to later
 /// tasks (they are reported not checked when they read them).
-pub fn unknown_guards(ctx: &OpContext<'_>) {
-    if let Some(o) = ctx.transport.check_overlay() {
-        for g in ["creates", "removes"] {
-            if let Some(p) = ctx.arg_str(g) {
-                o.would_be_unknown(&p);
-            }
+pub fn guard_changes(ctx: &OpContext<'_>, line: &str) -> Vec<Change> {
+    let mut changes = vec![Change::Host(format!("runs `{line}`"))];
+    for g in ["creates", "removes"] {
+        if let Some(p) = ctx.arg_str(g) {
+            changes.push(Change::Unknown(p));
         }
     }
+    changes
 }
 
-/// Run a command line with the guards and options `command` and `shell` share.
-pub async fn run_guarded(ctx: &OpContext<'_>, cmdline: String) -> Result<OpOutcome, OpError> {
+/// What a command's apply runs: its command line.
+pub struct Work(pub String);
+
+/// The plan of a command that would run: check mode reports it skipped (and what
+/// its guards name unknown); a real run runs it.
+pub fn would_run(ctx: &OpContext<'_>, line: String, skipped: &str) -> Plan {
+    let changes = guard_changes(ctx, &line);
+    Plan::changes(OpOutcome::skipped(skipped), changes, Work(line))
+}
+
+/// Plan a command line with the guards `command` and `shell` share: a guard that
+/// says it need not run makes the task ok; otherwise it would run.
+pub async fn plan_guarded(ctx: &OpContext<'_>, cmdline: String) -> Result<Plan, OpError> {
     let t = &ctx.transport;
     if let Some(creates) = ctx.arg_str("creates")
         && t.exists(&creates).await?
@@ -76,7 +87,7 @@ pub async fn run_guarded(ctx: &OpContext<'_>, cmdline: String) -> Result<OpOutco
         let mut o = OpOutcome::ok().with_msg(format!("skipped, since {creates} exists"));
         o.result.insert("cmd".into(), cmdline.into());
         o.result.insert("rc".into(), 0.into());
-        return Ok(o);
+        return Ok(Plan::done(o));
     }
     if let Some(removes) = ctx.arg_str("removes")
         && !t.exists(&removes).await?
@@ -84,14 +95,20 @@ pub async fn run_guarded(ctx: &OpContext<'_>, cmdline: String) -> Result<OpOutco
         let mut o = OpOutcome::ok().with_msg(format!("skipped, since {removes} does not exist"));
         o.result.insert("cmd".into(), cmdline.into());
         o.result.insert("rc".into(), 0.into());
-        return Ok(o);
+        return Ok(Plan::done(o));
     }
-    if ctx.check {
-        unknown_guards(ctx);
-        return Ok(OpOutcome::skipped(
-            "Command would have run if not in check mode",
-        ));
-    }
+    Ok(would_run(
+        ctx,
+        cmdline,
+        "Command would have run if not in check mode",
+    ))
+}
+
+/// Run a planned command line (the apply of `command` and `shell`), with the
+/// options they share.
+pub async fn apply_guarded(ctx: &OpContext<'_>, plan: Plan) -> Result<OpOutcome, OpError> {
+    let (_, Work(cmdline)) = plan.into_work::<Work>(SPEC.name)?;
+    let t = &ctx.transport;
     let mut spec = CommandSpec::new(cmdline.clone());
     spec.cwd = ctx.arg_str("chdir");
     spec.env = ctx.env.clone();
@@ -129,8 +146,10 @@ impl Op for Command {
     fn spec(&self) -> &'static Spec {
         &SPEC
     }
-    async fn run_unplanned(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
-        let line = command_line(ctx)?;
-        run_guarded(ctx, line).await
+    async fn plan(&self, ctx: &OpContext<'_>) -> Result<Plan, OpError> {
+        plan_guarded(ctx, command_line(ctx)?).await
+    }
+    async fn apply(&self, ctx: &OpContext<'_>, plan: Plan) -> Result<OpOutcome, OpError> {
+        apply_guarded(ctx, plan).await
     }
 }

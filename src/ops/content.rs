@@ -396,33 +396,6 @@ pub async fn plan_edit(
     Ok(Plan::changes(r, changes, work))
 }
 
-/// [`plan_edit`] for an op not split into plan and apply: applied at once, or in
-/// check mode only recorded in the simulated host.
-#[allow(clippy::too_many_arguments)]
-pub async fn apply_edit(
-    t: &dyn Transport,
-    path: &str,
-    st: &FileStat,
-    before: &[u8],
-    edit: &Edit,
-    attrs: &FileAttrs,
-    opts: &WriteOpts,
-    ctx: &OpContext<'_>,
-) -> Result<super::OpOutcome, OpError> {
-    let plan = plan_edit(t, path, st, before, edit, attrs, opts, ctx, None).await?;
-    if !plan.pending() {
-        return Ok(plan.outcome);
-    }
-    if ctx.check {
-        if let Some(sim) = t.check_overlay() {
-            super::plan::record(sim, &plan.changes, ctx.become_.as_ref()).await?;
-        }
-        return Ok(plan.outcome);
-    }
-    let (outcome, work) = plan.into_work::<EditWork>("edit")?;
-    work.apply(t, outcome).await
-}
-
 /// What a line-editing op (lineinfile, blockinfile) finds before it edits.
 pub enum EditTarget {
     /// Edit this content (empty for a file about to be created, below `parent`
@@ -504,23 +477,35 @@ async fn make_dir(t: &dyn Transport, dir: &str) -> Result<(), OpError> {
     Ok(())
 }
 
-/// Remove a file; in a --check run only record that it would be gone.
-pub async fn remove_file(
-    t: &dyn Transport,
-    path: &str,
-    ctx: &OpContext<'_>,
-) -> Result<(), OpError> {
-    if ctx.check {
-        if let Some(o) = t.check_overlay() {
-            o.would_remove(path);
+/// One whole-file change of an op that writes or removes files (`apt_key`,
+/// `apt_repository`): planned first, applied in order by a real run.
+pub enum FileWork {
+    /// Write the planned content (or attributes).
+    Write(Box<ContentPlan>, WriteOpts),
+    /// Remove the file.
+    Remove(String),
+}
+
+impl FileWork {
+    /// The changes, as the simulated host records them.
+    pub fn changes(&self) -> Vec<Change> {
+        match self {
+            FileWork::Write(plan, _) => plan.changes(),
+            FileWork::Remove(path) => vec![Change::Remove(path.clone())],
         }
-        return Ok(());
     }
-    super::sh_ok(
-        t,
-        format!("rm -f -- {}", sh_quote(path)),
-        &format!("removing {path}"),
-    )
-    .await
-    .map(|_| ())
+
+    /// Make the change.
+    pub async fn apply(self, t: &dyn Transport) -> Result<(), OpError> {
+        match self {
+            FileWork::Write(plan, opts) => apply_content(t, *plan, &opts).await.map(|_| ()),
+            FileWork::Remove(path) => super::sh_ok(
+                t,
+                format!("rm -f -- {}", sh_quote(&path)),
+                &format!("removing {path}"),
+            )
+            .await
+            .map(|_| ()),
+        }
+    }
 }

@@ -4,12 +4,14 @@
 //! sha256 (from the transport's stat) is compared with the controller copy's
 //! first: an equal file is neither transferred nor rewritten. The controller
 //! copy is written atomically (temp file in the same directory, fsync, rename).
+//! Planned: the plan reads the host file and compares, the apply writes the
+//! controller copy (check mode records it in the controller's simulated state).
 
 use crate::ops::check_state::CheckOverlay;
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
-use super::{Args, Diff, OpContext, OpError, OpOutcome, sh, sh_quote, sha256_hex};
+use super::{Args, Change, Diff, OpContext, OpError, OpOutcome, Plan, sh, sh_quote, sha256_hex};
 use crate::ops::check_state::LocalRead;
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
@@ -25,7 +27,7 @@ pub const SPEC: Spec = Spec {
     rules: "",
 };
 
-crate::ops::host_op!(FetchOp, SPEC);
+crate::ops::planned_op!(FetchOp, SPEC);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -149,7 +151,13 @@ pub fn write_local_atomic(path: &Path, data: &[u8]) -> Result<(), OpError> {
     Ok(())
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+/// What the apply does: write the controller copy.
+pub struct Work {
+    dest: PathBuf,
+    data: Vec<u8>,
+}
+
+pub async fn plan(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<Plan, OpError> {
     let base = ctx
         .base_dirs()
         .last()
@@ -158,8 +166,9 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
     let dest = local_dest(p, ctx.host, &base)?;
     // In a --check run the controller copy is recorded, not written: later
     // tasks (a copy of it back) read it from there. A source a task check
-    // mode could not run would make leaves the copy unknown too.
-    let overlay = t.check_overlay().filter(|_| ctx.check);
+    // mode could not run would make leaves the copy unknown too, recorded as soon as
+    // it is seen (the task may still fail below, and is reported not checked then).
+    let overlay = t.check_overlay();
     if let Some(o) = overlay {
         let before = o.unknown_seen();
         let _ = t.stat(&p.src).await?;
@@ -187,18 +196,22 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
                 result,
             });
         }
-        return Ok(OpOutcome::new(false)
-            .msg(format!("{msg}, ignored"))
-            .with("file", p.src.clone()));
+        return Ok(Plan::done(
+            OpOutcome::new(false)
+                .msg(format!("{msg}, ignored"))
+                .with("file", p.src.clone()),
+        ));
     }
     if st.is_dir {
         let msg = "remote file is a directory, fetch cannot work on directories";
         if p.fail_on_missing {
             return Err(OpError::failed(msg));
         }
-        return Ok(OpOutcome::new(false)
-            .msg(format!("{msg}, not transferring, ignored"))
-            .with("file", p.src.clone()));
+        return Ok(Plan::done(
+            OpOutcome::new(false)
+                .msg(format!("{msg}, not transferring, ignored"))
+                .with("file", p.src.clone()),
+        ));
     }
     let local = match overlay.map(|o| o.local_read(&dest.display().to_string())) {
         Some(LocalRead::Content(c)) => Some(c),
@@ -208,11 +221,13 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
     let dest_s = dest.display().to_string();
     if local_sum.is_some() && local_sum == st.checksum {
         let data = local.unwrap_or_default();
-        return Ok(OpOutcome::new(false)
-            .with("file", p.src.clone())
-            .with("dest", dest_s)
-            .with("checksum", sha1_hex(&data))
-            .with("md5sum", md5_hex(&data)));
+        return Ok(Plan::done(
+            OpOutcome::new(false)
+                .with("file", p.src.clone())
+                .with("dest", dest_s)
+                .with("checksum", sha1_hex(&data))
+                .with("md5sum", md5_hex(&data)),
+        ));
     }
     let data = t.get_file(&src).await?;
     let remote_sha1 = sha1_hex(&data);
@@ -235,16 +250,26 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
             String::from_utf8(b.to_vec()).unwrap_or_else(|_| "(binary file, not shown)\n".into())
         };
         r.diff = Some(Diff {
-            path: Some(dest_s),
+            path: Some(dest_s.clone()),
             before: local.as_deref().map(text).unwrap_or_default(),
             after: text(&data),
         });
     }
-    if !ctx.check {
-        write_local_atomic(&dest, &data)?;
-    } else if let Some(o) = overlay {
-        o.would_write_local(&dest.display().to_string(), Some(data));
-    }
+    let change = Change::Local {
+        path: dest_s,
+        content: Some(data.clone()),
+    };
+    Ok(Plan::changes(r, vec![change], Work { dest, data }))
+}
+
+pub async fn apply(
+    _: &dyn Transport,
+    _: &Params,
+    _: &OpContext<'_>,
+    r: OpOutcome,
+    Work { dest, data }: Work,
+) -> Result<OpOutcome, OpError> {
+    write_local_atomic(&dest, &data)?;
     Ok(r)
 }
 

@@ -1,8 +1,9 @@
 //! `file`: a path's state (file, directory, link, hard, touch, absent) and
-//! its mode/owner/group, optionally recursively.
+//! its mode/owner/group, optionally recursively. Planned: the stat and probes are
+//! the plan ([`Step`]s and the changes check mode records), the steps are the apply.
 
-use super::attrs::{FileAttrs, ModeSpec, ensure_attrs, stat_result};
-use super::{Args, OpContext, OpError, OpOutcome, sh, sh_ok, sh_quote};
+use super::attrs::{FileAttrs, ModeSpec, ensure_attrs, plan_attrs, stat_result};
+use super::{Args, Change, OpContext, OpError, OpOutcome, Plan, sh, sh_ok, sh_quote};
 use crate::ops::check_state::CheckOverlay;
 use crate::playbook::model::Vars;
 use crate::transport::{FileSpec, FileStat, Transport};
@@ -18,7 +19,7 @@ pub const SPEC: Spec = Spec {
     rules: "",
 };
 
-crate::ops::host_op!(FileOp, SPEC);
+crate::ops::planned_op!(FileOp, SPEC);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -93,7 +94,48 @@ fn report(changed: bool, path: &str, st: &FileStat) -> OpOutcome {
     r
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+/// One step of the apply.
+pub enum Step {
+    /// A shell command, and what it does (for its error).
+    Sh(String, String),
+    /// A new (empty) file.
+    Put(FileSpec),
+    /// `mkdir -p`, and what it does.
+    MakeDirs(String, String),
+    /// The attributes of a path just hard-linked (stat again, then fix).
+    LinkedAttrs(String),
+}
+
+/// What the apply does: its steps, in order.
+pub struct Work(Vec<Step>);
+
+/// The plan: `r`, with these changes made by these steps (none: nothing to apply).
+fn planned(r: OpOutcome, changes: Vec<Change>, steps: Vec<Step>) -> Plan {
+    if steps.is_empty() {
+        return Plan::done(r);
+    }
+    Plan::changes(r, changes, Work(steps))
+}
+
+/// Fixing `path`'s attributes (when they differ): its change and step.
+fn attrs_step(
+    path: &str,
+    st: &FileStat,
+    attrs: &FileAttrs,
+    changes: &mut Vec<Change>,
+    steps: &mut Vec<Step>,
+) -> Result<bool, OpError> {
+    Ok(match plan_attrs(path, st, attrs)? {
+        None => false,
+        Some((cmd, change)) => {
+            changes.push(change);
+            steps.push(Step::Sh(cmd, format!("setting attributes of {path}")));
+            true
+        }
+    })
+}
+
+pub async fn plan(t: &dyn Transport, p: &Params, _: &OpContext<'_>) -> Result<Plan, OpError> {
     let path = p.path.as_str();
     let q = sh_quote(path);
     let st = t.stat(path).await?;
@@ -104,21 +146,25 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
     } else {
         State::File
     });
+    let (mut changes, mut steps) = (Vec::new(), Vec::new());
     match state {
         State::Absent => {
             if !st.exists && !st.is_link {
-                return Ok(OpOutcome::new(false)
-                    .with("path", path)
-                    .with("state", "absent"));
+                return Ok(Plan::done(
+                    OpOutcome::new(false)
+                        .with("path", path)
+                        .with("state", "absent"),
+                ));
             }
-            if !ctx.check {
-                sh_ok(t, format!("rm -rf -- {q}"), &format!("removing {path}")).await?;
-            } else if let Some(o) = t.check_overlay() {
-                o.would_remove(path);
-            }
-            Ok(OpOutcome::new(true)
+            changes.push(Change::Remove(path.to_string()));
+            steps.push(Step::Sh(
+                format!("rm -rf -- {q}"),
+                format!("removing {path}"),
+            ));
+            let r = OpOutcome::new(true)
                 .with("path", path)
-                .with("state", "absent"))
+                .with("state", "absent");
+            Ok(planned(r, changes, steps))
         }
         State::File => {
             if !st.exists {
@@ -131,52 +177,35 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
                     "{path} is a directory, not a file"
                 )));
             }
-            let changed = ensure_attrs(t, path, &st, &p.attrs, ctx.check).await?;
-            Ok(report(changed, path, &st))
+            let changed = attrs_step(path, &st, &p.attrs, &mut changes, &mut steps)?;
+            Ok(planned(report(changed, path, &st), changes, steps))
         }
         State::Touch => {
-            if ctx.check
-                && let Some(o) = t.check_overlay()
-            {
-                if st.exists {
-                    ensure_attrs(t, path, &st, &p.attrs, true).await?;
-                } else {
-                    let mode = p.attrs.wanted_mode(&FileStat {
-                        mode: 0o644,
-                        ..FileStat::default()
-                    })?;
-                    o.would_put(&FileSpec {
-                        path: path.to_string(),
-                        mode,
-                        owner: p.attrs.owner.clone(),
-                        group: p.attrs.group.clone(),
-                        ..FileSpec::default()
-                    });
-                }
+            if st.exists {
+                changes.push(Change::Host(format!("touch {path}")));
+                steps.push(Step::Sh(
+                    format!("touch -- {q}"),
+                    format!("touching {path}"),
+                ));
+                attrs_step(path, &st, &p.attrs, &mut changes, &mut steps)?;
+            } else {
+                let mode = p.attrs.wanted_mode(&FileStat {
+                    mode: 0o644,
+                    ..FileStat::default()
+                })?;
+                let spec = FileSpec {
+                    path: path.to_string(),
+                    content: Vec::new(),
+                    mode,
+                    owner: p.attrs.owner.clone(),
+                    group: p.attrs.group.clone(),
+                    become_: None,
+                };
+                changes.push(Change::Touched(spec.clone()));
+                steps.push(Step::Put(spec));
             }
-            if !ctx.check {
-                if st.exists {
-                    sh_ok(t, format!("touch -- {q}"), &format!("touching {path}")).await?;
-                } else {
-                    let mode = p.attrs.wanted_mode(&FileStat {
-                        mode: 0o644,
-                        ..FileStat::default()
-                    })?;
-                    t.put_file(&FileSpec {
-                        path: path.to_string(),
-                        content: Vec::new(),
-                        mode,
-                        owner: p.attrs.owner.clone(),
-                        group: p.attrs.group.clone(),
-                        become_: None,
-                    })
-                    .await?;
-                }
-                if st.exists {
-                    ensure_attrs(t, path, &st, &p.attrs, false).await?;
-                }
-            }
-            Ok(report(true, path, &st).with("state", "file"))
+            let r = report(true, path, &st).with("state", "file");
+            Ok(planned(r, changes, steps))
         }
         State::Directory => {
             if st.exists && !st.is_dir {
@@ -186,47 +215,33 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
                 )));
             }
             if !st.exists {
-                if !ctx.check {
-                    // Create each missing component and give it the attributes, as Ansible does.
-                    let fresh = FileStat {
-                        mode: 0o755,
-                        is_dir: true,
-                        ..FileStat::default()
-                    };
-                    let what = format!("creating directory {path}");
-                    match p.attrs.fix_command("$d", &fresh, false)? {
-                        // Fresh directories already have the attributes: one mkdir.
-                        None => {
-                            let out = t.make_dirs(path).await?;
-                            if out.rc != 0 {
-                                return Err(OpError::command(what, &out));
-                            }
-                        }
-                        Some(fix) => {
-                            let fix = fix.replace("'$d'", "\"$d\"");
-                            let cmd = format!(
-                                "p={q}; m=; while [ ! -e \"$p\" ]; do m=\"$p\n$m\"; p=$(dirname \"$p\"); done; \
-                                 printf '%s' \"$m\" | while IFS= read -r d; do [ -n \"$d\" ] || continue; \
-                                 mkdir \"$d\" && {fix} || exit 1; done"
-                            );
-                            sh_ok(t, cmd, &what).await?;
-                        }
+                let fresh = FileStat {
+                    mode: 0o755,
+                    is_dir: true,
+                    ..FileStat::default()
+                };
+                let what = format!("creating directory {path}");
+                // Create each missing component and give it the attributes, as Ansible does.
+                match p.attrs.fix_command("$d", &fresh, false)? {
+                    // Fresh directories already have the attributes: one mkdir.
+                    None => steps.push(Step::MakeDirs(path.to_string(), what)),
+                    Some(fix) => {
+                        let fix = fix.replace("'$d'", "\"$d\"");
+                        let cmd = format!(
+                            "p={q}; m=; while [ ! -e \"$p\" ]; do m=\"$p\n$m\"; p=$(dirname \"$p\"); done; \
+                             printf '%s' \"$m\" | while IFS= read -r d; do [ -n \"$d\" ] || continue; \
+                             mkdir \"$d\" && {fix} || exit 1; done"
+                        );
+                        steps.push(Step::Sh(cmd, what));
                     }
-                } else if let Some(o) = t.check_overlay() {
-                    let fresh = FileStat {
-                        mode: 0o755,
-                        is_dir: true,
-                        ..FileStat::default()
-                    };
-                    let mode = p.attrs.wanted_mode(&fresh)?;
-                    o.would_mkdir(
-                        path,
-                        mode,
-                        p.attrs.owner.as_deref(),
-                        p.attrs.group.as_deref(),
-                    )
-                    .await?;
                 }
+                let mode = p.attrs.wanted_mode(&fresh)?;
+                changes.push(Change::Dir {
+                    path: path.to_string(),
+                    mode,
+                    owner: p.attrs.owner.clone(),
+                    group: p.attrs.group.clone(),
+                });
                 let mut r = OpOutcome::new(true)
                     .with("path", path)
                     .with("state", "directory");
@@ -237,19 +252,31 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
                 })? {
                     r.set("mode", format!("{m:04o}"));
                 }
-                return Ok(r);
+                return Ok(planned(r, changes, steps));
             }
-            let mut changed = ensure_attrs(t, path, &st, &p.attrs, ctx.check).await?;
+            let mut changed = attrs_step(path, &st, &p.attrs, &mut changes, &mut steps)?;
             if p.recurse {
-                changed |= recurse(t, path, &p.attrs, ctx.check).await?;
+                let (below, more, fix) = plan_recurse(t, path, &p.attrs).await?;
+                changed |= below;
+                changes.extend(more);
+                if let Some(fix) = fix {
+                    changes.push(Change::Host(format!("attributes below {path}")));
+                    steps.push(Step::Sh(fix, format!("setting attributes below {path}")));
+                }
             }
-            Ok(report(changed, path, &st))
+            let r = report(changed, path, &st);
+            if changed && steps.is_empty() {
+                // Only what check mode would have made below `path` differs.
+                return Ok(Plan::changes(r, changes, Work(steps)));
+            }
+            Ok(planned(r, changes, steps))
         }
         State::Link => {
             let src = p.src.clone().unwrap_or_default();
             if st.is_link && st.link_target.as_deref() == Some(src.as_str()) {
-                let changed = ensure_attrs(t, path, &st, &p.attrs, ctx.check).await?;
-                return Ok(report(changed, path, &st).with("src", src));
+                let changed = attrs_step(path, &st, &p.attrs, &mut changes, &mut steps)?;
+                let r = report(changed, path, &st).with("src", src);
+                return Ok(planned(r, changes, steps));
             }
             if st.exists && !st.is_link {
                 if st.is_dir {
@@ -267,42 +294,40 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
                     )));
                 }
             }
-            if !ctx.check {
-                let tmp = sh_quote(&format!("{path}.ferry-link.tmp"));
-                let rmdir = if st.is_dir {
-                    format!("rmdir -- {q} && ")
-                } else {
-                    String::new()
-                };
-                let mut cmd = format!(
-                    "{rmdir}ln -sfn -- {} {tmp} && mv -Tf -- {tmp} {q}",
-                    sh_quote(&src)
-                );
-                if let Some(o) = &p.attrs.owner {
-                    cmd.push_str(&format!(" && chown -h {} {q}", sh_quote(o)));
-                }
-                if let Some(g) = &p.attrs.group {
-                    cmd.push_str(&format!(" && chgrp -h {} {q}", sh_quote(g)));
-                }
-                sh_ok(t, cmd, &format!("linking {path} -> {src}")).await?;
-            } else if let Some(o) = t.check_overlay() {
-                o.would_link(
-                    path,
-                    &src,
-                    p.attrs.owner.as_deref(),
-                    p.attrs.group.as_deref(),
-                );
+            let tmp = sh_quote(&format!("{path}.ferry-link.tmp"));
+            let rmdir = if st.is_dir {
+                format!("rmdir -- {q} && ")
+            } else {
+                String::new()
+            };
+            let mut cmd = format!(
+                "{rmdir}ln -sfn -- {} {tmp} && mv -Tf -- {tmp} {q}",
+                sh_quote(&src)
+            );
+            if let Some(o) = &p.attrs.owner {
+                cmd.push_str(&format!(" && chown -h {} {q}", sh_quote(o)));
             }
-            Ok(OpOutcome::new(true)
+            if let Some(g) = &p.attrs.group {
+                cmd.push_str(&format!(" && chgrp -h {} {q}", sh_quote(g)));
+            }
+            steps.push(Step::Sh(cmd, format!("linking {path} -> {src}")));
+            changes.push(Change::Link {
+                path: path.to_string(),
+                target: src.clone(),
+                owner: p.attrs.owner.clone(),
+                group: p.attrs.group.clone(),
+            });
+            let r = OpOutcome::new(true)
                 .with("path", path)
                 .with("src", src)
-                .with("state", "link"))
+                .with("state", "link");
+            Ok(planned(r, changes, steps))
         }
         State::Hard => {
             let src = p.src.clone().unwrap_or_default();
             let qs = sh_quote(&src);
             // In a --check run, src or path may exist only as what earlier tasks would make.
-            let overlay = t.check_overlay().filter(|_| ctx.check);
+            let overlay = t.check_overlay();
             let same = match overlay {
                 Some(_) if !t.stat(&src).await?.exists => Some(3),
                 Some(o) => o.same_file(path, &src).map(|same| if same { 0 } else { 1 }),
@@ -322,8 +347,9 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
             match rc {
                 3 => Err(OpError::failed(format!("src file {src} does not exist"))),
                 0 => {
-                    let changed = ensure_attrs(t, path, &st, &p.attrs, ctx.check).await?;
-                    Ok(report(changed, path, &st).with("src", src))
+                    let changed = attrs_step(path, &st, &p.attrs, &mut changes, &mut steps)?;
+                    let r = report(changed, path, &st).with("src", src);
+                    Ok(planned(r, changes, steps))
                 }
                 _ => {
                     if st.exists && !p.force {
@@ -331,37 +357,62 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
                             "refusing to replace {path} with a hard link (use force: true)"
                         )));
                     }
-                    if let Some(o) = overlay {
-                        o.would_hardlink(path, &src);
-                    }
-                    if !ctx.check {
-                        sh_ok(
-                            t,
-                            format!("ln -f -- {qs} {q}"),
-                            &format!("hard-linking {path}"),
-                        )
-                        .await?;
-                        let nst = t.stat(path).await?;
-                        ensure_attrs(t, path, &nst, &p.attrs, false).await?;
-                    }
-                    Ok(OpOutcome::new(true)
+                    changes.push(Change::HardLink {
+                        path: path.to_string(),
+                        src: src.clone(),
+                    });
+                    steps.push(Step::Sh(
+                        format!("ln -f -- {qs} {q}"),
+                        format!("hard-linking {path}"),
+                    ));
+                    steps.push(Step::LinkedAttrs(path.to_string()));
+                    let r = OpOutcome::new(true)
                         .with("path", path)
                         .with("src", src)
-                        .with("state", "hard"))
+                        .with("state", "hard");
+                    Ok(planned(r, changes, steps))
                 }
             }
         }
     }
 }
 
-/// Owner/group/octal mode on everything below a directory; changed when
-/// `find` sees any entry that differs.
-async fn recurse(
+pub async fn apply(
+    t: &dyn Transport,
+    p: &Params,
+    _: &OpContext<'_>,
+    r: OpOutcome,
+    Work(steps): Work,
+) -> Result<OpOutcome, OpError> {
+    for step in steps {
+        match step {
+            Step::Sh(cmd, what) => {
+                sh_ok(t, cmd, &what).await?;
+            }
+            Step::Put(spec) => t.put_file(&spec).await?,
+            Step::MakeDirs(path, what) => {
+                let out = t.make_dirs(&path).await?;
+                if out.rc != 0 {
+                    return Err(OpError::command(what, &out));
+                }
+            }
+            Step::LinkedAttrs(path) => {
+                let nst = t.stat(&path).await?;
+                ensure_attrs(t, &path, &nst, &p.attrs, false).await?;
+            }
+        }
+    }
+    Ok(r)
+}
+
+/// Owner/group/octal mode on everything below a directory: whether `find` sees any
+/// entry that differs, what check mode would have made below it that differs (its
+/// changes), and the command fixing the host's entries.
+async fn plan_recurse(
     t: &dyn Transport,
     path: &str,
     attrs: &FileAttrs,
-    check: bool,
-) -> Result<bool, OpError> {
+) -> Result<(bool, Vec<Change>, Option<String>), OpError> {
     let q = sh_quote(path);
     let mut tests = Vec::new();
     let mut fixes = Vec::new();
@@ -378,39 +429,28 @@ async fn recurse(
         fixes.push(format!("find {q} ! -type l -exec chmod {m:o} {{}} +"));
     }
     if tests.is_empty() {
-        return Ok(false);
+        return Ok((false, Vec::new(), None));
     }
-    if check && let Some(o) = t.check_overlay() {
+    let mut changes = Vec::new();
+    if let Some(o) = t.check_overlay() {
         // What check mode would have made below `path` is compared here; the
         // host's find sees the rest (nothing, below a directory it would create).
-        let mut changed = false;
         for (p, st) in o.recorded_below(path).await? {
-            if attrs.fix_command(&p, &st, false)?.is_some() {
-                changed = true;
-                ensure_attrs(t, &p, &st, attrs, true).await?;
+            if let Some((_, change)) = plan_attrs(&p, &st, attrs)? {
+                changes.push(change);
             }
         }
-        if o.is_created_dir(path) {
-            return Ok(changed);
-        }
-        if changed {
-            return Ok(true);
+        let changed = !changes.is_empty();
+        if o.is_created_dir(path) || changed {
+            return Ok((changed, changes, None));
         }
     }
     let probe = format!("find {q} \\( {} \\) -print | head -n1", tests.join(" -o "));
     let out = sh_ok(t, probe, &format!("inspecting {path}")).await?;
     if out.stdout.is_empty() {
-        return Ok(false);
+        return Ok((false, changes, None));
     }
-    if !check {
-        sh_ok(
-            t,
-            fixes.join(" && "),
-            &format!("setting attributes below {path}"),
-        )
-        .await?;
-    }
-    Ok(true)
+    Ok((true, changes, Some(fixes.join(" && "))))
 }
 
 #[cfg(test)]

@@ -36,9 +36,35 @@ pub enum Change {
     },
     /// A path removed with everything below it.
     Remove(String),
+    /// A symlink to `target` (replacing what is there).
+    Link {
+        path: String,
+        target: String,
+        owner: Option<String>,
+        group: Option<String>,
+    },
+    /// A hard link at `path` to `src`.
+    HardLink { path: String, src: String },
+    /// The empty file `file: state=touch` creates, recorded as given: owned by the
+    /// connecting user even under `become` (as before `file` was split; a real run
+    /// makes it the become user's).
+    Touched(FileSpec),
     /// A change outside the simulated file system (a running kernel value, a
     /// loaded module, a service's state): said, not recorded.
     Host(String),
+    /// A path a task check mode does not run would make or change (a command's
+    /// `creates:`/`removes:`): recorded unknown, so a later task reading it is
+    /// reported not checked.
+    Unknown(String),
+    /// A local account added (`home`: Some, its home directory) or removed (None):
+    /// a later task needing it (`authorized_key`) finds it.
+    Account { name: String, home: Option<String> },
+    /// A file written on the controller (`fetch`; `content` None: unknown), recorded
+    /// in the controller's simulated state.
+    Local {
+        path: String,
+        content: Option<Vec<u8>>,
+    },
 }
 
 /// What an op found and would do.
@@ -150,7 +176,18 @@ pub(crate) async fn record(
                 group,
             } => sim.would_set_attrs(path, *mode, owner.as_deref(), group.as_deref()),
             Change::Remove(path) => sim.would_remove(path),
+            Change::Link {
+                path,
+                target,
+                owner,
+                group,
+            } => sim.would_link(path, target, owner.as_deref(), group.as_deref()),
+            Change::HardLink { path, src } => sim.would_hardlink(path, src),
+            Change::Touched(spec) => sim.would_put(spec),
             Change::Host(_) => {}
+            Change::Unknown(path) => sim.would_be_unknown(path),
+            Change::Account { name, home } => sim.would_account(name, home.clone()),
+            Change::Local { path, content } => sim.would_write_local(path, content.clone()),
         }
     }
     Ok(())

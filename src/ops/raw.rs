@@ -1,8 +1,10 @@
 //! `raw`: the command line as written, no guards; always changed, even in check mode it is not run.
+//! Planned: the plan is always to run it (check mode reports it skipped), the apply runs it.
 
 use async_trait::async_trait;
 
-use super::{Op, OpContext, OpError, OpOutcome};
+use super::command::Work;
+use super::{Change, Op, OpContext, OpError, OpOutcome, Plan};
 use crate::transport::CommandSpec;
 
 use super::schema::Spec;
@@ -23,14 +25,17 @@ impl Op for Raw {
     fn spec(&self) -> &'static Spec {
         &SPEC
     }
-    async fn run_unplanned(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+    async fn plan(&self, ctx: &OpContext<'_>) -> Result<Plan, OpError> {
         let line = ctx
             .arg_str("_raw_params")
             .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| OpError::Args("raw needs a free-form command".into()))?;
-        if ctx.check {
-            return Ok(OpOutcome::skipped("raw commands are not run in check mode"));
-        }
+        let outcome = OpOutcome::skipped("raw commands are not run in check mode");
+        let changes = vec![Change::Host(format!("runs `{line}`"))];
+        Ok(Plan::changes(outcome, changes, Work(line)))
+    }
+    async fn apply(&self, ctx: &OpContext<'_>, plan: Plan) -> Result<OpOutcome, OpError> {
+        let (_, Work(line)) = plan.into_work::<Work>(SPEC.name)?;
         let mut spec = CommandSpec::new(match ctx.arg_str("executable") {
             Some(exe) => format!(
                 "{} -c {}",

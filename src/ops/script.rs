@@ -3,13 +3,14 @@
 //! remove it. Free form (`script: setup.sh --fast`) or `cmd:`; `creates`,
 //! `removes`, `chdir`, `executable` (the interpreter, else the script runs
 //! by itself through its `#!` line). Like `command`, never "ok" unless a
-//! guard says it need not run, and skipped in check mode otherwise.
+//! guard says it need not run, and skipped in check mode otherwise. Planned: the
+//! plan reads the script and decides the guards, the apply sends and runs it.
 
 use async_trait::async_trait;
 
-use super::command::shell_quote;
+use super::command::{guard_changes, shell_quote};
 use super::sha256_hex;
-use super::{Op, OpContext, OpError, OpOutcome};
+use super::{Op, OpContext, OpError, OpOutcome, Plan};
 use crate::transport::{CommandSpec, FileSpec};
 
 use super::schema::Spec;
@@ -34,6 +35,14 @@ pub fn split_line(line: &str) -> (String, String) {
     }
 }
 
+/// What the apply sends and runs: the script (as found on the controller) and its
+/// arguments as written.
+struct Work {
+    name: String,
+    script_args: String,
+    data: Vec<u8>,
+}
+
 const KNOWN: &[&str] = &[
     "_raw_params",
     "cmd",
@@ -48,7 +57,7 @@ impl Op for Script {
     fn spec(&self) -> &'static Spec {
         &SPEC
     }
-    async fn run_unplanned(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+    async fn plan(&self, ctx: &OpContext<'_>) -> Result<Plan, OpError> {
         let unknown: Vec<&str> = ctx
             .args
             .keys()
@@ -85,7 +94,7 @@ impl Op for Script {
         {
             let mut o = OpOutcome::ok().with_msg(format!("skipped, since {creates} exists"));
             o.result.insert("rc".into(), 0.into());
-            return Ok(o);
+            return Ok(Plan::done(o));
         }
         if let Some(removes) = ctx.arg_str("removes")
             && !t.stat(&removes).await?.exists
@@ -93,14 +102,27 @@ impl Op for Script {
             let mut o =
                 OpOutcome::ok().with_msg(format!("skipped, since {removes} does not exist"));
             o.result.insert("rc".into(), 0.into());
-            return Ok(o);
+            return Ok(Plan::done(o));
         }
-        if ctx.check {
-            super::command::unknown_guards(ctx);
-            return Ok(OpOutcome::skipped(
-                "Command would have run if not in check mode",
-            ));
-        }
+        let outcome = OpOutcome::skipped("Command would have run if not in check mode");
+        let changes = guard_changes(ctx, &line);
+        let work = Work {
+            name,
+            script_args,
+            data,
+        };
+        Ok(Plan::changes(outcome, changes, work))
+    }
+    async fn apply(&self, ctx: &OpContext<'_>, plan: Plan) -> Result<OpOutcome, OpError> {
+        let (
+            _,
+            Work {
+                name,
+                script_args,
+                data,
+            },
+        ) = plan.into_work::<Work>(SPEC.name)?;
+        let t = &ctx.transport;
         let base = name.rsplit('/').next().unwrap_or("script");
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 
-use super::command::{command_line, run_guarded, shell_quote};
-use super::{Op, OpContext, OpError, OpOutcome};
+use super::command::{apply_guarded, command_line, plan_guarded, shell_quote};
+use super::{Op, OpContext, OpError, OpOutcome, Plan};
 
 use super::schema::Spec;
 
@@ -23,12 +23,15 @@ impl Op for Shell {
     fn spec(&self) -> &'static Spec {
         &SPEC
     }
-    async fn run_unplanned(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+    async fn plan(&self, ctx: &OpContext<'_>) -> Result<Plan, OpError> {
         let line = command_line(ctx)?;
         let line = match ctx.arg_str("executable") {
             Some(exe) => format!("{} -c {}", shell_quote(&exe), shell_quote(&line)),
             None => line,
         };
-        run_guarded(ctx, line).await
+        plan_guarded(ctx, line).await
+    }
+    async fn apply(&self, ctx: &OpContext<'_>, plan: Plan) -> Result<OpOutcome, OpError> {
+        apply_guarded(ctx, plan).await
     }
 }

@@ -1,8 +1,9 @@
 //! `user`: a local account present (uid, group, groups, shell, home,
 //! comment, password hash) or absent, with `useradd`/`usermod`/`userdel`.
+//! Planned: the probe and [`decide`] are the plan, the command is the apply.
 
-use super::{Args, OpContext, OpError, OpOutcome, sh, sh_quote};
-use crate::ops::check_state::CheckOverlay;
+use super::plan::Commands;
+use super::{Args, Change, OpContext, OpError, OpOutcome, Plan, sh, sh_quote};
 use crate::playbook::model::Vars;
 use crate::transport::Transport;
 
@@ -17,7 +18,7 @@ pub const SPEC: Spec = Spec {
     rules: "",
 };
 
-crate::ops::host_op!(UserOp, SPEC);
+crate::ops::planned_op!(UserOp, SPEC, commands);
 
 #[derive(Debug, Clone, Default)]
 pub struct Params {
@@ -126,7 +127,7 @@ pub fn parse_current(out: &str) -> Option<Current> {
 }
 
 /// The command to run (None: nothing to do).
-pub fn plan(p: &Params, cur: Option<&Current>) -> Option<String> {
+pub fn decide(p: &Params, cur: Option<&Current>) -> Option<String> {
     let n = sh_quote(&p.name);
     let q = |s: &str| sh_quote(s);
     match (cur, p.state_present) {
@@ -223,32 +224,25 @@ pub fn plan(p: &Params, cur: Option<&Current>) -> Option<String> {
     }
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+pub async fn plan(t: &dyn Transport, p: &Params, _: &OpContext<'_>) -> Result<Plan, OpError> {
     let n = sh_quote(&p.name);
     let probe = format!(
         "getent passwd {n}; echo --; id -gn {n} 2>/dev/null; echo --; id -Gn {n} 2>/dev/null; echo --; getent shadow {n} 2>/dev/null | cut -d: -f2"
     );
     let out = sh(t, probe).await?;
     let cur = parse_current(&String::from_utf8_lossy(&out.stdout));
-    let cmd = plan(p, cur.as_ref());
-    if let (Some(c), false) = (&cmd, ctx.check) {
-        let out = sh(t, c.clone()).await?;
-        if out.rc != 0 {
-            return Err(OpError::command(format!("user {}", p.name), &out));
-        }
-    }
-    if cmd.is_some()
-        && let Some(o) = t.check_overlay()
-    {
-        match (&cur, p.state_present) {
-            (None, true) => o.would_account(
-                &p.name,
-                Some(p.home.clone().unwrap_or(format!("/home/{}", p.name))),
-            ),
-            (Some(_), false) => o.would_account(&p.name, None),
-            _ => {}
-        }
-    }
+    let cmd = decide(p, cur.as_ref());
+    let change = match (&cur, p.state_present) {
+        (None, true) => Change::Account {
+            name: p.name.clone(),
+            home: Some(p.home.clone().unwrap_or(format!("/home/{}", p.name))),
+        },
+        (Some(_), false) => Change::Account {
+            name: p.name.clone(),
+            home: None,
+        },
+        _ => Change::Host(format!("account {} modified", p.name)),
+    };
     let mut r = OpOutcome::new(cmd.is_some())
         .with("name", p.name.clone())
         .with("state", if p.state_present { "present" } else { "absent" });
@@ -257,7 +251,13 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
         r.set("home", p.home.clone().unwrap_or(c.home));
         r.set("shell", p.shell.clone().unwrap_or(c.shell));
     }
-    Ok(r)
+    Ok(match cmd {
+        None => Plan::done(r),
+        Some(c) => {
+            let work = Commands(vec![(c, format!("user {}", p.name))]);
+            Plan::changes(r, vec![change], work)
+        }
+    })
 }
 
 #[cfg(test)]
@@ -278,29 +278,29 @@ mod tests {
         assert_eq!(cur.groups, vec!["kvm", "libvirt"]);
         assert_eq!(parse_current("--\n--\n--\n"), None);
         assert_eq!(
-            plan(
+            decide(
                 &p(json!({"name": "nova", "groups": "kvm,libvirt"})),
                 Some(&cur)
             ),
             None
         );
         assert_eq!(
-            plan(
+            decide(
                 &p(json!({"name": "nova", "groups": ["kvm"], "append": true})),
                 Some(&cur)
             ),
             None
         );
         assert_eq!(
-            plan(&p(json!({"name": "nova", "groups": ["kvm"]})), Some(&cur)).unwrap(),
+            decide(&p(json!({"name": "nova", "groups": ["kvm"]})), Some(&cur)).unwrap(),
             "usermod -G kvm nova"
         );
         assert_eq!(
-            plan(&p(json!({"name": "nova", "groups": ["disk"], "append": true, "shell": "/bin/bash"})), Some(&cur)).unwrap(),
+            decide(&p(json!({"name": "nova", "groups": ["disk"], "append": true, "shell": "/bin/bash"})), Some(&cur)).unwrap(),
             "usermod -G kvm,libvirt,disk -s /bin/bash nova"
         );
         assert_eq!(
-            plan(
+            decide(
                 &p(json!({"name": "x", "uid": 2000, "shell": "/bin/sh", "system": true})),
                 None
             )
@@ -308,7 +308,7 @@ mod tests {
             "useradd -u 2000 -s /bin/sh -r -m x"
         );
         assert_eq!(
-            plan(
+            decide(
                 &p(json!({"name": "x", "state": "absent", "remove": true})),
                 Some(&cur)
             )

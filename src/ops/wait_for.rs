@@ -1,8 +1,9 @@
 //! `wait_for`: wait, on the host, until a TCP port is open (or closed), a
 //! path exists (optionally holding a regex) or is gone. The wait loop runs on
-//! the host in one command, so it costs one round trip.
+//! the host in one command, so it costs one round trip. Planned: the plan is the
+//! wait (it changes nothing either way), the apply waits; check mode does not wait.
 
-use super::{Args, OpContext, OpError, OpOutcome, sh_quote};
+use super::{Args, Change, OpContext, OpError, OpOutcome, Plan, sh_quote};
 use crate::playbook::model::Vars;
 use crate::transport::{CommandSpec, Transport};
 
@@ -17,7 +18,7 @@ pub const SPEC: Spec = Spec {
     rules: "port|path",
 };
 
-crate::ops::host_op!(WaitForOp, SPEC);
+crate::ops::planned_op!(WaitForOp, SPEC);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -115,11 +116,23 @@ pub fn condition(p: &Params) -> String {
     }
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
-    if ctx.check {
-        return Ok(OpOutcome::new(false).msg("not waited for in check mode"));
-    }
+/// What the apply does: the wait (its condition is the plan's).
+pub struct Work(String);
+
+pub async fn plan(_: &dyn Transport, p: &Params, _: &OpContext<'_>) -> Result<Plan, OpError> {
     let cond = condition(p);
+    let outcome = OpOutcome::new(false).msg("not waited for in check mode");
+    let changes = vec![Change::Host(format!("waits until {cond}"))];
+    Ok(Plan::changes(outcome, changes, Work(cond)))
+}
+
+pub async fn apply(
+    t: &dyn Transport,
+    p: &Params,
+    _: &OpContext<'_>,
+    _: OpOutcome,
+    Work(cond): Work,
+) -> Result<OpOutcome, OpError> {
     let script = format!(
         "start=$(date +%s); sleep {d}; end=$((start + {d} + {to})); \
          while :; do if {cond}; then echo $(( $(date +%s) - start )); exit 0; fi; \
