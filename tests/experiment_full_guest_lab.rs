@@ -168,9 +168,18 @@ fn virsh_migrates_a_full_guest_with_its_load_started_over_ssh() {
         let dirty = r["load_achieved"]["guest"]["dirty_mib_s"]
             .as_f64()
             .unwrap_or_else(|| panic!("no dirty rate from the guest's load: {r:#}"));
+        // The load catches up a deficit of under 1 s (guest/load.c), so a mean of n
+        // one-second reports spanning the migration's pause may be up to 1/n above
+        // the rate asked. ferry's runs are short (n was 3 with the host agent: 8.4
+        // and 9.2 MiB/s seen), so the bound follows n rather than a fixed 9.
+        let n = r["load_achieved"]["guest"]["reports"]
+            .as_f64()
+            .unwrap_or(1.0)
+            .max(1.0);
+        let most = 8.0 * (1.0 + 1.0 / n);
         assert!(
-            (5.0..=9.0).contains(&dirty),
-            "dirtied {dirty} MiB/s, asked 8"
+            (5.0..=most).contains(&dirty),
+            "dirtied {dirty} MiB/s over {n} reports, asked 8 (at most {most:.1})"
         );
         assert_eq!(r["dirty_rate_achieved_mib_s"].as_f64(), Some(dirty));
         for k in [
