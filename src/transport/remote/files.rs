@@ -63,14 +63,8 @@ pub async fn put_file(shell: &mut RemoteShell, spec: &FileSpec) -> Result<(), Tr
              else chmod \"$(printf %o $((0666 & ~0$(umask))))\" \"$t\"; fi\n"
         )),
     }
-    match (&spec.owner, &spec.group) {
-        (Some(o), Some(g)) => s.push_str(&format!(
-            "chown {} \"$t\" || exit 1\n",
-            sh_quote(&format!("{o}:{g}"))
-        )),
-        (Some(o), None) => s.push_str(&format!("chown {} \"$t\" || exit 1\n", sh_quote(o))),
-        (None, Some(g)) => s.push_str(&format!("chgrp {} \"$t\" || exit 1\n", sh_quote(g))),
-        (None, None) => {}
+    if let Some(c) = owner_command(spec, "\"$t\"") {
+        s.push_str(&format!("{c} || exit 1\n"));
     }
     s.push_str(&format!("mv -f \"$t\" {p} || exit 1\ntrap - EXIT\n"));
     let spec2 = CommandSpec {
@@ -97,6 +91,16 @@ pub async fn make_dirs(
         shell.ask(&[b"mkdir", path.as_bytes()], &[]).await
     } else {
         shell.run(&crate::transport::make_dirs_command(path)).await
+    }
+}
+
+/// The `chown`/`chgrp` that gives `file` (a shell word) `spec`'s owner and group.
+fn owner_command(spec: &FileSpec, file: &str) -> Option<String> {
+    match (&spec.owner, &spec.group) {
+        (Some(o), Some(g)) => Some(format!("chown {} {file}", sh_quote(&format!("{o}:{g}")))),
+        (Some(o), None) => Some(format!("chown {} {file}", sh_quote(o))),
+        (None, Some(g)) => Some(format!("chgrp {} {file}", sh_quote(g))),
+        (None, None) => None,
     }
 }
 
@@ -331,14 +335,8 @@ pub async fn create_file(
     if let Some(m) = chmod {
         w.push_str(&format!(" && chmod {m:o} \"$_f_tf\""));
     }
-    match (&spec.owner, &spec.group) {
-        (Some(o), Some(g)) => w.push_str(&format!(
-            " && chown {} \"$_f_tf\"",
-            sh_quote(&format!("{o}:{g}"))
-        )),
-        (Some(o), None) => w.push_str(&format!(" && chown {} \"$_f_tf\"", sh_quote(o))),
-        (None, Some(g)) => w.push_str(&format!(" && chgrp {} \"$_f_tf\"", sh_quote(g))),
-        (None, None) => {}
+    if let Some(c) = owner_command(spec, "\"$_f_tf\"") {
+        w.push_str(&format!(" && {c}"));
     }
     w.push_str(
         " && mv -f \"$_f_tf\" \"$_f_p\"; then echo created\nelse rm -f \"$_f_tf\"; return 1; fi",
