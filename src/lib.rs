@@ -3,12 +3,13 @@
 //! The map of this crate is `../shared/DESIGN.md`; the layers and the import directions
 //! that hold today are in `docs/architecture.md`, checked by `tests/architecture.rs`.
 //! `cmd` holds one handler per subcommand (it reads `cli`'s definitions, loads inputs,
-//! chooses reporters and prints); below it, `experiment` runs on `engine`, which runs on
-//! `ops`, which run on `transport` (`facts` between the last two; `lab` stands alone).
-//! Only `cmd` and the reporters it chooses print: the engine and the experiment emit
-//! events, `report` turns them into text and `plot` turns results into tables and plots.
-//! `inventory`, `playbook`, `vars`, `template`, `yaml`, `clock` and `exit` are shared by
-//! all of them.
+//! chooses reporters and prints); below it, `experiment` runs on `engine`, which runs
+//! what `playbook` loads with `ops`, which run on `transport` (`facts` between the last
+//! two; `lab` stands alone). Only `cmd` and the reporters it chooses print: the engine and
+//! the experiment emit events, `report` turns them into text and `plot` turns results
+//! into tables and plots. Below them all: `inventory` and `template`, then `vars` (the
+//! `Vars` type, layers and precedence), then the leaves `yaml` (with `SourceLoc`),
+//! `suggest`, `clock` and `exit`. No two modules import each other.
 
 pub mod cli;
 pub mod clock;
@@ -23,6 +24,7 @@ pub mod ops;
 pub mod playbook;
 pub mod plot;
 pub mod report;
+pub mod suggest;
 pub mod template;
 pub mod transport;
 pub mod vars;

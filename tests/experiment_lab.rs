@@ -112,7 +112,7 @@ async fn host_ends(lab: &LabGuard) -> Vec<HostEnd> {
         Inventory::load(std::slice::from_ref(&lab.inventory)).expect("load the lab inventory");
     let mut ends = Vec::new();
     for h in &lab.hosts {
-        let vars = ferry::vars::inventory_vars(&inv, &h.name);
+        let vars = inv.host_vars(&h.name);
         let params = ConnectParams::from_host_vars(&h.name, &vars, &Default::default())
             .expect("connection parameters from the lab inventory");
         let transport = ferry::transport::connect(&params)

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use assert_cmd::Command;
 use ferry::inventory::{Inventory, to_document};
 use ferry::playbook::Vars;
-use ferry::vars::{Layer, Scope, VarLayers, extra_vars_scopes, parse_extra_vars};
+use ferry::vars::{Layer, Scope, extra_vars_scopes, parse_extra_vars};
 use serde_json::{Value, json};
 
 fn fixtures() -> PathBuf {
@@ -226,7 +226,7 @@ fn scope_of(layer: Layer, from: u32, value: &str) -> Arc<Scope> {
 fn every_play_layer_resolves_as_ansible_resolves_it() {
     let dir = fixtures().join("play_precedence");
     let inv = Inventory::load(&[dir.join("hosts.yml")]).unwrap();
-    let host = VarLayers::for_host(&inv, "h1");
+    let host = inv.layers("h1");
     let role = "r".to_string();
     let mut play = host.clone();
     play.push(scope_of(Layer::PlayVars, 3, "play_vars"));
@@ -302,14 +302,9 @@ fn every_play_layer_resolves_as_ansible_resolves_it() {
 #[test]
 fn magic_vars_sit_above_everything() {
     let inv = load_case("nested");
-    let mut v = VarLayers::for_host(&inv, "compute2");
-    v.push(ferry::vars::host_magic(&inv, "compute2"));
-    v.push(ferry::vars::play_magic(
-        &inv,
-        &["compute1".into(), "compute2".into()],
-        true,
-        Vars::new(),
-    ));
+    let mut v = inv.layers("compute2");
+    v.push(inv.host_magic("compute2"));
+    v.push(inv.play_magic(&["compute1".into(), "compute2".into()], true, Vars::new()));
     for s in extra_vars_scopes(&["inventory_hostname=evil".into()]).unwrap() {
         v.push(Arc::new(s));
     }
@@ -327,7 +322,7 @@ fn magic_vars_sit_above_everything() {
         json!(["compute1", "compute2"])
     );
     assert_eq!(v.get("mtu"), Some(&json!(9000)));
-    let short = ferry::vars::host_magic(&inv, "sta.example.org");
+    let short = inv.host_magic("sta.example.org");
     assert_eq!(short.vars["inventory_hostname_short"], json!("sta"));
 }
 
@@ -583,7 +578,7 @@ mod roundtrip {
 #[test]
 fn a_view_renders_templates_without_flattening() {
     let inv = load_case("vars_dirs");
-    let view = VarLayers::for_host(&inv, "web1").with(Arc::new(Scope::plain(
+    let view = inv.layers("web1").with(Arc::new(Scope::plain(
         Layer::TaskVars,
         "task",
         [("greeting".to_string(), json!("hi"))]
@@ -601,16 +596,13 @@ fn a_view_renders_templates_without_flattening() {
     // Names are listed once each, whatever the number of layers setting them.
     let names = view.names();
     assert_eq!(names.iter().filter(|n| *n == "http_port").count(), 1);
-    assert_eq!(
-        ferry::vars::inventory_vars(&inv, "web1")["http_port"],
-        json!(8080)
-    );
+    assert_eq!(inv.host_vars("web1")["http_port"], json!(8080));
 }
 
 #[test]
 fn template_values_keep_types_and_order() {
     let inv = load_case("nested");
-    let view = VarLayers::for_host(&inv, "lonely");
+    let view = inv.layers("lonely");
     let env = minijinja::Environment::new();
     let out = env
         .render_str(
@@ -636,8 +628,8 @@ fn vars_files_naming_nothing_are_warnings() {
         "{w:?}"
     );
     // The files that do match are read.
-    assert_eq!(ferry::vars::inventory_vars(&inv, "web1")["x"], json!(1));
-    let hv = ferry::vars::hostvars(&inv);
+    assert_eq!(inv.host_vars("web1")["x"], json!(1));
+    let hv = inv.hostvars();
     assert_eq!(hv["web1"]["x"], json!(1));
 }
 

@@ -67,7 +67,7 @@ fn host_vars(extra: Value) -> Vars {
     for d in role_defaults().values() {
         v.extend(d.clone());
     }
-    v.extend(ferry::vars::inventory_vars(&inv, HOST));
+    v.extend(inv.host_vars(HOST));
     // set_fact results of the libvirt and nova_compute tasks on such a host.
     let virt = v["nova_virt_type"].clone();
     v.insert("libvirt_manager".into(), json!("systemd"));

@@ -18,9 +18,9 @@ use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 
 use crate::CmdResult;
 use crate::cli::{BenchConnectArgs, InventoryOpts};
-use crate::playbook::Vars;
 use crate::transport::ssh::{self, ConnectTimes};
 use crate::transport::{CommandSpec, ConnectDefaults, ConnectParams, Transport, TransportError};
+use crate::vars::Vars;
 
 use super::bench_provision::{on_inventory_or_lab, usage};
 

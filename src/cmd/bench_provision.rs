@@ -169,7 +169,7 @@ fn provision_on(args: &BenchProvisionArgs, inventory: &[PathBuf]) -> CmdResult {
         .select("all")
         .map_err(|e| miette!("{}: {e}", inventory[0].display()))?;
     let n_hosts = names.len();
-    let with_vars: Vec<(String, crate::playbook::Vars)> = names
+    let with_vars: Vec<(String, crate::vars::Vars)> = names
         .iter()
         .map(|n| (n.clone(), hosts.host_vars(n)))
         .collect();

@@ -9,7 +9,7 @@ use crate::CmdResult;
 use crate::cli::InventoryArgs;
 use crate::exit;
 use crate::inventory::{Inventory, graph, list_json, list_json_of};
-use crate::vars::{VarLayers, extra_vars_scopes};
+use crate::vars::extra_vars_scopes;
 
 pub fn inventory(args: InventoryArgs) -> CmdResult {
     if args.inv.inventory.is_empty() {
@@ -29,7 +29,7 @@ pub fn inventory(args: InventoryArgs) -> CmdResult {
                 "host `{host}` is not in the inventory"
             ));
         }
-        let mut layers = VarLayers::for_host(&inv, host);
+        let mut layers = inv.layers(host);
         for scope in extra_vars_scopes(&args.inv.extra_vars)? {
             layers.push(Arc::new(scope));
         }

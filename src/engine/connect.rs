@@ -8,11 +8,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::OnceCell;
 
-use crate::playbook::Vars;
 use crate::transport::local::LocalTransport;
 use crate::transport::{
     CommandOutput, CommandSpec, FileRead, FileSpec, FileStat, Transport, TransportError,
 };
+use crate::vars::Vars;
 
 use super::{Engine, Event, EventKind, EventSink};
 

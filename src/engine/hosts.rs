@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::inventory::{GroupByError, InventoryError};
 use crate::ops::{self};
-use crate::playbook::Vars;
+use crate::vars::Vars;
 
 /// A pattern that selects no host, or an add_host / group_by the hosts cannot take.
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +102,7 @@ impl HostSource for InventoryHosts {
     }
     fn host_vars(&self, host: &str) -> Vars {
         let inv = self.inv.read().unwrap();
-        let mut v = crate::vars::inventory_vars(&inv, host);
+        let mut v = inv.host_vars(host);
         v.insert("group_names".into(), Value::from(inv.group_names(host)));
         v
     }
@@ -111,7 +111,7 @@ impl HostSource for InventoryHosts {
     }
     fn hostvars(&self) -> Value {
         let mut hv = self.hostvars.lock().unwrap();
-        hv.get_or_insert_with(|| crate::vars::hostvars(&self.inv.read().unwrap()))
+        hv.get_or_insert_with(|| self.inv.read().unwrap().hostvars())
             .clone()
     }
     fn change(&self, change: &ops::InventoryChange) -> Result<bool, HostsError> {

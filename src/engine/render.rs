@@ -4,8 +4,8 @@
 use serde_json::Value;
 
 use crate::ops::Render;
-use crate::playbook::Vars;
 use crate::template;
+use crate::vars::Vars;
 
 /// Renders with `crate::template` (strict undefined, Ansible's filters and tests), over
 /// the task's variables and the play's shared magic variables

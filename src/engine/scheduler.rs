@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 use futures::future::join_all;
 use serde_json::Value;
 
-use crate::playbook::model::SourceLoc;
 use crate::playbook::{Play, Task, TaskKeywords};
+use crate::yaml::SourceLoc;
 
 use super::blocks::Inherit;
 use super::hosts::HostsError;

@@ -12,8 +12,8 @@ use super::driver::DriverKind;
 use super::scenario::Scenario;
 use super::spec::ExperimentSpec;
 use crate::playbook::diag::Problem;
-use crate::playbook::model::SourceLoc;
 use crate::transport::remote::sh_quote;
+use crate::yaml::SourceLoc;
 
 /// The disk's device in the lab guest (the first virtio-blk drive).
 pub const GUEST_DEVICE: &str = "/dev/vda";

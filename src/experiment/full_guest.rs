@@ -71,7 +71,7 @@ pub fn check(spec: &ExperimentSpec, inv: &Inventory) -> Vec<Problem> {
             )),
         );
     }
-    let vars = crate::vars::inventory_vars(inv, name);
+    let vars = inv.host_vars(name);
     let has = |k: &str| match vars.get(k) {
         None | Some(Value::Null) => false,
         Some(Value::String(s)) => !s.trim().is_empty(),

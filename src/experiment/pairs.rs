@@ -8,8 +8,8 @@ use super::scenario::HostPair;
 use super::spec::{ExperimentSpec, PairsSpec};
 use crate::inventory::Inventory;
 use crate::playbook::diag::Problem;
-use crate::playbook::model::SourceLoc;
-use crate::playbook::suggest;
+use crate::suggest::suggest;
+use crate::yaml::SourceLoc;
 
 /// The hosts of an experiment.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,7 +25,7 @@ pub struct ResolvedHosts {
 }
 
 fn has_var(inv: &Inventory, host: &str, var: &str) -> bool {
-    match crate::vars::inventory_vars(inv, host).get(var) {
+    match inv.host_vars(host).get(var) {
         None | Some(Value::Null) => false,
         Some(Value::String(s)) => !s.trim().is_empty(),
         Some(_) => true,

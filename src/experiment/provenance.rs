@@ -129,7 +129,7 @@ mod tests {
              {\"ifname\":\"mig0\",\"addr_info\":[{\"family\":\"inet\",\"local\":\"10.10.0.11\",\"prefixlen\":24}]}]\n\
              @@qemu@@\nQEMU emulator version 7.2.15 (Debian 1:7.2+dfsg-7+deb12u12)\n@@libvirtd@@\nlibvirtd (libvirt) 9.0.0\n@@end@@\n",
         );
-        let mut vars = crate::playbook::Vars::new();
+        let mut vars = crate::vars::Vars::new();
         vars.insert("migration_ip".into(), Value::String("10.10.0.11".into()));
         let host = HostEnd {
             name: "compute1".into(),

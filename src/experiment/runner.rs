@@ -26,7 +26,7 @@ use super::scenario::{HostPair, Scenario};
 use super::spec::ExperimentSpec;
 use super::store::{ResultsStore, StoreError};
 use crate::engine::Connector;
-use crate::playbook::Vars;
+use crate::vars::Vars;
 
 /// An experiment ready to run: its spec, where it was written, and its hosts.
 #[derive(Debug, Clone)]

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use indexmap::IndexMap;
 
-use crate::playbook::Vars;
-use crate::playbook::model::SourceLoc;
+use crate::vars::Vars;
 use crate::vars::scope::{Layer, Locs, Scope};
 use crate::yaml;
+use crate::yaml::SourceLoc;
 
 use super::yaml_inventory::{parse_yaml, vars_of};
 use super::{InventoryError, InventoryWarning, VarsFile};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use indexmap::IndexMap;
 
-use crate::playbook::Vars;
+use crate::vars::Vars;
 use crate::vars::scope::{Layer, Scope};
 
 use super::{Host, Inventory};

@@ -10,7 +10,7 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 use super::{Inventory, InventoryError, SourceLoc, check_name, invalid};
-use crate::playbook::Vars;
+use crate::vars::Vars;
 use crate::vars::scope::Locs;
 
 #[derive(Clone, Copy, PartialEq)]

@@ -16,8 +16,8 @@
 //!   [`Inventory::host_groups`], [`Inventory::group_names`], [`Inventory::group_hosts`].
 //! - [`list_json`], [`graph`]: `ansible-inventory --list` / `--graph` output;
 //!   [`to_document`]: the model written back as a YAML inventory document.
-//! - `crate::vars::VarLayers::for_host(&Inventory, host)`: the inventory layers of one host;
-//!   `crate::vars::inventory_vars(&Inventory, host)`: the same, merged.
+//! - `Inventory::layers(host)` (`layers.rs`): the inventory layers of one host;
+//!   `Inventory::host_vars(host)`: the same, merged.
 //!
 //! Ansible's rules followed here: every group is a descendant of `all`; a host in no group
 //! but `all` is in `ungrouped`; a group's depth is its longest distance from `all`;
@@ -30,6 +30,7 @@
 mod files;
 mod groups;
 mod ini;
+mod layers;
 mod pattern;
 mod render;
 pub mod vagrant;
@@ -42,9 +43,9 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 use miette::{NamedSource, SourceSpan};
 
-use crate::playbook::Vars;
-pub use crate::playbook::model::SourceLoc;
+use crate::vars::Vars;
 use crate::vars::scope::{Layer, Locs, Scope};
+pub use crate::yaml::SourceLoc;
 use crate::yaml::{self, NodeKind};
 pub use files::parse_vars_text;
 use files::{inventory_files_in, load_vars_dir, unmatched_vars_files};

@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 
 use super::Inventory;
-use crate::vars::VarLayers;
 
 /// The inventory as `ansible-inventory --list` prints it: one entry per non-empty group
 /// (`hosts` = direct hosts, `children`), `all` without `hosts`, and `_meta.hostvars` with
@@ -53,7 +52,7 @@ pub fn list_json_of(inv: &Inventory, hosts: &[String]) -> Value {
     group(inv, "all", &keep, &mut out, &mut seen);
     let mut hostvars = Map::new();
     for h in hosts {
-        let vars = VarLayers::for_host(inv, h).flatten_user();
+        let vars = inv.layers(h).flatten_user();
         if !vars.is_empty() {
             hostvars.insert(h.clone(), Value::Object(vars.into_iter().collect()));
         }

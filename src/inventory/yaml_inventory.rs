@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use crate::playbook::Vars;
-use crate::playbook::model::SourceLoc;
+use crate::vars::Vars;
 use crate::vars::scope::Locs;
+use crate::yaml::SourceLoc;
 use crate::yaml::{self, Node, NodeKind};
 
 use super::{
@@ -33,26 +33,13 @@ pub(super) fn parse_yaml(path: &Path) -> Result<Option<Node>, InventoryError> {
 
 /// A vars file or inline `vars:` mapping: values and where each was written.
 pub(super) fn vars_of(node: &Node, what: &str) -> Result<(Vars, Locs), InventoryError> {
-    let mut vars = Vars::new();
-    let mut locs = Locs::new();
-    match &node.kind {
-        NodeKind::Null => {}
-        NodeKind::Map(pairs) => {
-            for (k, v) in pairs {
-                let key = k.key_text();
-                vars.insert(key.clone(), v.to_value());
-                locs.insert(key, k.loc.clone());
-            }
-        }
-        _ => {
-            return Err(invalid(
-                &node.loc,
-                format!("{what} must be a mapping of variable names to values"),
-                "write `name: value` lines under it",
-            ));
-        }
-    }
-    Ok((vars, locs))
+    crate::vars::of_mapping(node).ok_or_else(|| {
+        invalid(
+            &node.loc,
+            format!("{what} must be a mapping of variable names to values"),
+            "write `name: value` lines under it",
+        )
+    })
 }
 
 impl Inventory {

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{InventoryChange, Op, OpContext, OpError, OpOutcome};
-use crate::playbook::Vars;
+use crate::vars::Vars;
 
 use super::schema::Spec;
 

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use super::{Args, OpContext, OpError, OpOutcome, find_src, sh, sh_quote, sha256_hex};
-use crate::playbook::model::Vars;
 use crate::transport::{CommandSpec, FileSpec, Transport};
+use crate::vars::Vars;
 
 use super::schema::Spec;
 

@@ -11,8 +11,8 @@
 use super::attrs::{FileAttrs, ModeSpec};
 use super::content::{FileWork, WriteOpts, plan_content};
 use super::{Args, OpContext, OpError, OpOutcome, Plan, find_src, sha256_hex};
-use crate::playbook::model::Vars;
 use crate::transport::Transport;
+use crate::vars::Vars;
 
 use super::schema::Spec;
 

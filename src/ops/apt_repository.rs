@@ -12,8 +12,8 @@ use super::attrs::{FileAttrs, ModeSpec};
 use super::content::{FileWork, WriteOpts, plan_content};
 use super::{Args, Change, OpContext, OpError, OpOutcome, Plan, sh};
 use crate::ops::check_state::CheckOverlay;
-use crate::playbook::model::Vars;
 use crate::transport::Transport;
+use crate::vars::Vars;
 
 use super::schema::Spec;
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::OpError;
 use super::schema::{OpSchema, Param};
-use crate::playbook::Vars;
+use crate::vars::Vars;
 
 pub struct Args<'a> {
     op: &'static str,

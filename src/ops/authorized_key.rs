@@ -6,8 +6,8 @@ use super::content::{WriteOpts, plan_edit};
 use super::lineinfile::{split_lines, strip_eol};
 use super::{Args, Change, OpContext, OpError, OpOutcome, Plan, sh, sh_ok, sh_quote};
 use crate::ops::check_state::CheckOverlay;
-use crate::playbook::model::Vars;
 use crate::transport::{FileStat, Transport};
+use crate::vars::Vars;
 
 use super::schema::Spec;
 

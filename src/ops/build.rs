@@ -5,8 +5,8 @@
 
 use super::{Args, Change, OpContext, OpError, OpOutcome, Plan, sh, sh_quote};
 use crate::ops::check_state::CheckOverlay;
-use crate::playbook::model::Vars;
 use crate::transport::{CommandSpec, Transport};
+use crate::vars::Vars;
 
 use super::schema::Spec;
 

@@ -8,8 +8,8 @@ use super::attrs::{FileAttrs, ModeSpec, stat_result};
 use super::content::{WriteOpts, check_validate, write_content};
 use super::{Args, OpContext, OpError, OpOutcome, find_src, sh, sh_quote};
 use crate::ops::check_state::LocalRead;
-use crate::playbook::model::Vars;
 use crate::transport::{FileStat, Transport};
+use crate::vars::Vars;
 
 use super::schema::Spec;
 

@@ -13,8 +13,8 @@ use std::path::{Component, Path, PathBuf};
 
 use super::{Args, Change, Diff, OpContext, OpError, OpOutcome, Plan, sh, sh_quote, sha256_hex};
 use crate::ops::check_state::LocalRead;
-use crate::playbook::model::Vars;
 use crate::transport::Transport;
+use crate::vars::Vars;
 
 use super::schema::Spec;
 

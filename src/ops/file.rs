@@ -5,8 +5,8 @@
 use super::attrs::{FileAttrs, ModeSpec, ensure_attrs, plan_attrs, stat_result};
 use super::{Args, Change, OpContext, OpError, OpOutcome, Plan, sh, sh_ok, sh_quote};
 use crate::ops::check_state::CheckOverlay;
-use crate::playbook::model::Vars;
 use crate::transport::{FileSpec, FileStat, Transport};
+use crate::vars::Vars;
 
 use super::schema::Spec;
 

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use super::attrs::{FileAttrs, ensure_attrs, stat_result};
 use super::{Args, OpContext, OpError, OpOutcome, sh, sh_quote};
-use crate::playbook::model::Vars;
 use crate::transport::{FileSpec, FileStat, Transport};
+use crate::vars::Vars;
 
 use super::schema::Spec;
 

@@ -3,8 +3,8 @@
 use super::attrs::FileAttrs;
 use super::content::{WriteOpts, write_content};
 use super::{Args, Change, OpContext, OpError, OpOutcome, Plan, sh, sh_quote};
-use crate::playbook::model::Vars;
 use crate::transport::{FileSpec, FileStat, Transport};
+use crate::vars::Vars;
 
 use super::schema::Spec;
 

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::{Op, OpContext, OpError, OpOutcome};
-use crate::playbook::Vars;
+use crate::vars::Vars;
 
 use super::schema::Spec;
 

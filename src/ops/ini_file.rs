@@ -8,8 +8,8 @@ use super::content::Edit;
 use super::content::{WriteOpts, plan_edit};
 use super::lineinfile::split_lines;
 use super::{Args, OpContext, OpError, OpOutcome, Plan};
-use crate::playbook::model::Vars;
 use crate::transport::Transport;
+use crate::vars::Vars;
 
 use super::schema::Spec;
 

@@ -6,8 +6,8 @@ use regex::Regex;
 use super::attrs::FileAttrs;
 use super::content::{Edit, WriteOpts, check_validate, plan_edit};
 use super::{Args, OpContext, OpError, Plan};
-use crate::playbook::model::Vars;
 use crate::transport::Transport;
+use crate::vars::Vars;
 
 use super::schema::Spec;
 

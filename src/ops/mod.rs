@@ -83,7 +83,7 @@ macro_rules! planned_op {
             }
             fn check_args(
                 &self,
-                args: &$crate::playbook::Vars,
+                args: &$crate::vars::Vars,
             ) -> Result<(), $crate::ops::OpError> {
                 Params::parse(args).map(|_| ())
             }
@@ -158,8 +158,8 @@ pub use outcome::{Control, Diff, InventoryChange, OpError, OpOutcome};
 pub use plan::{Change, Commands, Plan, perform};
 pub use registry::{lookup, names};
 
-use crate::playbook::Vars;
 use crate::transport::{Become, Transport};
+use crate::vars::Vars;
 
 /// Renders templates and evaluates conditions for ops that need it
 /// (`assert`'s `that`, `debug`'s `var`, the `template` op).

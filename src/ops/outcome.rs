@@ -3,8 +3,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::playbook::Vars;
 use crate::transport::{CommandOutput, TransportError};
+use crate::vars::Vars;
 
 /// Before/after of one file's content, for `--diff`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]

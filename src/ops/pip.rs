@@ -11,8 +11,8 @@ use crate::ops::check_state::CheckOverlay;
 use std::collections::BTreeMap;
 
 use super::{Args, OpContext, OpError, OpOutcome, sh_quote};
-use crate::playbook::model::Vars;
 use crate::transport::{CommandSpec, Transport};
+use crate::vars::Vars;
 
 use super::schema::Spec;
 

@@ -203,8 +203,8 @@ mod tests {
     use super::*;
     use crate::ops::Render;
     use crate::ops::check_state::CheckState;
-    use crate::playbook::Vars;
     use crate::transport::local::LocalTransport;
+    use crate::vars::Vars;
 
     /// Nothing to render: the op under test takes literal arguments.
     struct Literal;

@@ -115,7 +115,7 @@ mod declaration_tests {
     use crate::ops::schema::*;
     use serde_json::{Value, json};
 
-    fn vars(v: Value) -> crate::playbook::model::Vars {
+    fn vars(v: Value) -> crate::vars::Vars {
         serde_json::from_value(v).unwrap()
     }
 
@@ -175,7 +175,7 @@ mod declaration_tests {
     /// The parsers of the ops (`Params::parse` in `src/ops/<op>.rs`, reached through
     /// [`crate::ops::Op::check_args`]) read their arguments through the declaration;
     /// `ferry check` must accept what `ferry run` accepts and reject what it rejects.
-    type Parse = Box<dyn Fn(&crate::playbook::model::Vars) -> Result<(), crate::ops::OpError>>;
+    type Parse = Box<dyn Fn(&crate::vars::Vars) -> Result<(), crate::ops::OpError>>;
 
     /// Every registered op whose parser reads its arguments (the others read a few
     /// keys by name and leave the rest to the declaration's check).
@@ -212,8 +212,8 @@ mod declaration_tests {
 
     /// The smallest arguments the schema accepts: its required parameters and
     /// the first of each at-least-one-of group.
-    fn minimal(s: &OpSchema) -> crate::playbook::model::Vars {
-        let mut args = crate::playbook::model::Vars::new();
+    fn minimal(s: &OpSchema) -> crate::vars::Vars {
+        let mut args = crate::vars::Vars::new();
         for p in s.params.iter().filter(|p| p.required) {
             args.insert(p.name.to_string(), sample(p));
         }

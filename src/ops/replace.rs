@@ -8,8 +8,8 @@ use super::content::Edit;
 use super::content::{WriteOpts, check_validate, plan_edit};
 use super::lineinfile::{compile, expand_python};
 use super::{Args, OpContext, OpError, Plan};
-use crate::playbook::model::Vars;
 use crate::transport::Transport;
+use crate::vars::Vars;
 
 use super::schema::Spec;
 

@@ -291,10 +291,7 @@ impl OpSchema {
     /// Check arguments; returns each problem with the argument key it concerns
     /// (None when it concerns the whole task). Aliases are not rewritten here:
     /// see [`OpSchema::canonical_args`].
-    pub fn validate(
-        &self,
-        args: &crate::playbook::model::Vars,
-    ) -> Vec<(Option<String>, ArgProblem)> {
+    pub fn validate(&self, args: &crate::vars::Vars) -> Vec<(Option<String>, ArgProblem)> {
         let mut out = Vec::new();
         let mut given: Vec<&'static str> = Vec::new();
         for (k, v) in args {
@@ -306,7 +303,7 @@ impl OpSchema {
                 if self.open {
                     continue;
                 }
-                let suggestion = crate::playbook::suggest(
+                let suggestion = crate::suggest::suggest(
                     k,
                     self.params
                         .iter()
@@ -389,10 +386,7 @@ impl OpSchema {
     }
 
     /// Arguments with aliases renamed to their parameter's name (order kept).
-    pub fn canonical_args(
-        &self,
-        args: &crate::playbook::model::Vars,
-    ) -> crate::playbook::model::Vars {
+    pub fn canonical_args(&self, args: &crate::vars::Vars) -> crate::vars::Vars {
         args.iter()
             .map(|(k, v)| {
                 let name = self

@@ -9,8 +9,8 @@
 
 use super::plan::Commands;
 use super::{Args, Change, OpContext, OpError, OpOutcome, Plan, sh, sh_quote};
-use crate::playbook::model::Vars;
 use crate::transport::Transport;
+use crate::vars::Vars;
 
 use super::schema::Spec;
 

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::{Args, Op, OpContext, OpError, OpOutcome};
-use crate::playbook::Vars;
 use crate::transport::Transport;
+use crate::vars::Vars;
 
 use super::schema::Spec;
 

@@ -3,8 +3,8 @@
 use base64::Engine;
 
 use super::{Args, OpContext, OpError, OpOutcome};
-use crate::playbook::model::Vars;
 use crate::transport::Transport;
+use crate::vars::Vars;
 
 use super::schema::Spec;
 

@@ -3,8 +3,8 @@
 use serde_json::{Map, Value, json};
 
 use super::{Args, OpContext, OpError, OpOutcome, sh, sh_quote};
-use crate::playbook::model::Vars;
 use crate::transport::Transport;
+use crate::vars::Vars;
 
 use super::schema::Spec;
 

@@ -5,8 +5,8 @@ use super::attrs::FileAttrs;
 use super::content::{ContentPlan, WriteOpts, apply_content, plan_content, read_for_diff};
 use super::plan::Commands;
 use super::{Args, Change, Diff, OpContext, OpError, OpOutcome, Plan, sh, sh_quote};
-use crate::playbook::model::Vars;
 use crate::transport::Transport;
+use crate::vars::Vars;
 
 use super::schema::Spec;
 

@@ -7,8 +7,8 @@ use super::attrs::FileAttrs;
 use super::content::{WriteOpts, check_validate};
 use super::copy::{place, search_list};
 use super::{Args, OpContext, OpError, OpOutcome, find_src};
-use crate::playbook::model::Vars;
 use crate::transport::Transport;
+use crate::vars::Vars;
 
 use super::schema::Spec;
 

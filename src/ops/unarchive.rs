@@ -16,8 +16,8 @@ use super::attrs::stat_result;
 use super::{Args, OpContext, OpError, OpOutcome, find_src, sh, sh_quote, sha256_hex};
 use crate::ops::check_state::CheckOverlay;
 use crate::ops::check_state::CheckTransport;
-use crate::playbook::model::Vars;
 use crate::transport::{FileSpec, Transport};
+use crate::vars::Vars;
 
 use super::schema::Spec;
 

@@ -4,8 +4,8 @@
 //! wait (it changes nothing either way), the apply waits; check mode does not wait.
 
 use super::{Args, Change, OpContext, OpError, OpOutcome, Plan, sh_quote};
-use crate::playbook::model::Vars;
 use crate::transport::{CommandSpec, Transport};
+use crate::vars::Vars;
 
 use super::schema::Spec;
 

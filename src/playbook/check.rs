@@ -59,9 +59,7 @@ pub fn load_and_check(
         .hosts
         .keys()
         .map(|h| {
-            let names = crate::vars::inventory_vars(inventory, h)
-                .into_keys()
-                .collect();
+            let names = inventory.host_vars(h).into_keys().collect();
             (h.as_str(), names)
         })
         .collect();
@@ -147,7 +145,7 @@ pub fn load_and_check(
         candidates.extend(u.local.iter().map(String::as_str));
         candidates.sort();
         candidates.dedup();
-        let hint = match super::suggest(name, candidates) {
+        let hint = match crate::suggest::suggest(name, candidates) {
             Some(s) => format!("did you mean `{s}`?"),
             None => format!(
                 "no layer defines `{name}` (inventory, play or role vars, vars_files, register, set_fact, -e); define it or write `{name} | default(...)`"
@@ -252,7 +250,7 @@ pub fn check_pattern_at_run(
                 .keys()
                 .chain(inventory.hosts.keys())
                 .map(String::as_str);
-            let hint = match super::suggest(term, names) {
+            let hint = match crate::suggest::suggest(term, names) {
                 Some(s) => format!("did you mean `{s}`?"),
                 None if inventory.hosts.is_empty() => {
                     "the inventory has no hosts: pass one with `-i INVENTORY`".to_string()

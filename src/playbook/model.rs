@@ -7,26 +7,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use indexmap::IndexMap;
 use serde::Serialize;
 use serde_json::Value;
 
-/// A variable mapping, in the order it was written.
-pub type Vars = IndexMap<String, Value>;
-
-/// Where something was written: file, 1-based line and column.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Default)]
-pub struct SourceLoc {
-    pub file: Arc<PathBuf>,
-    pub line: u32,
-    pub col: u32,
-}
-
-impl std::fmt::Display for SourceLoc {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}", self.file.display(), self.line, self.col)
-    }
-}
+pub use crate::vars::Vars;
+pub use crate::yaml::SourceLoc;
 
 /// A loaded playbook: plays in order, with `import_playbook` already expanded.
 #[derive(Debug, Clone, Serialize)]

@@ -31,7 +31,7 @@ use std::sync::OnceLock;
 
 use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, Value};
 
-use crate::playbook::model::Vars;
+use crate::vars::Vars;
 use filters::ansible_bool_str;
 
 /// A template or expression that failed to parse or render.

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::known_hosts::{HostKeyPolicy, KnownHosts};
 use super::ssh_config::{self, SshHostConfig, expand_tilde};
 use super::{Become, TransportError};
-use crate::playbook::model::Vars;
+use crate::vars::Vars;
 
 /// The connect timeout when nobody says otherwise (seconds; `--connect-timeout`'s default).
 pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;

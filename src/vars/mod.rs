@@ -40,13 +40,11 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use crate::inventory::Inventory;
-pub use crate::playbook::Vars;
-use crate::playbook::model::SourceLoc;
+use crate::yaml::SourceLoc;
 
 pub mod scope;
 
-pub use scope::{Layer, Locs, Scope};
+pub use scope::{Layer, Locs, Scope, Vars};
 
 /// One setting of a variable, as `--explain` reports it.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,48 +93,6 @@ pub struct VarLayers {
 impl VarLayers {
     pub fn new() -> Self {
         VarLayers::default()
-    }
-
-    /// The inventory layers of one host (2-7 above), in precedence order, shared with the
-    /// inventory (no map is copied).
-    pub fn for_host(inv: &Inventory, host: &str) -> Self {
-        let mut v = VarLayers::new();
-        let groups = inv.host_groups(host);
-        for g in &groups {
-            if let Some(s) = inv.group_scopes.get(g) {
-                v.push(s.clone());
-            }
-        }
-        // group_vars files: `all` from every source first, then the other groups per
-        // source, as Ansible's vars precedence (all_plugins_inventory, then
-        // groups_plugins_inventory) has them.
-        for src in &inv.sources {
-            if let Some(files) = src.group_vars.get("all") {
-                for f in files {
-                    v.push(f.scope.clone());
-                }
-            }
-        }
-        for src in &inv.sources {
-            for g in groups.iter().filter(|g| *g != "all") {
-                if let Some(files) = src.group_vars.get(g) {
-                    for f in files {
-                        v.push(f.scope.clone());
-                    }
-                }
-            }
-        }
-        if let Some(s) = inv.host_scopes.get(host) {
-            v.push(s.clone());
-        }
-        for src in &inv.sources {
-            if let Some(files) = src.host_vars.get(host) {
-                for f in files {
-                    v.push(f.scope.clone());
-                }
-            }
-        }
-        v
     }
 
     /// Add a layer (an empty one is skipped). Layers are pushed lowest first; a layer of lower rank than the top
@@ -223,67 +179,6 @@ impl VarLayers {
     }
 }
 
-/// A host's inventory variables merged (layers 2-7): what `ansible-inventory --host`
-/// prints, and the base view the engine starts from. Prefer [`VarLayers::for_host`] when
-/// the origin of a value matters or when layers are added per task.
-pub fn inventory_vars(inv: &Inventory, host: &str) -> Vars {
-    VarLayers::for_host(inv, host).flatten()
-}
-
-/// Play-level magic variables, the same for every host of a play: `groups`, `play_hosts`,
-/// `ansible_play_hosts`, `ansible_check_mode`. Build once per play and share; the engine
-/// may add `hostvars` (or any other play-wide magic value) to `extra` before sharing.
-pub fn play_magic(
-    inv: &Inventory,
-    play_hosts: &[String],
-    check_mode: bool,
-    extra: Vars,
-) -> Arc<Scope> {
-    let groups: serde_json::Map<String, Value> = inv
-        .groups
-        .keys()
-        .map(|g| (g.clone(), Value::from(inv.group_hosts(g))))
-        .collect();
-    let mut vars = Vars::new();
-    vars.insert("groups".into(), Value::Object(groups));
-    vars.insert("play_hosts".into(), Value::from(play_hosts.to_vec()));
-    vars.insert(
-        "ansible_play_hosts".into(),
-        Value::from(play_hosts.to_vec()),
-    );
-    vars.insert("ansible_check_mode".into(), Value::Bool(check_mode));
-    vars.extend(extra);
-    Arc::new(Scope::plain(Layer::Magic, "magic", vars))
-}
-
-/// `hostvars`: every host's inventory variables (name -> merged vars), built once per
-/// inventory and shared; pass it in `play_magic`'s `extra` (facts and set_fact results of
-/// other hosts are the engine's to add).
-pub fn hostvars(inv: &Inventory) -> Value {
-    Value::Object(
-        inv.hosts
-            .keys()
-            .map(|h| {
-                (
-                    h.clone(),
-                    Value::Object(inventory_vars(inv, h).into_iter().collect()),
-                )
-            })
-            .collect(),
-    )
-}
-
-/// Host-level magic variables: `inventory_hostname`, `inventory_hostname_short`,
-/// `group_names`.
-pub fn host_magic(inv: &Inventory, host: &str) -> Arc<Scope> {
-    let mut vars = Vars::new();
-    vars.insert("inventory_hostname".into(), Value::from(host));
-    let short = host.split('.').next().unwrap_or(host);
-    vars.insert("inventory_hostname_short".into(), Value::from(short));
-    vars.insert("group_names".into(), Value::from(inv.group_names(host)));
-    Arc::new(Scope::plain(Layer::Magic, "magic", vars))
-}
-
 /// `-e`/`--extra-vars` that cannot be read.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum VarsError {
@@ -349,14 +244,41 @@ pub fn extra_vars_scopes(args: &[String]) -> Result<Vec<Scope>, VarsError> {
 }
 
 fn yaml_mapping(text: &str, path: &Path, arg: &str) -> Result<(Vars, Locs), VarsError> {
-    let docs = crate::inventory::parse_vars_text(text, path).map_err(|e| {
-        extra_err(
-            arg,
-            e.to_string(),
-            "write a YAML/JSON mapping: `{\"k\": \"v\"}` or `k: v` lines",
-        )
-    })?;
-    Ok(docs)
+    let help = "write a YAML/JSON mapping: `{\"k\": \"v\"}` or `k: v` lines";
+    let docs =
+        crate::yaml::parse_str(text, path).map_err(|e| extra_err(arg, e.to_string(), help))?;
+    match docs.first() {
+        None => Ok((Vars::new(), Locs::new())),
+        Some(node) => of_mapping(node).ok_or_else(|| {
+            extra_err(
+                arg,
+                format!(
+                    "{}: extra vars must be a mapping of variable names to values",
+                    node.loc
+                ),
+                help,
+            )
+        }),
+    }
+}
+
+/// A YAML mapping (or an empty document) as variables, with where each was written;
+/// None when the node is not a mapping.
+pub fn of_mapping(node: &crate::yaml::Node) -> Option<(Vars, Locs)> {
+    let mut vars = Vars::new();
+    let mut locs = Locs::new();
+    match &node.kind {
+        crate::yaml::NodeKind::Null => {}
+        crate::yaml::NodeKind::Map(pairs) => {
+            for (k, v) in pairs {
+                let key = k.key_text();
+                vars.insert(key.clone(), v.to_value());
+                locs.insert(key, k.loc.clone());
+            }
+        }
+        _ => return None,
+    }
+    Some((vars, locs))
 }
 
 /// Split `k=v k2="v 2"` into pairs, shell-like quoting.

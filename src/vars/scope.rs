@@ -5,9 +5,12 @@
 use std::fmt;
 
 use indexmap::IndexMap;
+use serde_json::Value;
 
-use crate::playbook::Vars;
-use crate::playbook::model::SourceLoc;
+use crate::yaml::SourceLoc;
+
+/// A variable mapping, in the order it was written.
+pub type Vars = IndexMap<String, Value>;
 
 /// Where each variable of a layer was written.
 pub type Locs = IndexMap<String, SourceLoc>;

@@ -21,14 +21,12 @@ use miette::{NamedSource, SourceSpan};
 use serde_json::{Map, Number, Value};
 use serde_saphyr::granit_parser::Parser;
 
-use crate::playbook::model::SourceLoc;
-
 mod scalar;
 mod span;
 mod tree;
 
 pub use scalar::resolve_plain;
-pub use span::{LineIndex, offset_of, token_span};
+pub use span::{LineIndex, SourceLoc, offset_of, token_span};
 use tree::TreeBuilder;
 
 /// One YAML node with the position it was written at.

@@ -1,9 +1,25 @@
 //! Positions in a YAML text: line starts, and the span of the token at a
 //! line:column (for the error reports that underline it).
 
-use miette::SourceSpan;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use crate::playbook::model::SourceLoc;
+use miette::SourceSpan;
+use serde::Serialize;
+
+/// Where something was written: file, 1-based line and column.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Default)]
+pub struct SourceLoc {
+    pub file: Arc<PathBuf>,
+    pub line: u32,
+    pub col: u32,
+}
+
+impl std::fmt::Display for SourceLoc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.col)
+    }
+}
 
 /// Byte offsets of line starts, for turning many positions of one text into offsets.
 #[derive(Debug, Clone, Default)]

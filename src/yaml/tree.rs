@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use serde_saphyr::granit_parser::{Event, ScalarStyle, Span, StructureStyle};
 
+use super::SourceLoc;
 use super::scalar::{parse_bool, parse_float, parse_int, resolve_plain};
 use super::{Node, NodeKind, YamlError, error, offset_of};
-use crate::playbook::model::SourceLoc;
 
 enum Frame {
     Seq {

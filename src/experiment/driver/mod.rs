@@ -27,8 +27,8 @@ use serde_json::Value;
 
 use super::result::{MigrationResult, Sample};
 use super::scenario::Scenario;
-use crate::playbook::Vars;
 use crate::transport::Transport;
+use crate::vars::Vars;
 
 /// A host taking part in a run: its connection and its inventory variables
 /// (`migration_ip`, `migration_iface`, `mgmt_ip`, `guest_bridge_iface`, ...).

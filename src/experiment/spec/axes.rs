@@ -10,7 +10,7 @@ use crate::experiment::scenario::{
     Algorithm, AlgorithmKind, Direction, DiskLoad, DiskWhen, Flavor, Link, Load, MemoryLoad,
     NetworkLoad,
 };
-use crate::playbook::suggest;
+use crate::suggest::suggest;
 use crate::yaml::Node;
 
 const FLAVOR_KEYS: &[&str] = &["name", "vcpus", "memory_mib", "disk_gib"];

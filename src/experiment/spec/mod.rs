@@ -39,8 +39,8 @@ use super::driver::DriverKind;
 use super::flavor::{self, FlavorScale};
 use super::scenario::{Algorithm, Flavor, Link, Load};
 use crate::playbook::diag::Problem;
-use crate::playbook::model::SourceLoc;
-use crate::playbook::suggest;
+use crate::suggest::suggest;
+use crate::yaml::SourceLoc;
 use crate::yaml::{Node, NodeKind};
 
 mod axes;

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use crate::experiment::quantity::{parse_duration, parse_rate};
 use crate::playbook::diag::Problem;
-use crate::playbook::model::SourceLoc;
-use crate::playbook::suggest;
+use crate::suggest::suggest;
+use crate::yaml::SourceLoc;
 use crate::yaml::{Node, NodeKind};
 
 pub(super) struct SpecReader {

@@ -248,7 +248,7 @@ fn vagrant_inventory_loads_with_the_vars_the_testbed_needs() {
         ["compute1", "compute2"],
         "{yaml}"
     );
-    let vars = crate::vars::inventory_vars(&inv, "compute2");
+    let vars = inv.host_vars("compute2");
     let s = |k: &str| vars.get(k).map(|v| v.to_string()).unwrap_or_default();
     assert_eq!(s("ansible_host"), "\"192.168.121.102\"");
     assert_eq!(s("ansible_port"), "22");

@@ -16,8 +16,8 @@ mod sync;
 
 use crate::ops::check_state::CheckOverlay;
 use crate::ops::{Args, OpContext, OpError, OpOutcome, sh, sh_quote};
-use crate::playbook::model::Vars;
 use crate::transport::{CommandSpec, Transport};
+use crate::vars::Vars;
 
 use crate::ops::schema::Spec;
 

@@ -120,7 +120,7 @@ pub(super) const LOOP_CONTROL_KEYS: &[&str] = &[
 impl Loader {
     pub(super) fn unknown_key(&mut self, key: &Node, allowed: &[&str], what: &str) {
         let name = key.key_text();
-        let suggestion = crate::playbook::suggest(&name, allowed.iter().copied());
+        let suggestion = crate::suggest::suggest(&name, allowed.iter().copied());
         let mut p =
             Problem::error(&key.loc, format!("unknown {what} key `{name}`")).label("unknown key");
         p = match suggestion {

@@ -296,7 +296,7 @@ impl Loader {
                     continue;
                 }
                 let suggestion =
-                    crate::playbook::suggest(&name, state.handler_names.iter().map(String::as_str));
+                    crate::suggest::suggest(&name, state.handler_names.iter().map(String::as_str));
                 let p = Problem::error(
                     &loc,
                     format!("notified handler `{name}` is not defined in this play"),

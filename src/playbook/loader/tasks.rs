@@ -156,11 +156,9 @@ impl Loader {
                 misplaced_params = true;
                 continue;
             }
-            let kw_suggestion = crate::playbook::suggest(&name, TASK_KEYS.iter().copied());
-            let op_suggestion = crate::playbook::suggest(
-                schema::canonical(&name),
-                crate::ops::registry::op_names(),
-            );
+            let kw_suggestion = crate::suggest::suggest(&name, TASK_KEYS.iter().copied());
+            let op_suggestion =
+                crate::suggest::suggest(schema::canonical(&name), crate::ops::registry::op_names());
             let (what, hint) = match (kw_suggestion, op_suggestion, first_op.is_some()) {
                 (Some(s), _, true) | (Some(s), None, false) => {
                     ("unknown task key", Some(format!("did you mean `{s}`?")))

@@ -1,0 +1,115 @@
+//! The variables the inventory gives a host: its layers (group vars by depth and
+//! priority, `group_vars`/`host_vars` files, host vars), merged or as layers for
+//! `--explain`, and the magic variables that come from the inventory (`groups`,
+//! `group_names`, `hostvars`, ...). The order of layers is `crate::vars`'.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::Inventory;
+use crate::vars::{Layer, Scope, VarLayers, Vars};
+
+impl Inventory {
+    /// The inventory layers of one host (2-7 of `crate::vars`' list), in precedence order, shared with the
+    /// inventory (no map is copied).
+    pub fn layers(&self, host: &str) -> VarLayers {
+        let inv = self;
+        let mut v = VarLayers::new();
+        let groups = inv.host_groups(host);
+        for g in &groups {
+            if let Some(s) = inv.group_scopes.get(g) {
+                v.push(s.clone());
+            }
+        }
+        // group_vars files: `all` from every source first, then the other groups per
+        // source, as Ansible's vars precedence (all_plugins_inventory, then
+        // groups_plugins_inventory) has them.
+        for src in &inv.sources {
+            if let Some(files) = src.group_vars.get("all") {
+                for f in files {
+                    v.push(f.scope.clone());
+                }
+            }
+        }
+        for src in &inv.sources {
+            for g in groups.iter().filter(|g| *g != "all") {
+                if let Some(files) = src.group_vars.get(g) {
+                    for f in files {
+                        v.push(f.scope.clone());
+                    }
+                }
+            }
+        }
+        if let Some(s) = inv.host_scopes.get(host) {
+            v.push(s.clone());
+        }
+        for src in &inv.sources {
+            if let Some(files) = src.host_vars.get(host) {
+                for f in files {
+                    v.push(f.scope.clone());
+                }
+            }
+        }
+        v
+    }
+
+    /// A host's inventory variables merged (layers 2-7): what `ansible-inventory --host`
+    /// prints, and the base view the engine starts from. Prefer [`Inventory::layers`] when
+    /// the origin of a value matters or when layers are added per task.
+    pub fn host_vars(&self, host: &str) -> Vars {
+        self.layers(host).flatten()
+    }
+
+    /// Play-level magic variables, the same for every host of a play: `groups`, `play_hosts`,
+    /// `ansible_play_hosts`, `ansible_check_mode`. Build once per play and share; the engine
+    /// may add `hostvars` (or any other play-wide magic value) to `extra` before sharing.
+    pub fn play_magic(&self, play_hosts: &[String], check_mode: bool, extra: Vars) -> Arc<Scope> {
+        let inv = self;
+        let groups: serde_json::Map<String, Value> = inv
+            .groups
+            .keys()
+            .map(|g| (g.clone(), Value::from(inv.group_hosts(g))))
+            .collect();
+        let mut vars = Vars::new();
+        vars.insert("groups".into(), Value::Object(groups));
+        vars.insert("play_hosts".into(), Value::from(play_hosts.to_vec()));
+        vars.insert(
+            "ansible_play_hosts".into(),
+            Value::from(play_hosts.to_vec()),
+        );
+        vars.insert("ansible_check_mode".into(), Value::Bool(check_mode));
+        vars.extend(extra);
+        Arc::new(Scope::plain(Layer::Magic, "magic", vars))
+    }
+
+    /// `hostvars`: every host's inventory variables (name -> merged vars), built once per
+    /// inventory and shared; pass it in [`Inventory::play_magic`]'s `extra` (facts and set_fact results of
+    /// other hosts are the engine's to add).
+    pub fn hostvars(&self) -> Value {
+        let inv = self;
+        Value::Object(
+            inv.hosts
+                .keys()
+                .map(|h| {
+                    (
+                        h.clone(),
+                        Value::Object(inv.host_vars(h).into_iter().collect()),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// Host-level magic variables: `inventory_hostname`, `inventory_hostname_short`,
+    /// `group_names`.
+    pub fn host_magic(&self, host: &str) -> Arc<Scope> {
+        let inv = self;
+        let mut vars = Vars::new();
+        vars.insert("inventory_hostname".into(), Value::from(host));
+        let short = host.split('.').next().unwrap_or(host);
+        vars.insert("inventory_hostname_short".into(), Value::from(short));
+        vars.insert("group_names".into(), Value::from(inv.group_names(host)));
+        Arc::new(Scope::plain(Layer::Magic, "magic", vars))
+    }
+}
