@@ -1252,3 +1252,26 @@ async fn each_variable_layer_wins_over_the_layers_below_it() {
     assert_eq!(r.code, 0);
     assert_eq!(r.stat("h1").ok, 3);
 }
+
+/// The magic variables a host gets from the inventory (`inventory_hostname`,
+/// `group_names`) win over every user layer, as Ansible's do: a play var of the same
+/// name does not change them.
+#[tokio::test]
+async fn magic_variables_win_over_the_users_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = "web:\n  hosts:\n    h1: {ansible_connection: local, group_names: [inv]}\n";
+    let pb = r#"
+- hosts: all
+  gather_facts: false
+  vars: { inventory_hostname: evil, group_names: [play] }
+  tasks:
+    - assert:
+        that:
+          - inventory_hostname == 'h1'
+          - group_names == ['web']
+"#;
+    let r = run_loaded(dir.path(), inv, pb, None).await;
+    let failed = r.failures();
+    assert!(failed.is_empty(), "{failed:#?}");
+    assert_eq!(r.code, 0);
+}

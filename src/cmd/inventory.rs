@@ -30,6 +30,7 @@ pub fn inventory(args: InventoryArgs) -> CmdResult {
             ));
         }
         let mut layers = inv.layers(host);
+        layers.push(inv.host_magic(host));
         for scope in extra_vars_scopes(&args.inv.extra_vars)? {
             layers.push(Arc::new(scope));
         }

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::inventory::{GroupByError, InventoryError};
 use crate::ops::{self};
-use crate::vars::Vars;
+use crate::vars::{Layer, Scope, VarLayers, Vars};
 
 /// A pattern that selects no host, or an add_host / group_by the hosts cannot take.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +24,7 @@ pub enum HostsError {
 }
 
 /// Which hosts a pattern selects and each host's base variables
-/// ([`InventoryHosts`]: `Inventory::select` and `crate::vars::inventory_vars`).
+/// ([`InventoryHosts`]: `Inventory::select` and `Inventory::host_vars`).
 pub trait HostSource: Send + Sync {
     /// Host names matching `pattern`, in inventory order.
     fn select(&self, pattern: &str) -> Result<Vec<String>, HostsError>;
@@ -38,6 +38,27 @@ pub trait HostSource: Send + Sync {
         let mut v = self.base_vars(host);
         v.shift_remove("groups");
         v
+    }
+    /// The host's inventory variables as layers, lowest first (group vars by depth,
+    /// `group_vars`/`host_vars` files, host vars: `crate::vars`' order), shared with
+    /// the source, not copied. A task's view stacks its play's layers on these.
+    fn layers(&self, host: &str) -> VarLayers {
+        let mut v = VarLayers::new();
+        v.push(Arc::new(Scope::plain(
+            Layer::InventoryHost,
+            "inventory",
+            self.host_vars(host),
+        )));
+        v
+    }
+    /// The host's magic variables: `inventory_hostname`, `inventory_hostname_short`,
+    /// and `group_names` where the source has groups.
+    fn host_magic(&self, host: &str) -> Arc<Scope> {
+        let mut vars = Vars::new();
+        vars.insert("inventory_hostname".into(), Value::from(host));
+        let short = host.split('.').next().unwrap_or(host);
+        vars.insert("inventory_hostname_short".into(), Value::from(short));
+        Arc::new(Scope::plain(Layer::Magic, "magic", vars))
     }
     /// `groups` (every group's hosts), when this source defines it.
     fn groups(&self) -> Option<Value> {
@@ -66,18 +87,9 @@ pub struct InventoryHosts {
     groups: RwLock<Value>,
 }
 
-fn groups_value(inv: &crate::inventory::Inventory) -> Value {
-    Value::Object(
-        inv.groups
-            .keys()
-            .map(|g| (g.clone(), Value::from(inv.group_hosts(g))))
-            .collect(),
-    )
-}
-
 impl InventoryHosts {
     pub fn new(inv: crate::inventory::Inventory, limit: Option<String>) -> Self {
-        let groups = groups_value(&inv);
+        let groups = inv.groups_var();
         Self {
             inv: RwLock::new(inv),
             limit,
@@ -106,6 +118,12 @@ impl HostSource for InventoryHosts {
         v.insert("group_names".into(), Value::from(inv.group_names(host)));
         v
     }
+    fn layers(&self, host: &str) -> VarLayers {
+        self.inv.read().unwrap().layers(host)
+    }
+    fn host_magic(&self, host: &str) -> Arc<Scope> {
+        self.inv.read().unwrap().host_magic(host)
+    }
     fn groups(&self) -> Option<Value> {
         Some(self.groups.read().unwrap().clone())
     }
@@ -127,7 +145,7 @@ impl HostSource for InventoryHosts {
             } => inv.add_runtime_group_member(host, group, parents)?,
         };
         if changed {
-            *self.groups.write().unwrap() = groups_value(&inv);
+            *self.groups.write().unwrap() = inv.groups_var();
             *self.hostvars.lock().unwrap() = None;
         }
         Ok(changed)

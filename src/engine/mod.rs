@@ -153,6 +153,8 @@ pub struct Engine {
     check_states: Mutex<HashMap<String, Arc<CheckState>>>,
     /// `--check`: per host, variables registered (or set) by tasks check mode could not run.
     unchecked_vars: Mutex<HashMap<String, HashSet<String>>>,
+    /// `-e`, the one layer every task's view has on top of the user's layers.
+    extra_vars: Arc<crate::vars::Scope>,
 }
 
 impl Engine {
@@ -164,7 +166,13 @@ impl Engine {
     ) -> Self {
         let forks = Arc::new(Semaphore::new(opts.forks.max(1)));
         let pending_start = Mutex::new(opts.start_at_task.clone());
+        let extra_vars = Arc::new(crate::vars::Scope::plain(
+            crate::vars::Layer::ExtraVars,
+            "-e",
+            opts.extra_vars.clone(),
+        ));
         Self {
+            extra_vars,
             opts,
             hosts,
             connector,

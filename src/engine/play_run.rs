@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
 
-use crate::playbook::{Play, Vars};
+use crate::playbook::Play;
+use crate::vars::{Layer, Scope, VarLayers};
 
 use super::render::TemplateRender;
 
@@ -30,10 +31,13 @@ impl HostState {
 pub(super) struct PlayRun<'p> {
     pub(super) play: &'p Play,
     pub(super) names: Vec<String>,
-    /// Each host's inventory variables without `groups` (`HostSource::host_vars`),
-    /// with the inventory epoch they were read at (re-read after add_host/group_by
-    /// changed the inventory).
-    pub(super) base: Vec<Mutex<(u64, Vars)>>,
+    /// Each host's inventory layers and host magic variables (`HostSource::layers`,
+    /// `HostSource::host_magic`), with the inventory epoch they were read at (read
+    /// again after add_host/group_by changed the inventory).
+    pub(super) base: Vec<Mutex<(u64, VarLayers)>>,
+    /// The play's own layers, the same for every host and task: its roles' defaults
+    /// and vars, `vars:` and `vars_files:` (built once, shared by every task's view).
+    pub(super) layers: VarLayers,
     states: Vec<Mutex<HostState>>,
     pub(super) ended: AtomicBool,
     /// Bumped whenever a host starts or stops running (the play hosts change).
@@ -76,9 +80,14 @@ impl Drop for HostStateGuard<'_> {
 }
 
 impl<'p> PlayRun<'p> {
-    pub(super) fn new(play: &'p Play, names: Vec<String>, base: Vec<Mutex<(u64, Vars)>>) -> Self {
+    pub(super) fn new(
+        play: &'p Play,
+        names: Vec<String>,
+        base: Vec<Mutex<(u64, VarLayers)>>,
+    ) -> Self {
         PlayRun {
             play,
+            layers: play_layers(play),
             states: names
                 .iter()
                 .map(|_| Mutex::new(HostState::default()))
@@ -153,15 +162,56 @@ impl<'p> PlayRun<'p> {
     }
 }
 
+/// A play's layers: every role's defaults and vars (Ansible's public roles: every task of
+/// the play sees them), `vars:`, `vars_files:` in order.
+fn play_layers(play: &Play) -> VarLayers {
+    let mut v = VarLayers::new();
+    for r in &play.roles {
+        v.push(Arc::new(Scope::plain(
+            Layer::RoleDefaults {
+                role: r.name.clone(),
+            },
+            "role defaults",
+            r.defaults.clone(),
+        )));
+    }
+    v.push(Arc::new(Scope::plain(
+        Layer::PlayVars,
+        "play vars",
+        play.vars.clone(),
+    )));
+    for (path, f) in &play.vars_files {
+        v.push(Arc::new(Scope::plain(
+            Layer::PlayVarsFile,
+            path.display().to_string(),
+            f.clone(),
+        )));
+    }
+    for r in &play.roles {
+        v.push(Arc::new(Scope::plain(
+            Layer::RoleVars {
+                role: r.name.clone(),
+            },
+            "role vars",
+            r.vars.clone(),
+        )));
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ops::Render;
+    use crate::vars::Vars;
     use serde_json::json;
 
     fn batch(play: &Play) -> PlayRun<'_> {
         let names: Vec<String> = ["a", "b", "c"].map(String::from).into();
-        let base = names.iter().map(|_| Mutex::new((0, Vars::new()))).collect();
+        let base = names
+            .iter()
+            .map(|_| Mutex::new((0, VarLayers::new())))
+            .collect();
         PlayRun::new(play, names, base)
     }
 

@@ -52,7 +52,7 @@ impl Engine {
             let epoch = self.inv_epoch.load(Ordering::SeqCst);
             let base = batch
                 .iter()
-                .map(|h| Mutex::new((epoch, self.hosts.host_vars(h))))
+                .map(|h| Mutex::new((epoch, self.host_layers(h))))
                 .collect();
             let pr = PlayRun::new(play, batch, base);
             let all: Vec<usize> = (0..pr.names.len()).collect();

@@ -23,10 +23,17 @@ impl Engine {
         })
     }
 
+    /// Host `h`'s inventory layers with its magic variables on top (re-read when the
+    /// inventory changes: [`PlayRun::base`]).
+    pub(super) fn host_layers(&self, host: &str) -> VarLayers {
+        self.hosts.layers(host).with(self.hosts.host_magic(host))
+    }
+
     /// The task's variable view: its layers stacked by `crate::vars`' precedence (low to
     /// high: role defaults, inventory, play vars, vars_files, role vars, block and task
-    /// vars, include_vars, set_fact/registered, role params, extra vars), then magic
-    /// variables, which nobody overrides. The magic variables that are the same on every
+    /// vars, include_vars, set_fact/registered, role params, extra vars, then magic
+    /// variables, which nobody overrides), flattened. The inventory's and the play's
+    /// layers are shared, not copied. The magic variables that are the same on every
     /// host (`groups`, the play hosts) are not in it: [`task_render`](Self::task_render)
     /// shares them, so the view's size does not grow with the number of hosts.
     pub(super) fn task_vars(
@@ -38,34 +45,28 @@ impl Engine {
     ) -> Vars {
         let play = pr.play;
         let host = &pr.names[h];
-        let mut layers = VarLayers::new();
+        let mut layers = {
+            let mut base = pr.base[h].lock().unwrap();
+            let epoch = self.inv_epoch.load(Ordering::SeqCst);
+            if base.0 != epoch {
+                *base = (epoch, self.host_layers(host));
+            }
+            base.1.clone()
+        };
+        for s in pr.layers.scopes() {
+            layers.push(s.clone());
+        }
         let mut layer = |layer: Layer, origin: &str, vars: Vars| {
             layers.push(Arc::new(Scope::plain(layer, origin, vars)));
         };
-        // The play's roles' defaults and vars are seen by every task of the play
-        // (Ansible's public roles); the task's own role comes last, so it wins.
-        let roles = || play.roles.iter().chain(t.role.iter());
-        for r in roles() {
+        // The task's own role comes after the play's roles, so it wins.
+        if let Some(r) = &t.role {
             let role = r.name.clone();
             layer(
                 Layer::RoleDefaults { role },
                 "role defaults",
                 r.defaults.clone(),
             );
-        }
-        {
-            let mut base = pr.base[h].lock().unwrap();
-            let epoch = self.inv_epoch.load(Ordering::SeqCst);
-            if base.0 != epoch {
-                *base = (epoch, self.hosts.host_vars(host));
-            }
-            layer(Layer::InventoryHost, "inventory", base.1.clone());
-        }
-        layer(Layer::PlayVars, "play vars", play.vars.clone());
-        for (path, f) in &play.vars_files {
-            layer(Layer::PlayVarsFile, &path.display().to_string(), f.clone());
-        }
-        for r in roles() {
             let role = r.name.clone();
             layer(Layer::RoleVars { role }, "role vars", r.vars.clone());
         }
@@ -85,30 +86,11 @@ impl Engine {
             let role = r.name.clone();
             layer(Layer::RoleParams { role }, "role params", params);
         }
-        layer(Layer::ExtraVars, "-e", self.opts.extra_vars.clone());
-        let mut v = layers.flatten();
-        // Registered results, host facts and set_fact values are host output or
-        // text rendered once already: data from here on, never a template
-        // (unless a role param or an extra var of the same name wins).
-        for name in gained {
-            let overridden = self.opts.extra_vars.contains_key(&name)
-                || t.role
-                    .as_ref()
-                    .is_some_and(|r| r.params.contains_key(&name));
-            if !overridden {
-                crate::template::mark_data(&mut v, &name);
-            }
-        }
-        let name = &pr.names[h];
-        v.insert("inventory_hostname".into(), name.clone().into());
-        v.insert(
-            "inventory_hostname_short".into(),
-            name.split('.').next().unwrap_or(name).into(),
-        );
-        v.insert("ansible_check_mode".into(), self.check_mode(kw).into());
-        v.insert("ansible_diff_mode".into(), self.opts.diff.into());
-        v.insert("ansible_verbosity".into(), self.opts.verbosity.into());
-        v.insert("playbook_dir".into(), absolute_dir(&play.base_dir).into());
+        let mut magic = Vars::new();
+        magic.insert("ansible_check_mode".into(), self.check_mode(kw).into());
+        magic.insert("ansible_diff_mode".into(), self.opts.diff.into());
+        magic.insert("ansible_verbosity".into(), self.opts.verbosity.into());
+        magic.insert("playbook_dir".into(), absolute_dir(&play.base_dir).into());
         if task_mentions(t, kw, "hostvars") {
             let mut hv = self.hosts.hostvars();
             if let Value::Object(all) = &mut hv {
@@ -120,7 +102,18 @@ impl Engine {
                     }
                 }
             }
-            v.insert("hostvars".into(), hv);
+            magic.insert("hostvars".into(), hv);
+        }
+        layers.push(self.extra_vars.clone());
+        layers.push(Arc::new(Scope::plain(Layer::Magic, "magic", magic)));
+        let mut v = layers.flatten();
+        // Registered results, host facts and set_fact values are host output or text
+        // rendered once already: data from here on, never a template, where that layer
+        // is the one that wins.
+        for name in gained {
+            if layers.winner(&name) == Some(&Layer::SetFact) {
+                crate::template::mark_data(&mut v, &name);
+            }
         }
         v
     }

@@ -1,7 +1,7 @@
 //! The variables the inventory gives a host: its layers (group vars by depth and
 //! priority, `group_vars`/`host_vars` files, host vars), merged or as layers for
 //! `--explain`, and the magic variables that come from the inventory (`groups`,
-//! `group_names`, `hostvars`, ...). The order of layers is `crate::vars`'.
+//! `inventory_hostname`, `group_names`, `hostvars`). The order of layers is `crate::vars`'.
 
 use std::sync::Arc;
 
@@ -61,31 +61,18 @@ impl Inventory {
         self.layers(host).flatten()
     }
 
-    /// Play-level magic variables, the same for every host of a play: `groups`, `play_hosts`,
-    /// `ansible_play_hosts`, `ansible_check_mode`. Build once per play and share; the engine
-    /// may add `hostvars` (or any other play-wide magic value) to `extra` before sharing.
-    pub fn play_magic(&self, play_hosts: &[String], check_mode: bool, extra: Vars) -> Arc<Scope> {
-        let inv = self;
-        let groups: serde_json::Map<String, Value> = inv
-            .groups
-            .keys()
-            .map(|g| (g.clone(), Value::from(inv.group_hosts(g))))
-            .collect();
-        let mut vars = Vars::new();
-        vars.insert("groups".into(), Value::Object(groups));
-        vars.insert("play_hosts".into(), Value::from(play_hosts.to_vec()));
-        vars.insert(
-            "ansible_play_hosts".into(),
-            Value::from(play_hosts.to_vec()),
-        );
-        vars.insert("ansible_check_mode".into(), Value::Bool(check_mode));
-        vars.extend(extra);
-        Arc::new(Scope::plain(Layer::Magic, "magic", vars))
+    /// `groups`: every group's hosts, in inventory order.
+    pub fn groups_var(&self) -> Value {
+        Value::Object(
+            self.groups
+                .keys()
+                .map(|g| (g.clone(), Value::from(self.group_hosts(g))))
+                .collect(),
+        )
     }
 
     /// `hostvars`: every host's inventory variables (name -> merged vars), built once per
-    /// inventory and shared; pass it in [`Inventory::play_magic`]'s `extra` (facts and set_fact results of
-    /// other hosts are the engine's to add).
+    /// inventory and shared; the engine adds the facts and set_fact results hosts gained.
     pub fn hostvars(&self) -> Value {
         let inv = self;
         Value::Object(

@@ -145,6 +145,15 @@ impl VarLayers {
             .collect()
     }
 
+    /// The layer `name` takes its value from.
+    pub fn winner(&self, name: &str) -> Option<&Layer> {
+        self.scopes
+            .iter()
+            .rev()
+            .find(|s| s.vars.contains_key(name))
+            .map(|s| &s.layer)
+    }
+
     /// Which layer set `name`, where, and which settings it overrode.
     pub fn explain(&self, name: &str) -> Option<Explanation> {
         let mut settings = self.settings(name).into_iter();
