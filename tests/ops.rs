@@ -13,8 +13,9 @@ use tree::snapshot;
 
 use async_trait::async_trait;
 use ferry::ops::{OpContext, OpError, OpOutcome, Render};
-use ferry::playbook::model::Vars;
+use ferry::template::TemplateError;
 use ferry::transport::{CommandOutput, CommandSpec, FileSpec, FileStat, Transport, TransportError};
+use ferry::vars::Vars;
 use serde_json::{Value, json};
 use sha2::Digest;
 
@@ -157,16 +158,16 @@ struct Env {
 struct PortRender;
 
 impl Render for PortRender {
-    fn render_value(&self, value: &Value, _: &Vars) -> Result<Value, String> {
+    fn render_value(&self, value: &Value, _: &Vars) -> Result<Value, TemplateError> {
         Ok(value.clone())
     }
-    fn eval_condition(&self, _: &str, _: &Vars) -> Result<bool, String> {
-        Err("no conditions here".into())
+    fn eval_condition(&self, _: &str, _: &Vars) -> Result<bool, TemplateError> {
+        Err(TemplateError::new("no conditions here"))
     }
-    fn eval_expr(&self, _: &str, _: &Vars) -> Result<Value, String> {
-        Err("no expressions here".into())
+    fn eval_expr(&self, _: &str, _: &Vars) -> Result<Value, TemplateError> {
+        Err(TemplateError::new("no expressions here"))
     }
-    fn render_template(&self, source: &str, _: &str, _: &Vars) -> Result<String, String> {
+    fn render_template(&self, source: &str, _: &str, _: &Vars) -> Result<String, TemplateError> {
         Ok(source.replace("{{ port }}", "8080"))
     }
 }

@@ -27,11 +27,11 @@ use crate::report::experiment::ExperimentReporter;
 pub fn driver_for(
     kind: DriverKind,
     options: &serde_json::Value,
-) -> Result<Arc<dyn Driver>, String> {
+) -> Result<Arc<dyn Driver>, crate::experiment::driver::nova::NovaOptionsError> {
     match kind {
-        DriverKind::Nova => Ok(Arc::new(
-            crate::experiment::driver::nova::NovaDriver::new(options).map_err(|e| e.to_string())?,
-        )),
+        DriverKind::Nova => Ok(Arc::new(crate::experiment::driver::nova::NovaDriver::new(
+            options,
+        )?)),
         DriverKind::Qmp => Ok(Arc::new(crate::experiment::driver::qmp::QmpDriver::new(
             options,
         ))),
@@ -50,7 +50,7 @@ pub fn plan_of(
     let hosts = pairs::resolve(&spec, inventory, play_hosts, limit)?;
     // A driver that cannot be made is a problem now, before any host is touched.
     driver_for(spec.driver, &spec.driver_options)
-        .map_err(|e| vec![Problem::error(&spec.loc, e).label("this experiment")])?;
+        .map_err(|e| vec![Problem::error(&spec.loc, e.to_string()).label("this experiment")])?;
     let file_bytes = std::fs::read(&src.file).map_err(|e| {
         vec![Problem::error(
             &spec.loc,

@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use crate::ops::Render;
 use crate::template;
+use crate::template::TemplateError;
 use crate::vars::Vars;
 
 /// Renders with `crate::template` (strict undefined, Ansible's filters and tests), over
@@ -29,28 +30,32 @@ impl TemplateRender {
 }
 
 impl Render for TemplateRender {
-    fn render_value(&self, value: &Value, vars: &Vars) -> Result<Value, String> {
-        template::render_json(value, &self.ctx(vars)).map_err(|e| e.to_string())
+    fn render_value(&self, value: &Value, vars: &Vars) -> Result<Value, TemplateError> {
+        template::render_json(value, &self.ctx(vars))
     }
-    fn eval_condition(&self, expr: &str, vars: &Vars) -> Result<bool, String> {
-        template::eval_condition(expr, &self.ctx(vars)).map_err(|e| e.to_string())
+    fn eval_condition(&self, expr: &str, vars: &Vars) -> Result<bool, TemplateError> {
+        template::eval_condition(expr, &self.ctx(vars))
     }
-    fn eval_expr(&self, expr: &str, vars: &Vars) -> Result<Value, String> {
+    fn eval_expr(&self, expr: &str, vars: &Vars) -> Result<Value, TemplateError> {
         let expr = expr.trim();
         let expr = expr
             .strip_prefix("{{")
             .and_then(|e| e.strip_suffix("}}"))
             .unwrap_or(expr);
         template::render_value(&format!("{{{{ {expr} }}}}"), &self.ctx(vars))
-            .map_err(|e| e.to_string())
     }
-    fn render_template(&self, source: &str, name: &str, vars: &Vars) -> Result<String, String> {
+    fn render_template(
+        &self,
+        source: &str,
+        name: &str,
+        vars: &Vars,
+    ) -> Result<String, TemplateError> {
         let path = std::path::Path::new(name);
         let ctx = self.ctx(vars);
         if path.is_file() {
-            template::render_file(path, &ctx).map_err(|e| e.to_string())
+            template::render_file(path, &ctx)
         } else {
-            template::render_str(source, &ctx).map_err(|e| e.to_string())
+            template::render_str(source, &ctx)
         }
     }
 }
@@ -80,7 +85,10 @@ mod tests {
             r.render_value(&json!("n={{ n }}"), &v).unwrap(),
             json!("n=2")
         );
-        let err = r.render_value(&json!("{{ nope }}"), &v).unwrap_err();
+        let err = r
+            .render_value(&json!("{{ nope }}"), &v)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("nope"), "{err}");
     }
 
@@ -103,7 +111,10 @@ mod tests {
             json!(["/w/h1/x", {"n": 42}])
         );
         assert!(r.eval_condition("out == '/w/h1'", &v).unwrap());
-        let err = r.render_value(&json!("{{ me }}"), &v).unwrap_err();
+        let err = r
+            .render_value(&json!("{{ me }}"), &v)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("me"), "{err}");
     }
 
@@ -138,10 +149,16 @@ mod tests {
             json!("z")
         );
         assert!(r.eval_condition("out == 'z/x'", &v).unwrap());
-        let err = r.render_value(&json!("{{ me }}"), &v).unwrap_err();
+        let err = r
+            .render_value(&json!("{{ me }}"), &v)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("itself"), "{err}");
         let v = vars(json!({"out": "{{ nope }}/x"}));
-        let err = r.render_value(&json!("{{ out }}"), &v).unwrap_err();
+        let err = r
+            .render_value(&json!("{{ out }}"), &v)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("nope") && err.contains("out"), "{err}");
     }
 }

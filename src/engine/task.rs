@@ -326,7 +326,7 @@ impl Engine {
         render: &dyn Render,
         conds: &[String],
         vars: &Vars,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, crate::template::TemplateError> {
         for c in conds {
             if !render.eval_condition(c, vars)? {
                 return Ok(false);

@@ -39,6 +39,42 @@ const DIR_ARGS: &[&str] = &[
 ];
 const FILE_ARGS: &[&str] = &["file", "_raw_params"];
 
+/// Why the variables could not be loaded: the task fails with this message (as
+/// Ansible's `message`), and nothing is loaded.
+#[derive(Debug, thiserror::Error)]
+enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Yaml(#[from] crate::yaml::YamlError),
+    #[error("{0} must be stored as a dictionary/hash")]
+    NotMapping(String),
+    #[error("{path} does not have a valid extension: {allowed}")]
+    Extension { path: String, allowed: String },
+    #[error("You are mixing file only and dir only arguments, these are incompatible")]
+    Mixed,
+    #[error("{0} directory does not exist")]
+    NoDir(String),
+    #[error("{0} is not a directory")]
+    NotDir(String),
+    #[error("bad regex `{pattern}`: {source}")]
+    Regex {
+        pattern: String,
+        source: regex::Error,
+    },
+    #[error("`depth` must be a whole number, got {0}")]
+    Depth(Value),
+    #[error(transparent)]
+    Args(#[from] OpError),
+    #[error("include_vars needs a file (`file:` or free form) or a `dir:`")]
+    NoFile,
+    #[error("Could not find or access '{file}' (looked in {looked})")]
+    NotFound { file: String, looked: String },
+}
+
 fn str_list(v: Option<&Value>) -> Vec<String> {
     match v {
         None | Some(Value::Null) => Vec::new(),
@@ -55,17 +91,16 @@ fn str_list(v: Option<&Value>) -> Vec<String> {
 }
 
 /// One vars file: a mapping (an empty file is an empty mapping).
-fn load_file(path: &Path) -> Result<Map<String, Value>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let docs = crate::yaml::parse_str(&text, path).map_err(|e| e.to_string())?;
+fn load_file(path: &Path) -> Result<Map<String, Value>, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let docs = crate::yaml::parse_str(&text, path)?;
     match docs.first().map(|d| d.to_value()) {
         None | Some(Value::Null) => Ok(Map::new()),
         Some(Value::Object(m)) => Ok(m),
-        Some(_) => Err(format!(
-            "{} must be stored as a dictionary/hash",
-            path.display()
-        )),
+        Some(_) => Err(LoadError::NotMapping(path.display().to_string())),
     }
 }
 
@@ -117,11 +152,18 @@ impl DirWalk {
         out
     }
 
-    fn files(&self, root: &Path, loaded: &mut Vec<String>) -> Result<Map<String, Value>, String> {
+    fn files(
+        &self,
+        root: &Path,
+        loaded: &mut Vec<String>,
+    ) -> Result<Map<String, Value>, LoadError> {
         let mut results = Map::new();
         for dir in self.dirs(root) {
             let mut names: Vec<String> = std::fs::read_dir(&dir)
-                .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+                .map_err(|source| LoadError::Read {
+                    path: dir.display().to_string(),
+                    source,
+                })?
                 .flatten()
                 .filter(|e| !e.path().is_dir())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -140,11 +182,10 @@ impl DirWalk {
                     if self.ignore_unknown {
                         continue;
                     }
-                    return Err(format!(
-                        "{} does not have a valid extension: {}",
-                        path.display(),
-                        self.extensions.join(", ")
-                    ));
+                    return Err(LoadError::Extension {
+                        path: path.display().to_string(),
+                        allowed: self.extensions.join(", "),
+                    });
                 }
                 results.extend(load_file(&path)?);
                 loaded.push(path.display().to_string());
@@ -155,7 +196,10 @@ impl DirWalk {
 }
 
 impl IncludeVars {
-    fn load(ctx: &OpContext<'_>, loaded: &mut Vec<String>) -> Result<Map<String, Value>, String> {
+    fn load(
+        ctx: &OpContext<'_>,
+        loaded: &mut Vec<String>,
+    ) -> Result<Map<String, Value>, LoadError> {
         let dirs = ctx
             .args
             .keys()
@@ -167,9 +211,7 @@ impl IncludeVars {
             .filter(|k| FILE_ARGS.contains(&k.as_str()))
             .count();
         if dirs > 0 && files > 0 {
-            return Err(
-                "You are mixing file only and dir only arguments, these are incompatible".into(),
-            );
+            return Err(LoadError::Mixed);
         }
         if let Some(dir) = ctx.arg_str("dir") {
             let root = match ctx.role_dir {
@@ -180,19 +222,24 @@ impl IncludeVars {
                 None => ctx.base_dir.join(&dir),
             };
             if !root.exists() {
-                return Err(format!("{} directory does not exist", root.display()));
+                return Err(LoadError::NoDir(root.display().to_string()));
             }
             if !root.is_dir() {
-                return Err(format!("{} is not a directory", root.display()));
+                return Err(LoadError::NotDir(root.display().to_string()));
             }
-            let regex = |s: &str| regex::Regex::new(s).map_err(|e| format!("bad regex `{s}`: {e}"));
+            let regex = |s: &str| {
+                regex::Regex::new(s).map_err(|source| LoadError::Regex {
+                    pattern: s.to_string(),
+                    source,
+                })
+            };
             let walk = DirWalk {
                 depth: match ctx.args.get("depth") {
                     None | Some(Value::Null) => 0,
                     Some(v) => v
                         .as_u64()
                         .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-                        .ok_or_else(|| format!("`depth` must be a whole number, got {v}"))?
+                        .ok_or_else(|| LoadError::Depth(v.clone()))?
                         as usize,
                 },
                 matching: ctx
@@ -208,10 +255,7 @@ impl IncludeVars {
                     None | Some(Value::Null) => vec!["yaml".into(), "yml".into(), "json".into()],
                     v => str_list(v),
                 },
-                ignore_unknown: ctx
-                    .arg_bool("ignore_unknown_extensions")
-                    .map_err(|e| e.to_string())?
-                    .unwrap_or(false),
+                ignore_unknown: ctx.arg_bool("ignore_unknown_extensions")?.unwrap_or(false),
             };
             return walk.files(&root, loaded);
         }
@@ -220,17 +264,20 @@ impl IncludeVars {
             .or_else(|| ctx.arg_str("_raw_params"))
             .map(|f| f.trim_end_matches('\n').to_string())
         else {
-            return Err("include_vars needs a file (`file:` or free form) or a `dir:`".into());
+            return Err(LoadError::NoFile);
         };
         let path = ctx.find_file("vars", &file);
         if !path.is_file() {
-            return Err(format!(
-                "Could not find or access '{file}' (looked in {}vars/ and {})",
-                ctx.role_dir
-                    .map(|r| format!("{}/vars/, {}, ", r.display(), r.display()))
-                    .unwrap_or_default(),
-                ctx.base_dir.display()
-            ));
+            return Err(LoadError::NotFound {
+                file,
+                looked: format!(
+                    "{}vars/ and {}",
+                    ctx.role_dir
+                        .map(|r| format!("{}/vars/, {}, ", r.display(), r.display()))
+                        .unwrap_or_default(),
+                    ctx.base_dir.display()
+                ),
+            });
         }
         let m = load_file(&path)?;
         loaded.push(
@@ -255,7 +302,8 @@ impl Op for IncludeVars {
         let mut loaded = Vec::new();
         let mut vars = match Self::load(ctx, &mut loaded) {
             Ok(v) => v,
-            Err(msg) => {
+            Err(e) => {
+                let msg = e.to_string();
                 let mut o = OpOutcome::failed(msg.clone());
                 o.result.insert("message".into(), msg.into());
                 return Ok(o);

@@ -158,6 +158,7 @@ pub use outcome::{Control, Diff, InventoryChange, OpError, OpOutcome};
 pub use plan::{Change, Commands, Plan, perform};
 pub use registry::{lookup, names};
 
+use crate::template::TemplateError;
 use crate::transport::{Become, Transport};
 use crate::vars::Vars;
 
@@ -166,13 +167,18 @@ use crate::vars::Vars;
 /// The engine passes its renderer; the integrator swaps in `crate::template`.
 pub trait Render: Send + Sync {
     /// Render every string inside `value` (lists and maps walked), keeping native types.
-    fn render_value(&self, value: &Value, vars: &Vars) -> Result<Value, String>;
+    fn render_value(&self, value: &Value, vars: &Vars) -> Result<Value, TemplateError>;
     /// Evaluate a bare Jinja expression (as `when:` has them) to a bool.
-    fn eval_condition(&self, expr: &str, vars: &Vars) -> Result<bool, String>;
+    fn eval_condition(&self, expr: &str, vars: &Vars) -> Result<bool, TemplateError>;
     /// Evaluate a bare Jinja expression to a value (`debug: var=`).
-    fn eval_expr(&self, expr: &str, vars: &Vars) -> Result<Value, String>;
+    fn eval_expr(&self, expr: &str, vars: &Vars) -> Result<Value, TemplateError>;
     /// Render a whole template file's text (`name` is for error messages) to text.
-    fn render_template(&self, source: &str, name: &str, vars: &Vars) -> Result<String, String> {
+    fn render_template(
+        &self,
+        source: &str,
+        name: &str,
+        vars: &Vars,
+    ) -> Result<String, TemplateError> {
         let _ = name;
         match self.render_value(&Value::String(source.to_string()), vars)? {
             Value::String(s) => Ok(s),
@@ -222,7 +228,7 @@ impl OpContext<'_> {
     }
 
     /// Render a controller-side template file's text with the task's variables.
-    pub fn render_file(&self, source: &str, path: &Path) -> Result<String, String> {
+    pub fn render_file(&self, source: &str, path: &Path) -> Result<String, TemplateError> {
         self.render
             .render_template(source, &path.display().to_string(), self.vars)
     }

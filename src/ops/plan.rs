@@ -203,6 +203,7 @@ mod tests {
     use super::*;
     use crate::ops::Render;
     use crate::ops::check_state::CheckState;
+    use crate::template::TemplateError;
     use crate::transport::local::LocalTransport;
     use crate::vars::Vars;
 
@@ -210,14 +211,14 @@ mod tests {
     struct Literal;
 
     impl Render for Literal {
-        fn render_value(&self, value: &Value, _: &Vars) -> Result<Value, String> {
+        fn render_value(&self, value: &Value, _: &Vars) -> Result<Value, TemplateError> {
             Ok(value.clone())
         }
-        fn eval_condition(&self, _: &str, _: &Vars) -> Result<bool, String> {
-            Err("no conditions here".into())
+        fn eval_condition(&self, _: &str, _: &Vars) -> Result<bool, TemplateError> {
+            Err(TemplateError::new("no conditions here"))
         }
-        fn eval_expr(&self, _: &str, _: &Vars) -> Result<Value, String> {
-            Err("no expressions here".into())
+        fn eval_expr(&self, _: &str, _: &Vars) -> Result<Value, TemplateError> {
+            Err(TemplateError::new("no expressions here"))
         }
     }
 

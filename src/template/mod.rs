@@ -51,6 +51,20 @@ pub struct TemplateError {
     pub message: String,
 }
 
+impl TemplateError {
+    /// An error that is only its message (no file, line or variable to point at).
+    pub fn new(message: impl Into<String>) -> Self {
+        TemplateError {
+            file: None,
+            line: None,
+            range: None,
+            undefined: None,
+            syntax: false,
+            message: message.into(),
+        }
+    }
+}
+
 /// The program's one template environment.
 pub fn env() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();

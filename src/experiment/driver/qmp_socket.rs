@@ -89,12 +89,27 @@ impl QmpSocket {
     }
 }
 
+/// QMP output that does not answer the commands sent.
+#[derive(Debug, thiserror::Error)]
+enum AnswersError {
+    #[error("not JSON ({source}): {line}")]
+    NotJson {
+        line: String,
+        source: serde_json::Error,
+    },
+    #[error("no answer to command {index} of {n}: {out}")]
+    Missing { index: usize, n: usize, out: String },
+}
+
 /// The answers to commands 1..=n in QMP output (greeting, events and the
 /// capabilities answer skipped).
-fn parse_answers(out: &str, n: usize) -> Result<Vec<QmpAnswer>, String> {
+fn parse_answers(out: &str, n: usize) -> Result<Vec<QmpAnswer>, AnswersError> {
     let mut answers: Vec<Option<QmpAnswer>> = vec![None; n];
     for line in out.lines().filter(|l| !l.trim().is_empty()) {
-        let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON ({e}): {line}"))?;
+        let v: Value = serde_json::from_str(line).map_err(|source| AnswersError::NotJson {
+            line: line.to_string(),
+            source,
+        })?;
         let Some(id) = v["id"].as_u64() else {
             continue; // the greeting or an event
         };
@@ -113,7 +128,13 @@ fn parse_answers(out: &str, n: usize) -> Result<Vec<QmpAnswer>, String> {
     answers
         .into_iter()
         .enumerate()
-        .map(|(i, a)| a.ok_or_else(|| format!("no answer to command {} of {n}: {out}", i + 1)))
+        .map(|(i, a)| {
+            a.ok_or_else(|| AnswersError::Missing {
+                index: i + 1,
+                n,
+                out: out.to_string(),
+            })
+        })
         .collect()
 }
 
@@ -135,6 +156,7 @@ mod tests {
         assert!(
             parse_answers(out, 3)
                 .unwrap_err()
+                .to_string()
                 .contains("no answer to command 3")
         );
     }
