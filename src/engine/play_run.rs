@@ -166,35 +166,20 @@ impl<'p> PlayRun<'p> {
 /// the play sees them), `vars:`, `vars_files:` in order.
 fn play_layers(play: &Play) -> VarLayers {
     let mut v = VarLayers::new();
+    let mut push = |layer: Layer, origin: &str, vars: &crate::vars::Vars| {
+        v.push(Arc::new(Scope::plain(layer, origin, vars.clone())));
+    };
     for r in &play.roles {
-        v.push(Arc::new(Scope::plain(
-            Layer::RoleDefaults {
-                role: r.name.clone(),
-            },
-            "role defaults",
-            r.defaults.clone(),
-        )));
+        let role = r.name.clone();
+        push(Layer::RoleDefaults { role }, "role defaults", &r.defaults);
     }
-    v.push(Arc::new(Scope::plain(
-        Layer::PlayVars,
-        "play vars",
-        play.vars.clone(),
-    )));
+    push(Layer::PlayVars, "play vars", &play.vars);
     for (path, f) in &play.vars_files {
-        v.push(Arc::new(Scope::plain(
-            Layer::PlayVarsFile,
-            path.display().to_string(),
-            f.clone(),
-        )));
+        push(Layer::PlayVarsFile, &path.display().to_string(), f);
     }
     for r in &play.roles {
-        v.push(Arc::new(Scope::plain(
-            Layer::RoleVars {
-                role: r.name.clone(),
-            },
-            "role vars",
-            r.vars.clone(),
-        )));
+        let role = r.name.clone();
+        push(Layer::RoleVars { role }, "role vars", &r.vars);
     }
     v
 }
