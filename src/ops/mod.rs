@@ -34,7 +34,9 @@ pub(crate) use host_op;
 /// module's `apply(&dyn Transport, &Params, &OpContext, OpOutcome, Work) ->
 /// Result<OpOutcome, OpError>` (`Work`: what its plan hands its apply), or with
 /// `commands` the [`plan::Commands`] its plan carries, run in order, or with `edit`
-/// the [`content::EditWork`] of a text-editing op.
+/// the [`content::EditWork`] of a text-editing op, or with `place` the
+/// [`place::Work`] of an op placing files as `copy` does (the module brings
+/// `place`'s `Work`, `apply` and `plan_found`, which answers [`Op::plan_found`]).
 macro_rules! planned_op {
     ($ty:ident, $spec:expr) => {
         $crate::ops::planned_op!(@planned $ty, $spec, |ctx, plan| {
@@ -56,7 +58,25 @@ macro_rules! planned_op {
             work.apply(&ctx.host_transport(), outcome).await
         });
     };
+    ($ty:ident, $spec:expr, place) => {
+        $crate::ops::planned_op!(@planned $ty, $spec, |ctx, plan| {
+            let (outcome, work) = plan.into_work::<Work>($spec.name)?;
+            apply(&ctx.host_transport(), ctx, outcome, work).await
+        }, {
+            async fn plan_found(
+                &self,
+                ctx: &$crate::ops::OpContext<'_>,
+                plan: $crate::ops::Plan,
+                found: $crate::transport::FileStat,
+            ) -> Result<$crate::ops::Plan, $crate::ops::OpError> {
+                plan_found(&ctx.host_transport(), ctx, $spec.name, plan, found).await
+            }
+        });
+    };
     (@planned $ty:ident, $spec:expr, |$ctx:ident, $plan:ident| $apply:block) => {
+        $crate::ops::planned_op!(@planned $ty, $spec, |$ctx, $plan| $apply, {});
+    };
+    (@planned $ty:ident, $spec:expr, |$ctx:ident, $plan:ident| $apply:block, { $($more:tt)* }) => {
         $crate::ops::planned_op!(@op $ty, $spec, {
             async fn plan(
                 &self,
@@ -70,6 +90,7 @@ macro_rules! planned_op {
                 $ctx: &$crate::ops::OpContext<'_>,
                 $plan: $crate::ops::Plan,
             ) -> Result<$crate::ops::OpOutcome, $crate::ops::OpError> $apply
+            $($more)*
         });
     };
     (@op $ty:ident, $spec:expr, { $($methods:tt)* }) => {
@@ -126,6 +147,7 @@ pub mod outcome;
 pub mod pause;
 pub mod ping;
 pub mod pip;
+pub mod place;
 pub mod plan;
 pub mod raw;
 pub mod registry;
@@ -329,6 +351,21 @@ pub trait Op: Send + Sync {
     /// task reports. An op not split yet does its whole work in [`Op::run_unplanned`].
     async fn plan(&self, ctx: &OpContext<'_>) -> Result<Plan, OpError> {
         Ok(Plan::done(self.run_unplanned(ctx).await?))
+    }
+    /// The plan from what is at the path of a plan made with [`Plan::create_if_absent`]
+    /// (`found`: its stat): what check mode asks instead of creating the file. Only ops
+    /// making such plans are asked.
+    async fn plan_found(
+        &self,
+        ctx: &OpContext<'_>,
+        plan: Plan,
+        found: crate::transport::FileStat,
+    ) -> Result<Plan, OpError> {
+        let _ = (ctx, plan, found);
+        Err(OpError::failed(format!(
+            "{}: plans no file to create if absent",
+            self.name()
+        )))
     }
     /// Make the plan's changes. Only a real run calls it ([`perform`]): never check mode.
     async fn apply(&self, ctx: &OpContext<'_>, plan: Plan) -> Result<OpOutcome, OpError> {

@@ -45,10 +45,10 @@ pub enum Change {
     },
     /// A hard link at `path` to `src`.
     HardLink { path: String, src: String },
-    /// The empty file `file: state=touch` creates, recorded as given: owned by the
-    /// connecting user even under `become` (as before `file` was split; a real run
-    /// makes it the become user's).
-    Touched(FileSpec),
+    /// A file recorded as given: owned by the connecting user even under `become`
+    /// (the empty file `file: state=touch` creates, the copy `get_url` makes of a
+    /// host file; as before they were split; a real run makes it the become user's).
+    AsGiven(FileSpec),
     /// A change outside the simulated file system (a running kernel value, a
     /// loaded module, a service's state): said, not recorded.
     Host(String),
@@ -56,6 +56,17 @@ pub enum Change {
     /// `creates:`/`removes:`): recorded unknown, so a later task reading it is
     /// reported not checked.
     Unknown(String),
+    /// The modification time (seconds) of a file just recorded (an unpacked
+    /// archive member's).
+    Mtime { path: String, mtime: i64 },
+    /// Packages `pip` would install (`Some(version when known)`) or remove (`None`)
+    /// in the Python environment `env` (a venv path or pip command), which it would
+    /// create first when `created`.
+    Pip {
+        env: String,
+        created: bool,
+        packages: Vec<(String, Option<Option<String>>)>,
+    },
     /// A local account added (`home`: Some, its home directory) or removed (None):
     /// a later task needing it (`authorized_key`) finds it.
     Account { name: String, home: Option<String> },
@@ -77,6 +88,11 @@ pub struct Plan {
     /// What the op's apply needs (its own type; see [`Plan::changes`]); None: nothing
     /// to apply.
     work: Option<Box<dyn Any + Send + Sync>>,
+    /// The path of a file to create where nothing is yet ([`Plan::create_if_absent`]).
+    if_absent: Option<String>,
+    /// A command removing what planning left on the host for the apply
+    /// ([`Plan::with_cleanup`]).
+    cleanup: Option<String>,
 }
 
 impl Plan {
@@ -87,6 +103,8 @@ impl Plan {
             outcome,
             changes: Vec::new(),
             work: None,
+            if_absent: None,
+            cleanup: None,
         }
     }
 
@@ -98,7 +116,35 @@ impl Plan {
             outcome,
             changes,
             work: Some(Box::new(work)),
+            if_absent: None,
+            cleanup: None,
         }
+    }
+
+    /// Create a file at `path` if nothing is there (and its directory is): `outcome`
+    /// and `changes` say what creating it does. Nothing was asked of the host: a real
+    /// run's apply creates the file in one round trip (`Transport::create_file`) and,
+    /// when something is there after all, plans from what it found and applies that.
+    /// Check mode, which must not create it, stats `path` ([`perform`]) and takes the
+    /// op's plan from what is there ([`super::Op::plan_found`]) instead.
+    pub fn create_if_absent(
+        path: &str,
+        outcome: OpOutcome,
+        changes: Vec<Change>,
+        work: impl Any + Send + Sync,
+    ) -> Self {
+        Plan {
+            if_absent: Some(path.to_string()),
+            ..Plan::changes(outcome, changes, work)
+        }
+    }
+
+    /// `cleanup` removes what planning left on the host for the apply to use (an
+    /// uploaded archive): the apply removes it itself; check mode, which never applies,
+    /// runs `cleanup` instead ([`perform`]).
+    pub fn with_cleanup(mut self, cleanup: String) -> Self {
+        self.cleanup = Some(cleanup);
+        self
     }
 
     /// Whether there is anything to apply.
@@ -134,11 +180,22 @@ impl Commands {
 /// check mode the plan's changes go to the simulated host (when the engine put one in
 /// front of the transport: a `--check` run).
 pub async fn perform<O: Op + ?Sized>(op: &O, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
-    let plan = op.plan(ctx).await?;
+    let mut plan = op.plan(ctx).await?;
+    if ctx.check
+        && let Some(path) = plan.if_absent.take()
+    {
+        // Check mode may not create the file to learn whether something is there.
+        let found = ctx.host_transport().stat(&path).await?;
+        plan = op.plan_found(ctx, plan, found).await?;
+    }
     if !plan.pending() {
         return Ok(plan.outcome);
     }
     if ctx.check {
+        if let Some(cmd) = plan.cleanup {
+            // As the apply would, whatever it left: a failure is not the task's.
+            let _ = super::sh(&ctx.host_transport(), cmd).await;
+        }
         if let Some(sim) = ctx.transport.check_overlay() {
             record(sim, &plan.changes, ctx.become_.as_ref()).await?;
         }
@@ -183,7 +240,16 @@ pub(crate) async fn record(
                 group,
             } => sim.would_link(path, target, owner.as_deref(), group.as_deref()),
             Change::HardLink { path, src } => sim.would_hardlink(path, src),
-            Change::Touched(spec) => sim.would_put(spec),
+            Change::AsGiven(spec) => sim.would_put(spec),
+            Change::Mtime { path, mtime } => sim.would_set_mtime(path, *mtime),
+            Change::Pip {
+                env,
+                created,
+                packages,
+            } => sim.would_pip(env, |e| {
+                e.created |= *created;
+                e.packages.extend(packages.iter().cloned());
+            }),
             Change::Host(_) => {}
             Change::Unknown(path) => sim.would_be_unknown(path),
             Change::Account { name, home } => sim.would_account(name, home.clone()),
