@@ -30,7 +30,7 @@ impl WriteOpts {
     }
 }
 
-/// What `write_content` did.
+/// What writing a file's content does (planned: would do).
 #[derive(Debug, Clone, Default)]
 pub struct Written {
     pub changed: bool,
