@@ -33,7 +33,7 @@
 //!   `would_account`, `would_pip` for the package set of a Python environment,
 //!   `would_write_local`). Ops read it ([`CheckOverlay::check_overlay`]:
 //!   `None` outside a `--check` run) to plan from what earlier tasks would have
-//!   made. `apt`/`package`, not split yet, record nothing.
+//!   made.
 //! - A path a skipped command/script names in `creates:`/`removes:` is
 //!   recorded unknown (`would_be_unknown`): a task that then reads it
 //!   ([`CheckTransport::unknown_seen`]) is reported "not checked" by the

@@ -10,7 +10,7 @@
 //! against the op's declaration and, where the arguments are literals, with the op's
 //! own parser ([`Op::check_args`]).
 
-/// An op with a `Params::parse(&Vars)` and a
+/// An op that changes no host (`slurp`, `stat`), with a `Params::parse(&Vars)` and a
 /// `run(&dyn Transport, &Params, &OpContext) -> Result<OpOutcome, OpError>` in its module:
 /// the type `$ty` implementing [`Op`] with declaration `$spec`.
 macro_rules! host_op {
@@ -36,7 +36,10 @@ pub(crate) use host_op;
 /// `commands` the [`plan::Commands`] its plan carries, run in order, or with `edit`
 /// the [`content::EditWork`] of a text-editing op, or with `place` the
 /// [`place::Work`] of an op placing files as `copy` does (the module brings
-/// `place`'s `Work`, `apply` and `plan_found`, which answers [`Op::plan_found`]).
+/// `place`'s `Work`, `apply` and `plan_found`, which answers [`Op::plan_found`]),
+/// or with `steps` an op planned in several steps ([`Plan::then`]): besides `plan`,
+/// `apply` and `Work`, the module's `plan_step(t, p, ctx, outcome, Step)` plans the
+/// next step and `plan_found(t, p, outcome, Work)` answers [`Op::plan_found`].
 macro_rules! planned_op {
     ($ty:ident, $spec:expr) => {
         $crate::ops::planned_op!(@planned $ty, $spec, |ctx, plan| {
@@ -67,9 +70,37 @@ macro_rules! planned_op {
                 &self,
                 ctx: &$crate::ops::OpContext<'_>,
                 plan: $crate::ops::Plan,
-                found: $crate::transport::FileStat,
             ) -> Result<$crate::ops::Plan, $crate::ops::OpError> {
-                plan_found(&ctx.host_transport(), ctx, $spec.name, plan, found).await
+                plan_found(&ctx.host_transport(), ctx, $spec.name, plan).await
+            }
+        });
+    };
+    ($ty:ident, $spec:expr, steps) => {
+        $crate::ops::planned_op!(@planned $ty, $spec, |ctx, plan| {
+            let p = Params::parse(ctx.args)?;
+            let (outcome, work) = plan.into_work::<Work>($spec.name)?;
+            apply(&ctx.host_transport(), &p, ctx, outcome, work).await
+        }, {
+            async fn plan_found(
+                &self,
+                ctx: &$crate::ops::OpContext<'_>,
+                plan: $crate::ops::Plan,
+            ) -> Result<$crate::ops::Plan, $crate::ops::OpError> {
+                let p = Params::parse(ctx.args)?;
+                let (outcome, work) = plan.into_work::<Work>($spec.name)?;
+                plan_found(&ctx.host_transport(), &p, outcome, work).await
+            }
+            async fn plan_next(
+                &self,
+                ctx: &$crate::ops::OpContext<'_>,
+                outcome: $crate::ops::OpOutcome,
+                next: Box<dyn std::any::Any + Send + Sync>,
+            ) -> Result<$crate::ops::Plan, $crate::ops::OpError> {
+                let p = Params::parse(ctx.args)?;
+                let next = next.downcast::<Step>().map_err(|_| {
+                    $crate::ops::OpError::failed(format!("{}: no next step to plan", $spec.name))
+                })?;
+                plan_step(&ctx.host_transport(), &p, ctx, outcome, *next).await
             }
         });
     };
@@ -348,22 +379,32 @@ pub trait Op: Send + Sync {
         &[]
     }
     /// Query the host and plan (see [`plan`]): what would change, the diff, what the
-    /// task reports. An op not split yet does its whole work in [`Op::run_unplanned`].
+    /// task reports. An op that changes no host does its whole work in
+    /// [`Op::run_unplanned`] instead.
     async fn plan(&self, ctx: &OpContext<'_>) -> Result<Plan, OpError> {
         Ok(Plan::done(self.run_unplanned(ctx).await?))
     }
-    /// The plan from what is at the path of a plan made with [`Plan::create_if_absent`]
-    /// (`found`: its stat): what check mode asks instead of creating the file. Only ops
-    /// making such plans are asked.
-    async fn plan_found(
+    /// The plan of a step whose apply finds out what is there as it acts
+    /// ([`Plan::found_by_apply`]), found out without acting: what check mode asks
+    /// instead. Only ops making such plans are asked.
+    async fn plan_found(&self, ctx: &OpContext<'_>, plan: Plan) -> Result<Plan, OpError> {
+        let _ = (ctx, plan);
+        Err(OpError::failed(format!(
+            "{}: plans no step its apply finds out",
+            self.name()
+        )))
+    }
+    /// The plan of the step after one planned with [`Plan::then`], from that step's
+    /// outcome. Only ops making such plans are asked.
+    async fn plan_next(
         &self,
         ctx: &OpContext<'_>,
-        plan: Plan,
-        found: crate::transport::FileStat,
+        outcome: OpOutcome,
+        next: Box<dyn std::any::Any + Send + Sync>,
     ) -> Result<Plan, OpError> {
-        let _ = (ctx, plan, found);
+        let _ = (ctx, outcome, next);
         Err(OpError::failed(format!(
-            "{}: plans no file to create if absent",
+            "{}: plans no next step",
             self.name()
         )))
     }
@@ -375,8 +416,8 @@ pub trait Op: Send + Sync {
             self.name()
         )))
     }
-    /// An op not yet split into plan and apply does its whole work here and keeps
-    /// check mode itself (`ctx.check`).
+    /// An op that changes no host (`debug`, `stat`, ...) does its whole work here:
+    /// check mode runs it too.
     async fn run_unplanned(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
         let _ = ctx;
         Err(OpError::failed(format!(

@@ -1,7 +1,7 @@
 //! Placing controller content at a dest on the host, the plan `copy` and `template`
 //! share: one file (a directory dest gets it below, a dest ending in `/` is made),
 //! or `copy`'s directory tree. A new file is created in one round trip: the plan asks
-//! the host nothing ([`super::Plan::create_if_absent`]), the apply creates the file
+//! the host nothing ([`super::Plan::found_by_apply`]), the apply creates the file
 //! where nothing is and otherwise plans from what it found, as check mode does.
 
 use super::attrs::{FileAttrs, stat_result};
@@ -73,26 +73,27 @@ pub async fn plan_place(
     if let Some(src) = &placing.src {
         r.set("src", src.clone());
     }
-    let path = dest.clone();
     let changes = vec![Change::File(spec.clone())];
-    Ok(Plan::create_if_absent(
-        &path,
+    Ok(Plan::found_by_apply(
         r,
         changes,
         Work::Create(Box::new(placing), spec),
     ))
 }
 
-/// The plan from what is at the dest of a plan to create it (`st`: its stat).
+/// The plan of creating a file where nothing is, from what is at its path (check
+/// mode's, which may not create it to find out).
 pub async fn plan_found(
     t: &dyn Transport,
     ctx: &OpContext<'_>,
     op: &str,
     plan: Plan,
-    st: FileStat,
 ) -> Result<Plan, OpError> {
     match plan.into_work::<Work>(op)? {
-        (_, Work::Create(placing, _)) => place_found(t, *placing, st, ctx).await,
+        (_, Work::Create(placing, _)) => {
+            let st = t.stat(&placing.dest).await?;
+            place_found(t, *placing, st, ctx).await
+        }
         _ => Err(OpError::failed(format!("{op}: its plan creates no file"))),
     }
 }

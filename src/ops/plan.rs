@@ -5,8 +5,8 @@
 //! [`Change`]s are recorded in the simulated host ([`super::check_state`]) so later
 //! check-mode tasks see what this one would have made.
 //!
-//! An op not split yet does its whole work in [`super::Op::run_unplanned`] and keeps
-//! check mode itself; docs/ops.md ("Check mode") lists them.
+//! Every op that changes a host plans; one that changes none (`debug`, `stat`, ...)
+//! does its whole work in [`super::Op::run_unplanned`] (docs/ops.md, "Check mode").
 
 use std::any::Any;
 
@@ -88,11 +88,13 @@ pub struct Plan {
     /// What the op's apply needs (its own type; see [`Plan::changes`]); None: nothing
     /// to apply.
     work: Option<Box<dyn Any + Send + Sync>>,
-    /// The path of a file to create where nothing is yet ([`Plan::create_if_absent`]).
-    if_absent: Option<String>,
+    /// The apply finds out what is there as it acts ([`Plan::found_by_apply`]).
+    found_by_apply: bool,
     /// A command removing what planning left on the host for the apply
     /// ([`Plan::with_cleanup`]).
     cleanup: Option<String>,
+    /// What the op plans next from this step's outcome ([`Plan::then`]).
+    next: Option<Box<dyn Any + Send + Sync>>,
 }
 
 impl Plan {
@@ -103,8 +105,9 @@ impl Plan {
             outcome,
             changes: Vec::new(),
             work: None,
-            if_absent: None,
+            found_by_apply: false,
             cleanup: None,
+            next: None,
         }
     }
 
@@ -116,27 +119,35 @@ impl Plan {
             outcome,
             changes,
             work: Some(Box::new(work)),
-            if_absent: None,
+            found_by_apply: false,
             cleanup: None,
+            next: None,
         }
     }
 
-    /// Create a file at `path` if nothing is there (and its directory is): `outcome`
-    /// and `changes` say what creating it does. Nothing was asked of the host: a real
-    /// run's apply creates the file in one round trip (`Transport::create_file`) and,
-    /// when something is there after all, plans from what it found and applies that.
-    /// Check mode, which must not create it, stats `path` ([`perform`]) and takes the
-    /// op's plan from what is there ([`super::Op::plan_found`]) instead.
-    pub fn create_if_absent(
-        path: &str,
+    /// A step whose apply finds out what is there and acts on it in one round trip
+    /// (`copy` creating a new file where nothing is, `apt` updating a stale cache):
+    /// nothing was asked of the host, and `outcome` and `changes` say what acting
+    /// does. Check mode, which may not act to find out, asks the op to find out
+    /// without acting ([`super::Op::plan_found`]) and takes that plan instead.
+    pub fn found_by_apply(
         outcome: OpOutcome,
         changes: Vec<Change>,
         work: impl Any + Send + Sync,
     ) -> Self {
         Plan {
-            if_absent: Some(path.to_string()),
+            found_by_apply: true,
             ..Plan::changes(outcome, changes, work)
         }
+    }
+
+    /// One step of several, each planned from what the steps before it did (`apt`:
+    /// the package query follows the cache update): once this step is applied (in
+    /// check mode: recorded), the op plans the next from its outcome and `next`
+    /// ([`super::Op::plan_next`]).
+    pub fn then(mut self, next: impl Any + Send + Sync) -> Self {
+        self.next = Some(Box::new(next));
+        self
     }
 
     /// `cleanup` removes what planning left on the host for the apply to use (an
@@ -176,18 +187,35 @@ impl Commands {
     }
 }
 
-/// Run one op on one host: plan, then, unless the task is in check mode, apply. In
-/// check mode the plan's changes go to the simulated host (when the engine put one in
-/// front of the transport: a `--check` run).
+/// Run one op on one host: plan, then, unless the task is in check mode, apply (step
+/// by step for an op planned in steps, [`Plan::then`]). In check mode the plan's
+/// changes go to the simulated host (when the engine put one in front of the
+/// transport: a `--check` run), and a step its apply would find out as it acts is
+/// found out without acting ([`Plan::found_by_apply`]).
 pub async fn perform<O: Op + ?Sized>(op: &O, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
     let mut plan = op.plan(ctx).await?;
-    if ctx.check
-        && let Some(path) = plan.if_absent.take()
-    {
-        // Check mode may not create the file to learn whether something is there.
-        let found = ctx.host_transport().stat(&path).await?;
-        plan = op.plan_found(ctx, plan, found).await?;
+    loop {
+        let next = plan.next.take();
+        if ctx.check && plan.found_by_apply {
+            // Check mode may not act to find out what is there.
+            plan = op.plan_found(ctx, plan).await?;
+        }
+        let next = plan.next.take().or(next);
+        let outcome = step(op, ctx, plan).await?;
+        match next {
+            None => return Ok(outcome),
+            Some(next) => plan = op.plan_next(ctx, outcome, next).await?,
+        }
     }
+}
+
+/// One planned step: its outcome when there is nothing to apply or in check mode
+/// (which records its changes), else what applying it did.
+async fn step<O: Op + ?Sized>(
+    op: &O,
+    ctx: &OpContext<'_>,
+    plan: Plan,
+) -> Result<OpOutcome, OpError> {
     if !plan.pending() {
         return Ok(plan.outcome);
     }
