@@ -356,4 +356,74 @@ mod tests {
         assert_eq!(hostname_now(&*local).await, running);
         assert_eq!(std::fs::read("/etc/hostname").ok(), etc);
     }
+
+    fn ctx_for<'a>(
+        t: Arc<dyn Transport>,
+        args: &'a Vars,
+        vars: &'a Vars,
+        check: bool,
+    ) -> OpContext<'a> {
+        OpContext {
+            host: "h",
+            transport: t,
+            args,
+            vars,
+            check,
+            diff: false,
+            base_dir: Path::new("."),
+            role_dir: None,
+            become_: None,
+            env: Vec::new(),
+            timeout: None,
+            render: &Literal,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_step_the_apply_finds_out_is_found_out_without_acting_in_check_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.conf");
+        let dest = path.display().to_string();
+        let local: Arc<dyn Transport> = Arc::new(LocalTransport::new("h"));
+        let copy = crate::ops::lookup("copy").unwrap();
+        let vars = Vars::new();
+        let args = |content: &str| -> Vars {
+            serde_json::from_value(json!({"dest": dest, "content": content})).unwrap()
+        };
+        let (a, b) = (args("one\n"), args("two\n"));
+        // Check mode: nothing there, so the file would be created; only the
+        // simulated host has it.
+        let sim = Arc::new(CheckTransport::new(local.clone(), CheckState::new()));
+        let o = perform(copy, &ctx_for(sim.clone(), &a, &vars, true))
+            .await
+            .unwrap();
+        assert!(o.changed, "{o:?}");
+        assert_eq!(sim.get_file(&dest).await.unwrap(), b"one\n");
+        assert!(!path.exists(), "check mode created the file");
+        // The same content again sees the would-be file: no change.
+        let o = perform(copy, &ctx_for(sim.clone(), &a, &vars, true))
+            .await
+            .unwrap();
+        assert!(!o.changed, "{o:?}");
+        // A real run creates it; run again, it finds the file as it acts and
+        // plans from it: unchanged, then replaced when the content differs.
+        let o = perform(copy, &ctx_for(local.clone(), &a, &vars, false))
+            .await
+            .unwrap();
+        assert!(
+            o.changed && std::fs::read(&path).unwrap() == b"one\n",
+            "{o:?}"
+        );
+        let o = perform(copy, &ctx_for(local.clone(), &a, &vars, false))
+            .await
+            .unwrap();
+        assert!(!o.changed, "{o:?}");
+        let o = perform(copy, &ctx_for(local.clone(), &b, &vars, false))
+            .await
+            .unwrap();
+        assert!(
+            o.changed && std::fs::read(&path).unwrap() == b"two\n",
+            "{o:?}"
+        );
+    }
 }
