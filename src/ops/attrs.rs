@@ -2,7 +2,6 @@
 //! `owner`, `group`; comparing them with a `FileStat` and fixing them in one
 //! command.
 
-use crate::ops::check_state::CheckOverlay;
 use serde_json::Value;
 
 use super::{Args, OpError, sh_ok, sh_quote};
@@ -244,28 +243,18 @@ pub fn plan_attrs(
     Ok(Some((cmd, change)))
 }
 
-/// Bring `path` (now `st`) to `attrs`; returns whether anything changed.
-/// In check mode it only says whether it would.
+/// Bring `path` (now `st`) to `attrs` (in an apply: never check mode); returns
+/// whether anything changed.
 pub async fn ensure_attrs(
     t: &dyn Transport,
     path: &str,
     st: &FileStat,
     attrs: &FileAttrs,
-    check: bool,
 ) -> Result<bool, OpError> {
     match attrs.fix_command(path, st, false)? {
         None => Ok(false),
         Some(cmd) => {
-            if !check {
-                sh_ok(t, cmd, &format!("setting attributes of {path}")).await?;
-            } else if let Some(o) = t.check_overlay() {
-                let mode = if st.is_link {
-                    None
-                } else {
-                    attrs.wanted_mode(st)?
-                };
-                o.would_set_attrs(path, mode, attrs.owner.as_deref(), attrs.group.as_deref());
-            }
+            sh_ok(t, cmd, &format!("setting attributes of {path}")).await?;
             Ok(true)
         }
     }

@@ -26,16 +26,14 @@
 //!   a path below a would-be symlink is looked up at the link's target.
 //! - `put_file` records the file and never reaches the host.
 //! - `run` goes to the host unchanged: in check mode ops only run probes.
-//! - An op split into plan and apply says nothing itself: [`super::plan::perform`]
-//!   records its plan's changes here instead of applying them (with
-//!   `would_put`, `would_mkdir`, `would_remove`, `would_link`,
-//!   `would_hardlink`, `would_set_attrs`, `would_be_unknown`,
-//!   `would_account`, `would_write_local`). The ops not split yet (docs/ops.md
-//!   lists them) say what they would have done through
-//!   [`CheckOverlay::check_overlay`] themselves (the same calls, and
-//!   `would_set_mtime` for unpacked archive members, `would_pip` for the
-//!   package set of a Python environment); outside a `--check` run that is
-//!   `None` and nothing is recorded.
+//! - An op says nothing itself: [`super::plan::perform`] records its plan's
+//!   changes here instead of applying them (with `would_put`, `would_mkdir`,
+//!   `would_remove`, `would_link`, `would_hardlink`, `would_set_attrs`,
+//!   `would_set_mtime` for unpacked archive members, `would_be_unknown`,
+//!   `would_account`, `would_pip` for the package set of a Python environment,
+//!   `would_write_local`). Ops read it ([`CheckOverlay::check_overlay`]:
+//!   `None` outside a `--check` run) to plan from what earlier tasks would have
+//!   made.
 //! - A path a skipped command/script names in `creates:`/`removes:` is
 //!   recorded unknown (`would_be_unknown`): a task that then reads it
 //!   ([`CheckTransport::unknown_seen`]) is reported "not checked" by the

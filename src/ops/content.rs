@@ -30,7 +30,7 @@ impl WriteOpts {
     }
 }
 
-/// What `write_content` did.
+/// What writing a file's content does (planned: would do).
 #[derive(Debug, Clone, Default)]
 pub struct Written {
     pub changed: bool,
@@ -117,10 +117,7 @@ pub async fn plan_content(
 ) -> Result<ContentPlan, OpError> {
     let mut path = path.to_string();
     let mut st = st.clone();
-    let overlay_target = t
-        .check_overlay()
-        .filter(|_| ctx.check)
-        .and_then(|o| o.resolve_links(&path));
+    let overlay_target = t.check_overlay().and_then(|o| o.resolve_links(&path));
     if let Some(target) = overlay_target {
         // A link an earlier task would make (check mode): write where it points.
         path = target;
@@ -266,29 +263,6 @@ pub async fn apply_content(
         t.put_file(&spec).await?;
     }
     Ok(w)
-}
-
-/// Make `path` (currently `st`) hold `content` with `attrs`, for an op not split
-/// into plan and apply: in check mode the plan is only recorded in the simulated host.
-#[allow(clippy::too_many_arguments)]
-pub async fn write_content(
-    t: &dyn Transport,
-    path: &str,
-    st: &FileStat,
-    before: Option<&[u8]>,
-    content: &[u8],
-    attrs: &FileAttrs,
-    opts: &WriteOpts,
-    ctx: &OpContext<'_>,
-) -> Result<Written, OpError> {
-    let plan = plan_content(t, path, st, before, content, attrs, opts, ctx).await?;
-    if !ctx.check {
-        return apply_content(t, plan, opts).await;
-    }
-    if let Some(sim) = t.check_overlay() {
-        super::plan::record(sim, &plan.changes(), ctx.become_.as_ref()).await?;
-    }
-    Ok(plan.written)
 }
 
 /// The file to write at `path` when nothing is there yet: `attrs`' mode

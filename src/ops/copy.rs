@@ -1,13 +1,13 @@
 //! `copy`: place a controller file, a controller directory tree, inline
 //! `content`, or (with `remote_src`) a file already on the host at `dest`.
 
-use crate::ops::check_state::CheckOverlay;
 use std::path::{Path, PathBuf};
 
-use super::attrs::{FileAttrs, ModeSpec, stat_result};
-use super::content::{WriteOpts, check_validate, write_content};
-use super::{Args, OpContext, OpError, OpOutcome, find_src, sh, sh_quote};
-use crate::ops::check_state::LocalRead;
+use super::attrs::{FileAttrs, ModeSpec};
+use super::content::{WriteOpts, check_validate, plan_content};
+use super::place::{Placing, Work, apply, plan_found, plan_place};
+use super::{Args, Change, OpContext, OpError, OpOutcome, Plan, find_src, sh, sh_quote};
+use crate::ops::check_state::{CheckOverlay, LocalRead};
 use crate::transport::{FileStat, Transport};
 use crate::vars::Vars;
 
@@ -22,7 +22,7 @@ pub const SPEC: Spec = Spec {
     rules: "src|content one:src|content",
 };
 
-crate::ops::host_op!(CopyOp, SPEC);
+crate::ops::planned_op!(CopyOp, SPEC, place);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -104,100 +104,6 @@ fn basename(s: &str) -> &str {
     s.trim_end_matches('/').rsplit('/').next().unwrap_or(s)
 }
 
-/// Place `content` at `dest` (a directory dest gets `name` below it).
-#[allow(clippy::too_many_arguments)]
-pub async fn place(
-    t: &dyn Transport,
-    op: &'static str,
-    dest: &str,
-    name: Option<&str>,
-    content: &[u8],
-    attrs: &FileAttrs,
-    opts: &WriteOpts,
-    ctx: &OpContext<'_>,
-) -> Result<OpOutcome, OpError> {
-    let mut dest = dest.to_string();
-    let mut created_dir = false;
-    let plain = !ctx.check && !ctx.diff && !opts.backup && opts.validate.is_none();
-    let mut st = if plain && !dest.ends_with('/') {
-        // The common case in one round trip: create the file when nothing
-        // is there, else get the stat to compare with.
-        let spec = super::content::new_file_spec(&dest, content, attrs)?;
-        match t.create_file(&spec).await? {
-            None => {
-                let mut r = OpOutcome::new(true);
-                r.set("dest", dest.clone());
-                r.set("checksum", super::sha256_hex(content));
-                r.set("size", content.len());
-                r.set("state", "file");
-                return Ok(r);
-            }
-            Some(st) => st,
-        }
-    } else {
-        t.stat(dest.trim_end_matches('/')).await?
-    };
-    if dest.ends_with('/') && dest.len() > 1 && !st.exists {
-        // As Ansible: a dest ending in `/` is a directory, created when missing.
-        created_dir = true;
-        if !ctx.check {
-            let out = t.make_dirs(&dest).await?;
-            if out.rc != 0 {
-                return Err(OpError::command(format!("creating {dest}"), &out));
-            }
-        } else if let Some(o) = t.check_overlay() {
-            o.would_mkdir(&dest, None, None, None).await?;
-        }
-        st = FileStat {
-            exists: true,
-            is_dir: true,
-            ..FileStat::default()
-        };
-    }
-    if st.is_dir {
-        let Some(name) = name else {
-            return Err(OpError::failed(format!(
-                "{op}: dest {dest} is a directory; with content: the dest must be a file path"
-            )));
-        };
-        dest = format!("{}/{}", dest.trim_end_matches('/'), name);
-        st = if created_dir {
-            FileStat::default()
-        } else {
-            t.stat(&dest).await?
-        };
-    }
-    if !st.exists && !created_dir {
-        let parent = match dest.rsplit_once('/') {
-            Some(("", _)) => "/".to_string(),
-            Some((d, _)) => d.to_string(),
-            None => ".".to_string(),
-        };
-        let ps = t.stat(&parent).await?;
-        if !ps.is_dir && !(ps.is_link) {
-            return Err(OpError::failed(format!(
-                "Destination directory {parent} does not exist"
-            )));
-        }
-    }
-    let w = write_content(t, &dest, &st, None, content, attrs, opts, ctx).await?;
-    let mut r = OpOutcome::new(w.changed);
-    r.diff = w.diff;
-    r.set("dest", dest.clone());
-    r.set("checksum", w.checksum.clone());
-    r.set("size", content.len());
-    if let Some(b) = &w.backup_file {
-        r.set("backup_file", b.clone());
-    }
-    if !w.changed {
-        stat_result(&mut r, &dest, &st);
-        r.result.shift_remove("path");
-    } else {
-        r.set("state", "file");
-    }
-    Ok(r)
-}
-
 fn walk(
     dir: &Path,
     rel: &Path,
@@ -218,14 +124,23 @@ fn walk(
     Ok(())
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+pub async fn plan(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<Plan, OpError> {
     let opts = WriteOpts {
         backup: p.backup,
         validate: p.validate.clone(),
         force: p.force,
     };
+    let placing = |name: Option<&str>, content: Vec<u8>, src: Option<String>| Placing {
+        op: "copy",
+        dest: p.dest.clone(),
+        name: name.map(str::to_string),
+        content,
+        attrs: p.attrs.clone(),
+        opts: opts.clone(),
+        src,
+    };
     if let Some(c) = &p.content {
-        return place(t, "copy", &p.dest, None, c.as_bytes(), &p.attrs, &opts, ctx).await;
+        return plan_place(t, placing(None, c.as_bytes().to_vec(), None), ctx).await;
     }
     let src = p.src.clone().unwrap_or_default();
     let mut dir_src = None;
@@ -240,7 +155,7 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
         }
         Some((t.get_file(&src).await?, src.clone()))
     } else {
-        let recorded = match t.check_overlay().filter(|_| ctx.check) {
+        let recorded = match t.check_overlay() {
             Some(o) => match o.local_read(&src) {
                 LocalRead::Content(data) => Some((data, src.clone())),
                 LocalRead::Unknown => {
@@ -269,80 +184,122 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
     };
     if let Some((data, shown)) = single {
         let name = Some(basename(&src));
-        let mut r = place(t, "copy", &p.dest, name, &data, &p.attrs, &opts, ctx).await?;
-        r.set("src", shown);
-        return Ok(r);
+        return plan_place(t, placing(name, data, Some(shown)), ctx).await;
     }
-    let path = dir_src.unwrap_or_default();
+    plan_tree(t, p, &src, &dir_src.unwrap_or_default(), opts, ctx).await
+}
+
+/// Plan copying the controller directory `path` (named `src` in the task).
+async fn plan_tree(
+    t: &dyn Transport,
+    p: &Params,
+    src: &str,
+    path: &Path,
+    opts: WriteOpts,
+    ctx: &OpContext<'_>,
+) -> Result<Plan, OpError> {
     // A directory: `dir/` copies its contents into dest, `dir` copies dir itself.
     let root = if src.ends_with('/') {
         p.dest.trim_end_matches('/').to_string()
     } else {
-        format!("{}/{}", p.dest.trim_end_matches('/'), basename(&src))
+        format!("{}/{}", p.dest.trim_end_matches('/'), basename(src))
     };
     let (mut files, mut dirs) = (Vec::new(), Vec::new());
-    walk(&path, Path::new(""), &mut files, &mut dirs)
+    walk(path, Path::new(""), &mut files, &mut dirs)
         .map_err(|e| OpError::failed(format!("reading {}: {e}", path.display())))?;
     let mut all_dirs = vec![root.clone()];
     all_dirs.extend(dirs.iter().map(|d| format!("{root}/{}", d.display())));
     let qdirs: Vec<String> = all_dirs.iter().map(|d| sh_quote(d)).collect();
     let dmode = match &p.directory_mode {
-        Some(m) => format!(
-            " && chmod {:o} \"$d\"",
+        Some(m) => Some(
             m.resolve(0o755, true)
-                .map_err(|e| OpError::params("copy", e.to_string()))?
+                .map_err(|e| OpError::params("copy", e.to_string()))?,
         ),
-        None => String::new(),
+        None => None,
     };
-    let action = if ctx.check {
-        String::new()
-    } else {
-        format!("mkdir -p \"$d\"{dmode} && ")
+    let each_dir = |action: &str| {
+        format!(
+            "for d in {}; do [ -d \"$d\" ] || {{ {action}echo \"$d\"; }} || exit 1; done",
+            qdirs.join(" ")
+        )
     };
-    let cmd = format!(
-        "for d in {}; do [ -d \"$d\" ] || {{ {action}echo \"$d\"; }} || exit 1; done",
-        qdirs.join(" ")
-    );
-    let mut changed = false;
-    match t.check_overlay().filter(|_| ctx.check) {
+    let missing: Vec<String> = match t.check_overlay() {
         // In a --check run the directories may be ones earlier tasks would make.
-        Some(o) => {
-            let dmode = match &p.directory_mode {
-                Some(m) => Some(
-                    m.resolve(0o755, true)
-                        .map_err(|e| OpError::params("copy", e.to_string()))?,
-                ),
-                None => None,
-            };
+        Some(_) => {
+            let mut missing = Vec::new();
             for d in &all_dirs {
                 if !t.stat(d).await?.is_dir {
-                    changed = true;
-                    o.would_mkdir(d, dmode, None, None).await?;
+                    missing.push(d.clone());
                 }
             }
+            missing
         }
         None => {
-            let out = sh(t, cmd).await?;
+            let out = sh(t, each_dir("")).await?;
             if out.rc != 0 {
                 return Err(OpError::command(
                     format!("creating directories below {root}"),
                     &out,
                 ));
             }
-            changed = !out.stdout.is_empty();
+            let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+            all_dirs
+                .iter()
+                .filter(|d| listed.lines().any(|l| l == d.as_str()))
+                .cloned()
+                .collect()
         }
-    }
+    };
+    let mut changed = !missing.is_empty();
+    let mut changes: Vec<Change> = missing
+        .iter()
+        .map(|d| Change::Dir {
+            path: d.clone(),
+            mode: dmode,
+            owner: None,
+            group: None,
+        })
+        .collect();
+    let mut writes = Vec::new();
     for (abs, rel) in &files {
         let data = std::fs::read(abs)
             .map_err(|e| OpError::failed(format!("reading {}: {e}", abs.display())))?;
         let d = format!("{root}/{}", rel.display());
-        let st = t.stat(&d).await?;
-        let w = write_content(t, &d, &st, None, &data, &p.attrs, &opts, ctx).await?;
-        changed |= w.changed;
+        // Below a directory the apply makes, nothing is there yet.
+        let below_missing = d
+            .rsplit_once('/')
+            .is_some_and(|(dir, _)| missing.iter().any(|m| m == dir));
+        let st = if below_missing {
+            FileStat::default()
+        } else {
+            t.stat(&d).await?
+        };
+        let w = plan_content(t, &d, &st, None, &data, &p.attrs, &opts, ctx).await?;
+        if w.written.changed {
+            changed = true;
+            changes.extend(w.changes());
+            writes.push(w);
+        }
     }
-    Ok(OpOutcome::new(changed)
+    let r = OpOutcome::new(changed)
         .with("dest", p.dest.clone())
-        .with("src", path.display().to_string()))
+        .with("src", path.display().to_string());
+    if !changed {
+        return Ok(Plan::done(r));
+    }
+    let mkdir = (!missing.is_empty()).then(|| {
+        let dmode = dmode.map_or(String::new(), |m| format!(" && chmod {m:o} \"$d\""));
+        (
+            each_dir(&format!("mkdir -p \"$d\"{dmode} && ")),
+            root.clone(),
+        )
+    });
+    let work = Work::Tree {
+        mkdir,
+        files: writes,
+        opts,
+    };
+    Ok(Plan::changes(r, changes, work))
 }
 
 #[cfg(test)]

@@ -201,7 +201,7 @@ pub async fn plan(t: &dyn Transport, p: &Params, _: &OpContext<'_>) -> Result<Pl
                     group: p.attrs.group.clone(),
                     become_: None,
                 };
-                changes.push(Change::Touched(spec.clone()));
+                changes.push(Change::AsGiven(spec.clone()));
                 steps.push(Step::Put(spec));
             }
             let r = report(true, path, &st).with("state", "file");
@@ -398,7 +398,7 @@ pub async fn apply(
             }
             Step::LinkedAttrs(path) => {
                 let nst = t.stat(&path).await?;
-                ensure_attrs(t, &path, &nst, &p.attrs, false).await?;
+                ensure_attrs(t, &path, &nst, &p.attrs).await?;
             }
         }
     }

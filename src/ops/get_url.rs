@@ -17,8 +17,8 @@ use crate::ops::check_state::CheckOverlay;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::attrs::{FileAttrs, ensure_attrs, stat_result};
-use super::{Args, OpContext, OpError, OpOutcome, sh, sh_quote};
+use super::attrs::{FileAttrs, ensure_attrs, plan_attrs, stat_result};
+use super::{Args, Change, OpContext, OpError, OpOutcome, Plan, sh, sh_ok, sh_quote};
 use crate::transport::{FileSpec, FileStat, Transport};
 use crate::vars::Vars;
 
@@ -33,7 +33,7 @@ pub const SPEC: Spec = Spec {
     rules: "",
 };
 
-crate::ops::host_op!(GetUrlOp, SPEC);
+crate::ops::planned_op!(GetUrlOp, SPEC);
 
 /// A URL get_url accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -361,7 +361,20 @@ async fn check_name(t: &dyn Transport, p: &Params) -> Result<(), OpError> {
     Ok(())
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+/// What a get_url plan hands its apply.
+pub enum Work {
+    /// Fix the attributes of the file kept at `dest` (the command).
+    Attrs { dest: String, cmd: String },
+    /// Download to `dest` (in `dir`, named `base`), now `st`.
+    Download {
+        dest: String,
+        dir: String,
+        base: String,
+        st: FileStat,
+    },
+}
+
+pub async fn plan(t: &dyn Transport, p: &Params, _: &OpContext<'_>) -> Result<Plan, OpError> {
     check_name(t, p).await?;
     let dest_st = t.stat(&p.dest).await?;
     let (dest, st) = if dest_st.is_dir {
@@ -387,19 +400,15 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
             None => !p.force,
         };
         if keep {
-            let changed = ensure_attrs(t, &dest, &st, &p.attrs, ctx.check).await?;
-            let st2 = if changed && !ctx.check {
-                t.stat(&dest).await?
-            } else {
-                st.clone()
-            };
-            return Ok(unchanged(
-                &dest,
-                &st2,
-                changed,
-                &p.url,
-                "file already exists",
-            ));
+            let msg = "file already exists";
+            return Ok(match plan_attrs(&dest, &st, &p.attrs)? {
+                None => Plan::done(unchanged(&dest, &st, false, &p.url, msg)),
+                Some((cmd, change)) => Plan::changes(
+                    unchanged(&dest, &st, true, &p.url, msg),
+                    vec![change],
+                    Work::Attrs { dest, cmd },
+                ),
+            });
         }
     }
     let (dir, base) = match dest.rsplit_once('/') {
@@ -419,7 +428,8 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
             "Destination dir {dir} does not exist"
         )));
     }
-    if let Url::File(src) = &p.parsed {
+    // What check mode reports; a real run reports what the download did.
+    let (r, changes) = if let Url::File(src) = &p.parsed {
         let ss = t.stat(src).await?;
         if !ss.is_file && !ss.is_link {
             return Err(OpError::failed(format!(
@@ -427,47 +437,82 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
                 p.url
             )));
         }
-        if ctx.check {
-            // The source is on the host: its checksum says exactly whether dest would change.
-            let same = st.exists && ss.checksum.is_some() && ss.checksum == st.checksum;
-            let changed = if same {
-                ensure_attrs(t, &dest, &st, &p.attrs, true).await?
-            } else {
-                // Later tasks see the copy (read through the simulated state).
-                if let Some(o) = t.check_overlay() {
-                    let content = t.get_file(src).await?;
-                    if let Some((algo, want)) = &p.checksum
-                        && let Some(got) = digest(algo, &content)
-                        && got != *want
-                    {
-                        return Err(OpError::failed(format!(
-                            "The checksum for {dest} did not match {want}; it was {got}."
-                        )));
-                    }
-                    let mode = p.attrs.wanted_mode(&FileStat {
-                        mode: if st.exists { st.mode } else { 0o644 },
-                        is_file: true,
-                        exists: true,
-                        ..FileStat::default()
-                    })?;
-                    o.would_put(&FileSpec {
-                        path: dest.clone(),
-                        content,
-                        mode: mode.or((!st.exists).then_some(0o644)),
-                        owner: p.attrs.owner.clone(),
-                        group: p.attrs.group.clone(),
-                        become_: None,
-                    });
+        // The source is on the host: its checksum says exactly whether dest would change.
+        let same = st.exists && ss.checksum.is_some() && ss.checksum == st.checksum;
+        let (changed, changes) = if same {
+            match plan_attrs(&dest, &st, &p.attrs)? {
+                None => (false, Vec::new()),
+                Some((_, change)) => (true, vec![change]),
+            }
+        } else {
+            let mut changes = Vec::new();
+            // In a --check run later tasks see the copy (read through the simulated
+            // state): the plan reads it only then.
+            if t.check_overlay().is_some() {
+                let content = t.get_file(src).await?;
+                if let Some((algo, want)) = &p.checksum
+                    && let Some(got) = digest(algo, &content)
+                    && got != *want
+                {
+                    return Err(OpError::failed(format!(
+                        "The checksum for {dest} did not match {want}; it was {got}."
+                    )));
                 }
-                true
-            };
-            return Ok(unchanged(&dest, &st, changed, &p.url, "check mode"));
-        }
-    } else if ctx.check {
+                let mode = p.attrs.wanted_mode(&FileStat {
+                    mode: if st.exists { st.mode } else { 0o644 },
+                    is_file: true,
+                    exists: true,
+                    ..FileStat::default()
+                })?;
+                changes.push(Change::AsGiven(FileSpec {
+                    path: dest.clone(),
+                    content,
+                    mode: mode.or((!st.exists).then_some(0o644)),
+                    owner: p.attrs.owner.clone(),
+                    group: p.attrs.group.clone(),
+                    become_: None,
+                }));
+            }
+            (true, changes)
+        };
+        (
+            unchanged(&dest, &st, changed, &p.url, "check mode"),
+            changes,
+        )
+    } else {
         let mut r = unchanged(&dest, &st, true, &p.url, "check mode: would download");
         r.set("state", "file");
-        return Ok(r);
-    }
+        (r, Vec::new())
+    };
+    let work = Work::Download {
+        dest,
+        dir,
+        base,
+        st,
+    };
+    Ok(Plan::changes(r, changes, work))
+}
+
+pub async fn apply(
+    t: &dyn Transport,
+    p: &Params,
+    _: &OpContext<'_>,
+    _: OpOutcome,
+    work: Work,
+) -> Result<OpOutcome, OpError> {
+    let (dest, dir, base, st) = match work {
+        Work::Attrs { dest, cmd } => {
+            sh_ok(t, cmd, &format!("setting attributes of {dest}")).await?;
+            let st = t.stat(&dest).await?;
+            return Ok(unchanged(&dest, &st, true, &p.url, "file already exists"));
+        }
+        Work::Download {
+            dest,
+            dir,
+            base,
+            st,
+        } => (dest, dir, base, st),
+    };
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -556,7 +601,7 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
         .map(str::to_string);
     let (sha1, md5, size) = (sums.next(), sums.next(), sums.next());
     let st2 = t.stat(&dest).await?;
-    let attrs_changed = ensure_attrs(t, &dest, &st2, &p.attrs, false).await?;
+    let attrs_changed = ensure_attrs(t, &dest, &st2, &p.attrs).await?;
     let st3 = if attrs_changed {
         t.stat(&dest).await?
     } else {

@@ -1,7 +1,7 @@
 //! `hostname`: the running hostname and `/etc/hostname`.
 
 use super::attrs::FileAttrs;
-use super::content::{WriteOpts, write_content};
+use super::content::{WriteOpts, apply_content, plan_content};
 use super::{Args, Change, OpContext, OpError, OpOutcome, Plan, sh, sh_quote};
 use crate::transport::{FileSpec, FileStat, Transport};
 use crate::vars::Vars;
@@ -110,17 +110,19 @@ pub async fn apply(
 ) -> Result<OpOutcome, OpError> {
     if let Some((st, etc)) = &work.write {
         let content = format!("{}\n", p.name);
-        write_content(
+        let opts = WriteOpts::new();
+        let write = plan_content(
             t,
             "/etc/hostname",
             st,
             etc.as_deref().map(str::as_bytes),
             content.as_bytes(),
             &FileAttrs::default(),
-            &WriteOpts::new(),
+            &opts,
             ctx,
         )
         .await?;
+        apply_content(t, write, &opts).await?;
     }
     if work.set_running {
         let out = sh(t, format!("hostname {}", sh_quote(&p.name))).await?;

@@ -10,7 +10,7 @@
 //! against the op's declaration and, where the arguments are literals, with the op's
 //! own parser ([`Op::check_args`]).
 
-/// An op with a `Params::parse(&Vars)` and a
+/// An op that changes no host (`slurp`, `stat`), with a `Params::parse(&Vars)` and a
 /// `run(&dyn Transport, &Params, &OpContext) -> Result<OpOutcome, OpError>` in its module:
 /// the type `$ty` implementing [`Op`] with declaration `$spec`.
 macro_rules! host_op {
@@ -34,7 +34,12 @@ pub(crate) use host_op;
 /// module's `apply(&dyn Transport, &Params, &OpContext, OpOutcome, Work) ->
 /// Result<OpOutcome, OpError>` (`Work`: what its plan hands its apply), or with
 /// `commands` the [`plan::Commands`] its plan carries, run in order, or with `edit`
-/// the [`content::EditWork`] of a text-editing op.
+/// the [`content::EditWork`] of a text-editing op, or with `place` the
+/// [`place::Work`] of an op placing files as `copy` does (the module brings
+/// `place`'s `Work`, `apply` and `plan_found`, which answers [`Op::plan_found`]),
+/// or with `steps` an op planned in several steps ([`Plan::then`]): besides `plan`,
+/// `apply` and `Work`, the module's `plan_step(t, p, ctx, outcome, Step)` plans the
+/// next step and `plan_found(t, p, outcome, Work)` answers [`Op::plan_found`].
 macro_rules! planned_op {
     ($ty:ident, $spec:expr) => {
         $crate::ops::planned_op!(@planned $ty, $spec, |ctx, plan| {
@@ -56,7 +61,53 @@ macro_rules! planned_op {
             work.apply(&ctx.host_transport(), outcome).await
         });
     };
+    ($ty:ident, $spec:expr, place) => {
+        $crate::ops::planned_op!(@planned $ty, $spec, |ctx, plan| {
+            let (outcome, work) = plan.into_work::<Work>($spec.name)?;
+            apply(&ctx.host_transport(), ctx, outcome, work).await
+        }, {
+            async fn plan_found(
+                &self,
+                ctx: &$crate::ops::OpContext<'_>,
+                plan: $crate::ops::Plan,
+            ) -> Result<$crate::ops::Plan, $crate::ops::OpError> {
+                plan_found(&ctx.host_transport(), ctx, $spec.name, plan).await
+            }
+        });
+    };
+    ($ty:ident, $spec:expr, steps) => {
+        $crate::ops::planned_op!(@planned $ty, $spec, |ctx, plan| {
+            let p = Params::parse(ctx.args)?;
+            let (outcome, work) = plan.into_work::<Work>($spec.name)?;
+            apply(&ctx.host_transport(), &p, ctx, outcome, work).await
+        }, {
+            async fn plan_found(
+                &self,
+                ctx: &$crate::ops::OpContext<'_>,
+                plan: $crate::ops::Plan,
+            ) -> Result<$crate::ops::Plan, $crate::ops::OpError> {
+                let p = Params::parse(ctx.args)?;
+                let (outcome, work) = plan.into_work::<Work>($spec.name)?;
+                plan_found(&ctx.host_transport(), &p, outcome, work).await
+            }
+            async fn plan_next(
+                &self,
+                ctx: &$crate::ops::OpContext<'_>,
+                outcome: $crate::ops::OpOutcome,
+                next: Box<dyn std::any::Any + Send + Sync>,
+            ) -> Result<$crate::ops::Plan, $crate::ops::OpError> {
+                let p = Params::parse(ctx.args)?;
+                let next = next.downcast::<Step>().map_err(|_| {
+                    $crate::ops::OpError::failed(format!("{}: no next step to plan", $spec.name))
+                })?;
+                plan_step(&ctx.host_transport(), &p, ctx, outcome, *next).await
+            }
+        });
+    };
     (@planned $ty:ident, $spec:expr, |$ctx:ident, $plan:ident| $apply:block) => {
+        $crate::ops::planned_op!(@planned $ty, $spec, |$ctx, $plan| $apply, {});
+    };
+    (@planned $ty:ident, $spec:expr, |$ctx:ident, $plan:ident| $apply:block, { $($more:tt)* }) => {
         $crate::ops::planned_op!(@op $ty, $spec, {
             async fn plan(
                 &self,
@@ -70,6 +121,7 @@ macro_rules! planned_op {
                 $ctx: &$crate::ops::OpContext<'_>,
                 $plan: $crate::ops::Plan,
             ) -> Result<$crate::ops::OpOutcome, $crate::ops::OpError> $apply
+            $($more)*
         });
     };
     (@op $ty:ident, $spec:expr, { $($methods:tt)* }) => {
@@ -126,6 +178,7 @@ pub mod outcome;
 pub mod pause;
 pub mod ping;
 pub mod pip;
+pub mod place;
 pub mod plan;
 pub mod raw;
 pub mod registry;
@@ -332,9 +385,34 @@ pub trait Op: Send + Sync {
         &[]
     }
     /// Query the host and plan (see [`plan`]): what would change, the diff, what the
-    /// task reports. An op not split yet does its whole work in [`Op::run_unplanned`].
+    /// task reports. An op that changes no host does its whole work in
+    /// [`Op::run_unplanned`] instead.
     async fn plan(&self, ctx: &OpContext<'_>) -> Result<Plan, OpError> {
         Ok(Plan::done(self.run_unplanned(ctx).await?))
+    }
+    /// The plan of a step whose apply finds out what is there as it acts
+    /// ([`Plan::found_by_apply`]), found out without acting: what check mode asks
+    /// instead. Only ops making such plans are asked.
+    async fn plan_found(&self, ctx: &OpContext<'_>, plan: Plan) -> Result<Plan, OpError> {
+        let _ = (ctx, plan);
+        Err(OpError::failed(format!(
+            "{}: plans no step its apply finds out",
+            self.name()
+        )))
+    }
+    /// The plan of the step after one planned with [`Plan::then`], from that step's
+    /// outcome. Only ops making such plans are asked.
+    async fn plan_next(
+        &self,
+        ctx: &OpContext<'_>,
+        outcome: OpOutcome,
+        next: Box<dyn std::any::Any + Send + Sync>,
+    ) -> Result<Plan, OpError> {
+        let _ = (ctx, outcome, next);
+        Err(OpError::failed(format!(
+            "{}: plans no next step",
+            self.name()
+        )))
     }
     /// Make the plan's changes. Only a real run calls it ([`perform`]): never check mode.
     async fn apply(&self, ctx: &OpContext<'_>, plan: Plan) -> Result<OpOutcome, OpError> {
@@ -344,8 +422,8 @@ pub trait Op: Send + Sync {
             self.name()
         )))
     }
-    /// An op not yet split into plan and apply does its whole work here and keeps
-    /// check mode itself (`ctx.check`).
+    /// An op that changes no host (`debug`, `stat`, ...) does its whole work here:
+    /// check mode runs it too.
     async fn run_unplanned(&self, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
         let _ = ctx;
         Err(OpError::failed(format!(

@@ -1,3 +1,6 @@
+//! (Over 600 lines: one op whose freeze, pip command and check-mode prediction of the
+//! environment read together.)
+//!
 //! `pip`: Python packages by name or requirements file, optionally into a
 //! `virtualenv` (created first when missing, with `virtualenv_command`;
 //! default `python3 -m venv`). Idempotence from one `pip freeze` of the
@@ -10,7 +13,7 @@
 use crate::ops::check_state::CheckOverlay;
 use std::collections::BTreeMap;
 
-use super::{Args, OpContext, OpError, OpOutcome, sh_quote};
+use super::{Args, Change, OpContext, OpError, OpOutcome, Plan, sh_quote};
 use crate::transport::{CommandSpec, Transport};
 use crate::vars::Vars;
 
@@ -25,7 +28,7 @@ pub const SPEC: Spec = Spec {
     rules: "one:name|requirements virtualenv|executable",
 };
 
-crate::ops::host_op!(PipOp, SPEC);
+crate::ops::planned_op!(PipOp, SPEC);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -325,90 +328,33 @@ async fn freeze(t: &dyn Transport, p: &Params) -> Result<BTreeMap<String, String
     Ok(parse_freeze(&String::from_utf8_lossy(&out.stdout)))
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
-    let specs = p.specs();
-    let mut r = OpOutcome::new(false);
-    let state_name = match p.state {
-        State::Present => "present",
-        State::Absent => "absent",
-        State::Latest => "latest",
-        State::ForceReinstall => "forcereinstall",
-    };
-    r.set("name", specs.clone());
-    r.set("state", state_name);
-    r.set("requirements", p.requirements.clone());
-    r.set("version", p.version.clone());
-    r.set("virtualenv", p.virtualenv.clone());
-    // In a --check run: what earlier check-mode pip tasks would have done here.
-    let overlay = t.check_overlay().filter(|_| ctx.check);
-    let key = env_key(p);
-    let rec = overlay.and_then(|o| o.pip_env(&key)).unwrap_or_default();
-    let mut on_host = true;
-    // The virtualenv, created when missing.
-    if let Some(v) = &p.virtualenv {
-        let st = t
-            .stat(&format!("{}/bin/python", v.trim_end_matches('/')))
-            .await?;
-        if !st.exists && rec.created {
-            on_host = false;
-        } else if !st.exists {
-            if p.state == State::Absent {
-                return Ok(r.msg("no virtualenv, nothing to remove"));
-            }
-            r.changed = true;
-            if ctx.check {
-                let todo = specs.clone();
-                if let Some(o) = overlay {
-                    let installed = would_install(t, p, &specs).await?;
-                    o.would_mkdir(v, None, None, None).await?;
-                    o.would_pip(&key, |e| {
-                        e.created = true;
-                        for (n, ver) in installed {
-                            e.packages.insert(n, Some(ver));
-                        }
-                    });
-                }
-                r.set("cmd", format!("{} {}", p.virtualenv_command, v));
-                return Ok(r.msg(format!("would create {v} and install {}", todo.join(" "))));
-            }
-            let site = if p.virtualenv_site_packages {
-                " --system-site-packages"
-            } else {
-                ""
-            };
-            let out = run_in(
-                t,
-                p,
-                format!("{}{site} {}", p.virtualenv_command, sh_quote(v)),
-            )
-            .await?;
-            if out.rc != 0 {
-                return Err(OpError::command(
-                    format!("creating the virtualenv {v}"),
-                    &out,
-                ));
-            }
-        }
-    }
-    let mut before = if on_host {
-        freeze(t, p).await?
-    } else {
-        BTreeMap::new()
-    };
-    for (n, what) in &rec.packages {
-        match what {
-            // A version check mode cannot know matches no pin.
-            Some(v) => before.insert(n.clone(), v.clone().unwrap_or_else(|| "?".into())),
-            None => before.remove(n),
-        };
-    }
+/// What a pip plan hands its apply.
+pub enum Work {
+    /// Create the virtualenv, then install into it what is missing from its freeze;
+    /// `r`: the result so far.
+    Venv { r: OpOutcome },
+    /// Run pip's `cmd`; the environment's freeze now is `before`, the result so far `r`.
+    Pip {
+        cmd: String,
+        before: BTreeMap<String, String>,
+        r: OpOutcome,
+    },
+}
+
+/// The pip command making the environment (now `before`) as asked; None when it is.
+async fn pip_command(
+    t: &dyn Transport,
+    p: &Params,
+    specs: &[String],
+    before: &BTreeMap<String, String>,
+) -> Result<Option<String>, OpError> {
     let extra = p
         .extra_args
         .as_deref()
         .map(|e| format!(" {e}"))
         .unwrap_or_default();
     let quoted = |v: &[String]| v.iter().map(|s| sh_quote(s)).collect::<Vec<_>>().join(" ");
-    let cmd = match p.state {
+    Ok(Some(match p.state {
         State::Absent => {
             let installed: Vec<String> = specs
                 .iter()
@@ -420,7 +366,7 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
                 .map(|s| parse_spec(s).map(|(n, _)| n).unwrap_or_else(|| s.clone()))
                 .collect();
             if installed.is_empty() {
-                return Ok(r);
+                return Ok(None);
             }
             format!("{} uninstall -y{extra} {}", pip_cmd(p), quoted(&installed))
         }
@@ -442,23 +388,23 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
                         .map(|l| l.split(" #").next().unwrap_or("").trim().to_string())
                         .filter(|l| !l.is_empty() && !l.starts_with('#'))
                         .collect();
-                    missing(&lines, &before)
+                    missing(&lines, before)
                 }
             };
-            let name_todo = missing(&specs, &before);
-            // Everything already there (a fresh venv was reported changed above).
+            let name_todo = missing(specs, before);
+            // Everything already there (a fresh venv was reported changed).
             if let (Some(n), Some(q)) = (name_todo, req_todo)
                 && n.is_empty()
                 && q.is_empty()
             {
-                return Ok(r);
+                return Ok(None);
             }
             let req = p
                 .requirements
                 .as_ref()
                 .map(|q| format!(" -r {}", sh_quote(q)))
                 .unwrap_or_default();
-            format!("{} install{extra}{req} {}", pip_cmd(p), quoted(&specs))
+            format!("{} install{extra}{req} {}", pip_cmd(p), quoted(specs))
         }
         State::Latest | State::ForceReinstall => {
             let flag = if p.state == State::Latest {
@@ -471,39 +417,144 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
                 .as_ref()
                 .map(|q| format!(" -r {}", sh_quote(q)))
                 .unwrap_or_default();
-            format!(
-                "{} install{flag}{extra}{req} {}",
-                pip_cmd(p),
-                quoted(&specs)
-            )
+            format!("{} install{flag}{extra}{req} {}", pip_cmd(p), quoted(specs))
         }
+    }))
+}
+
+pub async fn plan(t: &dyn Transport, p: &Params, _: &OpContext<'_>) -> Result<Plan, OpError> {
+    let specs = p.specs();
+    let mut r = OpOutcome::new(false);
+    let state_name = match p.state {
+        State::Present => "present",
+        State::Absent => "absent",
+        State::Latest => "latest",
+        State::ForceReinstall => "forcereinstall",
     };
-    r.set("cmd", cmd.clone());
-    if ctx.check {
-        // Present/absent know exactly from the freeze; latest cannot without the index.
-        r.changed = true;
-        if let Some(o) = overlay {
+    r.set("name", specs.clone());
+    r.set("state", state_name);
+    r.set("requirements", p.requirements.clone());
+    r.set("version", p.version.clone());
+    r.set("virtualenv", p.virtualenv.clone());
+    // In a --check run: what earlier check-mode pip tasks would have done here.
+    let overlay = t.check_overlay();
+    let key = env_key(p);
+    let rec = overlay.and_then(|o| o.pip_env(&key)).unwrap_or_default();
+    let mut on_host = true;
+    // The virtualenv, created when missing.
+    if let Some(v) = &p.virtualenv {
+        let st = t
+            .stat(&format!("{}/bin/python", v.trim_end_matches('/')))
+            .await?;
+        if !st.exists && rec.created {
+            on_host = false;
+        } else if !st.exists {
             if p.state == State::Absent {
-                let gone: Vec<String> = specs
-                    .iter()
-                    .filter_map(|s| parse_spec(s).map(|(n, _)| n))
-                    .collect();
-                o.would_pip(&key, |e| {
-                    for n in gone {
-                        e.packages.insert(n, None);
-                    }
-                });
-            } else {
+                return Ok(Plan::done(r.msg("no virtualenv, nothing to remove")));
+            }
+            r.changed = true;
+            let mut changes = Vec::new();
+            // What it would hold, in a --check run (its probes read the simulated host).
+            if overlay.is_some() {
                 let installed = would_install(t, p, &specs).await?;
-                o.would_pip(&key, |e| {
-                    for (n, ver) in installed {
-                        e.packages.insert(n, Some(ver));
-                    }
+                changes.push(Change::Dir {
+                    path: v.clone(),
+                    mode: None,
+                    owner: None,
+                    group: None,
+                });
+                changes.push(Change::Pip {
+                    env: key.clone(),
+                    created: true,
+                    packages: installed.into_iter().map(|(n, v)| (n, Some(v))).collect(),
                 });
             }
+            let mut predicted = r.clone();
+            predicted.set("cmd", format!("{} {}", p.virtualenv_command, v));
+            let predicted =
+                predicted.msg(format!("would create {v} and install {}", specs.join(" ")));
+            return Ok(Plan::changes(predicted, changes, Work::Venv { r }));
         }
-        return Ok(r);
     }
+    let mut before = if on_host {
+        freeze(t, p).await?
+    } else {
+        BTreeMap::new()
+    };
+    for (n, what) in &rec.packages {
+        match what {
+            // A version check mode cannot know matches no pin.
+            Some(v) => before.insert(n.clone(), v.clone().unwrap_or_else(|| "?".into())),
+            None => before.remove(n),
+        };
+    }
+    let Some(cmd) = pip_command(t, p, &specs, &before).await? else {
+        return Ok(Plan::done(r));
+    };
+    r.set("cmd", cmd.clone());
+    // Present/absent know exactly from the freeze; latest cannot without the index.
+    let mut changes = Vec::new();
+    if overlay.is_some() {
+        let packages = if p.state == State::Absent {
+            specs
+                .iter()
+                .filter_map(|s| parse_spec(s).map(|(n, _)| (n, None)))
+                .collect()
+        } else {
+            let installed = would_install(t, p, &specs).await?;
+            installed.into_iter().map(|(n, v)| (n, Some(v))).collect()
+        };
+        changes.push(Change::Pip {
+            env: key,
+            created: false,
+            packages,
+        });
+    }
+    let mut predicted = r.clone();
+    predicted.changed = true;
+    Ok(Plan::changes(
+        predicted,
+        changes,
+        Work::Pip { cmd, before, r },
+    ))
+}
+
+pub async fn apply(
+    t: &dyn Transport,
+    p: &Params,
+    _: &OpContext<'_>,
+    _: OpOutcome,
+    work: Work,
+) -> Result<OpOutcome, OpError> {
+    let (cmd, before, mut r) = match work {
+        Work::Pip { cmd, before, r } => (cmd, before, r),
+        Work::Venv { mut r } => {
+            let v = p.virtualenv.clone().unwrap_or_default();
+            let site = if p.virtualenv_site_packages {
+                " --system-site-packages"
+            } else {
+                ""
+            };
+            let out = run_in(
+                t,
+                p,
+                format!("{}{site} {}", p.virtualenv_command, sh_quote(&v)),
+            )
+            .await?;
+            if out.rc != 0 {
+                return Err(OpError::command(
+                    format!("creating the virtualenv {v}"),
+                    &out,
+                ));
+            }
+            let before = freeze(t, p).await?;
+            let Some(cmd) = pip_command(t, p, &p.specs(), &before).await? else {
+                return Ok(r);
+            };
+            r.set("cmd", cmd.clone());
+            (cmd, before, r)
+        }
+    };
     let out = run_in(t, p, cmd.clone()).await?;
     r.set("stdout", String::from_utf8_lossy(&out.stdout).into_owned());
     r.set("stderr", String::from_utf8_lossy(&out.stderr).into_owned());

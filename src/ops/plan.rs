@@ -5,8 +5,8 @@
 //! [`Change`]s are recorded in the simulated host ([`super::check_state`]) so later
 //! check-mode tasks see what this one would have made.
 //!
-//! An op not split yet does its whole work in [`super::Op::run_unplanned`] and keeps
-//! check mode itself; docs/ops.md ("Check mode") lists them.
+//! Every op that changes a host plans; one that changes none (`debug`, `stat`, ...)
+//! does its whole work in [`super::Op::run_unplanned`] (docs/ops.md, "Check mode").
 
 use std::any::Any;
 
@@ -45,10 +45,10 @@ pub enum Change {
     },
     /// A hard link at `path` to `src`.
     HardLink { path: String, src: String },
-    /// The empty file `file: state=touch` creates, recorded as given: owned by the
-    /// connecting user even under `become` (as before `file` was split; a real run
-    /// makes it the become user's).
-    Touched(FileSpec),
+    /// A file recorded as given: owned by the connecting user even under `become`
+    /// (the empty file `file: state=touch` creates, the copy `get_url` makes of a
+    /// host file; as before they were split; a real run makes it the become user's).
+    AsGiven(FileSpec),
     /// A change outside the simulated file system (a running kernel value, a
     /// loaded module, a service's state): said, not recorded.
     Host(String),
@@ -56,6 +56,17 @@ pub enum Change {
     /// `creates:`/`removes:`): recorded unknown, so a later task reading it is
     /// reported not checked.
     Unknown(String),
+    /// The modification time (seconds) of a file just recorded (an unpacked
+    /// archive member's).
+    Mtime { path: String, mtime: i64 },
+    /// Packages `pip` would install (`Some(version when known)`) or remove (`None`)
+    /// in the Python environment `env` (a venv path or pip command), which it would
+    /// create first when `created`.
+    Pip {
+        env: String,
+        created: bool,
+        packages: Vec<(String, Option<Option<String>>)>,
+    },
     /// A local account added (`home`: Some, its home directory) or removed (None):
     /// a later task needing it (`authorized_key`) finds it.
     Account { name: String, home: Option<String> },
@@ -77,6 +88,13 @@ pub struct Plan {
     /// What the op's apply needs (its own type; see [`Plan::changes`]); None: nothing
     /// to apply.
     work: Option<Box<dyn Any + Send + Sync>>,
+    /// The apply finds out what is there as it acts ([`Plan::found_by_apply`]).
+    found_by_apply: bool,
+    /// A command removing what planning left on the host for the apply
+    /// ([`Plan::with_cleanup`]).
+    cleanup: Option<String>,
+    /// What the op plans next from this step's outcome ([`Plan::then`]).
+    next: Option<Box<dyn Any + Send + Sync>>,
 }
 
 impl Plan {
@@ -87,6 +105,9 @@ impl Plan {
             outcome,
             changes: Vec::new(),
             work: None,
+            found_by_apply: false,
+            cleanup: None,
+            next: None,
         }
     }
 
@@ -98,7 +119,43 @@ impl Plan {
             outcome,
             changes,
             work: Some(Box::new(work)),
+            found_by_apply: false,
+            cleanup: None,
+            next: None,
         }
+    }
+
+    /// A step whose apply finds out what is there and acts on it in one round trip
+    /// (`copy` creating a new file where nothing is, `apt` updating a stale cache):
+    /// nothing was asked of the host, and `outcome` and `changes` say what acting
+    /// does. Check mode, which may not act to find out, asks the op to find out
+    /// without acting ([`super::Op::plan_found`]) and takes that plan instead.
+    pub fn found_by_apply(
+        outcome: OpOutcome,
+        changes: Vec<Change>,
+        work: impl Any + Send + Sync,
+    ) -> Self {
+        Plan {
+            found_by_apply: true,
+            ..Plan::changes(outcome, changes, work)
+        }
+    }
+
+    /// One step of several, each planned from what the steps before it did (`apt`:
+    /// the package query follows the cache update): once this step is applied (in
+    /// check mode: recorded), the op plans the next from its outcome and `next`
+    /// ([`super::Op::plan_next`]).
+    pub fn then(mut self, next: impl Any + Send + Sync) -> Self {
+        self.next = Some(Box::new(next));
+        self
+    }
+
+    /// `cleanup` removes what planning left on the host for the apply to use (an
+    /// uploaded archive): the apply removes it itself; check mode, which never applies,
+    /// runs `cleanup` instead ([`perform`]).
+    pub fn with_cleanup(mut self, cleanup: String) -> Self {
+        self.cleanup = Some(cleanup);
+        self
     }
 
     /// Whether there is anything to apply.
@@ -130,15 +187,43 @@ impl Commands {
     }
 }
 
-/// Run one op on one host: plan, then, unless the task is in check mode, apply. In
-/// check mode the plan's changes go to the simulated host (when the engine put one in
-/// front of the transport: a `--check` run).
+/// Run one op on one host: plan, then, unless the task is in check mode, apply (step
+/// by step for an op planned in steps, [`Plan::then`]). In check mode the plan's
+/// changes go to the simulated host (when the engine put one in front of the
+/// transport: a `--check` run), and a step its apply would find out as it acts is
+/// found out without acting ([`Plan::found_by_apply`]).
 pub async fn perform<O: Op + ?Sized>(op: &O, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
-    let plan = op.plan(ctx).await?;
+    let mut plan = op.plan(ctx).await?;
+    loop {
+        let next = plan.next.take();
+        if ctx.check && plan.found_by_apply {
+            // Check mode may not act to find out what is there.
+            plan = op.plan_found(ctx, plan).await?;
+        }
+        let next = plan.next.take().or(next);
+        let outcome = step(op, ctx, plan).await?;
+        match next {
+            None => return Ok(outcome),
+            Some(next) => plan = op.plan_next(ctx, outcome, next).await?,
+        }
+    }
+}
+
+/// One planned step: its outcome when there is nothing to apply or in check mode
+/// (which records its changes), else what applying it did.
+async fn step<O: Op + ?Sized>(
+    op: &O,
+    ctx: &OpContext<'_>,
+    plan: Plan,
+) -> Result<OpOutcome, OpError> {
     if !plan.pending() {
         return Ok(plan.outcome);
     }
     if ctx.check {
+        if let Some(cmd) = plan.cleanup {
+            // As the apply would, whatever it left: a failure is not the task's.
+            let _ = super::sh(&ctx.host_transport(), cmd).await;
+        }
         if let Some(sim) = ctx.transport.check_overlay() {
             record(sim, &plan.changes, ctx.become_.as_ref()).await?;
         }
@@ -183,7 +268,16 @@ pub(crate) async fn record(
                 group,
             } => sim.would_link(path, target, owner.as_deref(), group.as_deref()),
             Change::HardLink { path, src } => sim.would_hardlink(path, src),
-            Change::Touched(spec) => sim.would_put(spec),
+            Change::AsGiven(spec) => sim.would_put(spec),
+            Change::Mtime { path, mtime } => sim.would_set_mtime(path, *mtime),
+            Change::Pip {
+                env,
+                created,
+                packages,
+            } => sim.would_pip(env, |e| {
+                e.created |= *created;
+                e.packages.extend(packages.iter().cloned());
+            }),
             Change::Host(_) => {}
             Change::Unknown(path) => sim.would_be_unknown(path),
             Change::Account { name, home } => sim.would_account(name, home.clone()),
@@ -262,5 +356,75 @@ mod tests {
         // ... and the machine is as it was: apply never ran.
         assert_eq!(hostname_now(&*local).await, running);
         assert_eq!(std::fs::read("/etc/hostname").ok(), etc);
+    }
+
+    fn ctx_for<'a>(
+        t: Arc<dyn Transport>,
+        args: &'a Vars,
+        vars: &'a Vars,
+        check: bool,
+    ) -> OpContext<'a> {
+        OpContext {
+            host: "h",
+            transport: t,
+            args,
+            vars,
+            check,
+            diff: false,
+            base_dir: Path::new("."),
+            role_dir: None,
+            become_: None,
+            env: Vec::new(),
+            timeout: None,
+            render: &Literal,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_step_the_apply_finds_out_is_found_out_without_acting_in_check_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.conf");
+        let dest = path.display().to_string();
+        let local: Arc<dyn Transport> = Arc::new(LocalTransport::new("h"));
+        let copy = crate::ops::lookup("copy").unwrap();
+        let vars = Vars::new();
+        let args = |content: &str| -> Vars {
+            serde_json::from_value(json!({"dest": dest, "content": content})).unwrap()
+        };
+        let (a, b) = (args("one\n"), args("two\n"));
+        // Check mode: nothing there, so the file would be created; only the
+        // simulated host has it.
+        let sim = Arc::new(CheckTransport::new(local.clone(), CheckState::new()));
+        let o = perform(copy, &ctx_for(sim.clone(), &a, &vars, true))
+            .await
+            .unwrap();
+        assert!(o.changed, "{o:?}");
+        assert_eq!(sim.get_file(&dest).await.unwrap(), b"one\n");
+        assert!(!path.exists(), "check mode created the file");
+        // The same content again sees the would-be file: no change.
+        let o = perform(copy, &ctx_for(sim.clone(), &a, &vars, true))
+            .await
+            .unwrap();
+        assert!(!o.changed, "{o:?}");
+        // A real run creates it; run again, it finds the file as it acts and
+        // plans from it: unchanged, then replaced when the content differs.
+        let o = perform(copy, &ctx_for(local.clone(), &a, &vars, false))
+            .await
+            .unwrap();
+        assert!(
+            o.changed && std::fs::read(&path).unwrap() == b"one\n",
+            "{o:?}"
+        );
+        let o = perform(copy, &ctx_for(local.clone(), &a, &vars, false))
+            .await
+            .unwrap();
+        assert!(!o.changed, "{o:?}");
+        let o = perform(copy, &ctx_for(local.clone(), &b, &vars, false))
+            .await
+            .unwrap();
+        assert!(
+            o.changed && std::fs::read(&path).unwrap() == b"two\n",
+            "{o:?}"
+        );
     }
 }

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use super::attrs::FileAttrs;
 use super::content::{WriteOpts, check_validate};
-use super::copy::{place, search_list};
-use super::{Args, OpContext, OpError, OpOutcome, find_src};
+use super::copy::search_list;
+use super::place::{Placing, Work, apply, plan_found, plan_place};
+use super::{Args, OpContext, OpError, Plan, find_src};
 use crate::transport::Transport;
 use crate::vars::Vars;
 
@@ -21,7 +22,7 @@ pub const SPEC: Spec = Spec {
     rules: "",
 };
 
-crate::ops::host_op!(TemplateOp, SPEC);
+crate::ops::planned_op!(TemplateOp, SPEC, place);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -75,7 +76,7 @@ pub fn render(p: &Params, ctx: &OpContext<'_>) -> Result<(PathBuf, String), OpEr
     Ok((path, text))
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+pub async fn plan(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<Plan, OpError> {
     let (path, text) = render(p, ctx)?;
     let opts = WriteOpts {
         backup: p.backup,
@@ -85,17 +86,14 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().trim_end_matches(".j2").to_string());
-    let mut r = place(
-        t,
-        "template",
-        &p.dest,
-        name.as_deref(),
-        text.as_bytes(),
-        &p.attrs,
-        &opts,
-        ctx,
-    )
-    .await?;
-    r.set("src", path.display().to_string());
-    Ok(r)
+    let placing = Placing {
+        op: "template",
+        dest: p.dest.clone(),
+        name,
+        content: text.into_bytes(),
+        attrs: p.attrs.clone(),
+        opts,
+        src: Some(path.display().to_string()),
+    };
+    plan_place(t, placing, ctx).await
 }

@@ -1,3 +1,6 @@
+//! (Over 600 lines: one op whose two comparisons, on the host and, in a `--check` run,
+//! on the controller through the simulated host, read together.)
+//!
 //! `unarchive`: unpack a tarball (.tar, .tar.gz/.tgz, .tar.xz/.txz,
 //! .tar.bz2, compression detected by GNU tar) or a .zip (needs `unzip` on
 //! the host) into an existing `dest` directory. The archive comes from the
@@ -13,9 +16,10 @@
 //! something differs is the archive unpacked; `creates` skips it all.
 
 use super::attrs::stat_result;
-use super::{Args, OpContext, OpError, OpOutcome, find_src, sh, sh_quote, sha256_hex};
-use crate::ops::check_state::CheckOverlay;
-use crate::ops::check_state::CheckTransport;
+use super::{
+    Args, Change, OpContext, OpError, OpOutcome, Plan, find_src, sh, sh_quote, sha256_hex,
+};
+use crate::ops::check_state::{CheckOverlay, CheckTransport};
 use crate::transport::{FileSpec, Transport};
 use crate::vars::Vars;
 
@@ -30,7 +34,7 @@ pub const SPEC: Spec = Spec {
     rules: "",
 };
 
-crate::ops::host_op!(UnarchiveOp, SPEC);
+crate::ops::planned_op!(UnarchiveOp, SPEC);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -108,14 +112,38 @@ pub fn tar_differs(out: &str, root: bool) -> bool {
     })
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+/// What an unarchive plan hands its apply.
+pub enum Work {
+    /// Unpack the archive on the host with `extract` (then remove the archive when it
+    /// was `uploaded`); `base` is the result's start (handler, files).
+    Extract {
+        archive: String,
+        uploaded: bool,
+        extract: String,
+        base: Box<OpOutcome>,
+    },
+    /// A plan from the simulated host (a `--check` run's): never applied.
+    Simulated,
+}
+
+/// The result's end: the task's `src`, dest's stat (`st`) and `dest`.
+fn finish(mut r: OpOutcome, p: &Params, st: &crate::transport::FileStat) -> OpOutcome {
+    r.set("src", p.src.clone());
+    stat_result(&mut r, &p.dest, st);
+    r.set("dest", p.dest.clone());
+    r
+}
+
+pub async fn plan(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<Plan, OpError> {
     if let Some(c) = &p.creates
         && t.stat(c).await?.exists
     {
-        return Ok(OpOutcome::new(false)
-            .msg(format!("skipped, since {c} exists"))
-            .with("dest", p.dest.clone())
-            .with("src", p.src.clone()));
+        return Ok(Plan::done(
+            OpOutcome::new(false)
+                .msg(format!("skipped, since {c} exists"))
+                .with("dest", p.dest.clone())
+                .with("src", p.src.clone()),
+        ));
     }
     let dst = t.stat(&p.dest).await?;
     if !dst.is_dir {
@@ -124,18 +152,18 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
             p.dest
         )));
     }
-    // A --check run with a controller-side archive: compare and record
-    // through the simulated state, without sending the archive.
-    if ctx.check
-        && !p.remote_src
+    // A --check run with a controller-side archive: compare through the simulated
+    // state, without sending the archive. (Nothing planned changes dest itself: its
+    // stat now is its stat after.)
+    if !p.remote_src
         && let Some(o) = t.check_overlay()
     {
-        let mut r = check_on_controller(o, p, ctx).await?;
-        r.set("src", p.src.clone());
-        let st = t.stat(&p.dest).await?;
-        stat_result(&mut r, &p.dest, &st);
-        r.set("dest", p.dest.clone());
-        return Ok(r);
+        let (r, changes) = check_on_controller(o, p, ctx).await?;
+        let r = finish(r, p, &dst);
+        if !r.changed {
+            return Ok(Plan::done(r));
+        }
+        return Ok(Plan::changes(r, changes, Work::Simulated));
     }
     // The archive on the host.
     let (archive, kind, uploaded) = if p.remote_src {
@@ -171,16 +199,60 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
         .await?;
         (remote, kind, true)
     };
-    let res = unpack(t, p, ctx, &archive, kind).await;
+    let remove = format!("rm -f {}", sh_quote(&archive));
+    let compared = compare(t, p, &archive, kind).await;
+    let (base, extract) = match compared {
+        Ok((base, Some(extract))) => (base, extract),
+        res => {
+            if uploaded {
+                let _ = sh(t, remove).await;
+            }
+            let (r, _) = res?;
+            let st = t.stat(&p.dest).await?;
+            return Ok(Plan::done(finish(r, p, &st)));
+        }
+    };
+    let r = finish(base.clone(), p, &dst);
+    let work = Work::Extract {
+        archive,
+        uploaded,
+        extract,
+        base: Box::new(base),
+    };
+    let plan = Plan::changes(r, Vec::new(), work);
+    // Check mode never applies: it removes the uploaded archive instead.
+    Ok(if uploaded {
+        plan.with_cleanup(remove)
+    } else {
+        plan
+    })
+}
+
+pub async fn apply(
+    t: &dyn Transport,
+    p: &Params,
+    _: &OpContext<'_>,
+    _: OpOutcome,
+    work: Work,
+) -> Result<OpOutcome, OpError> {
+    let Work::Extract {
+        archive,
+        uploaded,
+        extract,
+        base,
+    } = work
+    else {
+        return Err(OpError::failed(
+            "unarchive: planned from the simulated host, which a real run has not",
+        ));
+    };
+    let res = unpack(t, p, &archive, extract, *base).await;
     if uploaded {
         let _ = sh(t, format!("rm -f {}", sh_quote(&archive))).await;
     }
-    let mut r = res?;
-    r.set("src", p.src.clone());
+    let r = res?;
     let st = t.stat(&p.dest).await?;
-    stat_result(&mut r, &p.dest, &st);
-    r.set("dest", p.dest.clone());
-    Ok(r)
+    Ok(finish(r, p, &st))
 }
 
 fn find_archive(p: &Params, ctx: &OpContext<'_>) -> Result<std::path::PathBuf, OpError> {
@@ -206,12 +278,12 @@ enum Member {
 /// Check mode: unpack the archive into a controller temp directory, compare
 /// each member with what the (simulated) host has at its place as the real
 /// run's check does (tar: type, content, size, mode, mtime, link target;
-/// zip: content, missing directories), and record what unpacking would make.
+/// zip: content, missing directories), and plan what unpacking would make.
 async fn check_on_controller(
     o: &CheckTransport,
     p: &Params,
     ctx: &OpContext<'_>,
-) -> Result<OpOutcome, OpError> {
+) -> Result<(OpOutcome, Vec<Change>), OpError> {
     let local = find_archive(p, ctx)?;
     let head = std::fs::read(&local)
         .map(|d| d.into_iter().take(4).collect::<Vec<u8>>())
@@ -292,6 +364,7 @@ async fn check_on_controller(
     members.sort_by(|a, b| a.0.cmp(&b.0));
     let dest = p.dest.trim_end_matches('/');
     let mut differs = false;
+    let mut stats = Vec::with_capacity(members.len());
     for (rel, m, mode, mtime) in &members {
         let st = o.stat(&format!("{dest}/{rel}")).await?;
         let tar = kind == Kind::Tar;
@@ -308,32 +381,45 @@ async fn check_on_controller(
             }
         };
         differs |= this;
+        stats.push(st);
     }
-    if differs {
-        for (rel, m, mode, mtime) in &members {
-            let path = format!("{dest}/{rel}");
-            match m {
-                Member::Dir => {
-                    if o.stat(&path).await?.is_dir {
-                        o.would_set_attrs(&path, Some(*mode), None, None);
-                    } else {
-                        o.would_mkdir(&path, Some(*mode), None, None).await?;
-                    }
-                }
-                Member::Link(target) => o.would_link(&path, target, None, None),
-                Member::File(data) => {
-                    let st = o.stat(&path).await?;
-                    if p.keep_newer && st.exists && st.mtime > *mtime {
-                        continue;
-                    }
-                    o.would_put(&FileSpec {
-                        path: path.clone(),
-                        content: data.clone(),
-                        mode: Some(*mode),
-                        ..FileSpec::default()
-                    });
-                    o.would_set_mtime(&path, *mtime);
-                }
+    // What unpacking makes, parents first: what a member's path is does not depend
+    // on the members before it (a path below a directory about to be made is missing
+    // as it is now), so the stats above say it.
+    let mut changes = Vec::new();
+    for ((rel, m, mode, mtime), st) in members.iter().zip(&stats).filter(|_| differs) {
+        let path = format!("{dest}/{rel}");
+        match m {
+            Member::Dir if st.is_dir => changes.push(Change::Attrs {
+                path,
+                mode: Some(*mode),
+                owner: None,
+                group: None,
+            }),
+            Member::Dir => changes.push(Change::Dir {
+                path,
+                mode: Some(*mode),
+                owner: None,
+                group: None,
+            }),
+            Member::Link(target) => changes.push(Change::Link {
+                path,
+                target: target.clone(),
+                owner: None,
+                group: None,
+            }),
+            Member::File(_) if p.keep_newer && st.exists && st.mtime > *mtime => {}
+            Member::File(data) => {
+                changes.push(Change::AsGiven(FileSpec {
+                    path: path.clone(),
+                    content: data.clone(),
+                    mode: Some(*mode),
+                    ..FileSpec::default()
+                }));
+                changes.push(Change::Mtime {
+                    path,
+                    mtime: *mtime,
+                });
             }
         }
     }
@@ -352,16 +438,17 @@ async fn check_on_controller(
             .collect();
         r.set("files", files);
     }
-    Ok(r)
+    Ok((r, changes))
 }
 
-async fn unpack(
+/// Compare the archive on the host with dest: the result's start (handler, files),
+/// and the command unpacking it when something differs.
+async fn compare(
     t: &dyn Transport,
     p: &Params,
-    ctx: &OpContext<'_>,
     archive: &str,
     kind: Kind,
-) -> Result<OpOutcome, OpError> {
+) -> Result<(OpOutcome, Option<String>), OpError> {
     let qa = sh_quote(archive);
     let qd = sh_quote(&p.dest);
     let excludes: String = p
@@ -447,27 +534,37 @@ async fn unpack(
             .collect();
         r.set("files", files);
     }
-    if differs && !ctx.check {
-        let out = sh(t, extract.clone()).await?;
-        if out.rc != 0 {
-            return Err(OpError::command(
-                format!("failed to unpack {archive} into {}", p.dest),
-                &out,
-            ));
-        }
-        let mut er = serde_json::Map::new();
-        er.insert("cmd".into(), extract.into());
-        er.insert("rc".into(), out.rc.into());
-        er.insert(
-            "out".into(),
-            String::from_utf8_lossy(&out.stdout).into_owned().into(),
-        );
-        er.insert(
-            "err".into(),
-            String::from_utf8_lossy(&out.stderr).into_owned().into(),
-        );
-        r.set("extract_results", serde_json::Value::Object(er));
+    Ok((r, differs.then_some(extract)))
+}
+
+/// Unpack the archive on the host with `extract`; `r` (the result's start) gains
+/// what the command did.
+async fn unpack(
+    t: &dyn Transport,
+    p: &Params,
+    archive: &str,
+    extract: String,
+    mut r: OpOutcome,
+) -> Result<OpOutcome, OpError> {
+    let out = sh(t, extract.clone()).await?;
+    if out.rc != 0 {
+        return Err(OpError::command(
+            format!("failed to unpack {archive} into {}", p.dest),
+            &out,
+        ));
     }
+    let mut er = serde_json::Map::new();
+    er.insert("cmd".into(), extract.into());
+    er.insert("rc".into(), out.rc.into());
+    er.insert(
+        "out".into(),
+        String::from_utf8_lossy(&out.stdout).into_owned().into(),
+    );
+    er.insert(
+        "err".into(),
+        String::from_utf8_lossy(&out.stderr).into_owned().into(),
+    );
+    r.set("extract_results", serde_json::Value::Object(er));
     Ok(r)
 }
 

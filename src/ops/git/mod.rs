@@ -14,8 +14,7 @@
 
 mod sync;
 
-use crate::ops::check_state::CheckOverlay;
-use crate::ops::{Args, OpContext, OpError, OpOutcome, sh, sh_quote};
+use crate::ops::{Args, Change, OpContext, OpError, OpOutcome, Plan, sh, sh_quote};
 use crate::transport::{CommandSpec, Transport};
 use crate::vars::Vars;
 
@@ -30,7 +29,7 @@ pub const SPEC: Spec = Spec {
     rules: "",
 };
 
-crate::ops::host_op!(GitOp, SPEC);
+crate::ops::planned_op!(GitOp, SPEC);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
@@ -120,7 +119,22 @@ fn failed(msg: impl Into<String>) -> OpError {
     OpError::failed(msg)
 }
 
-pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<OpOutcome, OpError> {
+/// What a git plan's apply does.
+pub enum Work {
+    /// Run this clone or fetch and checkout on the host (`via: host`).
+    Checkout(String),
+    /// Send the tree at this commit from the controller (`via: controller`).
+    Sync(String),
+}
+
+/// The change a checkout would make: what it would hold is not recorded, so later
+/// tasks reading it are "not checked" rather than predicted from the old tree.
+fn changed_checkout(mut r: OpOutcome, dest: &str, work: Work) -> Plan {
+    r.changed = true;
+    Plan::changes(r, vec![Change::Unknown(dest.to_string())], work)
+}
+
+pub async fn plan(t: &dyn Transport, p: &Params, _: &OpContext<'_>) -> Result<Plan, OpError> {
     let d = sh_quote(&p.dest);
     let probe = format!(
         "command -v git >/dev/null 2>&1 && echo hasgit=1; \
@@ -142,7 +156,7 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
         v => v,
     };
     if via == Via::Controller {
-        return sync::run(t, p, ctx, get("synced"), get("nonempty").is_some()).await;
+        return sync::plan(p, get("synced"), get("nonempty").is_some()).await;
     }
     if get("hasgit").is_none() {
         return Err(failed("git: the host has no git; use via: controller"));
@@ -157,11 +171,11 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
             .unwrap_or(serde_json::Value::Null),
     );
     if head.is_none() && !p.clone {
-        return Ok(r.msg("not cloned (clone: false)"));
+        return Ok(Plan::done(r.msg("not cloned (clone: false)")));
     }
     if head.is_some() && !p.update {
         r.set("after", head.clone().unwrap_or_default());
-        return Ok(r);
+        return Ok(Plan::done(r));
     }
     let repo = sh_quote(&p.repo);
     let v = sh_quote(&p.version);
@@ -186,7 +200,7 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
         .ok_or_else(|| failed(format!("version `{}` not found in {}", p.version, p.repo)))?;
     r.set("after", target.clone());
     if head.as_deref() == Some(target.as_str()) {
-        return Ok(r);
+        return Ok(Plan::done(r));
     }
     if head.is_none() && get("nonempty").is_some() {
         return Err(failed(format!(
@@ -199,15 +213,6 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
             "Local modifications exist in the destination: {} (force: true to discard them)",
             p.dest
         )));
-    }
-    r.changed = true;
-    if ctx.check {
-        // What the checkout would hold is not recorded: later tasks reading
-        // it are "not checked" rather than predicted from the old tree.
-        if let Some(o) = t.check_overlay() {
-            o.would_be_unknown(&p.dest);
-        }
-        return Ok(r);
     }
     let checkout = if branch {
         format!("git -C {d} checkout -q --force -B {v} {target}")
@@ -225,6 +230,23 @@ pub async fn run(t: &dyn Transport, p: &Params, ctx: &OpContext<'_>) -> Result<O
             "git -C {d} remote set-url origin {repo} 2>/dev/null || git -C {d} remote add origin {repo}; \
              (git -C {d} cat-file -e {target}^{{commit}} 2>/dev/null || git -C {d} fetch -q --tags origin '+refs/heads/*:refs/remotes/origin/*') && {checkout}"
         )
+    };
+    Ok(changed_checkout(r, &p.dest, Work::Checkout(cmd)))
+}
+
+pub async fn apply(
+    t: &dyn Transport,
+    p: &Params,
+    _: &OpContext<'_>,
+    r: OpOutcome,
+    work: Work,
+) -> Result<OpOutcome, OpError> {
+    let cmd = match work {
+        Work::Checkout(cmd) => cmd,
+        Work::Sync(target) => {
+            sync::apply(t, p, target).await?;
+            return Ok(r);
+        }
     };
     let out = t
         .run(&CommandSpec {

@@ -2,11 +2,10 @@
 //! cache on the controller, and the tree at the wanted commit travels to the
 //! host as one tar stream, unpacked beside `dest` and swapped in.
 
-use crate::ops::check_state::CheckOverlay;
 use std::path::PathBuf;
 
-use super::{Params, is_sha};
-use crate::ops::{OpContext, OpError, OpOutcome, sh_quote};
+use super::{Params, Work, is_sha};
+use crate::ops::{OpError, OpOutcome, Plan, sh_quote};
 use crate::transport::{CommandSpec, Transport};
 
 fn failed(m: impl Into<String>) -> OpError {
@@ -22,45 +21,47 @@ fn cache_dir(repo: &str) -> PathBuf {
     base.join("ferry/git").join(format!("{id}.git"))
 }
 
-/// Resolve `version` on the controller, fetching only when the cache lacks
-/// the commit; returns (commit, tar of its tree) — the tar only when `want_tar`.
-fn resolve_and_pack(
-    p: &Params,
-    skip_if: Option<&str>,
-    want_tar: bool,
-) -> Result<(String, Option<Vec<u8>>), String> {
+/// The controller's cache of `p.repo`, made on first use.
+fn open_cache(p: &Params) -> Result<git2::Repository, String> {
     let dir = cache_dir(&p.repo);
-    let repo = match git2::Repository::open_bare(&dir) {
-        Ok(r) => r,
+    match git2::Repository::open_bare(&dir) {
+        Ok(r) => Ok(r),
         Err(_) => {
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            git2::Repository::init_bare(&dir).map_err(|e| e.to_string())?
+            git2::Repository::init_bare(&dir).map_err(|e| e.to_string())
         }
-    };
-    let mut remote = repo.remote_anonymous(&p.repo).map_err(|e| e.to_string())?;
-    let target = if is_sha(&p.version) {
-        p.version.to_lowercase()
-    } else {
-        // ls-remote: no objects move.
-        remote
-            .connect(git2::Direction::Fetch)
-            .map_err(|e| format!("connecting to {}: {e}", p.repo))?;
-        let heads: Vec<(String, String)> = remote
-            .list()
-            .map_err(|e| e.to_string())?
-            .iter()
-            .map(|h| (h.oid().to_string(), h.name().to_string()))
-            .collect();
-        remote.disconnect().ok();
-        let ls: String = heads.iter().map(|(o, n)| format!("{o}\t{n}\n")).collect();
-        super::resolve(&p.version, &ls)
-            .ok_or_else(|| format!("version `{}` not found in {}", p.version, p.repo))?
-            .0
-    };
-    if skip_if == Some(target.as_str()) || !want_tar {
-        return Ok((target, None));
     }
-    let oid = git2::Oid::from_str(&target).map_err(|e| e.to_string())?;
+}
+
+/// Resolve `version` on the controller to a commit (no objects move).
+fn resolve_on_controller(p: &Params) -> Result<String, String> {
+    let repo = open_cache(p)?;
+    let mut remote = repo.remote_anonymous(&p.repo).map_err(|e| e.to_string())?;
+    if is_sha(&p.version) {
+        return Ok(p.version.to_lowercase());
+    }
+    // ls-remote: no objects move.
+    remote
+        .connect(git2::Direction::Fetch)
+        .map_err(|e| format!("connecting to {}: {e}", p.repo))?;
+    let heads: Vec<(String, String)> = remote
+        .list()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|h| (h.oid().to_string(), h.name().to_string()))
+        .collect();
+    remote.disconnect().ok();
+    let ls: String = heads.iter().map(|(o, n)| format!("{o}\t{n}\n")).collect();
+    Ok(super::resolve(&p.version, &ls)
+        .ok_or_else(|| format!("version `{}` not found in {}", p.version, p.repo))?
+        .0)
+}
+
+/// The tar of the tree at commit `target`, fetching only when the cache lacks it.
+fn pack(p: &Params, target: &str) -> Result<Vec<u8>, String> {
+    let repo = open_cache(p)?;
+    let mut remote = repo.remote_anonymous(&p.repo).map_err(|e| e.to_string())?;
+    let oid = git2::Oid::from_str(target).map_err(|e| e.to_string())?;
     if repo.find_commit(oid).is_err() {
         remote
             .fetch(
@@ -110,7 +111,7 @@ fn resolve_and_pack(
     if let Some(e) = err {
         return Err(e);
     }
-    Ok((target, Some(tar.finish())))
+    Ok(tar.finish())
 }
 
 /// A minimal tar writer (ustar, with GNU long names).
@@ -183,13 +184,9 @@ impl Tar {
     }
 }
 
-pub async fn run(
-    t: &dyn Transport,
-    p: &Params,
-    ctx: &OpContext<'_>,
-    synced: Option<String>,
-    nonempty: bool,
-) -> Result<OpOutcome, OpError> {
+/// Plan the sync: `synced` is the commit `DEST/.ferry-git` records, `nonempty`
+/// whether dest holds anything.
+pub async fn plan(p: &Params, synced: Option<String>, nonempty: bool) -> Result<Plan, OpError> {
     let mut r = OpOutcome::new(false);
     r.set(
         "before",
@@ -199,11 +196,11 @@ pub async fn run(
             .unwrap_or(serde_json::Value::Null),
     );
     if synced.is_none() && !p.clone {
-        return Ok(r.msg("not cloned (clone: false)"));
+        return Ok(Plan::done(r.msg("not cloned (clone: false)")));
     }
     if synced.is_some() && !p.update {
         r.set("after", synced.unwrap_or_default());
-        return Ok(r);
+        return Ok(Plan::done(r));
     }
     if synced.is_none() && nonempty && !p.force {
         return Err(failed(format!(
@@ -212,25 +209,25 @@ pub async fn run(
         )));
     }
     let q = p.clone();
-    let skip = synced.clone();
-    let check = ctx.check;
-    let (target, tar) =
-        tokio::task::spawn_blocking(move || resolve_and_pack(&q, skip.as_deref(), !check))
-            .await
-            .map_err(|e| failed(e.to_string()))?
-            .map_err(|e| failed(format!("git (on the controller): {e}")))?;
+    let target = tokio::task::spawn_blocking(move || resolve_on_controller(&q))
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(|e| failed(format!("git (on the controller): {e}")))?;
     r.set("after", target.clone());
     if synced.as_deref() == Some(target.as_str()) {
-        return Ok(r);
+        return Ok(Plan::done(r));
     }
-    r.changed = true;
-    let Some(tar) = tar else {
-        // Check mode: what the tree would hold is not recorded.
-        if let Some(o) = t.check_overlay() {
-            o.would_be_unknown(&p.dest);
-        }
-        return Ok(r);
-    };
+    Ok(super::changed_checkout(r, &p.dest, Work::Sync(target)))
+}
+
+/// Send the tree at `target` to the host as one tar stream, unpacked beside dest and
+/// swapped in.
+pub async fn apply(t: &dyn Transport, p: &Params, target: String) -> Result<(), OpError> {
+    let (q, commit) = (p.clone(), target.clone());
+    let tar = tokio::task::spawn_blocking(move || pack(&q, &commit))
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(|e| failed(format!("git (on the controller): {e}")))?;
     let d = p.dest.trim_end_matches('/');
     let (new, old, dq) = (
         sh_quote(&format!("{d}.ferry-new")),
@@ -254,5 +251,5 @@ pub async fn run(
             &out,
         ));
     }
-    Ok(r)
+    Ok(())
 }
