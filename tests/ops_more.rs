@@ -304,7 +304,8 @@ async fn get_url_file_and_lab_http_by_checksum() {
         std::time::Duration::from_secs(5),
     )
     .await
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("404"), "{e}");
     // A name is resolved by the host and must be lab-local too.
     let by_name = format!("http://localhost:{}/pkg.whl", srv.port);

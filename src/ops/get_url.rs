@@ -232,49 +232,86 @@ impl Params {
     }
 }
 
+/// Why the controller could not GET a URL (the task fails with `Request failed: URL: ` and
+/// this).
+#[derive(Debug, thiserror::Error)]
+pub enum HttpGetError {
+    #[error("not an http:// URL")]
+    NotHttp,
+    #[error("resolving {host}: {source}")]
+    Resolve {
+        host: String,
+        source: std::io::Error,
+    },
+    /// Not in the lab: the text says why and what to do ([`external`]).
+    #[error("{0}")]
+    External(String),
+    #[error("connecting to {host}:{port}: {source}")]
+    Connect {
+        host: String,
+        port: u16,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("no HTTP header in the answer")]
+    NoHeader,
+    #[error("HTTP Error {status}: {line}")]
+    Status { status: String, line: String },
+    #[error("timed out after {0}s")]
+    Timeout(u64),
+}
+
 /// GET an http:// URL from the controller (for a host with no download tool).
 /// Plain HTTP/1.0, so the server sends the body unchunked and closes.
-pub async fn http_get(url: &Url, timeout: Duration) -> Result<Vec<u8>, String> {
+pub async fn http_get(url: &Url, timeout: Duration) -> Result<Vec<u8>, HttpGetError> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let Url::Http { host, port, path } = url else {
-        return Err("not an http:// URL".into());
+        return Err(HttpGetError::NotHttp);
     };
     let addrs: Vec<_> = tokio::net::lookup_host((host.as_str(), *port))
         .await
-        .map_err(|e| format!("resolving {host}: {e}"))?
+        .map_err(|source| HttpGetError::Resolve {
+            host: host.clone(),
+            source,
+        })?
         .collect();
     if addrs.is_empty() || !addrs.iter().all(|a| lab_local(a.ip())) {
-        return Err(external(&format!("http://{host}:{port}{path}")));
+        return Err(HttpGetError::External(external(&format!(
+            "http://{host}:{port}{path}"
+        ))));
     }
     let work = async {
         let mut s = tokio::net::TcpStream::connect(addrs.as_slice())
             .await
-            .map_err(|e| format!("connecting to {host}:{port}: {e}"))?;
+            .map_err(|source| HttpGetError::Connect {
+                host: host.clone(),
+                port: *port,
+                source,
+            })?;
         let req = format!(
             "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: ferry\r\nConnection: close\r\n\r\n"
         );
-        s.write_all(req.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
+        s.write_all(req.as_bytes()).await?;
         let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await.map_err(|e| e.to_string())?;
+        s.read_to_end(&mut buf).await?;
         let split = buf
             .windows(4)
             .position(|w| w == b"\r\n\r\n")
-            .ok_or("no HTTP header in the answer")?;
+            .ok_or(HttpGetError::NoHeader)?;
         let head = String::from_utf8_lossy(&buf[..split]).into_owned();
         let status = head.split_whitespace().nth(1).unwrap_or("");
         if status != "200" {
-            return Err(format!(
-                "HTTP Error {status}: {}",
-                head.lines().next().unwrap_or("")
-            ));
+            return Err(HttpGetError::Status {
+                status: status.to_string(),
+                line: head.lines().next().unwrap_or("").to_string(),
+            });
         }
         Ok(buf[split + 4..].to_vec())
     };
     tokio::time::timeout(timeout, work)
         .await
-        .map_err(|_| format!("timed out after {}s", timeout.as_secs()))?
+        .map_err(|_| HttpGetError::Timeout(timeout.as_secs()))?
 }
 
 /// `algo`'s digest of `data`, lowercase hex (the algorithms of [`ALGOS`]).

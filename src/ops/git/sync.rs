@@ -21,47 +21,73 @@ fn cache_dir(repo: &str) -> PathBuf {
     base.join("ferry/git").join(format!("{id}.git"))
 }
 
+/// What went wrong on the controller (the task fails with `git (on the controller): `
+/// and this).
+#[derive(Debug, thiserror::Error)]
+enum SyncError {
+    #[error("{dir}: {source}")]
+    Cache { dir: String, source: std::io::Error },
+    #[error(transparent)]
+    Git(#[from] git2::Error),
+    #[error("connecting to {repo}: {source}")]
+    Connect { repo: String, source: git2::Error },
+    #[error("version `{version}` not found in {repo}")]
+    Version { version: String, repo: String },
+    #[error("fetching {repo}: {source}")]
+    Fetch { repo: String, source: git2::Error },
+    #[error("commit {commit} not found in {repo}")]
+    Commit { commit: String, repo: String },
+}
+
 /// The controller's cache of `p.repo`, made on first use.
-fn open_cache(p: &Params) -> Result<git2::Repository, String> {
+fn open_cache(p: &Params) -> Result<git2::Repository, SyncError> {
     let dir = cache_dir(&p.repo);
     match git2::Repository::open_bare(&dir) {
         Ok(r) => Ok(r),
         Err(_) => {
-            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            git2::Repository::init_bare(&dir).map_err(|e| e.to_string())
+            std::fs::create_dir_all(&dir).map_err(|source| SyncError::Cache {
+                dir: dir.display().to_string(),
+                source,
+            })?;
+            Ok(git2::Repository::init_bare(&dir)?)
         }
     }
 }
 
 /// Resolve `version` on the controller to a commit (no objects move).
-fn resolve_on_controller(p: &Params) -> Result<String, String> {
+fn resolve_on_controller(p: &Params) -> Result<String, SyncError> {
     let repo = open_cache(p)?;
-    let mut remote = repo.remote_anonymous(&p.repo).map_err(|e| e.to_string())?;
+    let mut remote = repo.remote_anonymous(&p.repo)?;
     if is_sha(&p.version) {
         return Ok(p.version.to_lowercase());
     }
     // ls-remote: no objects move.
     remote
         .connect(git2::Direction::Fetch)
-        .map_err(|e| format!("connecting to {}: {e}", p.repo))?;
+        .map_err(|source| SyncError::Connect {
+            repo: p.repo.clone(),
+            source,
+        })?;
     let heads: Vec<(String, String)> = remote
-        .list()
-        .map_err(|e| e.to_string())?
+        .list()?
         .iter()
         .map(|h| (h.oid().to_string(), h.name().to_string()))
         .collect();
     remote.disconnect().ok();
     let ls: String = heads.iter().map(|(o, n)| format!("{o}\t{n}\n")).collect();
     Ok(super::resolve(&p.version, &ls)
-        .ok_or_else(|| format!("version `{}` not found in {}", p.version, p.repo))?
+        .ok_or_else(|| SyncError::Version {
+            version: p.version.clone(),
+            repo: p.repo.clone(),
+        })?
         .0)
 }
 
 /// The tar of the tree at commit `target`, fetching only when the cache lacks it.
-fn pack(p: &Params, target: &str) -> Result<Vec<u8>, String> {
+fn pack(p: &Params, target: &str) -> Result<Vec<u8>, SyncError> {
     let repo = open_cache(p)?;
-    let mut remote = repo.remote_anonymous(&p.repo).map_err(|e| e.to_string())?;
-    let oid = git2::Oid::from_str(target).map_err(|e| e.to_string())?;
+    let mut remote = repo.remote_anonymous(&p.repo)?;
+    let oid = git2::Oid::from_str(target)?;
     if repo.find_commit(oid).is_err() {
         remote
             .fetch(
@@ -69,13 +95,17 @@ fn pack(p: &Params, target: &str) -> Result<Vec<u8>, String> {
                 None,
                 None,
             )
-            .map_err(|e| format!("fetching {}: {e}", p.repo))?;
+            .map_err(|source| SyncError::Fetch {
+                repo: p.repo.clone(),
+                source,
+            })?;
     }
-    let commit = repo
-        .find_commit(oid)
-        .map_err(|_| format!("commit {target} not found in {}", p.repo))?;
+    let commit = repo.find_commit(oid).map_err(|_| SyncError::Commit {
+        commit: target.to_string(),
+        repo: p.repo.clone(),
+    })?;
     let mtime = commit.time().seconds().max(0) as u64;
-    let tree = commit.tree().map_err(|e| e.to_string())?;
+    let tree = commit.tree()?;
     let mut tar = Tar::default();
     let mut err = None;
     tree.walk(git2::TreeWalkMode::PreOrder, |root, entry| {
@@ -99,17 +129,16 @@ fn pack(p: &Params, target: &str) -> Result<Vec<u8>, String> {
                     tar.entry(&name, b'0', m, b.content(), "", mtime)
                 }
                 Err(e) => {
-                    err = Some(e.to_string());
+                    err = Some(e);
                     return git2::TreeWalkResult::Abort;
                 }
             },
             _ => {} // submodules are not synced
         }
         git2::TreeWalkResult::Ok
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     if let Some(e) = err {
-        return Err(e);
+        return Err(e.into());
     }
     Ok(tar.finish())
 }
