@@ -357,3 +357,66 @@ fn the_check_sees_imports() {
     assert!(imports["cmd/run.rs"].contains("report/mod.rs"));
     assert!(imports["cmd/mod.rs"].contains("cli.rs"));
 }
+
+/// The error type of each `Result<T, E>` written in `text` (whitespace ignored): the
+/// last argument at the top level of its angle brackets.
+fn result_error_types(text: &str) -> Vec<String> {
+    let flat: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    // An arrow's `>` closes nothing; a trailing comma ends no argument.
+    let flat = flat.replace("->", "=").replace(",>", ">");
+    let mut out = Vec::new();
+    for (at, _) in flat.match_indices("Result<") {
+        let rest = &flat[at + "Result<".len()..];
+        let (mut depth, mut last_comma, mut end) = (0i32, None, None);
+        for (i, c) in rest.char_indices() {
+            match c {
+                '<' | '(' | '[' => depth += 1,
+                '>' if depth == 0 => {
+                    end = Some(i);
+                    break;
+                }
+                '>' | ')' | ']' => depth -= 1,
+                ',' if depth == 0 => last_comma = Some(i),
+                _ => {}
+            }
+        }
+        if let (Some(c), Some(e)) = (last_comma, end) {
+            out.push(rest[c + 1..e].to_string());
+        }
+    }
+    out
+}
+
+/// Failures are typed (docs/architecture.md, "Errors"): no `Result<_, String>` in src/.
+#[test]
+fn no_error_is_a_bare_string() {
+    let tree = SourceTree::load();
+    let wrong: Vec<&String> = tree
+        .files
+        .iter()
+        .filter(|(_, text)| result_error_types(text).iter().any(|e| e == "String"))
+        .map(|(rel, _)| rel)
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "files of src/ with a `Result<_, String>` (give the error a type, thiserror):\n  {}",
+        wrong
+            .iter()
+            .map(|r| format!("src/{r}"))
+            .collect::<Vec<_>>()
+            .join("\n  ")
+    );
+    // The check sees one when it is there, over lines and inside other generics.
+    assert_eq!(
+        result_error_types("fn f() -> Result<\n  Vec<(u8, String)>,\n  String,\n> {"),
+        ["String"]
+    );
+    assert_eq!(
+        result_error_types("Result<BTreeMap<String, String>, OpError>"),
+        ["OpError"]
+    );
+    assert_eq!(
+        result_error_types("Result<Box<dyn Fn(u8) -> u8>, String>"),
+        ["String"]
+    );
+}
