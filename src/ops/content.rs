@@ -352,15 +352,7 @@ pub async fn plan_edit(
     if !changed {
         return Ok(Plan::done(r));
     }
-    let mut changes: Vec<Change> = parent
-        .iter()
-        .map(|d| Change::Dir {
-            path: d.clone(),
-            mode: None,
-            owner: None,
-            group: None,
-        })
-        .collect();
+    let mut changes: Vec<Change> = parent.iter().map(|d| Change::dir(d, None)).collect();
     changes.extend(plan.changes());
     let work = EditWork {
         parent,

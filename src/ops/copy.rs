@@ -251,15 +251,7 @@ async fn plan_tree(
         }
     };
     let mut changed = !missing.is_empty();
-    let mut changes: Vec<Change> = missing
-        .iter()
-        .map(|d| Change::Dir {
-            path: d.clone(),
-            mode: dmode,
-            owner: None,
-            group: None,
-        })
-        .collect();
+    let mut changes: Vec<Change> = missing.iter().map(|d| Change::dir(d, dmode)).collect();
     let mut writes = Vec::new();
     for (abs, rel) in &files {
         let data = std::fs::read(abs)

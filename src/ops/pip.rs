@@ -457,12 +457,7 @@ pub async fn plan(t: &dyn Transport, p: &Params, _: &OpContext<'_>) -> Result<Pl
             // What it would hold, in a --check run (its probes read the simulated host).
             if overlay.is_some() {
                 let installed = would_install(t, p, &specs).await?;
-                changes.push(Change::Dir {
-                    path: v.clone(),
-                    mode: None,
-                    owner: None,
-                    group: None,
-                });
+                changes.push(Change::dir(v, None));
                 changes.push(Change::Pip {
                     env: key.clone(),
                     created: true,

@@ -169,15 +169,7 @@ async fn place_found(
     if !w.changed {
         return Ok(Plan::done(r));
     }
-    let mut changes: Vec<Change> = mkdir
-        .iter()
-        .map(|d| Change::Dir {
-            path: d.clone(),
-            mode: None,
-            owner: None,
-            group: None,
-        })
-        .collect();
+    let mut changes: Vec<Change> = mkdir.iter().map(|d| Change::dir(d, None)).collect();
     changes.extend(plan.changes());
     let work = Work::Write {
         mkdir,

@@ -78,6 +78,19 @@ pub enum Change {
     },
 }
 
+impl Change {
+    /// A directory made with its missing parents, mode `mode` (None: the default), owned
+    /// as the connection makes it.
+    pub fn dir(path: &str, mode: Option<u32>) -> Change {
+        Change::Dir {
+            path: path.to_string(),
+            mode,
+            owner: None,
+            group: None,
+        }
+    }
+}
+
 /// What an op found and would do.
 pub struct Plan {
     /// What the op reports: `changed`, the registered result, the diff. In a real run
