@@ -54,11 +54,7 @@ pub trait HostSource: Send + Sync {
     /// The host's magic variables: `inventory_hostname`, `inventory_hostname_short`,
     /// and `group_names` where the source has groups.
     fn host_magic(&self, host: &str) -> Arc<Scope> {
-        let mut vars = Vars::new();
-        vars.insert("inventory_hostname".into(), Value::from(host));
-        let short = host.split('.').next().unwrap_or(host);
-        vars.insert("inventory_hostname_short".into(), Value::from(short));
-        Arc::new(Scope::plain(Layer::Magic, "magic", vars))
+        crate::vars::host_magic(host, None)
     }
     /// `groups` (every group's hosts), when this source defines it.
     fn groups(&self) -> Option<Value> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::Inventory;
-use crate::vars::{Layer, Scope, VarLayers, Vars};
+use crate::vars::{Scope, VarLayers, Vars};
 
 impl Inventory {
     /// The inventory layers of one host (2-7 of `crate::vars`' list), in precedence order, shared with the
@@ -91,12 +91,6 @@ impl Inventory {
     /// Host-level magic variables: `inventory_hostname`, `inventory_hostname_short`,
     /// `group_names`.
     pub fn host_magic(&self, host: &str) -> Arc<Scope> {
-        let inv = self;
-        let mut vars = Vars::new();
-        vars.insert("inventory_hostname".into(), Value::from(host));
-        let short = host.split('.').next().unwrap_or(host);
-        vars.insert("inventory_hostname_short".into(), Value::from(short));
-        vars.insert("group_names".into(), Value::from(inv.group_names(host)));
-        Arc::new(Scope::plain(Layer::Magic, "magic", vars))
+        crate::vars::host_magic(host, Some(self.group_names(host)))
     }
 }

@@ -188,6 +188,19 @@ impl VarLayers {
     }
 }
 
+/// A host's magic variables: `inventory_hostname`, `inventory_hostname_short`, and
+/// `group_names` when the host's groups are known.
+pub fn host_magic(host: &str, group_names: Option<Vec<String>>) -> Arc<Scope> {
+    let mut vars = Vars::new();
+    vars.insert("inventory_hostname".into(), Value::from(host));
+    let short = host.split('.').next().unwrap_or(host);
+    vars.insert("inventory_hostname_short".into(), Value::from(short));
+    if let Some(g) = group_names {
+        vars.insert("group_names".into(), Value::from(g));
+    }
+    Arc::new(Scope::plain(Layer::Magic, "magic", vars))
+}
+
 /// `-e`/`--extra-vars` that cannot be read.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum VarsError {
